@@ -1,0 +1,3 @@
+from credsim.cli import main
+
+main()

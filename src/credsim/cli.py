@@ -1,0 +1,195 @@
+"""The credsim command line."""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from credsim import __version__
+from credsim.errors import InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="credsim: simulate social credit systems on synthetic societies and audit their harms.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"credsim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    pass
+
+
+@app.command()
+def presets() -> None:
+    """List the shipped presets, one line each."""
+    from credsim.scenario.load import preset_summaries
+
+    for name, desc in preset_summaries():
+        out.print(f"[bold]{name:<12}[/] {desc}", highlight=False)
+
+
+@app.command()
+def show(
+    scenario: Annotated[str, typer.Argument(help="Preset name or TOML file.")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override: key.path=value (repeatable).")
+    ] = None,
+) -> None:
+    """Print the fully resolved scenario as TOML (save, edit and run it)."""
+    from credsim.scenario.load import load_scenario, scenario_to_toml
+
+    try:
+        s = load_scenario(scenario, set_)
+    except InputError as exc:
+        _fail(str(exc))
+    sys.stdout.write(scenario_to_toml(s))
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="Preset name or TOML file.")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override: key.path=value (repeatable).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Base seed (run.seed).")] = None,
+    days: Annotated[int | None, typer.Option(help="Days to simulate (run.days).")] = None,
+    people: Annotated[int | None, typer.Option(help="Number of citizens (run.people).")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Results folder (must not exist).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+) -> None:
+    """Run a scenario and write a results folder."""
+    from credsim.engine import Simulation
+    from credsim.progress import DayProgress
+    from credsim.results import run_dir
+    from credsim.scenario.load import load_scenario
+
+    try:
+        s = load_scenario(scenario, set_, seed=seed, days=days, people=people)
+        target = out_dir or _default_out(s.name, s.run.seed)
+        tmp = run_dir.prepare(target)
+    except InputError as exc:
+        _fail(str(exc))
+    try:
+        t0 = time.perf_counter()
+        sim = Simulation(s, ledger_path=tmp / "ledger.parquet")
+        with DayProgress(s.run.days, s.run.people, enabled=not quiet) as progress:
+            sim.run(on_day=progress.update)
+        run_dir.write_results(sim, tmp, time.perf_counter() - t0)
+        run_dir.commit(tmp, target)
+    except BaseException:
+        run_dir.abort(tmp)
+        raise
+    if not quiet:
+        _print_summary(target, None)
+        out.print(f"results: [bold]{target}[/]", highlight=False)
+
+
+@app.command()
+def summary(
+    run_path: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A results folder.")],
+    baseline: Annotated[
+        Path | None, typer.Option(help="Results folder of the counterfactual run.")
+    ] = None,
+) -> None:
+    """Print a run's headline figures."""
+    try:
+        _print_summary(run_path, baseline)
+    except InputError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def query(
+    run_path: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A results folder.")],
+    sql: Annotated[str, typer.Argument(help="SQL over timeseries, ledger, people, firms, "
+                                            "sanctions.")],
+    fmt: Annotated[str, typer.Option("--format", help="table or csv.")] = "table",
+    limit: Annotated[int, typer.Option(help="Most rows shown as a table.")] = 50,
+) -> None:
+    """Run SQL (DuckDB) over a run's tables."""
+    from credsim.results.query import query as run_query
+
+    if fmt not in ("table", "csv"):
+        _fail(f"--format {fmt!r}: allowed: table, csv")
+    try:
+        cols, rows = run_query(run_path, sql)
+    except InputError as exc:
+        _fail(str(exc))
+    if fmt == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(cols)
+        w.writerows(rows)
+        return
+    t = Table(*cols)
+    for r in rows[:limit]:
+        t.add_row(*(_fmt(v) for v in r))
+    out.print(t)
+    if len(rows) > limit:
+        out.print(f"({len(rows) - limit} more rows; use --limit or --format csv)")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "" if v is None else str(v)
+
+
+def _print_summary(run_path: Path, baseline: Path | None) -> None:
+    from credsim.results.summary import summarize
+
+    manifest, figs = summarize(run_path, baseline)
+    t = Table(title=f"{manifest['scenario_name']}: {manifest['people']:,} people, "
+                    f"{manifest['days']} days, seed {manifest['scenario']['run']['seed']}")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    t.add_column("unit")
+    for f in figs:
+        t.add_row(f.name, "n/a" if f.value is None else f"{f.value:,.4g}", f.unit)
+    out.print(t)
+    pds = manifest.get("person_days_per_second")
+    if pds:
+        out.print(f"{manifest['wall_seconds']:.1f} s, {pds:,.0f} person-days/s", highlight=False)
+
+
+def _default_out(name: str, seed: int) -> Path:
+    base = Path("runs") / f"{name}-seed{seed}"
+    path, k = base, 2
+    while path.exists():
+        path = base.with_name(f"{base.name}-{k}")
+        k += 1
+    return path
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted; no results folder was left behind")
+        sys.exit(130)

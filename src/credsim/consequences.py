@@ -1,0 +1,193 @@
+"""Consequences phase: service providers' gates and their economic effects.
+
+A gate with a use rate is met when a person seeks the service (sampled by
+thinning, like behaviours); a gate with no use rate is applied once, when a
+person enters its condition (e.g. a child loses a private-school place when
+a parent is listed). Every application is kept with the gate's domain and
+the domain of the record that triggered it, and whether it would have
+happened without false records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from credsim.economy import Economy
+from credsim.ledger import K_GRADE, K_LIST, Ledger
+from credsim.population.people import CHILD, SCHOOL_LOST, SCHOOL_PRIVATE, People
+from credsim.rng import Streams
+from credsim.scenario.model import DOMAINS, Scenario, parse_condition
+
+COURT_DOMAIN = DOMAINS.index("court")
+NEVER = 99  # a grade index no one reaches
+S_SANCTIONED, S_WRONGFUL = 1, 2
+
+
+@dataclass
+class GateSpec:
+    name: str
+    kind: str  # 'listed', 'le', 'ge'
+    grade: int
+    sanction: bool
+    use_rate: float
+    income_driven: bool
+    loss_days: float
+    children: bool
+    domain: int
+
+
+class Consequences:
+    def __init__(self, s: Scenario, people: People, economy: Economy, streams: Streams,
+                 grade: np.ndarray, grade_true: np.ndarray, last_neg_domain: np.ndarray,
+                 n_list_true: np.ndarray, n_list_false: np.ndarray):
+        self.people, self.economy, self.streams = people, economy, streams
+        self.grade, self.grade_true, self.last_neg_domain = grade, grade_true, last_neg_domain
+        self.n_list_true, self.n_list_false = n_list_true, n_list_false
+        self.gates: list[GateSpec] = []
+        for name, g in s.gates.items():
+            kind, k = parse_condition(g.condition)
+            self.gates.append(GateSpec(
+                name, kind, k, g.effect != "perk", g.use_rate, g.income_driven, g.loss_days,
+                g.reaches_children, DOMAINS.index(g.domain),
+            ))
+        sanction = [g for g in self.gates if g.sanction]
+        self.use_listed = any(g.kind == "listed" for g in sanction)
+        les = [g.grade for g in sanction if g.kind == "le"]
+        self.le_grade = min(les) if les else NEVER
+        self.status = np.zeros(people.n, dtype=np.uint8)
+        self.counts = np.zeros(2, dtype=np.int64)  # sanctioned, wrongful (person-days today)
+        adults = people.income[people.age != CHILD]
+        self.median_income = float(np.median(adults)) if len(adults) else 1.0
+        self.applied_today = np.zeros(len(self.gates), dtype=np.int64)
+        self.wrongful_today = np.zeros(len(self.gates), dtype=np.int64)
+        self._rows: list[dict[str, np.ndarray]] = []
+
+    def refresh(self, persons: np.ndarray) -> None:
+        """Recompute sanctioned / wrongful status of persons whose state moved."""
+        if len(persons):
+            _refresh(persons.astype(np.int64), self.use_listed, self.le_grade, self.grade,
+                     self.grade_true, self.n_list_true, self.n_list_false, self.status,
+                     self.counts)
+
+    def step(self, ledger: Ledger, since: int, day: int) -> None:
+        self.applied_today[:] = 0
+        self.wrongful_today[:] = 0
+        rows = ledger.rows(since)
+        person = rows["entity"] == 0
+        for gi, g in enumerate(self.gates):
+            if g.use_rate > 0:
+                self._use_gate(gi, g, day)
+            else:
+                self._once_gate(gi, g, rows, person, day)
+
+    def _meets(self, g: GateSpec, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(meets the condition, would meet it without false records)."""
+        if g.kind == "listed":
+            t = self.n_list_true[idx] > 0
+            return t | (self.n_list_false[idx] > 0), t
+        if g.kind == "le":
+            return self.grade[idx] >= g.grade, self.grade_true[idx] >= g.grade
+        return self.grade[idx] <= g.grade, self.grade_true[idx] <= g.grade
+
+    def _use_gate(self, gi: int, g: GateSpec, day: int) -> None:
+        p = self.people
+        cap = 3.0 if g.income_driven else 1.0
+        rng = self.streams.get(f"gate.{g.name}", day)
+        k = rng.poisson(p.n * min(g.use_rate * cap, 1.0))
+        idx = rng.integers(0, p.n, size=k, dtype=np.int64)
+        u = rng.random(k)
+        m = np.minimum(p.income[idx] / self.median_income, cap) if g.income_driven else 1.0
+        seeks = (u * cap < m) & (p.age[idx] != CHILD)
+        idx = idx[seeks]
+        meets, meets_true = self._meets(g, idx)
+        self._record(gi, g, idx[meets], ~meets_true[meets], day)
+
+    def _once_gate(self, gi: int, g: GateSpec, rows: dict, person: np.ndarray,
+                   day: int) -> None:
+        if g.kind == "listed":
+            sel = person & (rows["kind"] == K_LIST) & (rows["delta"] > 0) & (rows["value"] == 1)
+            who = rows["id"][sel].astype(np.int64)
+            wrongful = self.n_list_true[who] == 0
+        else:
+            sel = person & (rows["kind"] == K_GRADE)
+            new = rows["value"][sel]
+            old = new - rows["delta"][sel]
+            if g.kind == "le":
+                enter = (new >= g.grade) & (old < g.grade)
+            else:
+                enter = (new <= g.grade) & (old > g.grade)
+            who = rows["id"][sel][enter].astype(np.int64)
+            _, wrongful = self._meets(g, who)
+            wrongful = ~wrongful
+        payer = None
+        if g.children:
+            who, wrongful, payer = self._private_school_children(who, wrongful)
+        self._record(gi, g, who, wrongful, day, payer)
+
+    def _private_school_children(self, parents: np.ndarray, wrongful: np.ndarray):
+        """Children in a parent's household who hold a private-school place lose it."""
+        p = self.people
+        kids, flags, payers = [], [], []
+        for parent, w in zip(parents.tolist(), wrongful.tolist(), strict=True):
+            h = p.household[parent]
+            for c in range(p.household_start[h], p.household_start[h + 1]):
+                if (p.age[c] == CHILD and p.school[c] == SCHOOL_PRIVATE
+                        and (p.parent1[c] == parent or p.parent2[c] == parent)):
+                    p.school[c] = SCHOOL_LOST
+                    kids.append(c)
+                    flags.append(w)
+                    payers.append(parent)
+        return (np.asarray(kids, dtype=np.int64), np.asarray(flags, dtype=bool),
+                np.asarray(payers, dtype=np.int64))
+
+    def _record(self, gi: int, g: GateSpec, who: np.ndarray, wrongful: np.ndarray,
+                day: int, payer: np.ndarray | None = None) -> None:
+        """Count applications to `who`; `payer` bears the cost (a child's parent)."""
+        if len(who) == 0:
+            return
+        self.applied_today[gi] += len(who)
+        self.wrongful_today[gi] += int(wrongful.sum())
+        payer = who if payer is None else payer
+        if g.loss_days != 0:
+            self.economy.charge(payer, g.loss_days * self.economy.daily_income[payer], day)
+        if g.kind == "listed":
+            trigger = np.full(len(who), COURT_DOMAIN, dtype=np.uint8)
+        else:
+            trigger = self.last_neg_domain[payer]
+        self._rows.append({
+            "day": np.full(len(who), day, dtype=np.int32),
+            "id": who.astype(np.int32),
+            "gate": np.full(len(who), gi, dtype=np.int16),
+            "wrongful": wrongful.astype(bool),
+            "trigger_domain": trigger.astype(np.uint8),
+        })
+
+    def applications(self) -> dict[str, np.ndarray]:
+        cols = ("day", "id", "gate", "wrongful", "trigger_domain")
+        if not self._rows:
+            return {
+                "day": np.zeros(0, np.int32), "id": np.zeros(0, np.int32),
+                "gate": np.zeros(0, np.int16), "wrongful": np.zeros(0, bool),
+                "trigger_domain": np.zeros(0, np.uint8),
+            }
+        return {c: np.concatenate([r[c] for r in self._rows]) for c in cols}
+
+
+@njit(cache=True)
+def _refresh(persons, use_listed, le_grade, grade, grade_true, n_true, n_false, status,
+             counts):  # pragma: no cover
+    for r in range(len(persons)):
+        p = persons[r]
+        s = use_listed and (n_true[p] + n_false[p]) > 0
+        s = s or grade[p] >= le_grade
+        t = use_listed and n_true[p] > 0
+        t = t or grade_true[p] >= le_grade
+        new = (S_SANCTIONED if s else 0) | (S_WRONGFUL if (s and not t) else 0)
+        old = status[p]
+        if new != old:
+            counts[0] += (new & S_SANCTIONED) - (old & S_SANCTIONED)
+            counts[1] += ((new & S_WRONGFUL) - (old & S_WRONGFUL)) // S_WRONGFUL
+            status[p] = new

@@ -1,0 +1,170 @@
+"""The simulation: builds the society and runs the fixed daily loop.
+
+One day is: behave -> observe -> review -> score -> list -> consequences ->
+adapt -> record (MODEL.md section 2). Each phase is timed so a user can see
+where the time goes. Every per-day step costs time in proportion to the
+day's events, not to the population, except what the scenario asks of
+everyone (none of the shipped presets do).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from credsim.adaptation import Adapt
+from credsim.behaviour import D_VOICE, Behaviour, compile_catalogue
+from credsim.consequences import Consequences
+from credsim.economy import Economy
+from credsim.ledger import C_LISTING, Ledger
+from credsim.observation import Observation, Review
+from credsim.population.firms import build_firms
+from credsim.population.graph import build_graph
+from credsim.population.people import build_people
+from credsim.rng import Streams
+from credsim.scenario.model import DOMAINS, GRADES, Scenario
+from credsim.systems.court_list import CourtList
+from credsim.systems.points import NO_DOMAIN, Points
+
+PHASES = ("behave", "observe", "review", "score", "list", "consequences", "adapt", "record")
+SETUP_PHASES = ("population", "graph", "firms")
+
+
+class Simulation:
+    def __init__(self, scenario: Scenario, ledger_path: Path | None = None):
+        self.scenario = s = scenario
+        self.timings: dict[str, float] = {k: 0.0 for k in SETUP_PHASES + PHASES}
+        self.streams = Streams(s.run.seed)
+        n = s.run.people
+        with self._phase("population"):
+            self.people = build_people(s.population, n, self.streams)
+        with self._phase("graph"):
+            self.graph = build_graph(self.people, s.graph, self.streams.int_seed("graph"))
+        with self._phase("firms"):
+            n_firms = int(round(s.population.firms_per_thousand * n / 1000))
+            self.firms = build_firms(n_firms, self.people, s.population.firm_compliance,
+                                     self.streams)
+        self.cat = cat = compile_catalogue(s)
+        self.economy = Economy(self.people, s.feedback)
+        self.behaviour = Behaviour(cat, self.people, self.firms, self.economy, self.streams)
+        self.observation = Observation(cat, self.people, self.streams)
+        self.review = Review()
+        self.ledger = Ledger(ledger_path, cat.names, cat.channel_names)
+        self.points = Points(s.points, n, cat.names) if s.points.enabled else None
+        self.court = None
+        if s.court_list.enabled:
+            triggers = np.array([cat.index(b) for b in s.court_list.triggers], dtype=np.int16)
+            debt = np.array([s.behaviours[b].debt_months for b in cat.names])
+            self.court = CourtList(s.court_list, self.people, self.firms, self.economy,
+                                   self.streams, triggers, debt)
+        zeros8 = np.zeros(n, dtype=np.uint8)
+        self.consequences = Consequences(
+            s, self.people, self.economy, self.streams,
+            grade=self.points.grade if self.points else zeros8,
+            grade_true=self.points.grade_true if self.points else zeros8,
+            last_neg_domain=self.points.last_neg_domain if self.points
+            else np.full(n, NO_DOMAIN, np.uint8),
+            n_list_true=self.court.n_list_true if self.court else zeros8,
+            n_list_false=self.court.n_list_false if self.court else zeros8,
+        )
+        self.adapt = Adapt(s.adaptation, cat, self.behaviour, self.graph, self.streams)
+        self.voice_behaviours = np.flatnonzero(cat.driver == D_VOICE)
+        self.scored = (cat.delta != 0) | (
+            self.points.cap_by_behaviour >= 0 if self.points else False
+        )
+        self.rows: list[dict] = []
+        self.day = 0
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        self.timings[name] += time.perf_counter() - t0
+
+    def run(self, on_day: Callable[[int], None] | None = None) -> None:
+        for day in range(self.scenario.run.days):
+            self.step(day)
+            if on_day is not None:
+                on_day(day + 1)
+        self.economy.finalize(self.scenario.run.days)
+        self.ledger.close()
+
+    def step(self, day: int) -> None:
+        cat, ledger = self.cat, self.ledger
+        self.day = day
+        with self._phase("behave"):
+            events = self.behaviour.step(day)
+        with self._phase("observe"):
+            records = self.observation.step(events, day)
+            n_observed = int((~records.is_false).sum())
+        with self._phase("review"):
+            records = self.review.step(records, day)
+        since = ledger.n
+        acted_who = np.zeros(0, np.int32)
+        acted_beh = np.zeros(0, np.int16)
+        with self._phase("score"):
+            if self.points is not None:
+                self.points.expire_caps(ledger, day)
+                sel = ~records.is_firm & self.scored[records.behaviour]
+                acted_who, acted_beh = records.who[sel], records.behaviour[sel]
+                b = acted_beh
+                self.points.apply(
+                    ledger, day, acted_who, cat.delta[b], self.points.cap_by_behaviour[b],
+                    b.astype(np.int32) + ledger.behaviour_cause(0), cat.channel[b] + 1,
+                    records.is_false[sel], cat.domain[b],
+                )
+        with self._phase("list"):
+            if self.court is not None:
+                listed = self.court.step(records, day, ledger)
+                if listed and self.points is not None and self.points.params.listing_delta:
+                    who = np.array([p for p, _ in listed], dtype=np.int32)
+                    k = len(who)
+                    self.points.apply(
+                        ledger, day, who, np.full(k, self.points.params.listing_delta),
+                        np.full(k, -1), np.full(k, C_LISTING), np.zeros(k),
+                        np.array([f for _, f in listed]), np.full(k, DOMAINS.index("court")),
+                    )
+        with self._phase("consequences"):
+            rows = ledger.rows(since)
+            self.consequences.refresh(np.unique(rows["id"][rows["entity"] == 0]))
+            self.consequences.step(ledger, since, day)
+        with self._phase("adapt"):
+            self.adapt.step(acted_who, acted_beh, ledger, since, day)
+        with self._phase("record"):
+            self.rows.append(self._daily_row(day, events, records, n_observed))
+            ledger.flush()
+
+    def _daily_row(self, day, events, records, n_observed) -> dict:
+        row: dict = {"day": day}
+        if self.points is not None:
+            for g, c in zip(GRADES, self.points.grade_counts, strict=True):
+                row[f"grade_{g}"] = int(c)
+        if self.court is not None:
+            row["listed"] = self.court.listed_count
+            row["listed_firms"] = int(np.count_nonzero(self.court.firm_listed))
+            row["open_cases"] = self.court.open_cases
+            row["new_listings"] = self.court.listings_today
+            row["payments"] = self.court.payments_today
+        cons = self.consequences
+        row["sanctioned"] = int(cons.counts[0])
+        row["sanctioned_wrongful"] = int(cons.counts[1])
+        for gi, g in enumerate(cons.gates):
+            row[f"gate_{g.name}"] = int(cons.applied_today[gi])
+            row[f"gate_{g.name}_wrongful"] = int(cons.wrongful_today[gi])
+        row["events_true"] = len(events.who)
+        row["events_observed"] = n_observed
+        row["records_false"] = len(records.who) - n_observed
+        row["voice_events"] = int(np.isin(events.behaviour, self.voice_behaviours).sum())
+        row["ties_dropped"] = self.adapt.ties_dropped_today
+        return row
+
+    @property
+    def person_days(self) -> int:
+        return self.scenario.run.people * self.scenario.run.days
+
+    def memory_bytes(self) -> dict[str, int]:
+        return {"people": self.people.nbytes(), "graph": self.graph.nbytes()}

@@ -1,0 +1,111 @@
+"""The append-only ledger: every change of a score, grade or list status, with its cause.
+
+Rows are appended to growable NumPy buffers (by vectorised code or Numba
+kernels) and streamed to Parquet in row groups, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+KINDS = ("score", "grade", "list")
+K_SCORE, K_GRADE, K_LIST = 0, 1, 2
+ENTITIES = ("person", "firm")
+RECORDS = ("true", "false", "none")
+R_TRUE, R_FALSE, R_NONE = 0, 1, 2
+# Causes other than a behaviour; behaviour causes are numbered after these.
+SPECIAL_CAUSES = (
+    "court_listing",  # put on the court list (grace period over, unpaid)
+    "legal_rep_of_listed_firm",  # a firm's listing reaches its legal representative
+    "delisting_payment",
+    "delisting_expiry",
+    "delisting_correction",
+    "instant_grade_expiry",
+    "score_change",  # a grade moved because the score moved
+)
+C_LISTING, C_LEGAL_REP, C_PAID, C_EXPIRY, C_CORRECTION, C_CAP_EXPIRY, C_SCORE = range(7)
+
+COLUMNS = {
+    "day": np.int32, "entity": np.uint8, "id": np.int32, "kind": np.uint8,
+    "cause": np.int16, "channel": np.int16, "record": np.uint8,
+    "delta": np.int32, "value": np.int32,
+}
+
+
+class Ledger:
+    def __init__(self, path: Path | None, causes: list[str], channels: list[str],
+                 flush_rows: int = 1 << 21):
+        self.path = path
+        self.cause_labels = list(SPECIAL_CAUSES) + list(causes)
+        self.channel_labels = ["-"] + list(channels)
+        self.flush_rows = flush_rows
+        self.cols = {k: np.zeros(1 << 16, dtype=t) for k, t in COLUMNS.items()}
+        self.n = 0
+        self.rows_written = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def reserve(self, extra: int) -> None:
+        need = self.n + extra
+        cap = len(self.cols["day"])
+        if need > cap:
+            new_cap = max(need, 2 * cap)
+            for k, arr in self.cols.items():
+                grown = np.zeros(new_cap, dtype=arr.dtype)
+                grown[: self.n] = arr[: self.n]
+                self.cols[k] = grown
+
+    def append(self, **values) -> None:
+        """Append rows from arrays (or scalars broadcast to the arrays' length)."""
+        m = max(np.size(v) for v in values.values())
+        if m == 0:
+            return
+        self.reserve(m)
+        for k in COLUMNS:
+            self.cols[k][self.n : self.n + m] = values.get(k, 0)
+        self.n += m
+
+    def behaviour_cause(self, b: int) -> int:
+        return len(SPECIAL_CAUSES) + b
+
+    def rows(self, start: int) -> dict[str, np.ndarray]:
+        """Rows appended since `start` (an earlier value of `n`) and not yet flushed."""
+        return {k: v[start : self.n] for k, v in self.cols.items()}
+
+    def flush(self, force: bool = False) -> None:
+        if self.n == 0 or (not force and self.n < self.flush_rows) or self.path is None:
+            if self.path is None and self.n >= self.flush_rows:
+                self.n = 0  # no output requested: keep memory bounded
+            return
+        table = self._table(self.n)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self._writer.write_table(table)
+        self.rows_written += self.n
+        self.n = 0
+
+    def close(self) -> None:
+        if self.path is None:
+            return
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self._table(0).schema, compression="zstd")
+        self.flush(force=True)
+        self._writer.close()
+
+    def _table(self, n: int) -> pa.Table:
+        c = {k: v[:n] for k, v in self.cols.items()}
+
+        def cat(codes: np.ndarray, labels: list[str]) -> pa.DictionaryArray:
+            return pa.DictionaryArray.from_arrays(
+                pa.array(codes.astype(np.int16)), pa.array(labels, pa.string())
+            )
+
+        return pa.table({
+            "day": c["day"], "entity": cat(c["entity"], list(ENTITIES)), "id": c["id"],
+            "kind": cat(c["kind"], list(KINDS)), "cause": cat(c["cause"], self.cause_labels),
+            "channel": cat(c["channel"], self.channel_labels),
+            "record": cat(c["record"], list(RECORDS)), "delta": c["delta"], "value": c["value"],
+        })

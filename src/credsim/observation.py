@@ -1,0 +1,95 @@
+"""Observe and Review phases: detection of true events, false records, review.
+
+A channel records a true event with its detection probability (which can
+differ by group) and also creates false records: misattributions at a rate
+per adult person-day (which can differ by group), each naming a behaviour
+the channel observes, drawn in proportion to the behaviours' base rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from credsim.behaviour import Catalogue, Events
+from credsim.population.people import CHILD, People
+from credsim.rng import Streams
+
+
+@dataclass
+class Records:
+    """Recorded items of one day: detected true events, then false records."""
+
+    who: np.ndarray  # int32
+    behaviour: np.ndarray  # int16
+    is_false: np.ndarray  # bool
+    is_firm: np.ndarray  # bool
+
+    def __len__(self) -> int:
+        return len(self.who)
+
+    def subset(self, mask: np.ndarray) -> Records:
+        return Records(self.who[mask], self.behaviour[mask], self.is_false[mask],
+                       self.is_firm[mask])
+
+
+class Observation:
+    def __init__(self, cat: Catalogue, people: People, streams: Streams):
+        self.cat, self.people, self.streams = cat, people, streams
+        # Behaviours a channel can misattribute: person behaviours it observes.
+        self.false_choices: list[tuple[np.ndarray, np.ndarray]] = []
+        for c in range(len(cat.channel_names)):
+            bs = np.flatnonzero((cat.channel == c) & ~cat.is_firm & (cat.rate > 0))
+            w = cat.rate[bs] / cat.rate[bs].sum() if len(bs) else np.zeros(0)
+            self.false_choices.append((bs.astype(np.int16), np.cumsum(w)))
+
+    def detect(self, ev: Events) -> np.ndarray:
+        cat = self.cat
+        ch = cat.channel[ev.behaviour]
+        firm = cat.is_firm[ev.behaviour]
+        group = np.where(firm, 0, self.people.group[np.where(firm, 0, ev.who)])
+        p = cat.detection[ch] * cat.detection_by_group[ch, group]
+        return ev.u_detect < p
+
+    def false_records(self, day: int) -> tuple[np.ndarray, np.ndarray]:
+        cat, people = self.cat, self.people
+        whos, bhs = [], []
+        for c, name in enumerate(cat.channel_names):
+            bs, cum = self.false_choices[c]
+            gmax = cat.false_rate_by_group[c].max()
+            rmax = cat.false_rate[c] * gmax
+            if rmax <= 0 or len(bs) == 0:
+                continue
+            rng = self.streams.get(f"false.{name}", day)
+            k = rng.poisson(people.n * rmax)
+            idx = rng.integers(0, people.n, size=k, dtype=np.int64)
+            u_accept = rng.random(k)
+            u_behaviour = rng.random(k)
+            keep = (u_accept * gmax < cat.false_rate_by_group[c][people.group[idx]]) & (
+                people.age[idx] != CHILD
+            )
+            whos.append(idx[keep].astype(np.int32))
+            pick = np.minimum(np.searchsorted(cum, u_behaviour[keep]), len(bs) - 1)
+            bhs.append(bs[pick])
+        if not whos:
+            return np.zeros(0, np.int32), np.zeros(0, np.int16)
+        return np.concatenate(whos), np.concatenate(bhs)
+
+    def step(self, ev: Events, day: int) -> Records:
+        seen = self.detect(ev)
+        fw, fb = self.false_records(day)
+        n_true = int(seen.sum())
+        who = np.concatenate([ev.who[seen], fw])
+        beh = np.concatenate([ev.behaviour[seen], fb])
+        is_false = np.zeros(len(who), dtype=bool)
+        is_false[n_true:] = True
+        return Records(who, beh, is_false, self.cat.is_firm[beh])
+
+
+class Review:
+    """Review phase. Human review and notice are safeguards configured per
+    scenario; with none configured every record passes unchanged."""
+
+    def step(self, records: Records, day: int) -> Records:
+        return records

@@ -1,0 +1,1 @@
+"""The synthetic society: people and households, firms, the social graph."""

@@ -1,0 +1,103 @@
+"""Synthetic firms with legal representatives and Unified Social Credit Codes.
+
+A USCC (GB 32100-2015) has 18 characters: registration authority (1),
+entity type (1), administrative division (6), organisation code (9, with its
+own GB 11714 check character) and a final check character. The alphabet
+leaves out I, O, Z, S and V.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from credsim.population.people import CHILD, People
+from credsim.rng import Streams
+
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_VALUE = {c: i for i, c in enumerate(USCC_ALPHABET)}
+_USCC_WEIGHTS = [pow(3, i, 31) for i in range(17)]
+_ORG_WEIGHTS = [3, 7, 9, 10, 5, 8, 4, 2]
+
+
+def _org_check(body: str) -> str:
+    total = sum(_USCC_VALUE[c] * w for c, w in zip(body, _ORG_WEIGHTS, strict=True))
+    c = 11 - total % 11
+    return "X" if c == 10 else "0" if c == 11 else str(c)
+
+
+def uscc_check(first17: str) -> str:
+    total = sum(_USCC_VALUE[c] * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
+    return USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def validate_uscc(code: str) -> str | None:
+    """Return None if `code` is a well-formed USCC, else what is wrong with it."""
+    if len(code) != 18:
+        return f"a USCC has 18 characters, this has {len(code)}"
+    bad = sorted({c for c in code if c not in _USCC_VALUE})
+    if bad:
+        return f"characters {''.join(bad)!r} are not in the USCC alphabet {USCC_ALPHABET}"
+    expected = uscc_check(code[:17])
+    if code[17] != expected:
+        return f"check character is {code[17]!r}, expected {expected!r}"
+    return None
+
+
+_ALPHA_ASCII = np.frombuffer(USCC_ALPHABET.encode(), dtype=np.uint8)
+
+
+def make_usccs(rng: np.random.Generator, division: np.ndarray) -> np.ndarray:
+    """Vectorised synthetic USCCs ('91' + division + organisation code + check)."""
+    n = len(division)
+    vals = np.zeros((n, 18), dtype=np.int64)
+    vals[:, 0], vals[:, 1] = 9, 1  # market regulation authority, enterprise
+    digits = np.asarray(division, dtype=np.int64)[:, None] // 10 ** np.arange(5, -1, -1) % 10
+    vals[:, 2:8] = digits
+    body = rng.integers(0, 31, size=(n, 8))
+    vals[:, 8:16] = body
+    org = 11 - (body @ np.asarray(_ORG_WEIGHTS)) % 11
+    vals[:, 16] = np.where(org == 10, _USCC_VALUE["X"], np.where(org == 11, 0, org))
+    vals[:, 17] = (31 - (vals[:, :17] @ np.asarray(_USCC_WEIGHTS)) % 31) % 31
+    return _ALPHA_ASCII[vals].view("S18").ravel().astype("U18")
+
+
+@dataclass
+class Firms:
+    legal_rep: np.ndarray  # int32 person slot
+    region: np.ndarray  # int16
+    sector: np.ndarray  # uint8
+    compliance: np.ndarray  # float32
+    uscc: np.ndarray  # str, 18 characters
+
+    @property
+    def n(self) -> int:
+        return len(self.legal_rep)
+
+
+SECTORS = ("manufacturing", "food", "retail", "construction", "services")
+
+
+def build_firms(n_firms: int, people: People, beta: tuple[float, float], streams: Streams) -> Firms:
+    rng = streams.get("population.firms")
+    adults = np.flatnonzero(people.age != CHILD)
+    if n_firms == 0 or len(adults) == 0:
+        return Firms(
+            np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0, np.uint8),
+            np.zeros(0, np.float32), np.zeros(0, "U18"),
+        )
+    # Richer people are likelier to represent a firm.
+    w = people.income[adults].astype(np.float64)
+    w = w / w.sum() if w.sum() > 0 else None
+    rep = rng.choice(adults, size=n_firms, p=w).astype(np.int32)
+    region = people.region[rep]
+    division = 370000 + (region.astype(np.int64) % 100) * 100 + 1  # synthetic division codes
+    uscc = make_usccs(rng, division)
+    return Firms(
+        legal_rep=rep,
+        region=region,
+        sector=rng.integers(0, len(SECTORS), n_firms).astype(np.uint8),
+        compliance=rng.beta(*beta, size=n_firms).astype(np.float32),
+        uscc=uscc,
+    )

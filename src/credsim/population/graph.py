@@ -1,0 +1,202 @@
+"""The social graph as CSR arrays with a tie kind per directed entry.
+
+Generation runs the same seeded Numba pass twice, first counting degrees and
+then filling the rows, so no edge list is ever held: peak memory stays near
+the CSR itself (4 bytes of neighbour + 1 byte of kind per directed entry,
+i.e. 10 bytes per undirected tie).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from credsim.population.people import People
+from credsim.scenario.model import GraphParams
+
+FAMILY, WORK, FRIEND = 1, 2, 3
+TIE_KINDS = ("none", "family", "work", "friend")
+DROPPED = np.uint8(0x80)  # flag bit on a kind: the tie was dropped
+
+
+@dataclass
+class Graph:
+    indptr: np.ndarray  # int64, n + 1
+    indices: np.ndarray  # int32 neighbour slots, rows sorted
+    kind: np.ndarray  # uint8 tie kind, | DROPPED once dropped
+
+    @property
+    def n_ties(self) -> int:
+        return len(self.indices) // 2
+
+    def nbytes(self) -> int:
+        return self.indptr.nbytes + self.indices.nbytes + self.kind.nbytes
+
+    def degree(self, active_only: bool = True) -> np.ndarray:
+        if not active_only:
+            return np.diff(self.indptr)
+        return _active_degree(self.indptr, self.kind)
+
+
+def build_graph(people: People, p: GraphParams, seed: int) -> Graph:
+    n = people.n
+    sizes = np.diff(people.household_start)
+    family_mean = float(np.sum(sizes * (sizes - 1))) / max(n, 1)
+    stub_mean = max(0.0, p.mean_degree - family_mean) / 2.0
+    args = (
+        people.household_start, people.region, people.region_start, people.group,
+        people.sociability, stub_mean, p.homophily_region, p.homophily_group, p.work_share,
+        p.locality, p.community_size, seed,
+    )
+    deg = np.zeros(n + 1, dtype=np.int64)
+    _emit(deg, deg, np.zeros(0, np.int32), np.zeros(0, np.uint8), True, *args)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(deg[:n], out=indptr[1:])
+    del deg
+    total = int(indptr[-1])
+    indices = np.empty(total, dtype=np.int32)
+    kind = np.empty(total, dtype=np.uint8)
+    cursor = indptr[:-1].copy()
+    _emit(cursor, cursor, indices, kind, False, *args)
+    del cursor
+    end = _sort_dedupe_rows(indptr, indices, kind)
+    return Graph(indptr=indptr, indices=indices[:end], kind=kind[:end])
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True, inline="always")
+def _mix(z):  # pragma: no cover - splitmix64 finaliser
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def _uniform(state):  # pragma: no cover
+    state[0] += _GOLDEN
+    return (_mix(state[0]) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, inline="always")
+def _poisson(state, lam):  # pragma: no cover - Knuth's method; lam is small here
+    limit = np.exp(-lam)
+    k = 0
+    prod = _uniform(state)
+    while prod > limit:
+        k += 1
+        prod *= _uniform(state)
+    return k
+
+
+@njit(cache=True)
+def _emit(deg, cursor, indices, kind, counting, hstart, region, region_start, group,
+          sociability, stub_mean, h_region, h_group, work_share, locality, community,
+          seed):  # pragma: no cover
+    n = len(region)
+    # Family: everyone in a household is tied to everyone else in it.
+    for h in range(len(hstart) - 1):
+        for a in range(hstart[h], hstart[h + 1]):
+            for b in range(a + 1, hstart[h + 1]):
+                _put(a, b, FAMILY, counting, deg, cursor, indices, kind)
+    # Other ties: homophily by region (contiguous slots), local community (a window
+    # of nearby slots) and group (rejection). Each person has their own splitmix64
+    # stream, so a row never depends on the order people are visited in.
+    state = np.zeros(1, dtype=np.uint64)
+    base = _mix(np.uint64(seed) + _GOLDEN)
+    for i in range(n):
+        state[0] = _mix(base ^ (np.uint64(i) * _GOLDEN))
+        k = _poisson(state, stub_mean * 2.0 * sociability[i])
+        r = region[i]
+        for _ in range(k):
+            if _uniform(state) < h_region:
+                lo, hi = region_start[r], region_start[r + 1]
+                if _uniform(state) < locality:
+                    lo = max(lo, i - community // 2)
+                    hi = min(hi, lo + community)
+            else:
+                lo, hi = 0, n
+            j = lo + int(_uniform(state) * (hi - lo))
+            if _uniform(state) < h_group:
+                for _try in range(8):
+                    if group[j] == group[i]:
+                        break
+                    j = lo + int(_uniform(state) * (hi - lo))
+            t = WORK if _uniform(state) < work_share else FRIEND
+            if j != i:
+                _put(i, j, t, counting, deg, cursor, indices, kind)
+
+
+@njit(cache=True, inline="always")
+def _put(a, b, t, counting, deg, cursor, indices, kind):  # pragma: no cover
+    if counting:
+        deg[a] += 1
+        deg[b] += 1
+    else:
+        indices[cursor[a]] = b
+        kind[cursor[a]] = t
+        cursor[a] += 1
+        indices[cursor[b]] = a
+        kind[cursor[b]] = t
+        cursor[b] += 1
+
+
+@njit(cache=True)
+def _sort_dedupe_rows(indptr, indices, kind):  # pragma: no cover
+    """Sort each row (insertion sort: rows are short) and drop repeated ties, in place."""
+    w = 0
+    n = len(indptr) - 1
+    start = indptr[0]
+    for i in range(n):
+        end = indptr[i + 1]
+        for a in range(start + 1, end):
+            v, t = indices[a], kind[a]
+            b = a - 1
+            while b >= start and indices[b] > v:
+                indices[b + 1] = indices[b]
+                kind[b + 1] = kind[b]
+                b -= 1
+            indices[b + 1] = v
+            kind[b + 1] = t
+        row_start = w
+        for a in range(start, end):
+            if a > start and indices[a] == indices[a - 1]:
+                continue  # a repeated tie: keep the first kind (family sorts first)
+            indices[w] = indices[a]
+            kind[w] = kind[a]
+            w += 1
+        indptr[i] = row_start
+        start = end
+    indptr[n] = w
+    return w
+
+
+@njit(cache=True)
+def _active_degree(indptr, kind):  # pragma: no cover
+    n = len(indptr) - 1
+    out = np.zeros(n, dtype=np.int32)
+    for i in range(n):
+        c = 0
+        for a in range(indptr[i], indptr[i + 1]):
+            if kind[a] & 0x80 == 0:
+                c += 1
+        out[i] = c
+    return out
+
+
+@njit(cache=True)
+def find_entry(indptr, indices, i, j):  # pragma: no cover
+    """Position of j in row i (binary search), or -1."""
+    lo, hi = indptr[i], indptr[i + 1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if indices[mid] < j:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < indptr[i + 1] and indices[lo] == j:
+        return lo
+    return -1

@@ -1,0 +1,138 @@
+"""Synthetic citizens: households, parents, regions, groups, income, savings, traits.
+
+People are slots in NumPy arrays. Households occupy contiguous slots and
+regions contiguous runs of households, which the graph generator relies on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from credsim.rng import Streams
+from credsim.scenario.model import PopulationParams
+
+CHILD, ADULT, ELDER = 0, 1, 2
+AGE_BANDS = ("child", "adult", "elder")
+SCHOOL_NONE, SCHOOL_PUBLIC, SCHOOL_PRIVATE, SCHOOL_LOST = 0, 1, 2, 3
+SCHOOL_STATES = ("none", "public", "private", "lost_private_place")
+MAX_HOUSEHOLD = 8
+
+
+@dataclass
+class People:
+    household: np.ndarray  # int32, household id
+    household_start: np.ndarray  # int64, first slot of each household (+ sentinel)
+    region: np.ndarray  # int16
+    region_start: np.ndarray  # int64, first slot of each region (+ sentinel)
+    urban: np.ndarray  # bool per region
+    group: np.ndarray  # uint8
+    age: np.ndarray  # uint8: CHILD, ADULT, ELDER
+    parent1: np.ndarray  # int32, -1 if none
+    parent2: np.ndarray  # int32, -1 if none
+    income: np.ndarray  # float32, annual income
+    savings: np.ndarray  # float32
+    compliance: np.ndarray  # float32 in [0, 1]
+    voice: np.ndarray
+    sociability: np.ndarray
+    generosity: np.ndarray
+    school: np.ndarray  # uint8 school state of children
+
+    @property
+    def n(self) -> int:
+        return len(self.group)
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, f.name).nbytes for f in fields(self))
+
+
+def build_people(p: PopulationParams, n: int, streams: Streams) -> People:
+    rng = streams.get("population.households")
+    sizes = _household_sizes(rng, p.household_size_mean, n)
+    n_h = len(sizes)
+    hstart = np.zeros(n_h + 1, dtype=np.int64)
+    np.cumsum(sizes, out=hstart[1:])
+    household = np.repeat(np.arange(n_h, dtype=np.int32), sizes)
+    member = (np.arange(n, dtype=np.int64) - np.repeat(hstart[:-1], sizes)).astype(np.uint8)
+
+    # Regions: contiguous runs of households with uneven sizes.
+    shares = rng.dirichlet(np.full(p.regions, 4.0))
+    h_region = np.minimum(
+        np.searchsorted(np.cumsum(shares), (np.arange(n_h) + 0.5) / n_h), p.regions - 1
+    ).astype(np.int16)
+    region = np.repeat(h_region, sizes)
+    region_start = np.searchsorted(region, np.arange(p.regions + 1)).astype(np.int64)
+    # The most populous regions are the urban ones, up to urban_share of people.
+    pop = np.diff(region_start)
+    order = np.argsort(-pop, kind="stable")
+    urban = np.zeros(p.regions, dtype=bool)
+    urban[order[np.cumsum(pop[order]) - pop[order] < p.urban_share * n]] = True
+    if p.urban_share == 0:
+        urban[:] = False
+
+    h_group = rng.choice(len(p.group_shares), size=n_h, p=np.asarray(p.group_shares))
+    group = np.repeat(h_group.astype(np.uint8), sizes)
+
+    # Members 0 and 1 are the adults (or elders); later members are mostly children.
+    age = np.full(n, ADULT, dtype=np.uint8)
+    u = rng.random(n)
+    age[(member < 2) & (u < p.elder_share)] = ELDER
+    later = member >= 2
+    age[later & (u < 0.85)] = CHILD
+    age[later & (u >= 0.85)] = ELDER
+    first = np.repeat(hstart[:-1], sizes)
+    parent1 = np.where(age == CHILD, first, -1).astype(np.int32)
+    has_second = np.repeat(sizes >= 2, sizes)
+    parent2 = np.where((age == CHILD) & has_second, first + 1, -1).astype(np.int32)
+
+    rng = streams.get("population.economy")
+    log_factor = (
+        np.where(urban[region], 0.0, np.log(p.rural_income_factor))
+        + np.log(np.asarray(p.group_income_factor))[group]
+    )
+    income = np.exp(p.income_log_mean + log_factor + p.income_log_sd * rng.standard_normal(n))
+    income[age == ELDER] *= p.elder_income_factor
+    income[age == CHILD] = 0.0
+    savings = income / 12 * p.savings_months * np.exp(p.savings_log_sd * rng.standard_normal(n))
+
+    # Private schooling rises with the household head's income.
+    school = np.where(age == CHILD, SCHOOL_PUBLIC, SCHOOL_NONE).astype(np.uint8)
+    head_income = income[first]
+    med = np.median(income[age != CHILD]) if np.any(age != CHILD) else 1.0
+    p_private = np.clip(p.private_school_share * head_income / max(med, 1e-9), 0, 0.9)
+    school[(age == CHILD) & (rng.random(n) < p_private)] = SCHOOL_PRIVATE
+
+    rng = streams.get("population.traits")
+    traits = {
+        name: rng.beta(*getattr(p, name), size=n).astype(np.float32)
+        for name in ("compliance", "voice", "sociability", "generosity")
+    }
+    return People(
+        household=household,
+        household_start=hstart,
+        region=region,
+        region_start=region_start,
+        urban=urban,
+        group=group,
+        age=age,
+        parent1=parent1,
+        parent2=parent2,
+        income=income.astype(np.float32),
+        savings=savings.astype(np.float32),
+        school=school,
+        **traits,
+    )
+
+
+def _household_sizes(rng: np.random.Generator, mean: float, n: int) -> np.ndarray:
+    draws = int(n / mean * 1.2) + 16
+    sizes = np.minimum(1 + rng.poisson(mean - 1, size=draws), MAX_HOUSEHOLD)
+    total = np.cumsum(sizes)
+    while total[-1] < n:  # pragma: no cover - the 20 % margin makes this rare
+        sizes = np.concatenate([sizes, sizes])
+        total = np.cumsum(sizes)
+    k = int(np.searchsorted(total, n))
+    sizes = sizes[: k + 1].astype(np.int64)
+    sizes[-1] -= total[k] - n
+    return sizes

@@ -1,0 +1,1 @@
+"""Run folders, queries over them and their headline figures."""

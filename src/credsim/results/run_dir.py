@@ -1,0 +1,181 @@
+"""Run folders: written under a temporary name, renamed when complete, checked on open.
+
+A run folder holds manifest.json, timeseries.parquet, ledger.parquet,
+people.parquet, firms.parquet and sanctions.parquet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from credsim import __version__
+from credsim.engine import Simulation
+from credsim.errors import InputError
+from credsim.population.graph import DROPPED
+from credsim.population.people import AGE_BANDS, SCHOOL_STATES
+from credsim.population.firms import SECTORS
+from credsim.scenario.load import scenario_to_toml
+from credsim.scenario.model import DOMAINS, GRADES
+
+FORMAT_VERSION = 1
+TABLES = ("timeseries", "ledger", "people", "firms", "sanctions")
+
+
+def prepare(out: Path) -> Path:
+    """Check `out` can be created and make the temporary folder beside it."""
+    if out.exists():
+        raise InputError(f"{out}: already exists; choose another --out or remove it first")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write the results folder ({exc.strerror})") from None
+    return tmp
+
+
+def commit(tmp: Path, out: Path) -> None:
+    os.rename(tmp, out)
+
+
+def abort(tmp: Path) -> None:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cat(codes: np.ndarray, labels) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.asarray(codes).astype(np.int16)), pa.array(list(labels), pa.string())
+    )
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression="zstd")
+
+
+def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
+    """Write the tables of a finished simulation and, last, its manifest."""
+    t0 = time.perf_counter()
+    _write(pa.Table.from_pylist(sim.rows), tmp / "timeseries.parquet")
+    _write(_people_table(sim), tmp / "people.parquet")
+    f = sim.firms
+    firm_listed = sim.court.firm_listed if sim.court else np.zeros(f.n, np.uint8)
+    _write(pa.table({
+        "id": np.arange(f.n, dtype=np.int32), "uscc": pa.array(f.uscc.tolist(), pa.string()),
+        "legal_rep": f.legal_rep, "region": f.region, "sector": _cat(f.sector, SECTORS),
+        "compliance": f.compliance, "listed": firm_listed,
+    }), tmp / "firms.parquet")
+    a = sim.consequences.applications()
+    gates = sim.consequences.gates
+    gate_domain = np.array([g.domain for g in gates], dtype=np.int16)[a["gate"]] if gates else (
+        np.zeros(0, np.int16))
+    trig = a["trigger_domain"].astype(np.int16)
+    _write(pa.table({
+        "day": a["day"], "id": a["id"],
+        "gate": _cat(a["gate"], [g.name for g in gates]),
+        "effect": pa.array(
+            ["perk" if not gates[i].sanction else "sanction" for i in a["gate"]], pa.string()
+        ),
+        "gate_domain": _cat(gate_domain, DOMAINS),
+        "trigger_domain": _cat(np.where(trig < len(DOMAINS), trig, len(DOMAINS)),
+                               list(DOMAINS) + ["none"]),
+        "wrongful": a["wrongful"],
+    }), tmp / "sanctions.parquet")
+    write_seconds = time.perf_counter() - t0
+    s = sim.scenario
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "credsim_version": __version__,
+        "complete": True,
+        "scenario_name": s.name,
+        "scenario": s.model_dump(mode="json"),
+        "scenario_toml": scenario_to_toml(s),
+        "seed_entropy": sim.streams.entropy(),
+        "people": s.run.people,
+        "days": s.run.days,
+        "firms": f.n,
+        "ties": sim.graph.n_ties,
+        "ledger_rows": sim.ledger.rows_written,
+        "timings_seconds": {**{k: round(v, 4) for k, v in sim.timings.items()},
+                            "write": round(write_seconds, 4)},
+        "wall_seconds": round(wall_seconds + write_seconds, 3),
+        "person_days_per_second": round(sim.person_days / max(wall_seconds, 1e-9)),
+        "python": platform.python_version(),
+        "tables": list(TABLES),
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), "utf-8")
+
+
+def _people_table(sim: Simulation) -> pa.Table:
+    p = sim.people
+    n = p.n
+    degree = sim.graph.degree(active_only=True)
+    cols: dict = {
+        "id": np.arange(n, dtype=np.int32), "household": p.household, "region": p.region,
+        "urban": p.urban[p.region], "group": p.group, "age_band": _cat(p.age, AGE_BANDS),
+        "parent1": p.parent1, "parent2": p.parent2, "income": p.income,
+        "savings": sim.economy.savings, "compliance": p.compliance, "voice": p.voice,
+        "sociability": p.sociability, "generosity": p.generosity,
+        "school": _cat(p.school, SCHOOL_STATES),
+        "degree": degree,
+        "ties_dropped": _dropped_per_person(sim),
+        "deterrence": sim.behaviour.deter, "chill": sim.behaviour.chill,
+    }
+    if sim.points is not None:
+        pts = sim.points
+        cols.update({
+            "score": pts.score, "score_true": pts.score_true,
+            "grade": _cat(pts.grade, GRADES), "grade_true": _cat(pts.grade_true, GRADES),
+        })
+    if sim.court is not None:
+        c = sim.court
+        cols.update({
+            "listings": c.n_list_true + c.n_list_false, "listings_false": c.n_list_false,
+            "ever_listed": c.ever_listed,
+        })
+    status = sim.consequences.status
+    cols["sanctioned"] = (status & 1) > 0
+    cols["sanctioned_wrongful"] = (status & 2) > 0
+    return pa.table(cols)
+
+
+def _dropped_per_person(sim: Simulation) -> np.ndarray:
+    g = sim.graph
+    dropped = (g.kind & DROPPED) > 0
+    row = np.repeat(np.arange(sim.people.n, dtype=np.int32), np.diff(g.indptr))
+    return np.bincount(row[dropped], minlength=sim.people.n).astype(np.int32)
+
+
+def open_run(path: Path) -> dict:
+    """Read and check a run folder's manifest; raise InputError if it is not usable."""
+    if not path.is_dir():
+        raise InputError(f"{path}: no such run folder")
+    mf = path / "manifest.json"
+    if not mf.is_file():
+        raise InputError(f"{path}: not a complete run folder (no manifest.json)")
+    try:
+        manifest = json.loads(mf.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{mf}: unreadable manifest ({exc})") from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise InputError(
+            f"{mf}: format_version {version!r} is not supported by credsim {__version__} "
+            f"(expects {FORMAT_VERSION}); re-run the scenario with this version"
+        )
+    if not manifest.get("complete"):
+        raise InputError(f"{mf}: the run is not marked complete")
+    for t in manifest.get("tables", TABLES):
+        if not (path / f"{t}.parquet").is_file():
+            raise InputError(f"{path}: {t}.parquet is missing")
+    return manifest

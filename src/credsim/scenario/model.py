@@ -1,0 +1,378 @@
+"""Pydantic models of a scenario.
+
+Every parameter carries its default, unit and allowed range in its Field, so
+that validation, `credsim show` and docs/parameters.md all come from one place.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DOMAINS = (
+    "finance", "court", "traffic", "transport", "civic", "consumption",
+    "online", "firm", "travel", "housing", "education", "employment", "social",
+)
+Domain = Literal[
+    "finance", "court", "traffic", "transport", "civic", "consumption",
+    "online", "firm", "travel", "housing", "education", "employment", "social",
+]
+GRADES = ("AAA", "AA", "A", "B", "C", "D")
+Grade = Literal["AAA", "AA", "A", "B", "C", "D"]
+# How a person's traits modulate a behaviour's base rate (multiplier in [0, 2]).
+Driver = Literal["noncompliance", "voice", "generosity", "none"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunParams(Strict):
+    days: int = Field(365, ge=1, le=36_500, description="Days simulated [day].")
+    seed: int = Field(1, ge=0, le=2**63 - 1, description="Base seed of every random stream.")
+    people: int = Field(
+        100_000, ge=100, le=200_000_000, description="Number of synthetic citizens [persons]."
+    )
+
+
+class PopulationParams(Strict):
+    regions: int = Field(20, ge=1, le=10_000, description="Number of regions.")
+    urban_share: float = Field(
+        0.6, ge=0, le=1, description="Share of regions (by population) that are urban."
+    )
+    group_shares: list[float] = Field(
+        [0.85, 0.15],
+        min_length=1,
+        max_length=16,
+        description="Population share of each abstract audit group (sums to 1).",
+    )
+    household_size_mean: float = Field(
+        2.8, ge=1, le=8, description="Mean household size [persons]."
+    )
+    elder_share: float = Field(
+        0.15, ge=0, le=1, description="Probability an adult-slot member is aged 65+."
+    )
+    income_log_mean: float = Field(
+        10.6, ge=0, le=20, description="Log-mean of urban annual income [log currency units]."
+    )
+    income_log_sd: float = Field(0.6, ge=0, le=3, description="Log-sd of annual income.")
+    rural_income_factor: float = Field(
+        0.45, gt=0, le=2, description="Rural income relative to urban."
+    )
+    group_income_factor: list[float] = Field(
+        [1.0, 0.8], min_length=1, max_length=16,
+        description="Income multiplier for each group (one per group).",
+    )
+    elder_income_factor: float = Field(
+        0.5, ge=0, le=2, description="Income of people 65+ (pensions) relative to adults."
+    )
+    savings_months: float = Field(
+        4.0, ge=0, le=120, description="Median savings [months of income]."
+    )
+    savings_log_sd: float = Field(1.0, ge=0, le=3, description="Log-sd of savings.")
+    private_school_share: float = Field(
+        0.08, ge=0, le=1,
+        description="Share of children of median-income parents in high-fee private schools "
+        "(rises with income).",
+    )
+    firms_per_thousand: float = Field(
+        20.0, ge=0, le=1000, description="Firms per 1000 citizens [firms]."
+    )
+    compliance: tuple[float, float] = Field(
+        (6.0, 2.0), description="Beta(a, b) of the compliance trait in [0, 1]."
+    )
+    voice: tuple[float, float] = Field(
+        (1.5, 6.0), description="Beta(a, b) of voice: propensity to publicly criticise."
+    )
+    sociability: tuple[float, float] = Field(
+        (4.0, 4.0), description="Beta(a, b) of sociability (scales tie count)."
+    )
+    generosity: tuple[float, float] = Field(
+        (2.0, 5.0), description="Beta(a, b) of generosity (drives good acts)."
+    )
+    firm_compliance: tuple[float, float] = Field(
+        (6.0, 2.0), description="Beta(a, b) of firms' compliance trait."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> PopulationParams:
+        if abs(sum(self.group_shares) - 1.0) > 1e-6:
+            raise ValueError(f"group_shares must sum to 1, got {sum(self.group_shares):g}")
+        if len(self.group_income_factor) != len(self.group_shares):
+            raise ValueError("group_income_factor needs one value per group in group_shares")
+        for name in ("compliance", "voice", "sociability", "generosity", "firm_compliance"):
+            a, b = getattr(self, name)
+            if a <= 0 or b <= 0:
+                raise ValueError(f"{name}: Beta parameters must be > 0, got ({a}, {b})")
+        return self
+
+
+class GraphParams(Strict):
+    mean_degree: float = Field(
+        15.0, ge=0, le=500, description="Target mean number of ties per person [ties]."
+    )
+    homophily_region: float = Field(
+        0.85, ge=0, le=1, description="Share of non-family ties inside one's own region."
+    )
+    homophily_group: float = Field(
+        0.6, ge=0, le=1,
+        description="Extra probability that a within-region tie is to one's own group.",
+    )
+    work_share: float = Field(
+        0.4, ge=0, le=1, description="Share of non-family ties that are work ties."
+    )
+    locality: float = Field(
+        0.7, ge=0, le=1,
+        description="Share of within-region ties drawn from one's local community "
+        "(gives clustering; keeps generation cache-friendly).",
+    )
+    community_size: int = Field(
+        2000, ge=2, le=10_000_000, description="Size of a local community [persons]."
+    )
+
+
+class Behaviour(Strict):
+    domain: Domain = Field(description="Domain the behaviour belongs to.")
+    channel: str = Field(description="Observation channel that can record it.")
+    rate: float = Field(
+        ge=0, le=0.5, description="Base daily rate per person (or firm) [events/day]."
+    )
+    driver: Driver = Field("none", description="Trait that modulates the rate.")
+    stress_elasticity: float = Field(
+        0.0, ge=0, le=10, description="Rate multiplier at full economic stress is 1 + this."
+    )
+    actor: Literal["person", "firm"] = Field("person", description="Who emits it.")
+    debt_months: float = Field(
+        0.0, ge=0, le=600,
+        description="Court cases only: debt of the judgment [months of income].",
+    )
+
+
+class Channel(Strict):
+    detection: float = Field(ge=0, le=1, description="Probability a true event is recorded.")
+    detection_by_group: list[float] = Field(
+        [1.0], description="Detection multiplier per group (one value applies to all)."
+    )
+    false_rate: float = Field(
+        0.0, ge=0, le=0.01,
+        description="False records (misattributions) per adult per day [records/day].",
+    )
+    false_rate_by_group: list[float] = Field(
+        [1.0], description="False-record multiplier per group (one value applies to all)."
+    )
+
+
+class PointsSystem(Strict):
+    enabled: bool = Field(False, description="Run a points system.")
+    initial: int = Field(1000, ge=0, le=100_000, description="Starting score [points].")
+    deltas: dict[str, int] = Field(
+        default_factory=dict,
+        description="Score change per recorded behaviour [points], keyed by behaviour.",
+    )
+    listing_delta: int = Field(
+        0, ge=-10_000, le=0, description="Score change when put on the court list [points]."
+    )
+    grade_floors: dict[Grade, int] = Field(
+        default_factory=lambda: {"AAA": 1050, "AA": 1030, "A": 960, "B": 850, "C": 600},
+        description="Lowest score of each grade above D [points].",
+    )
+    instant_grade: dict[str, Grade] = Field(
+        default_factory=dict,
+        description="Behaviours that cap the grade at once (e.g. drunk driving -> C).",
+    )
+    instant_grade_days: int = Field(
+        365, ge=1, le=36_500, description="How long an instant grade cap lasts [days]."
+    )
+    transparency: float = Field(
+        1.0, ge=0, le=1, description="1 = rules published, 0 = black box."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> PointsSystem:
+        floors = [self.grade_floors.get(g) for g in GRADES[:-1]]
+        if any(f is None for f in floors):
+            raise ValueError("grade_floors needs AAA, AA, A, B and C")
+        if any(a <= b for a, b in zip(floors, floors[1:], strict=False)):
+            raise ValueError("grade_floors must fall strictly from AAA to C")
+        return self
+
+
+class CourtList(Strict):
+    enabled: bool = Field(False, description="Run the dishonest-persons list.")
+    triggers: list[str] = Field(
+        default_factory=lambda: ["judgment_default", "firm_judgment_default"],
+        description="Behaviours that open an enforcement case.",
+    )
+    grace_days: int = Field(
+        30, ge=0, le=365, description="Days between judgment and listing if unpaid [days]."
+    )
+    pay_hazard: float = Field(
+        0.01, ge=0, le=1, description="Daily probability an able debtor pays [1/day]."
+    )
+    unable_pay_factor: float = Field(
+        0.2, ge=0, le=1, description="Payment hazard of debtors unable to pay, relative."
+    )
+    listed_pay_factor: float = Field(
+        1.5, ge=0, le=20, description="Payment hazard while listed, relative (pressure)."
+    )
+    other_grounds_share: float = Field(
+        0.3, ge=0, le=1,
+        description="Share of unable debtors listed on another ground (hiding assets, ...); "
+        "the rest are not listed.",
+    )
+    term_days: int = Field(
+        730, ge=1, le=36_500, description="Listing term on grounds other than refusing [days]."
+    )
+    delist_days: tuple[int, int] = Field(
+        (1, 5), description="Calendar days from payment to delisting (3 working days)."
+    )
+    contest_prob: float = Field(
+        0.7, ge=0, le=1, description="Share of people with a false case who request correction."
+    )
+    correction_days: int = Field(
+        18, ge=1, le=365, description="Review (15 days) plus fixing (3 working days) [days]."
+    )
+    correction_success: float = Field(
+        0.9, ge=0, le=1, description="Probability a correction request about a false case succeeds."
+    )
+
+
+class Gate(Strict):
+    domain: Domain = Field(description="Domain of the service.")
+    provider: str = Field("", description="Who applies it (airline, bank, ...).")
+    condition: str = Field(
+        description="'listed', 'grade<=X' or 'grade>=X' with X a grade (AAA..D)."
+    )
+    effect: Literal["deny", "surcharge", "perk", "shame"] = Field(
+        "deny", description="What happens to a person who meets the condition."
+    )
+    use_rate: float = Field(
+        0.0, ge=0, le=1,
+        description="Daily rate at which a person seeks the service [uses/day]; "
+        "0 = applied once, when the condition starts.",
+    )
+    income_driven: bool = Field(
+        False, description="Use rate scales with income (capped at 3x the median)."
+    )
+    loss_days: float = Field(
+        0.0, ge=-365, le=3650,
+        description="Economic effect per application [days of income]; negative = gain.",
+    )
+    reaches_children: bool = Field(
+        False, description="Applies to the children in the household (school places)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Gate:
+        parse_condition(self.condition)
+        return self
+
+
+def parse_condition(cond: str) -> tuple[str, int]:
+    """'listed' -> ('listed', 0); 'grade<=C' -> ('le', 4); 'grade>=A' -> ('ge', 2)."""
+    c = cond.replace(" ", "")
+    if c == "listed":
+        return "listed", 0
+    for op, key in (("<=", "le"), (">=", "ge")):
+        if c.startswith("grade" + op) and c[len("grade" + op):] in GRADES:
+            return key, GRADES.index(c[len("grade" + op):])
+    raise ValueError(
+        f"condition {cond!r} is not one of 'listed', 'grade<=X', 'grade>=X' (X in "
+        + ", ".join(GRADES) + ")"
+    )
+
+
+class Adaptation(Strict):
+    enabled: bool = Field(True, description="People adapt their behaviour.")
+    deterrence: float = Field(
+        0.3, ge=0, le=1, description="Fall of a person's scored misbehaviour after a deduction."
+    )
+    general_deterrence: float = Field(
+        0.15, ge=0, le=1, description="Fall of everyone's scored misbehaviour under published rules."
+    )
+    chilling: float = Field(
+        0.5, ge=0, le=1, description="Fall of voice where speech is penalised, times its detection."
+    )
+    personal_chilling: float = Field(
+        0.5, ge=0, le=1, description="Further fall of a person's voice after a speech deduction."
+    )
+    performative: float = Field(
+        0.3, ge=0, le=5, description="Rise of rewarded good acts under published rules."
+    )
+    prune_prob: float = Field(
+        0.05, ge=0, le=1,
+        description="Probability each non-family contact drops a tie to someone who falls "
+        "to the prune grade.",
+    )
+    prune_grade: Grade = Field("C", description="Grade at or below which contacts drop ties.")
+    floor: float = Field(0.1, ge=0, le=1, description="Lowest personal rate multiplier.")
+
+
+class Feedback(Strict):
+    enabled: bool = Field(True, description="Sanctions and debts hit savings, raising stress.")
+    buffer_months: float = Field(
+        3.0, gt=0, le=120, description="Savings below this many months of income cause stress."
+    )
+    recovery: float = Field(
+        0.1, ge=0, le=1, description="Share of daily income saved while below the buffer."
+    )
+
+
+class Scenario(Strict):
+    name: str = Field("custom", description="Short name of the scenario.")
+    description: str = Field("", description="One line on what it models.")
+    run: RunParams = Field(default_factory=RunParams)
+    population: PopulationParams = Field(default_factory=PopulationParams)
+    graph: GraphParams = Field(default_factory=GraphParams)
+    channels: dict[str, Channel] = Field(default_factory=dict)
+    behaviours: dict[str, Behaviour] = Field(default_factory=dict)
+    points: PointsSystem = Field(default_factory=PointsSystem)
+    court_list: CourtList = Field(default_factory=CourtList)
+    gates: dict[str, Gate] = Field(default_factory=dict)
+    adaptation: Adaptation = Field(default_factory=Adaptation)
+    feedback: Feedback = Field(default_factory=Feedback)
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Scenario:
+        n_groups = len(self.population.group_shares)
+        for cname, ch in self.channels.items():
+            for key in ("detection_by_group", "false_rate_by_group"):
+                vals = getattr(ch, key)
+                if len(vals) not in (1, n_groups):
+                    raise ValueError(
+                        f"channels.{cname}.{key}: give 1 value or one per group ({n_groups})"
+                    )
+                if any(v < 0 for v in vals):
+                    raise ValueError(f"channels.{cname}.{key}: values must be >= 0")
+            if max(ch.detection_by_group) * ch.detection > 1 + 1e-9:
+                raise ValueError(
+                    f"channels.{cname}: detection x detection_by_group exceeds 1"
+                )
+        for bname, b in self.behaviours.items():
+            if b.channel not in self.channels:
+                raise ValueError(
+                    f"behaviours.{bname}.channel: unknown channel {b.channel!r}; "
+                    f"defined channels: {', '.join(sorted(self.channels)) or 'none'}"
+                )
+        for section, keys in (
+            ("points.deltas", self.points.deltas),
+            ("points.instant_grade", self.points.instant_grade),
+        ):
+            for k in keys:
+                if k not in self.behaviours:
+                    raise ValueError(f"{section}.{k}: unknown behaviour; {_known(self)}")
+        for k in self.court_list.triggers if self.court_list.enabled else []:
+            if k not in self.behaviours:
+                raise ValueError(f"court_list.triggers: unknown behaviour {k!r}; {_known(self)}")
+        for gname, g in self.gates.items():
+            kind, _ = parse_condition(g.condition)
+            if kind == "listed" and not self.court_list.enabled:
+                raise ValueError(f"gates.{gname}.condition: 'listed' needs court_list.enabled")
+            if kind != "listed" and not self.points.enabled:
+                raise ValueError(f"gates.{gname}.condition: grade conditions need points.enabled")
+        return self
+
+
+def _known(s: Scenario) -> str:
+    return "defined behaviours: " + (", ".join(sorted(s.behaviours)) or "none")

@@ -1,0 +1,1 @@
+"""Social credit systems, one module each."""

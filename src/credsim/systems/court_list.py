@@ -1,0 +1,195 @@
+"""The court list of dishonest judgment debtors (SPC provisions, 2017 revision).
+
+A recorded judgment default opens an enforcement case. Unpaid after the
+grace period, the debtor is listed: with no fixed term when able but
+refusing, for `term_days` on the other grounds. Listing ends within 3
+working days of payment, on a successful correction (false cases only), or
+at the end of the term; it stays in force while a correction is pending.
+A listed firm's listing reaches its legal representative.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from credsim.economy import Economy
+from credsim.ledger import (
+    C_CORRECTION,
+    C_EXPIRY,
+    C_LEGAL_REP,
+    C_LISTING,
+    C_PAID,
+    K_LIST,
+    R_FALSE,
+    R_TRUE,
+    Ledger,
+)
+from credsim.observation import Records
+from credsim.population.firms import Firms
+from credsim.population.people import People
+from credsim.rng import Streams
+from credsim.scenario.model import CourtList as CourtParams
+
+CASE_COLUMNS = {
+    "is_firm": bool, "who": np.int32, "debt": np.float32, "listable": bool, "has_term": bool,
+    "is_false": bool, "start": np.int32, "contest_at": np.int32, "succeeds": bool,
+    "listed_day": np.int32, "delist_at": np.int32, "delay": np.int32,
+}
+
+
+class CourtList:
+    def __init__(self, params: CourtParams, people: People, firms: Firms, economy: Economy,
+                 streams: Streams, trigger_behaviours: np.ndarray, debt_months: np.ndarray):
+        self.p, self.people, self.firms, self.economy, self.streams = (
+            params, people, firms, economy, streams
+        )
+        self.triggers = trigger_behaviours
+        self._debt_months = debt_months  # per behaviour
+        self.listed_count = 0  # people with at least one active listing
+        self.n_list_true = np.zeros(people.n, dtype=np.uint8)  # active listings per person
+        self.n_list_false = np.zeros(people.n, dtype=np.uint8)  # ... resting on a false case
+        self.firm_listed = np.zeros(firms.n, dtype=np.uint8)
+        self.ever_listed = np.zeros(people.n, dtype=bool)
+        self.cases = {k: np.zeros(0, dtype=t) for k, t in CASE_COLUMNS.items()}
+        self.payments_today = 0
+        self.listings_today = 0
+
+    @property
+    def open_cases(self) -> int:
+        return len(self.cases["who"])
+
+    def step(self, records: Records, day: int, ledger: Ledger) -> list[tuple[int, bool]]:
+        """Run one day; return (person, rests_on_false) for every new person listing."""
+        self._open(records, day)
+        self.payments_today = self.listings_today = 0
+        c = self.cases
+        if len(c["who"]) == 0:
+            return []
+        rng = self.streams.get("court.pay", day)
+        u_pay = rng.random(len(c["who"]))
+        listed = c["listed_day"] >= 0
+        closed = np.zeros(len(c["who"]), dtype=bool)
+        new_listings: list[tuple[int, bool]] = []
+
+        # A correction that succeeds ends a false case, listed or not.
+        fix = c["is_false"] & (c["contest_at"] == day) & c["succeeds"]
+        for i in np.flatnonzero(fix & listed):
+            self._delist(i, day, ledger, C_CORRECTION)
+        closed |= fix
+        # Delisting scheduled after a payment.
+        due = ~closed & (c["delist_at"] == day)
+        for i in np.flatnonzero(due):
+            self._delist(i, day, ledger, C_PAID)
+        closed |= due
+        # End of a fixed term.
+        expire = ~closed & listed & c["has_term"] & (day >= c["listed_day"] + self.p.term_days)
+        for i in np.flatnonzero(expire):
+            self._delist(i, day, ledger, C_EXPIRY)
+        closed |= expire
+        # Payments: pressure of the listing raises the hazard.
+        able = c["listable"] & ~c["has_term"]
+        hazard = self.p.pay_hazard * np.where(able, 1.0, self.p.unable_pay_factor)
+        hazard = hazard * np.where(listed, self.p.listed_pay_factor, 1.0)
+        compliance = np.where(
+            c["is_firm"], self._firm_compliance(c), self.people.compliance[self._person(c)]
+        )
+        hazard = hazard * 2.0 * compliance
+        pays = ~closed & (c["delist_at"] < 0) & (u_pay < hazard)
+        self.payments_today = int(pays.sum())
+        pay_persons = pays & ~c["is_firm"]
+        self.economy.charge(c["who"][pay_persons], c["debt"][pay_persons].astype(np.float64), day)
+        c["delist_at"][pays & listed] = day + c["delay"][pays & listed]
+        closed |= pays & ~listed
+        # Listing once the grace period is over.
+        to_list = (
+            ~closed & ~listed & c["listable"] & (c["delist_at"] < 0)
+            & (day >= c["start"] + self.p.grace_days)
+        )
+        for i in np.flatnonzero(to_list):
+            new_listings.extend(self._list(i, day, ledger))
+        self.listings_today = int(to_list.sum())
+        keep = ~closed
+        self.cases = {k: v[keep] for k, v in c.items()}
+        return new_listings
+
+    def _person(self, c: dict) -> np.ndarray:
+        return np.where(c["is_firm"], 0, c["who"])
+
+    def _firm_compliance(self, c: dict) -> np.ndarray:
+        if self.firms.n == 0:
+            return np.zeros(len(c["who"]), dtype=np.float32)
+        return self.firms.compliance[np.where(c["is_firm"], c["who"], 0)]
+
+    def _open(self, records: Records, day: int) -> None:
+        mask = np.isin(records.behaviour, self.triggers)
+        if not mask.any():
+            return
+        r = records.subset(mask)
+        k = len(r)
+        rng = self.streams.get("court.open", day)
+        u_ground, u_contest, u_success = rng.random(k), rng.random(k), rng.random(k)
+        lo, hi = self.p.delist_days
+        delay = rng.integers(lo, max(hi, lo) + 1, size=k)
+        person = np.where(r.is_firm, self._reps(r.who, r.is_firm), r.who)
+        months = self._debt_months[r.behaviour]
+        debt = months * self.people.income[person] / 12.0 * np.where(r.is_firm, 5.0, 1.0)
+        able = self.economy.savings_now(person, day) >= debt
+        other = ~able & (u_ground < self.p.other_grounds_share)
+        contest = r.is_false & (u_contest < self.p.contest_prob)
+        new = {
+            "is_firm": r.is_firm, "who": r.who, "debt": debt, "listable": able | other,
+            "has_term": other, "is_false": r.is_false, "start": np.full(k, day),
+            "contest_at": np.where(contest, day + self.p.correction_days, -1),
+            "succeeds": u_success < self.p.correction_success,
+            "listed_day": np.full(k, -1), "delist_at": np.full(k, -1), "delay": delay,
+        }
+        self.cases = {
+            col: np.concatenate([self.cases[col], np.asarray(new[col]).astype(t)])
+            for col, t in CASE_COLUMNS.items()
+        }
+
+    def _reps(self, who: np.ndarray, is_firm: np.ndarray) -> np.ndarray:
+        if self.firms.n == 0:
+            return who
+        return self.firms.legal_rep[np.where(is_firm, who, 0)]
+
+    def _list(self, i: int, day: int, ledger: Ledger) -> list[tuple[int, bool]]:
+        c = self.cases
+        c["listed_day"][i] = day
+        false = bool(c["is_false"][i])
+        rec = R_FALSE if false else R_TRUE
+        who = int(c["who"][i])
+        if c["is_firm"][i]:
+            self.firm_listed[who] += 1
+            ledger.append(day=day, entity=1, id=who, kind=K_LIST, cause=C_LISTING,
+                          record=rec, delta=1, value=int(self.firm_listed[who]))
+            person, cause = int(self.firms.legal_rep[who]), C_LEGAL_REP
+        else:
+            person, cause = who, C_LISTING
+        counts = self.n_list_false if false else self.n_list_true
+        counts[person] += 1
+        self.ever_listed[person] = True
+        total = int(self.n_list_true[person]) + int(self.n_list_false[person])
+        ledger.append(day=day, entity=0, id=person, kind=K_LIST, cause=cause, record=rec,
+                      delta=1, value=total)
+        self.listed_count += total == 1
+        return [(person, false)] if total == 1 else []
+
+    def _delist(self, i: int, day: int, ledger: Ledger, cause: int) -> None:
+        c = self.cases
+        false = bool(c["is_false"][i])
+        rec = R_FALSE if false else R_TRUE
+        who = int(c["who"][i])
+        if c["is_firm"][i]:
+            self.firm_listed[who] -= 1
+            ledger.append(day=day, entity=1, id=who, kind=K_LIST, cause=cause, record=rec,
+                          delta=-1, value=int(self.firm_listed[who]))
+            person = int(self.firms.legal_rep[who])
+        else:
+            person = who
+        counts = self.n_list_false if false else self.n_list_true
+        counts[person] -= 1
+        total = int(self.n_list_true[person]) + int(self.n_list_false[person])
+        ledger.append(day=day, entity=0, id=person, kind=K_LIST, cause=cause, record=rec,
+                      delta=-1, value=total)
+        self.listed_count -= total == 0
