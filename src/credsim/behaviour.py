@@ -14,11 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from credsim.economy import Economy
 from credsim.population.firms import Firms
-from credsim.population.people import CHILD, People
-from credsim.rng import Streams
+from credsim.population.people import People
+from credsim.rng import Streams, stream_key
 from credsim.scenario.model import DOMAINS, Scenario
 
 DRIVERS = ("noncompliance", "voice", "generosity", "none")
@@ -127,61 +128,152 @@ class Behaviour:
         n = people.n
         self.deter = np.ones(n, dtype=np.float32)  # personal multiplier on scored misbehaviour
         self.chill = np.ones(n, dtype=np.float32)  # personal multiplier on voice
-        self.rmax = (
+        self.rmax = np.minimum(
             cat.rate * np.where(cat.driver == D_NONE, 1.0, DRIVER_MAX)
-            * (1.0 + cat.elasticity) * np.maximum(cat.global_factor, 1.0)
+            * (1.0 + cat.elasticity) * np.maximum(cat.global_factor, 1.0),
+            1.0,
         )
-
-    def person_multiplier(self, b: int, idx: np.ndarray, day: int) -> np.ndarray:
-        """Rate of behaviour b for persons idx, relative to its base rate."""
-        cat, p = self.cat, self.people
-        d = cat.driver[b]
-        if d == D_NONCOMPLIANCE:
-            m = 2.0 * (1.0 - p.compliance[idx])
-        elif d == D_VOICE:
-            m = 2.0 * p.voice[idx]
-        elif d == D_GENEROSITY:
-            m = 2.0 * p.generosity[idx]
-        else:
-            m = np.ones(len(idx), dtype=np.float32)
-        m = m * np.float32(cat.global_factor[b])
-        if cat.elasticity[b] > 0:
-            m = m * (1.0 + np.float32(cat.elasticity[b]) * self.economy.stress(idx, day))
-        if cat.adapt_kind[b] == 1:
-            m = m * self.deter[idx]
-        elif cat.adapt_kind[b] == 2:
-            m = m * self.chill[idx]
-        return np.where(p.age[idx] == CHILD, 0.0, m)
-
-    def firm_multiplier(self, b: int, idx: np.ndarray) -> np.ndarray:
-        if self.cat.driver[b] == D_NONCOMPLIANCE:
-            return 2.0 * (1.0 - self.firms.compliance[idx])
-        return np.ones(len(idx))
+        self.keys = np.array(
+            [stream_key(f"{streams.seed}/behave.{name}") for name in cat.names], dtype=np.uint64
+        )
+        self._buf = (np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0))
 
     def step(self, day: int) -> Events:
-        whos, bhs, uds = [], [], []
-        for b, name in enumerate(self.cat.names):
-            pop = self.firms.n if self.cat.is_firm[b] else self.people.n
-            rmax = self.rmax[b]
-            if rmax <= 0 or pop == 0:
+        cat, p, f, e = self.cat, self.people, self.firms, self.economy
+        parts = []
+        for firm in (False, True):
+            sel = np.flatnonzero((cat.is_firm == firm) & (self.rmax > 0))
+            pop = f.n if firm else p.n
+            if len(sel) == 0 or pop == 0:
                 continue
-            rng = self.streams.get(f"behave.{name}", day)
-            k = rng.poisson(pop * min(rmax, 1.0))
-            idx = rng.integers(0, pop, size=k, dtype=np.int64)
-            u_accept = rng.random(k)
-            u_detect = rng.random(k)
-            if self.cat.is_firm[b]:
-                m = self.firm_multiplier(b, idx)
-            else:
-                m = self.person_multiplier(b, idx, day)
-            keep = u_accept * rmax < self.cat.rate[b] * m
-            whos.append(idx[keep].astype(np.int32))
-            bhs.append(np.full(int(keep.sum()), b, dtype=np.int16))
-            uds.append(u_detect[keep])
-        if not whos:
+            expected = float(np.sum(self.rmax[sel])) * pop
+            cap = int(expected + 10 * np.sqrt(expected) + 64)
+            while True:
+                who, beh, ud = self._buffers(cap)
+                if firm:
+                    k = _sample(sel, self.keys, day, pop, self.rmax, cat.rate, cat.driver,
+                                cat.elasticity, cat.adapt_kind, cat.global_factor,
+                                f.compliance, f.compliance, f.compliance, _NO_AGE, _ONE,
+                                _ONE, False, True, _ZERO, _ZERO16, _ZERO, _ZERO, 0.0, _ZERO,
+                                who, beh, ud)
+                else:
+                    k = _sample(sel, self.keys, day, pop, self.rmax, cat.rate, cat.driver,
+                                cat.elasticity, cat.adapt_kind, cat.global_factor,
+                                p.compliance, p.voice, p.generosity, p.age, self.deter,
+                                self.chill, e.enabled, False, e.savings, e.updated, e.buffer,
+                                e.daily_income, float(e.recovery), e.initial_stress,
+                                who, beh, ud)
+                if k >= 0:
+                    break
+                cap *= 2  # more candidates than room: extremely rare, try again
+            parts.append((who[:k].copy(), beh[:k].copy(), ud[:k].copy()))
+        if not parts:
             return Events(np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0))
-        return Events(np.concatenate(whos), np.concatenate(bhs), np.concatenate(uds))
+        return Events(*(np.concatenate(c) for c in zip(*parts, strict=True)))
 
-    def expected_daily_rate(self, b: int, idx: np.ndarray) -> np.ndarray:
-        """Day-0 rate per person (used by the closed-form checks)."""
-        return self.cat.rate[b] * self.person_multiplier(b, idx, 0)
+    def _buffers(self, cap: int):
+        if len(self._buf[0]) < cap:
+            self._buf = (np.zeros(cap, np.int32), np.zeros(cap, np.int16), np.zeros(cap))
+        return self._buf
+
+
+_NO_AGE = np.zeros(0, np.uint8)
+_ONE = np.ones(0, np.float32)
+_ZERO = np.zeros(0, np.float32)
+_ZERO16 = np.zeros(0, np.int16)
+
+
+BATCH = 2048
+
+
+@njit(cache=True)
+def _sample(sel, keys, day, pop, rmax, rate, driver, elasticity, adapt_kind, gf, compliance,
+            voice, generosity, age, deter, chill, econ_on, is_firm, savings, updated, buffer,
+            daily_income, recovery, stress0, out_who, out_beh, out_u):  # pragma: no cover
+    """Thinning for the behaviours in `sel`; returns the number of events, or -1 if the
+    output arrays were too small. Each (behaviour, day) has its own seeded stream.
+
+    Candidates are drawn in batches and filtered in stages, each stage a tight loop
+    of independent reads (age, then trait, then stress and adaptation) on the
+    survivors of the last, so that many cache misses are in flight at once.
+    """
+    k = 0
+    cap = len(out_who)
+    idx = np.empty(BATCH, dtype=np.int64)
+    thr = np.empty(BATCH)
+    ud = np.empty(BATCH)
+    m = np.empty(BATCH)
+    for b in sel:
+        np.random.seed(day_seed(keys[b], day))
+        remaining = np.random.poisson(pop * rmax[b])
+        d = driver[b]
+        scale = rmax[b] / (rate[b] * gf[b])
+        stress_max = 1.0 + elasticity[b]
+        while remaining > 0:
+            nb = min(remaining, BATCH)
+            remaining -= nb
+            for j in range(nb):
+                idx[j] = np.random.randint(0, pop)
+                thr[j] = np.random.random() * scale  # accept if multiplier > thr
+                ud[j] = np.random.random()
+            if not is_firm:  # stage 1: children do not emit behaviours
+                w = 0
+                for j in range(nb):
+                    if age[idx[j]] != 0:
+                        idx[w], thr[w], ud[w] = idx[j], thr[j], ud[j]
+                        w += 1
+                nb = w
+            w = 0  # stage 2: the trait, with the other factors at their upper bound
+            bound = 1.0 if is_firm else stress_max
+            for j in range(nb):
+                i = idx[j]
+                if d == 0:
+                    mj = 2.0 * (1.0 - compliance[i])
+                elif d == 1:
+                    mj = 2.0 * voice[i]
+                elif d == 2:
+                    mj = 2.0 * generosity[i]
+                else:
+                    mj = 1.0
+                if mj * bound > thr[j]:
+                    idx[w], thr[w], ud[w], m[w] = i, thr[j], ud[j], mj
+                    w += 1
+            nb = w
+            for j in range(nb):  # stage 3: stress and adaptation
+                i = idx[j]
+                mj = m[j]
+                if not is_firm:
+                    if elasticity[b] > 0:
+                        if econ_on:
+                            s = savings[i]
+                            gain = min(recovery * daily_income[i] * (day - updated[i]),
+                                       buffer[i] - s)
+                            if gain > 0:
+                                s += gain
+                            st = 1.0 - s / buffer[i] if buffer[i] > 0 else 0.0
+                            st = min(max(st, 0.0), 1.0)
+                        else:
+                            st = stress0[i]
+                        mj *= 1.0 + elasticity[b] * st
+                    if adapt_kind[b] == 1:
+                        mj *= deter[i]
+                    elif adapt_kind[b] == 2:
+                        mj *= chill[i]
+                if mj > thr[j]:
+                    if k >= cap:
+                        return -1
+                    out_who[k] = i
+                    out_beh[k] = b
+                    out_u[k] = ud[j]
+                    k += 1
+    return k
+
+
+@njit(cache=True, inline="always")
+def day_seed(key, day):  # pragma: no cover
+    """A 32-bit seed for (stream key, day), mixed with splitmix64."""
+    z = key + np.uint64(day + 1) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return np.uint32(z >> np.uint64(32))

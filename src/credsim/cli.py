@@ -71,6 +71,25 @@ def show(
 
 
 @app.command()
+def params(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print as a Markdown table.")
+    ] = False,
+) -> None:
+    """List every scenario parameter with its default, allowed range and meaning."""
+    from credsim.scenario.reference import markdown as as_markdown
+    from credsim.scenario.reference import parameter_rows
+
+    if markdown:
+        sys.stdout.write(as_markdown())
+        return
+    t = Table("key", "default", "allowed", "description")
+    for key, _typ, default, allowed, desc in parameter_rows():
+        t.add_row(key, default, allowed, desc)
+    out.print(t)
+
+
+@app.command()
 def run(
     scenario: Annotated[str, typer.Argument(help="Preset name or TOML file.")],
     set_: Annotated[

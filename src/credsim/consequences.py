@@ -18,7 +18,7 @@ from numba import njit
 from credsim.economy import Economy
 from credsim.ledger import K_GRADE, K_LIST, Ledger
 from credsim.population.people import CHILD, SCHOOL_LOST, SCHOOL_PRIVATE, People
-from credsim.rng import Streams
+from credsim.rng import Streams, counter_uniform, stream_key
 from credsim.scenario.model import DOMAINS, Scenario, parse_condition
 
 COURT_DOMAIN = DOMAINS.index("court")
@@ -42,7 +42,7 @@ class GateSpec:
 class Consequences:
     def __init__(self, s: Scenario, people: People, economy: Economy, streams: Streams,
                  grade: np.ndarray, grade_true: np.ndarray, last_neg_domain: np.ndarray,
-                 n_list_true: np.ndarray, n_list_false: np.ndarray):
+                 n_list_true: np.ndarray, n_list_false: np.ndarray, initial_grade: int):
         self.people, self.economy, self.streams = people, economy, streams
         self.grade, self.grade_true, self.last_neg_domain = grade, grade_true, last_neg_domain
         self.n_list_true, self.n_list_false = n_list_true, n_list_false
@@ -59,6 +59,13 @@ class Consequences:
         self.le_grade = min(les) if les else NEVER
         self.status = np.zeros(people.n, dtype=np.uint8)
         self.counts = np.zeros(2, dtype=np.int64)  # sanctioned, wrongful (person-days today)
+        # Sparse set of people out of the initial state (listed, or grade moved): the
+        # only people a gate whose condition excludes the initial state can apply to.
+        self.initial_grade = initial_grade
+        self.members = np.zeros(people.n, dtype=np.int32)
+        self.pos = np.full(people.n, -1, dtype=np.int32)
+        self.size = np.zeros(1, dtype=np.int64)
+        self.keys = [stream_key(f"{streams.seed}/gate.{g.name}") for g in self.gates]
         adults = people.income[people.age != CHILD]
         self.median_income = float(np.median(adults)) if len(adults) else 1.0
         self.applied_today = np.zeros(len(self.gates), dtype=np.int64)
@@ -70,7 +77,7 @@ class Consequences:
         if len(persons):
             _refresh(persons.astype(np.int64), self.use_listed, self.le_grade, self.grade,
                      self.grade_true, self.n_list_true, self.n_list_false, self.status,
-                     self.counts)
+                     self.counts, self.initial_grade, self.members, self.pos, self.size)
 
     def step(self, ledger: Ledger, since: int, day: int) -> None:
         self.applied_today[:] = 0
@@ -78,7 +85,9 @@ class Consequences:
         rows = ledger.rows(since)
         person = rows["entity"] == 0
         for gi, g in enumerate(self.gates):
-            if g.use_rate > 0:
+            if g.use_rate > 0 and self._initial_meets(g):
+                self._use_gate_everyone(gi, g, day)
+            elif g.use_rate > 0:
                 self._use_gate(gi, g, day)
             else:
                 self._once_gate(gi, g, rows, person, day)
@@ -92,7 +101,28 @@ class Consequences:
             return self.grade[idx] >= g.grade, self.grade_true[idx] >= g.grade
         return self.grade[idx] <= g.grade, self.grade_true[idx] <= g.grade
 
+    def _initial_meets(self, g: GateSpec) -> bool:
+        """Does someone in the initial state (unlisted, initial grade) meet the condition?"""
+        if g.kind == "listed":
+            return False
+        if g.kind == "le":
+            return self.initial_grade >= g.grade
+        return self.initial_grade <= g.grade
+
     def _use_gate(self, gi: int, g: GateSpec, day: int) -> None:
+        """People out of the initial state who meet the condition and seek the service today."""
+        p = self.people
+        idx = self.members[: self.size[0]].astype(np.int64)
+        meets, meets_true = self._meets(g, idx)
+        idx, meets_true = idx[meets], meets_true[meets]
+        rate = g.use_rate
+        if g.income_driven:
+            rate = rate * np.minimum(p.income[idx] / self.median_income, 3.0)
+        seeks = (counter_uniform(self.keys[gi], day, idx) < rate) & (p.age[idx] != CHILD)
+        self._record(gi, g, idx[seeks], ~meets_true[seeks], day)
+
+    def _use_gate_everyone(self, gi: int, g: GateSpec, day: int) -> None:
+        """A gate everyone may meet: sample its uses by thinning over the population."""
         p = self.people
         cap = 3.0 if g.income_driven else 1.0
         rng = self.streams.get(f"gate.{g.name}", day)
@@ -178,9 +208,20 @@ class Consequences:
 
 @njit(cache=True)
 def _refresh(persons, use_listed, le_grade, grade, grade_true, n_true, n_false, status,
-             counts):  # pragma: no cover
+             counts, initial_grade, members, pos, size):  # pragma: no cover
     for r in range(len(persons)):
         p = persons[r]
+        out = (n_true[p] + n_false[p]) > 0 or grade[p] != initial_grade
+        if out and pos[p] < 0:
+            pos[p] = size[0]
+            members[size[0]] = p
+            size[0] += 1
+        elif not out and pos[p] >= 0:
+            last = members[size[0] - 1]
+            members[pos[p]] = last
+            pos[last] = pos[p]
+            pos[p] = -1
+            size[0] -= 1
         s = use_listed and (n_true[p] + n_false[p]) > 0
         s = s or grade[p] >= le_grade
         t = use_listed and n_true[p] > 0

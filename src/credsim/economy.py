@@ -20,8 +20,13 @@ class Economy:
         self.buffer = (people.income / np.float32(12.0)) * np.float32(feedback.buffer_months)
         self.recovery = np.float32(feedback.recovery)
         self.savings = people.savings  # shared with People: its final value is the result
-        self.updated = np.zeros(people.n, dtype=np.int16)  # day savings were last brought up to date
-        self.initial_stress = self._stress(self.savings, np.arange(people.n))
+        # The day each person's savings were last brought up to date.
+        self.updated = np.zeros(people.n, dtype=np.int16)
+        # Stress is frozen at its initial value when feedback is off (kept only then).
+        self.initial_stress = (
+            np.zeros(0, np.float32) if self.enabled
+            else self._stress(self.savings, np.arange(people.n))
+        )
 
     def savings_now(self, idx: np.ndarray, day: int) -> np.ndarray:
         s = self.savings[idx]
@@ -36,6 +41,10 @@ class Economy:
         if not self.enabled:
             return self.initial_stress[idx]
         return self._stress(self.savings_now(idx, day), idx)
+
+    def stress0(self) -> np.ndarray:
+        """Everyone's stress on day 0."""
+        return self._stress(self.savings, np.arange(len(self.savings)))
 
     def charge(self, idx: np.ndarray, amount: np.ndarray, day: int) -> None:
         """Take `amount` from savings (may go negative: debt). Repeated idx accumulate."""

@@ -70,6 +70,7 @@ class Simulation:
             else np.full(n, NO_DOMAIN, np.uint8),
             n_list_true=self.court.n_list_true if self.court else zeros8,
             n_list_false=self.court.n_list_false if self.court else zeros8,
+            initial_grade=int(self.points.grade[0]) if self.points else 0,
         )
         self.adapt = Adapt(s.adaptation, cat, self.behaviour, self.graph, self.streams)
         self.voice_behaviours = np.flatnonzero(cat.driver == D_VOICE)

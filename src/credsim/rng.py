@@ -30,3 +30,27 @@ class Streams:
 
     def entropy(self) -> dict:
         return {"base_seed": self.seed, "scheme": "SeedSequence([seed, blake2b8(name), day+1])"}
+
+
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix64(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+def counter_uniform(key: int, day: int, idx: np.ndarray) -> np.ndarray:
+    """A uniform in [0, 1) for each (stream key, day, slot), computed, not drawn.
+
+    Whether person i seeks a service on day d then never depends on who else
+    is evaluated that day: common random numbers at O(people evaluated) cost.
+    """
+    day_key = np.uint64(_mix64((key + (day + 1) * _GOLDEN) & _MASK))
+    z = idx.astype(np.uint64) * np.uint64(_GOLDEN) ^ day_key
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)

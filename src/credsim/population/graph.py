@@ -3,15 +3,18 @@
 Generation runs the same seeded Numba pass twice, first counting degrees and
 then filling the rows, so no edge list is ever held: peak memory stays near
 the CSR itself (4 bytes of neighbour + 1 byte of kind per directed entry,
-i.e. 10 bytes per undirected tie).
+i.e. 10 bytes per undirected tie). Each pass is split among threads by the
+rows they own: every thread replays every person's seeded stream and writes
+only its own rows, so the graph is the same whatever the number of threads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from credsim.population.people import People
 from credsim.scenario.model import GraphParams
@@ -50,8 +53,9 @@ def build_graph(people: People, p: GraphParams, seed: int) -> Graph:
         people.sociability, stub_mean, p.homophily_region, p.homophily_group, p.work_share,
         p.locality, p.community_size, seed,
     )
+    parts = max(1, min(numba.get_num_threads(), n // 1000 or 1))
     deg = np.zeros(n + 1, dtype=np.int64)
-    _emit(deg, deg, np.zeros(0, np.int32), np.zeros(0, np.uint8), True, *args)
+    _emit_parallel(parts, deg, np.zeros(0, np.int32), np.zeros(0, np.uint8), True, *args)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(deg[:n], out=indptr[1:])
     del deg
@@ -59,9 +63,10 @@ def build_graph(people: People, p: GraphParams, seed: int) -> Graph:
     indices = np.empty(total, dtype=np.int32)
     kind = np.empty(total, dtype=np.uint8)
     cursor = indptr[:-1].copy()
-    _emit(cursor, cursor, indices, kind, False, *args)
+    _emit_parallel(parts, cursor, indices, kind, False, *args)
     del cursor
-    end = _sort_dedupe_rows(indptr, indices, kind)
+    _sort_rows(indptr, indices, kind)
+    end = _dedupe_rows(indptr, indices, kind)
     return Graph(indptr=indptr, indices=indices[:end], kind=kind[:end])
 
 
@@ -92,16 +97,28 @@ def _poisson(state, lam):  # pragma: no cover - Knuth's method; lam is small her
     return k
 
 
+@njit(cache=True, parallel=True)
+def _emit_parallel(parts, cursor, indices, kind, counting, hstart, region, region_start,
+                   group, sociability, stub_mean, h_region, h_group, work_share, locality,
+                   community, seed):  # pragma: no cover
+    n = len(region)
+    for part in prange(parts):
+        _emit(n * part // parts, n * (part + 1) // parts, cursor, indices, kind, counting,
+              hstart, region, region_start, group, sociability, stub_mean, h_region, h_group,
+              work_share, locality, community, seed)
+
+
 @njit(cache=True)
-def _emit(deg, cursor, indices, kind, counting, hstart, region, region_start, group,
-          sociability, stub_mean, h_region, h_group, work_share, locality, community,
+def _emit(own_lo, own_hi, cursor, indices, kind, counting, hstart, region, region_start,
+          group, sociability, stub_mean, h_region, h_group, work_share, locality, community,
           seed):  # pragma: no cover
+    """Emit every tie; count (or write) only the entries of rows own_lo..own_hi-1."""
     n = len(region)
     # Family: everyone in a household is tied to everyone else in it.
     for h in range(len(hstart) - 1):
         for a in range(hstart[h], hstart[h + 1]):
             for b in range(a + 1, hstart[h + 1]):
-                _put(a, b, FAMILY, counting, deg, cursor, indices, kind)
+                _put(a, b, FAMILY, counting, own_lo, own_hi, cursor, indices, kind)
     # Other ties: homophily by region (contiguous slots), local community (a window
     # of nearby slots) and group (rejection). Each person has their own splitmix64
     # stream, so a row never depends on the order people are visited in.
@@ -127,44 +144,48 @@ def _emit(deg, cursor, indices, kind, counting, hstart, region, region_start, gr
                     j = lo + int(_uniform(state) * (hi - lo))
             t = WORK if _uniform(state) < work_share else FRIEND
             if j != i:
-                _put(i, j, t, counting, deg, cursor, indices, kind)
+                _put(i, j, t, counting, own_lo, own_hi, cursor, indices, kind)
 
 
 @njit(cache=True, inline="always")
-def _put(a, b, t, counting, deg, cursor, indices, kind):  # pragma: no cover
-    if counting:
-        deg[a] += 1
-        deg[b] += 1
-    else:
-        indices[cursor[a]] = b
-        kind[cursor[a]] = t
-        cursor[a] += 1
-        indices[cursor[b]] = a
-        kind[cursor[b]] = t
-        cursor[b] += 1
+def _put(a, b, t, counting, own_lo, own_hi, cursor, indices, kind):  # pragma: no cover
+    """Add tie a-b to the owned rows: count it (cursor holds degrees) or write it."""
+    for x, y in ((a, b), (b, a)):
+        if own_lo <= x < own_hi:
+            if not counting:
+                indices[cursor[x]] = y
+                kind[cursor[x]] = t
+            cursor[x] += 1
 
 
-@njit(cache=True)
-def _sort_dedupe_rows(indptr, indices, kind):  # pragma: no cover
-    """Sort each row (insertion sort: rows are short) and drop repeated ties, in place."""
-    w = 0
-    n = len(indptr) - 1
-    start = indptr[0]
-    for i in range(n):
-        end = indptr[i + 1]
+@njit(cache=True, parallel=True)
+def _sort_rows(indptr, indices, kind):  # pragma: no cover
+    """Sort each row by neighbour (insertion sort: rows are short)."""
+    for i in prange(len(indptr) - 1):
+        start, end = indptr[i], indptr[i + 1]
         for a in range(start + 1, end):
             v, t = indices[a], kind[a]
             b = a - 1
-            while b >= start and indices[b] > v:
+            while b >= start and (indices[b] > v or (indices[b] == v and kind[b] > t)):
                 indices[b + 1] = indices[b]
                 kind[b + 1] = kind[b]
                 b -= 1
             indices[b + 1] = v
             kind[b + 1] = t
+
+
+@njit(cache=True)
+def _dedupe_rows(indptr, indices, kind):  # pragma: no cover
+    """Drop repeated ties (keeping the lowest kind: family first), compacting in place."""
+    w = 0
+    n = len(indptr) - 1
+    start = indptr[0]
+    for i in range(n):
+        end = indptr[i + 1]
         row_start = w
         for a in range(start, end):
             if a > start and indices[a] == indices[a - 1]:
-                continue  # a repeated tie: keep the first kind (family sorts first)
+                continue
             indices[w] = indices[a]
             kind[w] = kind[a]
             w += 1

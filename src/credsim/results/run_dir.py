@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 from credsim import __version__
 from credsim.engine import Simulation
 from credsim.errors import InputError
+from credsim.population.firms import SECTORS
 from credsim.population.graph import DROPPED
 from credsim.population.people import AGE_BANDS, SCHOOL_STATES
-from credsim.population.firms import SECTORS
 from credsim.scenario.load import scenario_to_toml
 from credsim.scenario.model import DOMAINS, GRADES
 

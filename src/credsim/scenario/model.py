@@ -29,7 +29,7 @@ class Strict(BaseModel):
 
 
 class RunParams(Strict):
-    days: int = Field(365, ge=1, le=36_500, description="Days simulated [day].")
+    days: int = Field(365, ge=1, le=10_000, description="Days simulated [day].")
     seed: int = Field(1, ge=0, le=2**63 - 1, description="Base seed of every random stream.")
     people: int = Field(
         100_000, ge=100, le=200_000_000, description="Number of synthetic citizens [persons]."
@@ -289,7 +289,8 @@ class Adaptation(Strict):
         0.3, ge=0, le=1, description="Fall of a person's scored misbehaviour after a deduction."
     )
     general_deterrence: float = Field(
-        0.15, ge=0, le=1, description="Fall of everyone's scored misbehaviour under published rules."
+        0.15, ge=0, le=1,
+        description="Fall of everyone's scored misbehaviour under published rules.",
     )
     chilling: float = Field(
         0.5, ge=0, le=1, description="Fall of voice where speech is penalised, times its detection."

@@ -1,0 +1,111 @@
+"""The parameter reference: every scenario parameter with its default, range and meaning,
+generated from the Pydantic models so that it cannot drift from the code."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from credsim.scenario.model import Behaviour, Channel, Gate, Scenario
+
+# Tables keyed by a name the user chooses, and the model of each entry.
+KEYED = {"channels": Channel, "behaviours": Behaviour, "gates": Gate}
+
+
+def parameter_rows() -> list[tuple[str, str, str, str, str]]:
+    """(key, type, default, allowed, description) for every parameter."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    _walk(Scenario, "", rows)
+    return rows
+
+
+def _walk(model: type[BaseModel], prefix: str, rows: list) -> None:
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = field.annotation
+        if name in KEYED and model is Scenario:
+            _walk(KEYED[name], f"{key}.<name>.", rows)
+            continue
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            _walk(ann, f"{key}.", rows)
+            continue
+        rows.append((key, _type_name(ann), _default(field), _allowed(field, ann),
+                     field.description or ""))
+
+
+def _type_name(ann: Any) -> str:
+    origin = typing.get_origin(ann)
+    if origin is typing.Literal:
+        return "string"
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(ann) if a is not Ellipsis]
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict:
+        return f"table of {_type_name(typing.get_args(ann)[1])}"
+    return {int: "integer", float: "number", bool: "boolean", str: "string"}.get(
+        ann, getattr(ann, "__name__", str(ann))
+    )
+
+
+def _default(field) -> str:
+    if field.default is PydanticUndefined and field.default_factory is None:
+        return "required"
+    value = field.default_factory() if field.default_factory else field.default
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {v}" for k, v in value.items()) + "}"
+    return str(list(value) if isinstance(value, tuple) else value)
+
+
+def _allowed(field, ann: Any) -> str:
+    if typing.get_origin(ann) is typing.Literal:
+        return ", ".join(str(a) for a in typing.get_args(ann))
+    if typing.get_origin(ann) is dict and typing.get_origin(typing.get_args(ann)[1]) is (
+        typing.Literal
+    ):
+        return "values: " + ", ".join(typing.get_args(typing.get_args(ann)[1]))
+    lo = hi = None
+    lo_op = hi_op = ""
+    for m in field.metadata:
+        if isinstance(m, Ge):
+            lo, lo_op = m.ge, "≤"
+        elif isinstance(m, Gt):
+            lo, lo_op = m.gt, "<"
+        elif isinstance(m, Le):
+            hi, hi_op = m.le, "≤"
+        elif isinstance(m, Lt):
+            hi, hi_op = m.lt, "<"
+    if lo is None and hi is None:
+        return ""
+    left = f"{_num(lo)} {lo_op} " if lo is not None else ""
+    right = f" {hi_op} {_num(hi)}" if hi is not None else ""
+    return f"{left}x{right}"
+
+
+def _num(v: float) -> str:
+    return f"{v:_}" if isinstance(v, int) else f"{v:g}"
+
+
+def markdown() -> str:
+    lines = [
+        "# Scenario parameters",
+        "",
+        "Every key a scenario file accepts, generated from the code by "
+        "`credsim params --markdown`. Units are in brackets in the description; "
+        "`<name>` stands for a name you choose (a channel, behaviour or gate). "
+        "Unknown keys are rejected.",
+        "",
+        "| key | type | default | allowed | description |",
+        "|---|---|---|---|---|",
+    ]
+    for key, typ, default, allowed, desc in parameter_rows():
+        cells = (f"`{key}`", typ, default, allowed, desc)
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
