@@ -154,14 +154,14 @@ class Behaviour:
                     k = _sample(sel, self.keys, day, pop, self.rmax, cat.rate, cat.driver,
                                 cat.elasticity, cat.adapt_kind, cat.global_factor,
                                 f.compliance, f.compliance, f.compliance, _NO_AGE, _ONE,
-                                _ONE, False, True, _ZERO, _ZERO16, _ZERO, _ZERO, 0.0, _ZERO,
+                                _ONE, False, True, _ZERO, _ZERO16, _ZERO, 0.0, 0.0, _ZERO,
                                 who, beh, ud)
                 else:
                     k = _sample(sel, self.keys, day, pop, self.rmax, cat.rate, cat.driver,
                                 cat.elasticity, cat.adapt_kind, cat.global_factor,
                                 p.compliance, p.voice, p.generosity, p.age, self.deter,
-                                self.chill, e.enabled, False, e.savings, e.updated, e.buffer,
-                                e.daily_income, float(e.recovery), e.initial_stress,
+                                self.chill, e.enabled, False, e.savings, e.updated, e.income,
+                                e.buffer_factor, float(e.recovery), e.initial_stress,
                                 who, beh, ud)
                 if k >= 0:
                     break
@@ -188,8 +188,8 @@ BATCH = 2048
 
 @njit(cache=True)
 def _sample(sel, keys, day, pop, rmax, rate, driver, elasticity, adapt_kind, gf, compliance,
-            voice, generosity, age, deter, chill, econ_on, is_firm, savings, updated, buffer,
-            daily_income, recovery, stress0, out_who, out_beh, out_u):  # pragma: no cover
+            voice, generosity, age, deter, chill, econ_on, is_firm, savings, updated, income,
+            buffer_factor, recovery, stress0, out_who, out_beh, out_u):  # pragma: no cover
     """Thinning for the behaviours in `sel`; returns the number of events, or -1 if the
     output arrays were too small. Each (behaviour, day) has its own seeded stream.
 
@@ -244,13 +244,14 @@ def _sample(sel, keys, day, pop, rmax, rate, driver, elasticity, adapt_kind, gf,
                 mj = m[j]
                 if not is_firm:
                     if elasticity[b] > 0:
-                        if econ_on:
+                        if econ_on:  # the lazy savings rule of economy.Economy
                             s = savings[i]
-                            gain = min(recovery * daily_income[i] * (day - updated[i]),
-                                       buffer[i] - s)
+                            buf = np.float32(income[i] * buffer_factor)
+                            gain = min(recovery * (income[i] / np.float32(365.0))
+                                       * (day - updated[i]), buf - s)
                             if gain > 0:
                                 s += gain
-                            st = 1.0 - s / buffer[i] if buffer[i] > 0 else 0.0
+                            st = 1.0 - s / buf if buf > 0 else 0.0
                             st = min(max(st, 0.0), 1.0)
                         else:
                             st = stress0[i]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import signal
 import sys
 import time
 from pathlib import Path
@@ -115,6 +116,8 @@ def run(
         tmp = run_dir.prepare(target)
     except InputError as exc:
         _fail(str(exc))
+    # A terminated run cleans up like an interrupted one (the except below).
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         t0 = time.perf_counter()
         sim = Simulation(s, ledger_path=tmp / "ledger.parquet")
@@ -197,6 +200,10 @@ def _print_summary(run_path: Path, baseline: Path | None) -> None:
         out.print(f"{manifest['wall_seconds']:.1f} s, {pds:,.0f} person-days/s", highlight=False)
 
 
+def _terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _default_out(name: str, seed: int) -> Path:
     base = Path("runs") / f"{name}-seed{seed}"
     path, k = base, 2
@@ -212,3 +219,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted; no results folder was left behind")
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:
+            err.print("terminated; no results folder was left behind")
+        raise

@@ -182,7 +182,7 @@ class Consequences:
         self.wrongful_today[gi] += int(wrongful.sum())
         payer = who if payer is None else payer
         if g.loss_days != 0:
-            self.economy.charge(payer, g.loss_days * self.economy.daily_income[payer], day)
+            self.economy.charge(payer, g.loss_days * self.economy.daily_income(payer), day)
         if g.kind == "listed":
             trigger = np.full(len(who), COURT_DOMAIN, dtype=np.uint8)
         else:

@@ -16,8 +16,10 @@ from credsim.scenario.model import Feedback
 class Economy:
     def __init__(self, people: People, feedback: Feedback):
         self.enabled = feedback.enabled
-        self.daily_income = people.income / np.float32(365.0)
-        self.buffer = (people.income / np.float32(12.0)) * np.float32(feedback.buffer_months)
+        # Daily income and the savings buffer are income times a constant: derived
+        # on demand rather than stored, to keep per-person memory small.
+        self.income = people.income
+        self.buffer_factor = float(feedback.buffer_months) / 12.0
         self.recovery = np.float32(feedback.recovery)
         self.savings = people.savings  # shared with People: its final value is the result
         # The day each person's savings were last brought up to date.
@@ -28,12 +30,19 @@ class Economy:
             else self._stress(self.savings, np.arange(people.n))
         )
 
+    def daily_income(self, idx: np.ndarray) -> np.ndarray:
+        return self.income[idx] / np.float32(365.0)
+
+    def buffer(self, idx: np.ndarray) -> np.ndarray:
+        """Savings below this many units of currency cause stress."""
+        return self.income[idx] * np.float32(self.buffer_factor)
+
     def savings_now(self, idx: np.ndarray, day: int) -> np.ndarray:
         s = self.savings[idx]
         if not self.enabled:
             return s
-        gap = self.buffer[idx] - s
-        gain = self.recovery * self.daily_income[idx] * (day - self.updated[idx])
+        gap = self.buffer(idx) - s
+        gain = self.recovery * self.daily_income(idx) * (day - self.updated[idx])
         return s + np.clip(np.minimum(gain, gap), 0, None)
 
     def stress(self, idx: np.ndarray, day: int) -> np.ndarray:
@@ -55,13 +64,15 @@ class Economy:
         self.savings[uniq] = self.savings_now(uniq, day) - total
         self.updated[uniq] = day
 
-    def finalize(self, day: int) -> None:
-        everyone = np.arange(len(self.savings))
-        self.savings[:] = self.savings_now(everyone, day)
-        self.updated[:] = day
+    def finalize(self, day: int, chunk: int = 1 << 20) -> None:
+        """Bring everyone's savings up to `day` (in chunks: no population-sized temporaries)."""
+        for lo in range(0, len(self.savings), chunk):
+            idx = np.arange(lo, min(lo + chunk, len(self.savings)))
+            self.savings[idx] = self.savings_now(idx, day)
+            self.updated[idx] = day
 
     def _stress(self, savings: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        buf = self.buffer[idx]
+        buf = self.buffer(idx)
         with np.errstate(divide="ignore", invalid="ignore"):
             s = np.where(buf > 0, 1.0 - savings / buf, 0.0)
         return np.clip(s, 0.0, 1.0).astype(np.float32)

@@ -39,8 +39,12 @@ class Graph:
 
     def degree(self, active_only: bool = True) -> np.ndarray:
         if not active_only:
-            return np.diff(self.indptr)
-        return _active_degree(self.indptr, self.kind)
+            return np.diff(self.indptr).astype(np.int32)
+        return _count_rows(self.indptr, self.kind, False)
+
+    def dropped(self) -> np.ndarray:
+        """Ties each person has lost (dropped by either side)."""
+        return _count_rows(self.indptr, self.kind, True)
 
 
 def build_graph(people: People, p: GraphParams, seed: int) -> Graph:
@@ -196,13 +200,14 @@ def _dedupe_rows(indptr, indices, kind):  # pragma: no cover
 
 
 @njit(cache=True)
-def _active_degree(indptr, kind):  # pragma: no cover
+def _count_rows(indptr, kind, dropped):  # pragma: no cover
+    """Per row, the number of entries that are dropped (or, if not `dropped`, active)."""
     n = len(indptr) - 1
     out = np.zeros(n, dtype=np.int32)
     for i in range(n):
         c = 0
         for a in range(indptr[i], indptr[i + 1]):
-            if kind[a] & 0x80 == 0:
+            if ((kind[a] & 0x80) != 0) == dropped:
                 c += 1
         out[i] = c
     return out

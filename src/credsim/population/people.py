@@ -48,64 +48,80 @@ class People:
 
 
 def build_people(p: PopulationParams, n: int, streams: Streams) -> People:
+    # float32 draws and int32 indices throughout: the temporaries of a national
+    # population are then no larger than its final state.
     rng = streams.get("population.households")
     sizes = _household_sizes(rng, p.household_size_mean, n)
     n_h = len(sizes)
     hstart = np.zeros(n_h + 1, dtype=np.int64)
     np.cumsum(sizes, out=hstart[1:])
     household = np.repeat(np.arange(n_h, dtype=np.int32), sizes)
-    member = (np.arange(n, dtype=np.int64) - np.repeat(hstart[:-1], sizes)).astype(np.uint8)
+    first = hstart[:-1].astype(np.int32)[household]  # slot of the household's first member
+    member = np.arange(n, dtype=np.int32)
+    member -= first
+    member = np.minimum(member, 255).astype(np.uint8)
 
     # Regions: contiguous runs of households with uneven sizes.
     shares = rng.dirichlet(np.full(p.regions, 4.0))
     h_region = np.minimum(
         np.searchsorted(np.cumsum(shares), (np.arange(n_h) + 0.5) / n_h), p.regions - 1
     ).astype(np.int16)
-    region = np.repeat(h_region, sizes)
+    region = h_region[household]
     region_start = np.searchsorted(region, np.arange(p.regions + 1)).astype(np.int64)
     # The most populous regions are the urban ones, up to urban_share of people.
     pop = np.diff(region_start)
     order = np.argsort(-pop, kind="stable")
     urban = np.zeros(p.regions, dtype=bool)
-    urban[order[np.cumsum(pop[order]) - pop[order] < p.urban_share * n]] = True
-    if p.urban_share == 0:
-        urban[:] = False
+    if p.urban_share > 0:
+        urban[order[np.cumsum(pop[order]) - pop[order] < p.urban_share * n]] = True
 
     h_group = rng.choice(len(p.group_shares), size=n_h, p=np.asarray(p.group_shares))
-    group = np.repeat(h_group.astype(np.uint8), sizes)
+    group = h_group.astype(np.uint8)[household]
+    del h_region, h_group
 
     # Members 0 and 1 are the adults (or elders); later members are mostly children.
     age = np.full(n, ADULT, dtype=np.uint8)
-    u = rng.random(n)
+    u = rng.random(n, dtype=np.float32)
     age[(member < 2) & (u < p.elder_share)] = ELDER
     later = member >= 2
     age[later & (u < 0.85)] = CHILD
     age[later & (u >= 0.85)] = ELDER
-    first = np.repeat(hstart[:-1], sizes)
-    parent1 = np.where(age == CHILD, first, -1).astype(np.int32)
-    has_second = np.repeat(sizes >= 2, sizes)
-    parent2 = np.where((age == CHILD) & has_second, first + 1, -1).astype(np.int32)
+    del u, later
+    child = age == CHILD
+    parent1 = np.where(child, first, -1).astype(np.int32)
+    has_second = (sizes >= 2)[household]
+    parent2 = np.where(child & has_second, first + 1, -1).astype(np.int32)
+    del has_second, member
 
     rng = streams.get("population.economy")
-    log_factor = (
-        np.where(urban[region], 0.0, np.log(p.rural_income_factor))
-        + np.log(np.asarray(p.group_income_factor))[group]
-    )
-    income = np.exp(p.income_log_mean + log_factor + p.income_log_sd * rng.standard_normal(n))
-    income[age == ELDER] *= p.elder_income_factor
-    income[age == CHILD] = 0.0
-    savings = income / 12 * p.savings_months * np.exp(p.savings_log_sd * rng.standard_normal(n))
+    region_lf = np.where(urban, 0.0, np.log(p.rural_income_factor)).astype(np.float32)
+    group_lf = np.log(np.asarray(p.group_income_factor)).astype(np.float32)
+    income = rng.standard_normal(n, dtype=np.float32)
+    income *= np.float32(p.income_log_sd)
+    income += region_lf[region]
+    income += group_lf[group]
+    income += np.float32(p.income_log_mean)
+    np.exp(income, out=income)
+    income[age == ELDER] *= np.float32(p.elder_income_factor)
+    income[child] = 0.0
+    savings = rng.standard_normal(n, dtype=np.float32)
+    savings *= np.float32(p.savings_log_sd)
+    np.exp(savings, out=savings)
+    savings *= income * np.float32(p.savings_months / 12)
 
     # Private schooling rises with the household head's income.
-    school = np.where(age == CHILD, SCHOOL_PUBLIC, SCHOOL_NONE).astype(np.uint8)
-    head_income = income[first]
-    med = np.median(income[age != CHILD]) if np.any(age != CHILD) else 1.0
-    p_private = np.clip(p.private_school_share * head_income / max(med, 1e-9), 0, 0.9)
-    school[(age == CHILD) & (rng.random(n) < p_private)] = SCHOOL_PRIVATE
+    school = np.where(child, SCHOOL_PUBLIC, SCHOOL_NONE).astype(np.uint8)
+    med = float(np.median(income[~child])) if not child.all() else 1.0
+    kids = np.flatnonzero(child)
+    p_private = p.private_school_share * income[first[kids]] / np.float32(max(med, 1e-9))
+    school[kids[rng.random(len(kids), dtype=np.float32) < np.minimum(p_private, 0.9)]] = (
+        SCHOOL_PRIVATE
+    )
+    del kids, p_private, first, child
 
     rng = streams.get("population.traits")
     traits = {
-        name: rng.beta(*getattr(p, name), size=n).astype(np.float32)
+        name: _beta32(rng, *getattr(p, name), n)
         for name in ("compliance", "voice", "sociability", "generosity")
     }
     return People(
@@ -118,11 +134,20 @@ def build_people(p: PopulationParams, n: int, streams: Streams) -> People:
         age=age,
         parent1=parent1,
         parent2=parent2,
-        income=income.astype(np.float32),
-        savings=savings.astype(np.float32),
+        income=income,
+        savings=savings,
         school=school,
         **traits,
     )
+
+
+def _beta32(rng: np.random.Generator, a: float, b: float, n: int) -> np.ndarray:
+    """Beta(a, b) as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b), in float32."""
+    x = rng.standard_gamma(a, size=n, dtype=np.float32)
+    y = rng.standard_gamma(b, size=n, dtype=np.float32)
+    y += x
+    x /= y
+    return x
 
 
 def _household_sizes(rng: np.random.Generator, mean: float, n: int) -> np.ndarray:

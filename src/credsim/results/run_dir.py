@@ -21,7 +21,6 @@ from credsim import __version__
 from credsim.engine import Simulation
 from credsim.errors import InputError
 from credsim.population.firms import SECTORS
-from credsim.population.graph import DROPPED
 from credsim.population.people import AGE_BANDS, SCHOOL_STATES
 from credsim.scenario.load import scenario_to_toml
 from credsim.scenario.model import DOMAINS, GRADES
@@ -128,7 +127,7 @@ def _people_table(sim: Simulation) -> pa.Table:
         "sociability": p.sociability, "generosity": p.generosity,
         "school": _cat(p.school, SCHOOL_STATES),
         "degree": degree,
-        "ties_dropped": _dropped_per_person(sim),
+        "ties_dropped": sim.graph.dropped(),
         "deterrence": sim.behaviour.deter, "chill": sim.behaviour.chill,
     }
     if sim.points is not None:
@@ -147,13 +146,6 @@ def _people_table(sim: Simulation) -> pa.Table:
     cols["sanctioned"] = (status & 1) > 0
     cols["sanctioned_wrongful"] = (status & 2) > 0
     return pa.table(cols)
-
-
-def _dropped_per_person(sim: Simulation) -> np.ndarray:
-    g = sim.graph
-    dropped = (g.kind & DROPPED) > 0
-    row = np.repeat(np.arange(sim.people.n, dtype=np.int32), np.diff(g.indptr))
-    return np.bincount(row[dropped], minlength=sim.people.n).astype(np.int32)
 
 
 def open_run(path: Path) -> dict:

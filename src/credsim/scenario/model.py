@@ -236,6 +236,17 @@ class CourtList(Strict):
     correction_success: float = Field(
         0.9, ge=0, le=1, description="Probability a correction request about a false case succeeds."
     )
+    appeal_prob: float = Field(
+        0.5, ge=0, le=1,
+        description="Share of people whose correction failed who appeal to the higher court.",
+    )
+    appeal_days: int = Field(
+        25, ge=1, le=365,
+        description="Days from a failed correction to the appeal decision (10 to lodge + 15).",
+    )
+    appeal_success: float = Field(
+        0.5, ge=0, le=1, description="Probability an appeal about a false case succeeds."
+    )
 
 
 class Gate(Strict):

@@ -5,7 +5,8 @@ grace period, the debtor is listed: with no fixed term when able but
 refusing, for `term_days` on the other grounds. Listing ends within 3
 working days of payment, on a successful correction (false cases only), or
 at the end of the term; it stays in force while a correction is pending.
-A listed firm's listing reaches its legal representative.
+A failed correction can be appealed to the higher court; the listing stays
+in force meanwhile. A listed firm's listing reaches its legal representative.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from credsim.economy import Economy
 from credsim.ledger import (
+    C_APPEAL,
     C_CORRECTION,
     C_EXPIRY,
     C_LEGAL_REP,
@@ -33,6 +35,7 @@ from credsim.scenario.model import CourtList as CourtParams
 CASE_COLUMNS = {
     "is_firm": bool, "who": np.int32, "debt": np.float32, "listable": bool, "has_term": bool,
     "is_false": bool, "start": np.int32, "contest_at": np.int32, "succeeds": bool,
+    "appeal_at": np.int32, "appeal_succeeds": bool,
     "listed_day": np.int32, "delist_at": np.int32, "delay": np.int32,
 }
 
@@ -76,6 +79,11 @@ class CourtList:
         for i in np.flatnonzero(fix & listed):
             self._delist(i, day, ledger, C_CORRECTION)
         closed |= fix
+        # ... and so does an appeal that succeeds after a failed correction.
+        won = ~closed & c["is_false"] & (c["appeal_at"] == day) & c["appeal_succeeds"]
+        for i in np.flatnonzero(won & listed):
+            self._delist(i, day, ledger, C_APPEAL)
+        closed |= won
         # Delisting scheduled after a payment.
         due = ~closed & (c["delist_at"] == day)
         for i in np.flatnonzero(due):
@@ -128,6 +136,7 @@ class CourtList:
         k = len(r)
         rng = self.streams.get("court.open", day)
         u_ground, u_contest, u_success = rng.random(k), rng.random(k), rng.random(k)
+        u_appeal, u_appeal_success = rng.random(k), rng.random(k)
         lo, hi = self.p.delist_days
         delay = rng.integers(lo, max(hi, lo) + 1, size=k)
         person = np.where(r.is_firm, self._reps(r.who, r.is_firm), r.who)
@@ -141,6 +150,12 @@ class CourtList:
             "has_term": other, "is_false": r.is_false, "start": np.full(k, day),
             "contest_at": np.where(contest, day + self.p.correction_days, -1),
             "succeeds": u_success < self.p.correction_success,
+            "appeal_at": np.where(
+                contest & (u_success >= self.p.correction_success)
+                & (u_appeal < self.p.appeal_prob),
+                day + self.p.correction_days + self.p.appeal_days, -1,
+            ),
+            "appeal_succeeds": u_appeal_success < self.p.appeal_success,
             "listed_day": np.full(k, -1), "delist_at": np.full(k, -1), "delay": delay,
         }
         self.cases = {
