@@ -6,6 +6,7 @@ process so that peak memory is its own. Usage:
 
     python benchmarks/run_reference.py                 # 1e6 and 1e7 people
     python benchmarks/run_reference.py --people 1e5 --scenario baseline --write
+    python benchmarks/run_reference.py --people 1e8 --set graph.mean_degree=10
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import time
 from pathlib import Path
 
 
-def one(people: int, days: int, scenario: str, write: bool) -> dict:
+def one(people: int, days: int, scenario: str, write: bool, overrides: list[str]) -> dict:
     from credsim.engine import Simulation
     from credsim.results import run_dir
     from credsim.scenario.load import load_scenario
 
-    s = load_scenario(scenario, people=people, days=days)
+    s = load_scenario(scenario, overrides, people=people, days=days)
     # Compile (or load cached) kernels on a tiny run so they are not timed.
     Simulation(load_scenario(scenario, people=1000, days=2)).run()
     with tempfile.TemporaryDirectory() as d:
@@ -56,15 +57,18 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--scenario", default="rongcheng")
     ap.add_argument("--write", action="store_true", help="Also write the results folder.")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="Scenario override, as in 'credsim run --set'.")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        r = one(int(args.people[0]), args.days, args.scenario, args.write)
+        r = one(int(args.people[0]), args.days, args.scenario, args.write, args.set)
         print(json.dumps(r))
         return
     for n in args.people:
         cmd = [sys.executable, __file__, "--child", "--people", str(n), "--days",
                str(args.days), "--scenario", args.scenario] + (["--write"] if args.write else [])
+        cmd += [f"--set={kv}" for kv in args.set]
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if res.returncode != 0:
             print(res.stderr, file=sys.stderr)
@@ -76,7 +80,8 @@ def main() -> None:
 def _report(r: dict) -> None:
     n, ties, peak = r["people"], r["ties"], r["peak_rss_bytes"]
     budget = 150 * n + 10 * ties
-    print(f"\n{r['scenario']}: {n:,} people, {r['days']} days, {ties:,} ties")
+    print(f"\n{r['scenario']}: {n:,} people, {r['days']} days, {ties:,} ties "
+          f"({ties * 2 / n:.1f} per person)")
     print(f"  wall (graph included)  {r['wall_seconds']:8.2f} s")
     print(f"  person-days per second {r['person_days_per_second']:14,.0f}")
     if r["write_seconds"]:

@@ -112,12 +112,23 @@ def _emit_parallel(parts, cursor, indices, kind, counting, hstart, region, regio
               work_share, locality, community, seed)
 
 
+TIE_BATCH = 4096
+
+
 @njit(cache=True)
 def _emit(own_lo, own_hi, cursor, indices, kind, counting, hstart, region, region_start,
           group, sociability, stub_mean, h_region, h_group, work_share, locality, community,
           seed):  # pragma: no cover
-    """Emit every tie; count (or write) only the entries of rows own_lo..own_hi-1."""
+    """Emit every tie; count (or write) only the entries of rows own_lo..own_hi-1.
+
+    Ties are generated into a batch (pure computation), then written in a tight
+    loop whose scattered row accesses the CPU can overlap.
+    """
     n = len(region)
+    ba = np.empty(TIE_BATCH, dtype=np.int64)
+    bb = np.empty(TIE_BATCH, dtype=np.int64)
+    bt = np.empty(TIE_BATCH, dtype=np.uint8)
+    m = 0
     # Family: everyone in a household is tied to everyone else in it.
     for h in range(len(hstart) - 1):
         for a in range(hstart[h], hstart[h + 1]):
@@ -148,7 +159,15 @@ def _emit(own_lo, own_hi, cursor, indices, kind, counting, hstart, region, regio
                     j = lo + int(_uniform(state) * (hi - lo))
             t = WORK if _uniform(state) < work_share else FRIEND
             if j != i:
-                _put(i, j, t, counting, own_lo, own_hi, cursor, indices, kind)
+                ba[m], bb[m], bt[m] = i, j, t
+                m += 1
+                if m == TIE_BATCH:
+                    for x in range(m):
+                        _put(ba[x], bb[x], bt[x], counting, own_lo, own_hi, cursor, indices,
+                             kind)
+                    m = 0
+    for x in range(m):
+        _put(ba[x], bb[x], bt[x], counting, own_lo, own_hi, cursor, indices, kind)
 
 
 @njit(cache=True, inline="always")

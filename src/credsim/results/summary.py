@@ -32,9 +32,10 @@ def summarize(run: Path, baseline: Path | None = None) -> tuple[dict, list[Figur
                            sum(ts["listed"]) / days / n * 1e6, "per 1e6"))
         figs.append(Figure("new listings per million", sum(ts["new_listings"]) / n * 1e6,
                            "per 1e6 per run"))
-    gates = [k[5:] for k in ts if k.startswith("gate_") and not k.endswith("_wrongful")]
-    for g in gates:
-        figs.append(Figure(f"sanctions per million: {g}", sum(ts[f"gate_{g}"]) / n * 1e6,
+    effects = {g: v["effect"] for g, v in manifest["scenario"]["gates"].items()}
+    for g, effect in effects.items():
+        what = "perks" if effect == "perk" else "sanctions"
+        figs.append(Figure(f"{what} per million: {g}", sum(ts[f"gate_{g}"]) / n * 1e6,
                            "per 1e6 per run"))
     sanctioned = sum(ts["sanctioned"])
     wrongful = sum(ts["sanctioned_wrongful"])
