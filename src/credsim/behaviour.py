@@ -60,7 +60,7 @@ def compile_catalogue(s: Scenario) -> Catalogue:
     delta = np.array([s.points.deltas.get(k, 0) if points_on else 0 for k in names], np.int32)
     capped = {k for k in s.points.instant_grade} if points_on else set()
     driver = np.array([DRIVERS.index(b.driver) for b in bs], dtype=np.int8)
-    scored_bad = (delta < 0) | np.array([k in capped for k in names])
+    scored_bad = (delta < 0) | np.array([k in capped for k in names], dtype=bool)
     transparency = s.points.transparency if points_on else 0.0
     a = s.adaptation
     gf = np.ones(len(names))
@@ -89,9 +89,9 @@ def compile_catalogue(s: Scenario) -> Catalogue:
         names=names,
         domain=np.array([DOMAINS.index(b.domain) for b in bs], dtype=np.int16),
         channel=np.array([chans.index(b.channel) for b in bs], dtype=np.int16),
-        rate=np.array([b.rate for b in bs]),
+        rate=np.array([b.rate for b in bs], dtype=np.float64),
         driver=driver,
-        elasticity=np.array([b.stress_elasticity for b in bs]),
+        elasticity=np.array([b.stress_elasticity for b in bs], dtype=np.float64),
         is_firm=np.array([b.actor == "firm" for b in bs], dtype=bool),
         delta=delta,
         global_factor=gf,
@@ -128,11 +128,12 @@ class Behaviour:
         n = people.n
         self.deter = np.ones(n, dtype=np.float32)  # personal multiplier on scored misbehaviour
         self.chill = np.ones(n, dtype=np.float32)  # personal multiplier on voice
-        self.rmax = np.minimum(
+        # The envelope may exceed one event a day: counts are Poisson, not Bernoulli.
+        self.rmax = (
             cat.rate * np.where(cat.driver == D_NONE, 1.0, DRIVER_MAX)
-            * (1.0 + cat.elasticity) * np.maximum(cat.global_factor, 1.0),
-            1.0,
+            * (1.0 + cat.elasticity) * np.maximum(cat.global_factor, 1.0)
         )
+        self.rmax[cat.global_factor <= 0] = 0.0  # fully deterred or chilled: never happens
         self.keys = np.array(
             [stream_key(f"{streams.seed}/behave.{name}") for name in cat.names], dtype=np.uint64
         )

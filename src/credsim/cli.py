@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from credsim import __version__
@@ -86,7 +87,7 @@ def params(
         return
     t = Table("key", "default", "allowed", "description")
     for key, _typ, default, allowed, desc in parameter_rows():
-        t.add_row(key, default, allowed, desc)
+        t.add_row(escape(key), escape(default), escape(allowed), escape(desc))
     out.print(t)
 
 
@@ -125,6 +126,10 @@ def run(
             sim.run(on_day=progress.update)
         run_dir.write_results(sim, tmp, time.perf_counter() - t0)
         run_dir.commit(tmp, target)
+    except KeyboardInterrupt:
+        run_dir.abort(tmp)
+        err.print("interrupted; no results folder was left behind")
+        raise typer.Exit(130) from None
     except BaseException:
         run_dir.abort(tmp)
         raise
@@ -216,9 +221,6 @@ def _default_out(name: str, seed: int) -> Path:
 def main() -> None:
     try:
         app()
-    except KeyboardInterrupt:
-        err.print("interrupted; no results folder was left behind")
-        sys.exit(130)
     except SystemExit as exc:
         if exc.code == 128 + signal.SIGTERM:
             err.print("terminated; no results folder was left behind")

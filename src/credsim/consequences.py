@@ -66,6 +66,9 @@ class Consequences:
         self.pos = np.full(people.n, -1, dtype=np.int32)
         self.size = np.zeros(1, dtype=np.int64)
         self.keys = [stream_key(f"{streams.seed}/gate.{g.name}") for g in self.gates]
+        if self.le_grade <= initial_grade:
+            # A sanction holds in the initial state: every adult starts sanctioned.
+            self.refresh(np.flatnonzero(people.age != CHILD))
         adults = people.income[people.age != CHILD]
         self.median_income = float(np.median(adults)) if len(adults) else 1.0
         self.applied_today = np.zeros(len(self.gates), dtype=np.int64)
@@ -126,12 +129,12 @@ class Consequences:
         p = self.people
         cap = 3.0 if g.income_driven else 1.0
         rng = self.streams.get(f"gate.{g.name}", day)
-        k = rng.poisson(p.n * min(g.use_rate * cap, 1.0))
+        k = rng.poisson(p.n * g.use_rate * cap)
         idx = rng.integers(0, p.n, size=k, dtype=np.int64)
         u = rng.random(k)
         m = np.minimum(p.income[idx] / self.median_income, cap) if g.income_driven else 1.0
         seeks = (u * cap < m) & (p.age[idx] != CHILD)
-        idx = idx[seeks]
+        idx = np.unique(idx[seeks])  # a person is turned away at most once a day
         meets, meets_true = self._meets(g, idx)
         self._record(gi, g, idx[meets], ~meets_true[meets], day)
 

@@ -24,7 +24,7 @@ from credsim.ledger import C_LISTING, Ledger
 from credsim.observation import Observation, Review
 from credsim.population.firms import build_firms
 from credsim.population.graph import build_graph
-from credsim.population.people import build_people
+from credsim.population.people import CHILD, build_people
 from credsim.rng import Streams
 from credsim.scenario.model import DOMAINS, GRADES, Scenario
 from credsim.systems.court_list import CourtList
@@ -54,7 +54,10 @@ class Simulation:
         self.observation = Observation(cat, self.people, self.streams)
         self.review = Review()
         self.ledger = Ledger(ledger_path, cat.names, cat.channel_names)
-        self.points = Points(s.points, n, cat.names) if s.points.enabled else None
+        self.adults = int(np.count_nonzero(self.people.age != CHILD))
+        self.points = (
+            Points(s.points, n, cat.names, self.adults) if s.points.enabled else None
+        )
         self.court = None
         if s.court_list.enabled:
             triggers = np.array([cat.index(b) for b in s.court_list.triggers], dtype=np.int16)
@@ -107,11 +110,13 @@ class Simulation:
         since = ledger.n
         acted_who = np.zeros(0, np.int32)
         acted_beh = np.zeros(0, np.int16)
+        touched = []  # people whose held or true state may have moved today
         with self._phase("score"):
             if self.points is not None:
-                self.points.expire_caps(ledger, day)
+                touched.append(self.points.expire_caps(ledger, day))
                 sel = ~records.is_firm & self.scored[records.behaviour]
                 acted_who, acted_beh = records.who[sel], records.behaviour[sel]
+                touched.append(acted_who)
                 b = acted_beh
                 self.points.apply(
                     ledger, day, acted_who, cat.delta[b], self.points.cap_by_behaviour[b],
@@ -120,24 +125,35 @@ class Simulation:
                 )
         with self._phase("list"):
             if self.court is not None:
-                listed = self.court.step(records, day, ledger)
-                if listed and self.points is not None and self.points.params.listing_delta:
-                    who = np.array([p for p, _ in listed], dtype=np.int32)
-                    k = len(who)
-                    self.points.apply(
-                        ledger, day, who, np.full(k, self.points.params.listing_delta),
-                        np.full(k, -1), np.full(k, C_LISTING), np.zeros(k),
-                        np.array([f for _, f in listed]), np.full(k, DOMAINS.index("court")),
-                    )
+                listed, lifted = self.court.step(records, day, ledger)
+                if self.points is not None and self.points.params.listing_delta:
+                    self._listing_points(listed, lifted, day)
         with self._phase("consequences"):
             rows = ledger.rows(since)
-            self.consequences.refresh(np.unique(rows["id"][rows["entity"] == 0]))
+            touched.append(rows["id"][rows["entity"] == 0])
+            self.consequences.refresh(np.unique(np.concatenate(touched)))
             self.consequences.step(ledger, since, day)
         with self._phase("adapt"):
             self.adapt.step(acted_who, acted_beh, ledger, since, day)
         with self._phase("record"):
             self.rows.append(self._daily_row(day, events, records, n_observed))
             ledger.flush()
+
+    def _listing_points(self, listed: list, lifted: list, day: int) -> None:
+        """The points deduction for each case listing a person, and its reversal when
+        a false case's listing is lifted by correction or appeal."""
+        delta = self.points.params.listing_delta
+        who = [p for p, _ in listed] + [p for p, _ in lifted]
+        if not who:
+            return
+        k = len(who)
+        self.points.apply(
+            self.ledger, day, np.array(who, dtype=np.int32),
+            np.array([delta] * len(listed) + [-delta] * len(lifted)), np.full(k, -1),
+            np.array([C_LISTING] * len(listed) + [c for _, c in lifted]), np.zeros(k),
+            np.array([f for _, f in listed] + [True] * len(lifted)),
+            np.full(k, DOMAINS.index("court")),
+        )
 
     def _daily_row(self, day, events, records, n_observed) -> dict:
         row: dict = {"day": day}
@@ -148,7 +164,8 @@ class Simulation:
             row["listed"] = self.court.listed_count
             row["listed_firms"] = int(np.count_nonzero(self.court.firm_listed))
             row["open_cases"] = self.court.open_cases
-            row["new_listings"] = self.court.listings_today
+            row["new_listings"] = self.court.person_listings_today
+            row["new_firm_listings"] = self.court.firm_listings_today
             row["payments"] = self.court.payments_today
         cons = self.consequences
         row["sanctioned"] = int(cons.counts[0])

@@ -26,10 +26,8 @@ SPECIAL_CAUSES = (
     "delisting_correction",
     "instant_grade_expiry",
     "delisting_appeal",
-    "score_change",  # a grade moved because the score moved
 )
-(C_LISTING, C_LEGAL_REP, C_PAID, C_EXPIRY, C_CORRECTION, C_CAP_EXPIRY, C_APPEAL,
- C_SCORE) = range(8)
+C_LISTING, C_LEGAL_REP, C_PAID, C_EXPIRY, C_CORRECTION, C_CAP_EXPIRY, C_APPEAL = range(7)
 
 COLUMNS = {
     "day": np.int32, "entity": np.uint8, "id": np.int32, "kind": np.uint8,

@@ -48,8 +48,9 @@ class Observation:
         cat = self.cat
         ch = cat.channel[ev.behaviour]
         firm = cat.is_firm[ev.behaviour]
-        group = np.where(firm, 0, self.people.group[np.where(firm, 0, ev.who)])
-        p = cat.detection[ch] * cat.detection_by_group[ch, group]
+        group = self.people.group[np.where(firm, 0, ev.who)]
+        # Firms have no audit group: they are detected at the channel's base rate.
+        p = cat.detection[ch] * np.where(firm, 1.0, cat.detection_by_group[ch, group])
         return ev.u_detect < p
 
     def false_records(self, day: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,17 @@ class Streams:
         return int(self.get(name).integers(0, 2**31 - 1))
 
     def entropy(self) -> dict:
-        return {"base_seed": self.seed, "scheme": "SeedSequence([seed, blake2b8(name), day+1])"}
+        return {
+            "base_seed": self.seed,
+            "streams": "numpy PCG64(SeedSequence([seed, blake2b8(name), day + 1])) per "
+            "named stream and day (population.*, false.<channel>, gate.<name> sampled "
+            "over everyone)",
+            "behaviours": "Numba MT19937 seeded per (behaviour, day) with "
+            "splitmix64(blake2b8('<seed>/behave.<name>') + (day + 1) * golden) >> 32",
+            "counters": "splitmix64 of (blake2b8('<seed>/<stream>'), day, identity) for gate "
+            "uses (identity = person) and court draws (identity = case)",
+            "graph": "splitmix64 per person from the 'graph' stream's seed",
+        }
 
 
 _MASK = (1 << 64) - 1

@@ -19,12 +19,9 @@ USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_VALUE = {c: i for i, c in enumerate(USCC_ALPHABET)}
 _USCC_WEIGHTS = [pow(3, i, 31) for i in range(17)]
 _ORG_WEIGHTS = [3, 7, 9, 10, 5, 8, 4, 2]
-
-
-def _org_check(body: str) -> str:
-    total = sum(_USCC_VALUE[c] * w for c, w in zip(body, _ORG_WEIGHTS, strict=True))
-    c = 11 - total % 11
-    return "X" if c == 10 else "0" if c == 11 else str(c)
+# GB 11714 values a character by digit or by letter (A = 10 ... Z = 35), not by its
+# place in the USCC alphabet.
+_ORG_VALUE = np.array([int(c) if c.isdigit() else ord(c) - 55 for c in USCC_ALPHABET])
 
 
 def uscc_check(first17: str) -> str:
@@ -57,7 +54,7 @@ def make_usccs(rng: np.random.Generator, division: np.ndarray) -> np.ndarray:
     vals[:, 2:8] = digits
     body = rng.integers(0, 31, size=(n, 8))
     vals[:, 8:16] = body
-    org = 11 - (body @ np.asarray(_ORG_WEIGHTS)) % 11
+    org = 11 - (_ORG_VALUE[body] @ np.asarray(_ORG_WEIGHTS)) % 11
     vals[:, 16] = np.where(org == 10, _USCC_VALUE["X"], np.where(org == 11, 0, org))
     vals[:, 17] = (31 - (vals[:, :17] @ np.asarray(_USCC_WEIGHTS)) % 31) % 31
     return _ALPHA_ASCII[vals].view("S18").ravel().astype("U18")

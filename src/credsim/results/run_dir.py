@@ -101,6 +101,7 @@ def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
         "scenario_toml": scenario_to_toml(s),
         "seed_entropy": sim.streams.entropy(),
         "people": s.run.people,
+        "adults": sim.adults,
         "days": s.run.days,
         "firms": f.n,
         "ties": sim.graph.n_ties,
@@ -159,6 +160,8 @@ def open_run(path: Path) -> dict:
         manifest = json.loads(mf.read_text("utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{mf}: unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise InputError(f"{mf}: not a credsim manifest (expected a JSON object)")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise InputError(

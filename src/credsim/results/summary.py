@@ -44,8 +44,10 @@ def summarize(run: Path, baseline: Path | None = None) -> tuple[dict, list[Figur
     figs.append(Figure("share of sanctioned person-days resting on a false record",
                        wrongful / sanctioned if sanctioned else None, "share"))
     if "grade_A" in ts:
+        adults = manifest["adults"]  # children are not scored
         for g in GRADES:
-            figs.append(Figure(f"grade {g} share (last day)", last[f"grade_{g}"] / n, "share"))
+            figs.append(Figure(f"grade {g} share of adults (last day)",
+                               last[f"grade_{g}"] / adults, "share"))
     figs.append(Figure("false records per million person-days",
                        sum(ts["records_false"]) / person_days * 1e6, "per 1e6"))
     figs.append(Figure("ties dropped per thousand people", sum(ts["ties_dropped"]) / n * 1e3,

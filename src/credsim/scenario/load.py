@@ -69,7 +69,9 @@ def scenario_to_toml(scenario: Scenario) -> str:
 
 def _read_source(source: str) -> tuple[str, dict[str, Any]]:
     path = Path(source)
-    if path.suffix == ".toml" or path.exists() or "/" in source:
+    if path.suffix == ".toml" or path.is_file() or "/" in source or (
+        path.exists() and source not in preset_names()
+    ):
         if not path.is_file():
             raise InputError(f"{source}: no such scenario file")
         try:
@@ -141,11 +143,18 @@ def _format_validation(exc: ValidationError, label: str) -> str:
         key = ".".join(loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(loc[:-1])
-            msg = f"unknown key{_suggest(loc[-1], allowed)}"
+            msg = f"unknown key {loc[-1]!r}{_suggest(loc[-1], allowed)}"
             if allowed:
                 msg += f"; allowed here: {', '.join(allowed)}"
         else:
             msg = err["msg"]
+            if err["type"] == "value_error":
+                # Model-level checks start their message with the key they concern.
+                msg = msg.removeprefix("Value error, ")
+                head, sep, rest = msg.partition(": ")
+                if sep and " " not in head:
+                    key = ".".join(loc + [head]) if loc else head
+                    msg = rest
             if "input" in err and err["type"] not in ("missing",) and not isinstance(
                 err["input"], dict
             ):
@@ -174,5 +183,6 @@ def _allowed_keys(loc: list[str]) -> list[str]:
 
 
 def _suggest(word: str, options: list[str]) -> str:
+    """' (did you mean 'x'?)' for the closest option, or ''."""
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" {word!r} (did you mean {close[0]!r}?)" if close else f" {word!r}"
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -98,9 +98,11 @@ class PopulationParams(Strict):
     @model_validator(mode="after")
     def _check(self) -> PopulationParams:
         if abs(sum(self.group_shares) - 1.0) > 1e-6:
-            raise ValueError(f"group_shares must sum to 1, got {sum(self.group_shares):g}")
+            raise ValueError(
+                f"group_shares: must sum to 1, got {sum(self.group_shares):g}"
+            )
         if len(self.group_income_factor) != len(self.group_shares):
-            raise ValueError("group_income_factor needs one value per group in group_shares")
+            raise ValueError("group_income_factor: needs one value per group in group_shares")
         for name in ("compliance", "voice", "sociability", "generosity", "firm_compliance"):
             a, b = getattr(self, name)
             if a <= 0 or b <= 0:
@@ -117,7 +119,8 @@ class GraphParams(Strict):
     )
     homophily_group: float = Field(
         0.6, ge=0, le=1,
-        description="Extra probability that a within-region tie is to one's own group.",
+        description="Probability a non-family tie is redrawn (up to 8 times) until it "
+        "reaches one's own group.",
     )
     work_share: float = Field(
         0.4, ge=0, le=1, description="Share of non-family ties that are work ties."
@@ -182,7 +185,7 @@ class PointsSystem(Strict):
         description="Behaviours that cap the grade at once (e.g. drunk driving -> C).",
     )
     instant_grade_days: int = Field(
-        365, ge=1, le=36_500, description="How long an instant grade cap lasts [days]."
+        365, ge=1, le=3650, description="How long an instant grade cap lasts [days]."
     )
     transparency: float = Field(
         1.0, ge=0, le=1, description="1 = rules published, 0 = black box."
@@ -192,9 +195,9 @@ class PointsSystem(Strict):
     def _check(self) -> PointsSystem:
         floors = [self.grade_floors.get(g) for g in GRADES[:-1]]
         if any(f is None for f in floors):
-            raise ValueError("grade_floors needs AAA, AA, A, B and C")
+            raise ValueError("grade_floors: needs AAA, AA, A, B and C")
         if any(a <= b for a, b in zip(floors, floors[1:], strict=False)):
-            raise ValueError("grade_floors must fall strictly from AAA to C")
+            raise ValueError("grade_floors: must fall strictly from AAA to C")
         return self
 
 
@@ -276,7 +279,15 @@ class Gate(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Gate:
-        parse_condition(self.condition)
+        try:
+            kind, _ = parse_condition(self.condition)
+        except ValueError as exc:
+            raise ValueError(f"condition: {exc}") from None
+        if kind == "ge" and self.effect != "perk":
+            raise ValueError(
+                f"condition: {self.condition!r} rewards high grades, so effect must be 'perk'; "
+                "sanctions take 'listed' or 'grade<=X'"
+            )
         return self
 
 
@@ -362,6 +373,11 @@ class Scenario(Strict):
                     f"channels.{cname}: detection x detection_by_group exceeds 1"
                 )
         for bname, b in self.behaviours.items():
+            if b.actor == "firm" and b.driver not in ("noncompliance", "none"):
+                raise ValueError(
+                    f"behaviours.{bname}.driver: firms have only a compliance trait; "
+                    "allowed for firm behaviours: noncompliance, none"
+                )
             if b.channel not in self.channels:
                 raise ValueError(
                     f"behaviours.{bname}.channel: unknown channel {b.channel!r}; "
@@ -374,6 +390,8 @@ class Scenario(Strict):
             for k in keys:
                 if k not in self.behaviours:
                     raise ValueError(f"{section}.{k}: unknown behaviour; {_known(self)}")
+                if self.behaviours[k].actor == "firm":
+                    raise ValueError(f"{section}.{k}: firms are not scored by the points system")
         for k in self.court_list.triggers if self.court_list.enabled else []:
             if k not in self.behaviours:
                 raise ValueError(f"court_list.triggers: unknown behaviour {k!r}; {_known(self)}")

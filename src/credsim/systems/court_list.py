@@ -29,10 +29,11 @@ from credsim.ledger import (
 from credsim.observation import Records
 from credsim.population.firms import Firms
 from credsim.population.people import People
-from credsim.rng import Streams
+from credsim.rng import Streams, counter_uniform, stream_key
 from credsim.scenario.model import CourtList as CourtParams
 
 CASE_COLUMNS = {
+    "key": np.uint64,  # (start day, firm flag, slot): the case's identity for its draws
     "is_firm": bool, "who": np.int32, "debt": np.float32, "listable": bool, "has_term": bool,
     "is_false": bool, "start": np.int32, "contest_at": np.int32, "succeeds": bool,
     "appeal_at": np.int32, "appeal_succeeds": bool,
@@ -49,40 +50,46 @@ class CourtList:
         self.triggers = trigger_behaviours
         self._debt_months = debt_months  # per behaviour
         self.listed_count = 0  # people with at least one active listing
+        # Draws are computed from (stream, day, case identity), not drawn in list
+        # order, so a case's fate does not depend on which other cases exist.
+        self.keys = {k: stream_key(f"{streams.seed}/court.{k}") for k in (
+            "pay", "ground", "contest", "success", "appeal", "appeal_success", "delay")}
         self.n_list_true = np.zeros(people.n, dtype=np.uint8)  # active listings per person
         self.n_list_false = np.zeros(people.n, dtype=np.uint8)  # ... resting on a false case
         self.firm_listed = np.zeros(firms.n, dtype=np.uint8)
         self.ever_listed = np.zeros(people.n, dtype=bool)
         self.cases = {k: np.zeros(0, dtype=t) for k, t in CASE_COLUMNS.items()}
         self.payments_today = 0
-        self.listings_today = 0
+        self.person_listings_today = self.firm_listings_today = 0
 
     @property
     def open_cases(self) -> int:
         return len(self.cases["who"])
 
-    def step(self, records: Records, day: int, ledger: Ledger) -> list[tuple[int, bool]]:
-        """Run one day; return (person, rests_on_false) for every new person listing."""
+    def step(self, records: Records, day: int, ledger: Ledger) -> tuple[list, list]:
+        """Run one day. Return (listed, lifted): (person, on_false_case) for each case
+        listing that reaches a person, and (person, cause) for each listing of a false
+        case lifted by correction or appeal."""
         self._open(records, day)
-        self.payments_today = self.listings_today = 0
+        self.payments_today = self.person_listings_today = self.firm_listings_today = 0
         c = self.cases
         if len(c["who"]) == 0:
-            return []
-        rng = self.streams.get("court.pay", day)
-        u_pay = rng.random(len(c["who"]))
+            return [], []
+        u_pay = counter_uniform(self.keys["pay"], day, c["key"])
         listed = c["listed_day"] >= 0
         closed = np.zeros(len(c["who"]), dtype=bool)
         new_listings: list[tuple[int, bool]] = []
+        lifted: list[tuple[int, int]] = []
 
         # A correction that succeeds ends a false case, listed or not.
         fix = c["is_false"] & (c["contest_at"] == day) & c["succeeds"]
         for i in np.flatnonzero(fix & listed):
-            self._delist(i, day, ledger, C_CORRECTION)
+            lifted.append((self._delist(i, day, ledger, C_CORRECTION), C_CORRECTION))
         closed |= fix
         # ... and so does an appeal that succeeds after a failed correction.
         won = ~closed & c["is_false"] & (c["appeal_at"] == day) & c["appeal_succeeds"]
         for i in np.flatnonzero(won & listed):
-            self._delist(i, day, ledger, C_APPEAL)
+            lifted.append((self._delist(i, day, ledger, C_APPEAL), C_APPEAL))
         closed |= won
         # Delisting scheduled after a payment.
         due = ~closed & (c["delist_at"] == day)
@@ -114,11 +121,12 @@ class CourtList:
             & (day >= c["start"] + self.p.grace_days)
         )
         for i in np.flatnonzero(to_list):
-            new_listings.extend(self._list(i, day, ledger))
-        self.listings_today = int(to_list.sum())
+            new_listings.append(self._list(i, day, ledger))
+        self.firm_listings_today = int((to_list & c["is_firm"]).sum())
+        self.person_listings_today = int((to_list & ~c["is_firm"]).sum())
         keep = ~closed
         self.cases = {k: v[keep] for k, v in c.items()}
-        return new_listings
+        return new_listings, lifted
 
     def _person(self, c: dict) -> np.ndarray:
         return np.where(c["is_firm"], 0, c["who"])
@@ -134,11 +142,16 @@ class CourtList:
             return
         r = records.subset(mask)
         k = len(r)
-        rng = self.streams.get("court.open", day)
-        u_ground, u_contest, u_success = rng.random(k), rng.random(k), rng.random(k)
-        u_appeal, u_appeal_success = rng.random(k), rng.random(k)
+        key = (np.uint64(day) << np.uint64(33)) | (
+            r.is_firm.astype(np.uint64) << np.uint64(32)) | r.who.astype(np.uint64)
+
+        def u(name: str) -> np.ndarray:
+            return counter_uniform(self.keys[name], day, key)
+
+        u_ground, u_contest, u_success = u("ground"), u("contest"), u("success")
+        u_appeal, u_appeal_success = u("appeal"), u("appeal_success")
         lo, hi = self.p.delist_days
-        delay = rng.integers(lo, max(hi, lo) + 1, size=k)
+        delay = lo + np.floor(u("delay") * (max(hi, lo) - lo + 1)).astype(np.int32)
         person = np.where(r.is_firm, self._reps(r.who, r.is_firm), r.who)
         months = self._debt_months[r.behaviour]
         debt = months * self.people.income[person] / 12.0 * np.where(r.is_firm, 5.0, 1.0)
@@ -146,7 +159,7 @@ class CourtList:
         other = ~able & (u_ground < self.p.other_grounds_share)
         contest = r.is_false & (u_contest < self.p.contest_prob)
         new = {
-            "is_firm": r.is_firm, "who": r.who, "debt": debt, "listable": able | other,
+            "key": key, "is_firm": r.is_firm, "who": r.who, "debt": debt, "listable": able | other,
             "has_term": other, "is_false": r.is_false, "start": np.full(k, day),
             "contest_at": np.where(contest, day + self.p.correction_days, -1),
             "succeeds": u_success < self.p.correction_success,
@@ -168,7 +181,7 @@ class CourtList:
             return who
         return self.firms.legal_rep[np.where(is_firm, who, 0)]
 
-    def _list(self, i: int, day: int, ledger: Ledger) -> list[tuple[int, bool]]:
+    def _list(self, i: int, day: int, ledger: Ledger) -> tuple[int, bool]:
         c = self.cases
         c["listed_day"][i] = day
         false = bool(c["is_false"][i])
@@ -188,9 +201,10 @@ class CourtList:
         ledger.append(day=day, entity=0, id=person, kind=K_LIST, cause=cause, record=rec,
                       delta=1, value=total)
         self.listed_count += total == 1
-        return [(person, false)] if total == 1 else []
+        return person, false
 
-    def _delist(self, i: int, day: int, ledger: Ledger, cause: int) -> None:
+    def _delist(self, i: int, day: int, ledger: Ledger, cause: int) -> int:
+        """End case i's listing; return the person it reached."""
         c = self.cases
         false = bool(c["is_false"][i])
         rec = R_FALSE if false else R_TRUE
@@ -208,3 +222,4 @@ class CourtList:
         ledger.append(day=day, entity=0, id=person, kind=K_LIST, cause=cause, record=rec,
                       delta=-1, value=total)
         self.listed_count -= total == 0
+        return person

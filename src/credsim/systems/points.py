@@ -18,7 +18,7 @@ NO_DOMAIN = 255
 
 
 class Points:
-    def __init__(self, params: PointsSystem, n: int, behaviour_names: list[str]):
+    def __init__(self, params: PointsSystem, n: int, behaviour_names: list[str], adults: int):
         self.params = params
         self.floors = np.array([params.grade_floors[g] for g in GRADES[:-1]], dtype=np.int64)
         self.score = np.full(n, params.initial, dtype=np.int32)
@@ -26,12 +26,15 @@ class Points:
         g0 = grade_of(params.initial, self.floors)
         self.grade = np.full(n, g0, dtype=np.uint8)
         self.grade_true = self.grade.copy()
+        # Instant grade caps: the one the system holds (from any record) and the one
+        # true records alone would give, so a false cap never leaks into the true grade.
         self.cap_until = np.full(n, -1, dtype=np.int16)
         self.cap_grade = np.zeros(n, dtype=np.uint8)
-        self.cap_false = np.zeros(n, dtype=bool)
+        self.cap_true_until = np.full(n, -1, dtype=np.int16)
+        self.cap_true_grade = np.zeros(n, dtype=np.uint8)
         self.last_neg_domain = np.full(n, NO_DOMAIN, dtype=np.uint8)
         self.grade_counts = np.zeros(len(GRADES), dtype=np.int64)
-        self.grade_counts[g0] = n
+        self.grade_counts[g0] = adults  # children are never scored: counts are of adults
         self.cap_by_behaviour = np.array(
             [GRADES.index(params.instant_grade[b]) if b in params.instant_grade else -1
              for b in behaviour_names], dtype=np.int16,
@@ -50,32 +53,34 @@ class Points:
             cause.astype(np.int16), channel.astype(np.int16), is_false.astype(np.bool_),
             domain.astype(np.uint8), day, self.params.instant_grade_days, self.floors,
             self.score, self.score_true, self.grade, self.grade_true, self.cap_until,
-            self.cap_grade, self.cap_false, self.last_neg_domain, self.grade_counts,
-            c["day"], c["id"], c["kind"], c["cause"], c["channel"], c["record"],
-            c["delta"], c["value"], ledger.n,
+            self.cap_grade, self.cap_true_until, self.cap_true_grade, self.last_neg_domain,
+            self.grade_counts,
+            c["day"], c["entity"], c["id"], c["kind"], c["cause"], c["channel"],
+            c["record"], c["delta"], c["value"], ledger.n,
         )
         capped = who[cap >= 0]
         if len(capped):
             self._capped.append(capped.astype(np.int32))
 
-    def expire_caps(self, ledger: Ledger, day: int) -> None:
-        """Regrade people whose instant grade cap ends today."""
+    def expire_caps(self, ledger: Ledger, day: int) -> np.ndarray:
+        """Regrade people one of whose grade caps ends today; return them."""
         if not self._capped:
-            return
+            return np.zeros(0, np.int32)
         pending = np.unique(np.concatenate(self._capped))
-        done = self.cap_until[pending] <= day
-        self._capped = [pending[~done]]
-        ending = pending[done & (self.cap_until[pending] == day)]
+        held, true = self.cap_until[pending], self.cap_true_until[pending]
+        self._capped = [pending[(held > day) | (true > day)]]
+        ending = pending[(held == day) | (true == day)]
         if len(ending) == 0:
-            return
+            return ending
         ledger.reserve(len(ending))
         c = ledger.cols
         ledger.n = _regrade(
             ending, day, self.floors, self.score, self.score_true, self.grade, self.grade_true,
-            self.cap_until, self.cap_grade, self.cap_false, self.grade_counts,
-            c["day"], c["id"], c["kind"], c["cause"], c["channel"], c["record"],
-            c["delta"], c["value"], ledger.n, C_CAP_EXPIRY,
+            self.cap_until, self.cap_grade, self.cap_true_until, self.cap_true_grade,
+            self.grade_counts, c["day"], c["entity"], c["id"], c["kind"], c["cause"],
+            c["channel"], c["record"], c["delta"], c["value"], ledger.n, C_CAP_EXPIRY,
         )
+        return ending
 
 
 def grade_of(score: int, floors: np.ndarray) -> int:
@@ -90,11 +95,34 @@ def _grade_of(score, floors):  # pragma: no cover
     return g
 
 
+@njit(cache=True, inline="always")
+def _extend_cap(until, grade, p, g, day, cap_days):  # pragma: no cover
+    if until[p] > day:
+        grade[p] = max(grade[p], g)
+        until[p] = max(until[p], day + cap_days)
+    else:
+        grade[p] = g
+        until[p] = day + cap_days
+
+
+@njit(cache=True, inline="always")
+def _grades(p, day, floors, score, score_true, cap_until, cap_grade, cap_true_until,
+            cap_true_grade):  # pragma: no cover
+    """(held grade, true grade) of person p on `day`."""
+    g = _grade_of(score[p], floors)
+    if cap_until[p] > day:
+        g = max(g, cap_grade[p])
+    gt = _grade_of(score_true[p], floors)
+    if cap_true_until[p] > day:
+        gt = max(gt, cap_true_grade[p])
+    return g, gt
+
+
 @njit(cache=True)
 def _apply(who, delta, cap, cause, channel, is_false, domain, day, cap_days, floors,
-           score, score_true, grade, grade_true, cap_until, cap_grade, cap_false,
-           last_neg_domain, grade_counts, l_day, l_id, l_kind, l_cause, l_channel,
-           l_record, l_delta, l_value, n):  # pragma: no cover
+           score, score_true, grade, grade_true, cap_until, cap_grade, cap_true_until,
+           cap_true_grade, last_neg_domain, grade_counts, l_day, l_entity, l_id, l_kind,
+           l_cause, l_channel, l_record, l_delta, l_value, n):  # pragma: no cover
     for r in range(len(who)):
         p = who[r]
         d = delta[r]
@@ -106,28 +134,21 @@ def _apply(who, delta, cap, cause, channel, is_false, domain, day, cap_days, flo
                 score_true[p] += d
             if d < 0:
                 last_neg_domain[p] = domain[r]
-            l_day[n], l_id[n], l_kind[n], l_cause[n] = day, p, K_SCORE, cause[r]
+            l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, K_SCORE
+            l_cause[n] = cause[r]
             l_channel[n], l_record[n], l_delta[n], l_value[n] = channel[r], rec, d, score[p]
             n += 1
         if cap[r] >= 0:
             last_neg_domain[p] = domain[r]
-            if cap_until[p] > day:
-                cap_grade[p] = max(cap_grade[p], cap[r])
-                cap_false[p] = cap_false[p] and f
-                cap_until[p] = max(cap_until[p], day + cap_days)
-            else:
-                cap_grade[p] = cap[r]
-                cap_false[p] = f
-                cap_until[p] = day + cap_days
-        g = _grade_of(score[p], floors)
-        gt = _grade_of(score_true[p], floors)
-        if cap_until[p] > day:
-            g = max(g, cap_grade[p])
-            if not cap_false[p]:
-                gt = max(gt, cap_grade[p])
+            _extend_cap(cap_until, cap_grade, p, cap[r], day, cap_days)
+            if not f:
+                _extend_cap(cap_true_until, cap_true_grade, p, cap[r], day, cap_days)
+        g, gt = _grades(p, day, floors, score, score_true, cap_until, cap_grade,
+                        cap_true_until, cap_true_grade)
         grade_true[p] = gt
         if g != grade[p]:
-            l_day[n], l_id[n], l_kind[n], l_cause[n] = day, p, K_GRADE, cause[r]
+            l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, K_GRADE
+            l_cause[n] = cause[r]
             l_channel[n], l_record[n] = channel[r], rec
             l_delta[n], l_value[n] = g - grade[p], g
             n += 1
@@ -139,19 +160,16 @@ def _apply(who, delta, cap, cause, channel, is_false, domain, day, cap_days, flo
 
 @njit(cache=True)
 def _regrade(who, day, floors, score, score_true, grade, grade_true, cap_until, cap_grade,
-             cap_false, grade_counts, l_day, l_id, l_kind, l_cause, l_channel, l_record,
-             l_delta, l_value, n, cause):  # pragma: no cover
+             cap_true_until, cap_true_grade, grade_counts, l_day, l_entity, l_id, l_kind,
+             l_cause, l_channel, l_record, l_delta, l_value, n, cause):  # pragma: no cover
     for r in range(len(who)):
         p = who[r]
-        g = _grade_of(score[p], floors)
-        gt = _grade_of(score_true[p], floors)
-        if cap_until[p] > day:
-            g = max(g, cap_grade[p])
-            if not cap_false[p]:
-                gt = max(gt, cap_grade[p])
+        g, gt = _grades(p, day, floors, score, score_true, cap_until, cap_grade,
+                        cap_true_until, cap_true_grade)
         grade_true[p] = gt
         if g != grade[p]:
-            l_day[n], l_id[n], l_kind[n], l_cause[n] = day, p, K_GRADE, cause
+            l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, K_GRADE
+            l_cause[n] = cause
             l_channel[n], l_record[n] = 0, R_NONE
             l_delta[n], l_value[n] = g - grade[p], g
             n += 1
