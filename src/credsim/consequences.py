@@ -46,6 +46,7 @@ class Consequences:
         self.people, self.economy, self.streams = people, economy, streams
         self.grade, self.grade_true, self.last_neg_domain = grade, grade_true, last_neg_domain
         self.n_list_true, self.n_list_false = n_list_true, n_list_false
+        self.separate = s.safeguards.domain_separation
         self.gates: list[GateSpec] = []
         for name, g in s.gates.items():
             kind, k = parse_condition(g.condition)
@@ -96,13 +97,24 @@ class Consequences:
                 self._once_gate(gi, g, rows, person, day)
 
     def _meets(self, g: GateSpec, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(meets the condition, would meet it without false records)."""
+        """(meets the condition, would meet it without false records). Under domain
+        separation a sanction also needs a trigger in the gate's own domain."""
         if g.kind == "listed":
             t = self.n_list_true[idx] > 0
-            return t | (self.n_list_false[idx] > 0), t
-        if g.kind == "le":
-            return self.grade[idx] >= g.grade, self.grade_true[idx] >= g.grade
-        return self.grade[idx] <= g.grade, self.grade_true[idx] <= g.grade
+            held = t | (self.n_list_false[idx] > 0)
+        elif g.kind == "le":
+            held, t = self.grade[idx] >= g.grade, self.grade_true[idx] >= g.grade
+        else:
+            return self.grade[idx] <= g.grade, self.grade_true[idx] <= g.grade
+        if self.separate:
+            same = self._trigger_domain(g, idx) == g.domain
+            held, t = held & same, t & same
+        return held, t
+
+    def _trigger_domain(self, g: GateSpec, idx: np.ndarray) -> np.ndarray:
+        if g.kind == "listed":
+            return np.full(len(idx), COURT_DOMAIN, dtype=np.uint8)
+        return self.last_neg_domain[idx]
 
     def _initial_meets(self, g: GateSpec) -> bool:
         """Does someone in the initial state (unlisted, initial grade) meet the condition?"""
@@ -144,6 +156,8 @@ class Consequences:
             sel = person & (rows["kind"] == K_LIST) & (rows["delta"] > 0) & (rows["value"] == 1)
             who = rows["id"][sel].astype(np.int64)
             wrongful = self.n_list_true[who] == 0
+            if self.separate and g.domain != COURT_DOMAIN:
+                who, wrongful = who[:0], wrongful[:0]
         else:
             sel = person & (rows["kind"] == K_GRADE)
             new = rows["value"][sel]
@@ -186,10 +200,7 @@ class Consequences:
         payer = who if payer is None else payer
         if g.loss_days != 0:
             self.economy.charge(payer, g.loss_days * self.economy.daily_income(payer), day)
-        if g.kind == "listed":
-            trigger = np.full(len(who), COURT_DOMAIN, dtype=np.uint8)
-        else:
-            trigger = self.last_neg_domain[payer]
+        trigger = self._trigger_domain(g, payer)
         self._rows.append({
             "day": np.full(len(who), day, dtype=np.int32),
             "id": who.astype(np.int32),

@@ -20,12 +20,13 @@ from credsim.adaptation import Adapt
 from credsim.behaviour import D_VOICE, Behaviour, compile_catalogue
 from credsim.consequences import Consequences
 from credsim.economy import Economy
-from credsim.ledger import C_LISTING, Ledger
-from credsim.observation import Observation, Review
+from credsim.ledger import C_LISTING, C_MARK_EXPIRY, Ledger
+from credsim.observation import Observation
 from credsim.population.firms import build_firms
 from credsim.population.graph import build_graph
 from credsim.population.people import CHILD, build_people
 from credsim.rng import Streams
+from credsim.safeguards import Safeguarding
 from credsim.scenario.model import DOMAINS, GRADES, Scenario
 from credsim.systems.court_list import CourtList
 from credsim.systems.points import NO_DOMAIN, Points
@@ -52,7 +53,6 @@ class Simulation:
         self.economy = Economy(self.people, s.feedback)
         self.behaviour = Behaviour(cat, self.people, self.firms, self.economy, self.streams)
         self.observation = Observation(cat, self.people, self.streams)
-        self.review = Review()
         self.ledger = Ledger(ledger_path, cat.names, cat.channel_names)
         self.adults = int(np.count_nonzero(self.people.age != CHILD))
         self.points = (
@@ -64,6 +64,12 @@ class Simulation:
             debt = np.array([s.behaviours[b].debt_months for b in cat.names])
             self.court = CourtList(s.court_list, self.people, self.firms, self.economy,
                                    self.streams, triggers, debt)
+        nb = len(cat.names)
+        caps = self.points.cap_by_behaviour >= 0 if self.points else np.zeros(nb, bool)
+        noticed = (cat.delta < 0) | caps  # what review and notice act on
+        court = np.isin(np.arange(nb), self.court.triggers) if self.court else caps & False
+        self.safeguards = Safeguarding(s.safeguards, noticed | court, noticed, n, self.streams)
+        self.proportionality_cap = s.safeguards.proportionality_cap
         zeros8 = np.zeros(n, dtype=np.uint8)
         self.consequences = Consequences(
             s, self.people, self.economy, self.streams,
@@ -81,6 +87,7 @@ class Simulation:
             self.points.cap_by_behaviour >= 0 if self.points else False
         )
         self.rows: list[dict] = []
+        self.marks_expired_today = 0
         self.day = 0
 
     @contextmanager
@@ -106,7 +113,7 @@ class Simulation:
             records = self.observation.step(events, day)
             n_observed = int((~records.is_false).sum())
         with self._phase("review"):
-            records = self.review.step(records, day)
+            records = self.safeguards.review(records, day)
         since = ledger.n
         acted_who = np.zeros(0, np.int32)
         acted_beh = np.zeros(0, np.int16)
@@ -114,15 +121,20 @@ class Simulation:
         with self._phase("score"):
             if self.points is not None:
                 touched.append(self.points.expire_caps(ledger, day))
+                touched.append(self._expire_marks(day))
                 sel = ~records.is_firm & self.scored[records.behaviour]
                 acted_who, acted_beh = records.who[sel], records.behaviour[sel]
                 touched.append(acted_who)
                 b = acted_beh
+                delta = cat.delta[b]
+                if self.proportionality_cap > 0:
+                    delta = np.maximum(delta, -self.proportionality_cap)
                 self.points.apply(
-                    ledger, day, acted_who, cat.delta[b], self.points.cap_by_behaviour[b],
+                    ledger, day, acted_who, delta, self.points.cap_by_behaviour[b],
                     b.astype(np.int32) + ledger.behaviour_cause(0), cat.channel[b] + 1,
                     records.is_false[sel], cat.domain[b],
                 )
+                self.safeguards.schedule_expiry(acted_who, delta, records.is_false[sel], day)
         with self._phase("list"):
             if self.court is not None:
                 listed, lifted = self.court.step(records, day, ledger)
@@ -138,6 +150,18 @@ class Simulation:
         with self._phase("record"):
             self.rows.append(self._daily_row(day, events, records, n_observed))
             ledger.flush()
+
+    def _expire_marks(self, day: int) -> np.ndarray:
+        """Reverse the deductions that expire today (safeguard); return who they touch."""
+        who, delta, is_false = self.safeguards.expire(day)
+        self.marks_expired_today = len(who)
+        if len(who):
+            k = len(who)
+            self.points.apply(
+                self.ledger, day, who, -delta, np.full(k, -1), np.full(k, C_MARK_EXPIRY),
+                np.zeros(k), is_false, np.zeros(k),
+            )
+        return who
 
     def _listing_points(self, listed: list, lifted: list, day: int) -> None:
         """The points deduction for each case listing a person, and its reversal when
@@ -173,6 +197,10 @@ class Simulation:
         for gi, g in enumerate(cons.gates):
             row[f"gate_{g.name}"] = int(cons.applied_today[gi])
             row[f"gate_{g.name}_wrongful"] = int(cons.wrongful_today[gi])
+        if self.safeguards.active:
+            row["records_reviewed"] = self.safeguards.reviewed_today
+            row["records_struck"] = self.safeguards.struck_today
+            row["marks_expired"] = self.marks_expired_today
         row["events_true"] = len(events.who)
         row["events_observed"] = n_observed
         row["records_false"] = len(records.who) - n_observed

@@ -26,8 +26,10 @@ SPECIAL_CAUSES = (
     "delisting_correction",
     "instant_grade_expiry",
     "delisting_appeal",
+    "mark_expiry",  # a deduction reversed when it expired (safeguard)
 )
-C_LISTING, C_LEGAL_REP, C_PAID, C_EXPIRY, C_CORRECTION, C_CAP_EXPIRY, C_APPEAL = range(7)
+(C_LISTING, C_LEGAL_REP, C_PAID, C_EXPIRY, C_CORRECTION, C_CAP_EXPIRY, C_APPEAL,
+ C_MARK_EXPIRY) = range(8)
 
 COLUMNS = {
     "day": np.int32, "entity": np.uint8, "id": np.int32, "kind": np.uint8,

@@ -86,11 +86,3 @@ class Observation:
         is_false = np.zeros(len(who), dtype=bool)
         is_false[n_true:] = True
         return Records(who, beh, is_false, self.cat.is_firm[beh])
-
-
-class Review:
-    """Review phase. Human review and notice are safeguards configured per
-    scenario; with none configured every record passes unchanged."""
-
-    def step(self, records: Records, day: int) -> Records:
-        return records

@@ -342,6 +342,42 @@ class Feedback(Strict):
     )
 
 
+class Safeguards(Strict):
+    """Levers that protect people from the system's errors (MODEL.md section 6)."""
+
+    notice_days: int = Field(
+        0, ge=0, le=365,
+        description="A deduction takes effect only after this notice period, in which a "
+        "false one can be contested (0 = no notice) [days].",
+    )
+    contest_prob: float = Field(
+        0.7, ge=0, le=1,
+        description="Share of people given notice of a false record who contest it.",
+    )
+    contest_success: float = Field(
+        0.9, ge=0, le=1, description="Probability a contested false record is struck out."
+    )
+    review_capacity: float = Field(
+        0.0, ge=0, le=1e6,
+        description="Deductions a human review team checks per day per million people "
+        "(0 = no review) [reviews/day/1e6].",
+    )
+    review_accuracy: float = Field(
+        0.9, ge=0, le=1, description="Probability a reviewed false record is struck out."
+    )
+    expiry_days: int = Field(
+        0, ge=0, le=3650,
+        description="A deduction is reversed this long after it took effect (0 = never) [days].",
+    )
+    proportionality_cap: int = Field(
+        0, ge=0, le=100_000,
+        description="Largest deduction one record may cause (0 = no cap) [points].",
+    )
+    domain_separation: bool = Field(
+        False, description="Gates apply only when triggered by a record of their own domain."
+    )
+
+
 class Scenario(Strict):
     name: str = Field("custom", description="Short name of the scenario.")
     description: str = Field("", description="One line on what it models.")
@@ -355,6 +391,7 @@ class Scenario(Strict):
     gates: dict[str, Gate] = Field(default_factory=dict)
     adaptation: Adaptation = Field(default_factory=Adaptation)
     feedback: Feedback = Field(default_factory=Feedback)
+    safeguards: Safeguards = Field(default_factory=Safeguards)
 
     @model_validator(mode="after")
     def _cross_check(self) -> Scenario:
