@@ -20,8 +20,8 @@ from credsim.adaptation import Adapt
 from credsim.behaviour import D_VOICE, Behaviour, compile_catalogue
 from credsim.consequences import Consequences
 from credsim.economy import Economy
-from credsim.ledger import C_LISTING, C_MARK_EXPIRY, Ledger
-from credsim.observation import Observation
+from credsim.ledger import C_AUDIT, C_LISTING, C_MARK_EXPIRY, R_INSIDER, Ledger
+from credsim.observation import S_INFORMANT, S_INSIDER, Observation, Records
 from credsim.population.firms import build_firms
 from credsim.population.graph import build_graph
 from credsim.population.people import CHILD, build_people
@@ -30,6 +30,7 @@ from credsim.safeguards import Safeguarding
 from credsim.scenario.model import DOMAINS, GRADES, Scenario
 from credsim.systems.court_list import CourtList
 from credsim.systems.points import NO_DOMAIN, Points
+from credsim.threats import Threats
 
 PHASES = ("behave", "observe", "review", "score", "list", "consequences", "adapt", "record")
 SETUP_PHASES = ("population", "graph", "firms")
@@ -70,6 +71,7 @@ class Simulation:
         court = np.isin(np.arange(nb), self.court.triggers) if self.court else caps & False
         self.safeguards = Safeguarding(s.safeguards, noticed | court, noticed, n, self.streams)
         self.proportionality_cap = s.safeguards.proportionality_cap
+        self.threats = Threats(s.threats, cat.names, self.people, self.graph, self.streams)
         zeros8 = np.zeros(n, dtype=np.uint8)
         self.consequences = Consequences(
             s, self.people, self.economy, self.streams,
@@ -112,6 +114,8 @@ class Simulation:
         with self._phase("observe"):
             records = self.observation.step(events, day)
             n_observed = int((~records.is_false).sum())
+            if self.threats.active:
+                records = Records.concat([records, self.threats.step(day)])
         with self._phase("review"):
             records = self.safeguards.review(records, day)
         since = ledger.n
@@ -122,6 +126,7 @@ class Simulation:
             if self.points is not None:
                 touched.append(self.points.expire_caps(ledger, day))
                 touched.append(self._expire_marks(day))
+                touched.append(self._reverse_caught_edits(day))
                 sel = ~records.is_firm & self.scored[records.behaviour]
                 acted_who, acted_beh = records.who[sel], records.behaviour[sel]
                 touched.append(acted_who)
@@ -129,12 +134,15 @@ class Simulation:
                 delta = cat.delta[b]
                 if self.proportionality_cap > 0:
                     delta = np.maximum(delta, -self.proportionality_cap)
+                acted = records.subset(sel)
+                rec = acted.ledger_record()
                 self.points.apply(
                     ledger, day, acted_who, delta, self.points.cap_by_behaviour[b],
-                    b.astype(np.int32) + ledger.behaviour_cause(0), cat.channel[b] + 1,
-                    records.is_false[sel], cat.domain[b],
+                    b.astype(np.int32) + ledger.behaviour_cause(0), self._channel_codes(acted),
+                    rec, cat.domain[b],
                 )
-                self.safeguards.schedule_expiry(acted_who, delta, records.is_false[sel], day)
+                self.safeguards.schedule_expiry(acted_who, delta, rec, day)
+                self.threats.schedule_audits(acted_who, delta, acted.source, day)
         with self._phase("list"):
             if self.court is not None:
                 listed, lifted = self.court.step(records, day, ledger)
@@ -151,15 +159,35 @@ class Simulation:
             self.rows.append(self._daily_row(day, events, records, n_observed))
             ledger.flush()
 
+    def _channel_codes(self, r) -> np.ndarray:
+        """Ledger channel codes: the behaviour's channel, or informant / insider."""
+        n_ch = len(self.cat.channel_names)
+        return np.select(
+            [r.source == S_INFORMANT, r.source == S_INSIDER],
+            [n_ch + 1, n_ch + 2], self.cat.channel[r.behaviour] + 1,
+        )
+
+    def _reverse_caught_edits(self, day: int) -> np.ndarray:
+        """Reverse the insider edits an audit caught; return who they touch."""
+        who, delta = self.threats.caught(day)
+        if len(who):
+            k = len(who)
+            self.points.apply(
+                self.ledger, day, who, -delta, np.full(k, -1), np.full(k, C_AUDIT),
+                np.full(k, len(self.cat.channel_names) + 2), np.full(k, R_INSIDER),
+                np.zeros(k),
+            )
+        return who
+
     def _expire_marks(self, day: int) -> np.ndarray:
         """Reverse the deductions that expire today (safeguard); return who they touch."""
-        who, delta, is_false = self.safeguards.expire(day)
+        who, delta, record = self.safeguards.expire(day)
         self.marks_expired_today = len(who)
         if len(who):
             k = len(who)
             self.points.apply(
                 self.ledger, day, who, -delta, np.full(k, -1), np.full(k, C_MARK_EXPIRY),
-                np.zeros(k), is_false, np.zeros(k),
+                np.zeros(k), record, np.zeros(k),
             )
         return who
 
@@ -175,7 +203,7 @@ class Simulation:
             self.ledger, day, np.array(who, dtype=np.int32),
             np.array([delta] * len(listed) + [-delta] * len(lifted)), np.full(k, -1),
             np.array([C_LISTING] * len(listed) + [c for _, c in lifted]), np.zeros(k),
-            np.array([f for _, f in listed] + [True] * len(lifted)),
+            np.array([int(f) for _, f in listed] + [1] * len(lifted)),  # R_FALSE = 1
             np.full(k, DOMAINS.index("court")),
         )
 
@@ -197,6 +225,10 @@ class Simulation:
         for gi, g in enumerate(cons.gates):
             row[f"gate_{g.name}"] = int(cons.applied_today[gi])
             row[f"gate_{g.name}_wrongful"] = int(cons.wrongful_today[gi])
+        if self.threats.active:
+            row["insider_edits"] = self.threats.edits_today
+            row["informant_reports"] = self.threats.reports_today
+            row["audit_catches"] = self.threats.caught_today
         if self.safeguards.active:
             row["records_reviewed"] = self.safeguards.reviewed_today
             row["records_struck"] = self.safeguards.struck_today

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 KINDS = ("score", "grade", "list")
 K_SCORE, K_GRADE, K_LIST = 0, 1, 2
 ENTITIES = ("person", "firm")
-RECORDS = ("true", "false", "none")
-R_TRUE, R_FALSE, R_NONE = 0, 1, 2
+RECORDS = ("true", "false", "none", "insider")
+R_TRUE, R_FALSE, R_NONE, R_INSIDER = 0, 1, 2, 3
 # Causes other than a behaviour; behaviour causes are numbered after these.
 SPECIAL_CAUSES = (
     "court_listing",  # put on the court list (grace period over, unpaid)
@@ -27,9 +27,10 @@ SPECIAL_CAUSES = (
     "instant_grade_expiry",
     "delisting_appeal",
     "mark_expiry",  # a deduction reversed when it expired (safeguard)
+    "audit_reversal",  # an insider's edit caught by audit and reversed
 )
 (C_LISTING, C_LEGAL_REP, C_PAID, C_EXPIRY, C_CORRECTION, C_CAP_EXPIRY, C_APPEAL,
- C_MARK_EXPIRY) = range(8)
+ C_MARK_EXPIRY, C_AUDIT) = range(9)
 
 COLUMNS = {
     "day": np.int32, "entity": np.uint8, "id": np.int32, "kind": np.uint8,
@@ -43,7 +44,8 @@ class Ledger:
                  flush_rows: int = 1 << 21):
         self.path = path
         self.cause_labels = list(SPECIAL_CAUSES) + list(causes)
-        self.channel_labels = ["-"] + list(channels)
+        # Reports by informants and edits by insiders come through no channel.
+        self.channel_labels = ["-"] + list(channels) + ["informant", "insider"]
         self.flush_rows = flush_rows
         self.cols = {k: np.zeros(1 << 16, dtype=t) for k, t in COLUMNS.items()}
         self.n = 0

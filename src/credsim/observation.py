@@ -13,8 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from credsim.behaviour import Catalogue, Events
+from credsim.ledger import R_FALSE, R_INSIDER, R_TRUE
 from credsim.population.people import CHILD, People
 from credsim.rng import Streams
+
+SOURCES = ("observed", "channel_error", "informant", "insider")
+S_OBSERVED, S_CHANNEL_ERROR, S_INFORMANT, S_INSIDER = range(4)
 
 
 @dataclass
@@ -23,15 +27,26 @@ class Records:
 
     who: np.ndarray  # int32
     behaviour: np.ndarray  # int16
-    is_false: np.ndarray  # bool
+    is_false: np.ndarray  # bool: the record does not describe a true event
     is_firm: np.ndarray  # bool
+    source: np.ndarray  # uint8, one of SOURCES
 
     def __len__(self) -> int:
         return len(self.who)
 
     def subset(self, mask: np.ndarray) -> Records:
         return Records(self.who[mask], self.behaviour[mask], self.is_false[mask],
-                       self.is_firm[mask])
+                       self.is_firm[mask], self.source[mask])
+
+    def ledger_record(self) -> np.ndarray:
+        """Ledger record codes: true, false, or insider (an edit, not an error)."""
+        return np.where(self.source == S_INSIDER, R_INSIDER,
+                        np.where(self.is_false, R_FALSE, R_TRUE)).astype(np.uint8)
+
+    @staticmethod
+    def concat(parts: list[Records]) -> Records:
+        return Records(*(np.concatenate([getattr(r, f) for r in parts]) for f in (
+            "who", "behaviour", "is_false", "is_firm", "source")))
 
 
 class Observation:
@@ -85,4 +100,5 @@ class Observation:
         beh = np.concatenate([ev.behaviour[seen], fb])
         is_false = np.zeros(len(who), dtype=bool)
         is_false[n_true:] = True
-        return Records(who, beh, is_false, self.cat.is_firm[beh])
+        source = np.where(is_false, S_CHANNEL_ERROR, S_OBSERVED).astype(np.uint8)
+        return Records(who, beh, is_false, self.cat.is_firm[beh], source)

@@ -21,11 +21,6 @@ from credsim.rng import Streams, counter_uniform, stream_key
 from credsim.scenario.model import Safeguards
 
 
-def _concat(parts: list[Records]) -> Records:
-    return Records(*(np.concatenate(c) for c in zip(
-        *((r.who, r.behaviour, r.is_false, r.is_firm) for r in parts), strict=True)))
-
-
 class Safeguarding:
     def __init__(self, params: Safeguards, adverse: np.ndarray, noticed: np.ndarray, n: int,
                  streams: Streams):
@@ -74,21 +69,21 @@ class Safeguarding:
                 records = records.subset(~hold)
             due = self.held.pop(day, [])
             if due:
-                records = _concat([records, *due])
+                records = Records.concat([records, *due])
         return records
 
-    def schedule_expiry(self, who: np.ndarray, delta: np.ndarray, is_false: np.ndarray,
+    def schedule_expiry(self, who: np.ndarray, delta: np.ndarray, record: np.ndarray,
                         day: int) -> None:
         if self.p.expiry_days <= 0:
             return
         neg = delta < 0
         if neg.any():
             self.expiring.setdefault(day + self.p.expiry_days, []).append(
-                (who[neg], delta[neg], is_false[neg]))
+                (who[neg], delta[neg], record[neg]))
 
     def expire(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Deductions that expire today: (who, delta, is_false)."""
+        """Deductions that expire today: (who, delta, ledger record code)."""
         due = self.expiring.pop(day, [])
         if not due:
-            return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, bool)
+            return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.uint8)
         return tuple(np.concatenate(c) for c in zip(*due, strict=True))

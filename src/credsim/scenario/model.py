@@ -378,6 +378,43 @@ class Safeguards(Strict):
     )
 
 
+class Threats(Strict):
+    """Manipulation of the system's records (MODEL.md section 6)."""
+
+    insiders_per_million: float = Field(
+        0.0, ge=0, le=1e6,
+        description="Staff with edit rights who fabricate records [per million people].",
+    )
+    insider_edit_rate: float = Field(
+        0.05, ge=0, le=10, description="Fabricated records per insider per day [edits/day]."
+    )
+    insider_target: Literal["random", "critics", "enemies"] = Field(
+        "random",
+        description="Whom insiders target: anyone, critics (the most vocal 10 %), or a few "
+        "personal enemies of each insider.",
+    )
+    insider_behaviour: str = Field(
+        "other_bad_faith", description="The scored behaviour an insider's edit records."
+    )
+    enemies_per_insider: int = Field(
+        3, ge=1, le=1000, description="Personal enemies of each insider (target 'enemies')."
+    )
+    audit_prob: float = Field(
+        0.0, ge=0, le=1, description="Probability an audit catches an insider's edit."
+    )
+    audit_days: int = Field(
+        60, ge=1, le=3650,
+        description="Days from an edit taking effect to its reversal when caught [days].",
+    )
+    informant_rate: float = Field(
+        0.0, ge=0, le=0.1,
+        description="Malicious reports per adult per day against a contact [reports/day].",
+    )
+    informant_behaviour: str = Field(
+        "rumour", description="The scored behaviour a malicious informant reports."
+    )
+
+
 class Scenario(Strict):
     name: str = Field("custom", description="Short name of the scenario.")
     description: str = Field("", description="One line on what it models.")
@@ -392,6 +429,7 @@ class Scenario(Strict):
     adaptation: Adaptation = Field(default_factory=Adaptation)
     feedback: Feedback = Field(default_factory=Feedback)
     safeguards: Safeguards = Field(default_factory=Safeguards)
+    threats: Threats = Field(default_factory=Threats)
 
     @model_validator(mode="after")
     def _cross_check(self) -> Scenario:
@@ -429,6 +467,20 @@ class Scenario(Strict):
                     raise ValueError(f"{section}.{k}: unknown behaviour; {_known(self)}")
                 if self.behaviours[k].actor == "firm":
                     raise ValueError(f"{section}.{k}: firms are not scored by the points system")
+        t = self.threats
+        for key, name, active in (
+            ("insider_behaviour", t.insider_behaviour, t.insiders_per_million > 0),
+            ("informant_behaviour", t.informant_behaviour, t.informant_rate > 0),
+        ):
+            if not active:
+                continue
+            if not self.points.enabled:
+                raise ValueError(f"threats.{key}: manipulating records needs points.enabled")
+            if self.points.deltas.get(name, 0) >= 0 and name not in self.points.instant_grade:
+                raise ValueError(
+                    f"threats.{key}: {name!r} is not a deduction of the points system; "
+                    "deductions: " + ", ".join(k for k, v in self.points.deltas.items() if v < 0)
+                )
         for k in self.court_list.triggers if self.court_list.enabled else []:
             if k not in self.behaviours:
                 raise ValueError(f"court_list.triggers: unknown behaviour {k!r}; {_known(self)}")

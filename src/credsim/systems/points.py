@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from credsim.ledger import C_CAP_EXPIRY, K_GRADE, K_SCORE, R_FALSE, R_NONE, R_TRUE, Ledger
+from credsim.ledger import C_CAP_EXPIRY, K_GRADE, K_SCORE, R_NONE, R_TRUE, Ledger
 from credsim.scenario.model import GRADES, PointsSystem
 
 NO_DOMAIN = 255
@@ -41,16 +41,17 @@ class Points:
         )
         self._capped: list[np.ndarray] = []
 
-    def apply(self, ledger: Ledger, day: int, who, delta, cap, cause, channel, is_false,
+    def apply(self, ledger: Ledger, day: int, who, delta, cap, cause, channel, record,
               domain) -> None:
-        """Apply score deltas and grade caps in order, writing ledger rows."""
+        """Apply score deltas and grade caps in order, writing ledger rows. `record`: ledger
+        record codes (R_TRUE, R_FALSE, R_INSIDER); all but R_TRUE leave the true score."""
         if len(who) == 0:
             return
         ledger.reserve(2 * len(who))
         c = ledger.cols
         ledger.n = _apply(
             who.astype(np.int32), delta.astype(np.int32), cap.astype(np.int16),
-            cause.astype(np.int16), channel.astype(np.int16), is_false.astype(np.bool_),
+            cause.astype(np.int16), channel.astype(np.int16), record.astype(np.uint8),
             domain.astype(np.uint8), day, self.params.instant_grade_days, self.floors,
             self.score, self.score_true, self.grade, self.grade_true, self.cap_until,
             self.cap_grade, self.cap_true_until, self.cap_true_grade, self.last_neg_domain,
@@ -119,15 +120,15 @@ def _grades(p, day, floors, score, score_true, cap_until, cap_grade, cap_true_un
 
 
 @njit(cache=True)
-def _apply(who, delta, cap, cause, channel, is_false, domain, day, cap_days, floors,
+def _apply(who, delta, cap, cause, channel, record, domain, day, cap_days, floors,
            score, score_true, grade, grade_true, cap_until, cap_grade, cap_true_until,
            cap_true_grade, last_neg_domain, grade_counts, l_day, l_entity, l_id, l_kind,
            l_cause, l_channel, l_record, l_delta, l_value, n):  # pragma: no cover
     for r in range(len(who)):
         p = who[r]
         d = delta[r]
-        f = is_false[r]
-        rec = R_FALSE if f else R_TRUE
+        rec = record[r]
+        f = rec != R_TRUE
         if d != 0:
             score[p] += d
             if not f:

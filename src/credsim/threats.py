@@ -1,0 +1,121 @@
+"""Threats: insiders who fabricate records, audits that catch them, and malicious
+informants (MODEL.md section 6).
+
+Insiders are adults with edit rights. Each day they make a Poisson number of
+edits, each recording the scenario's `insider_behaviour` against a target:
+anyone, a critic (the most vocal tenth of adults), or one of the insider's
+few personal enemies. An edit enters like any record (so review and notice
+can strike it) and is flagged `insider` in the ledger; an audit catches it
+with `audit_prob` and reverses it `audit_days` after it took effect.
+Malicious informants report a random contact (a non-family tie) for
+`informant_behaviour`: a false record that came through no channel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from credsim.observation import S_INFORMANT, S_INSIDER, Records
+from credsim.population.graph import FAMILY, Graph
+from credsim.population.people import CHILD, People
+from credsim.rng import Streams, counter_uniform, stream_key
+from credsim.scenario.model import Threats as ThreatParams
+
+CRITIC_QUANTILE = 0.9
+
+
+class Threats:
+    def __init__(self, params: ThreatParams, behaviour_names: list[str], people: People,
+                 graph: Graph, streams: Streams):
+        self.p, self.people, self.graph, self.streams = params, people, graph, streams
+        rng = streams.get("threats.setup")
+        adults = np.flatnonzero(people.age != CHILD)
+        k = int(round(params.insiders_per_million * people.n / 1e6))
+        self.insiders = rng.choice(adults, size=min(k, len(adults)), replace=False)
+        self.critics = adults
+        if len(adults):
+            voice = people.voice[adults]
+            self.critics = adults[voice >= np.quantile(voice, CRITIC_QUANTILE)]
+        self.enemies = np.zeros((0, 1), np.int64)
+        if len(adults) and len(self.insiders):
+            self.enemies = rng.choice(adults, size=(len(self.insiders), params.enemies_per_insider))
+        names = behaviour_names
+        self.b_insider = names.index(params.insider_behaviour) if params.insider_behaviour in (
+            names) else -1
+        self.b_informant = names.index(params.informant_behaviour) if (
+            params.informant_behaviour in names) else -1
+        self.adults = adults
+        self.audit_key = stream_key(f"{streams.seed}/threats.audit")
+        self.audits: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self.edits_today = self.reports_today = self.caught_today = 0
+
+    @property
+    def active(self) -> bool:
+        return len(self.insiders) > 0 or self.p.informant_rate > 0
+
+    def step(self, day: int) -> Records:
+        """Today's fabricated records (insider edits, then malicious reports)."""
+        self.edits_today = self.reports_today = 0
+        parts = [self._edits(day), self._reports(day)]
+        return Records.concat([r for r in parts if r is not None] or [_empty()])
+
+    def _edits(self, day: int) -> Records | None:
+        if len(self.insiders) == 0 or self.b_insider < 0:
+            return None
+        rng = self.streams.get("threats.insider", day)
+        k = rng.poisson(len(self.insiders) * self.p.insider_edit_rate)
+        who_edits = rng.integers(0, len(self.insiders), size=k)
+        if self.p.insider_target == "critics" and len(self.critics):
+            target = self.critics[rng.integers(0, len(self.critics), size=k)]
+        elif self.p.insider_target == "enemies":
+            target = self.enemies[who_edits, rng.integers(0, self.enemies.shape[1], size=k)]
+        else:
+            target = self.adults[rng.integers(0, len(self.adults), size=k)]
+        self.edits_today = k
+        return _records(target, self.b_insider, S_INSIDER)
+
+    def _reports(self, day: int) -> Records | None:
+        if self.p.informant_rate <= 0 or self.b_informant < 0:
+            return None
+        rng = self.streams.get("threats.informant", day)
+        k = rng.poisson(len(self.adults) * self.p.informant_rate)
+        informant = self.adults[rng.integers(0, len(self.adults), size=k)]
+        g = self.graph
+        start, deg = g.indptr[informant], np.diff(g.indptr)[informant]
+        pick = start + (rng.random(k) * deg).astype(np.int64)
+        ok = deg > 0
+        pick = pick[ok]
+        ok_tie = (g.kind[pick] & 0x7F) != FAMILY  # family is not informed on here
+        target = g.indices[pick[ok_tie]]
+        target = target[self.people.age[target] != CHILD]
+        self.reports_today = len(target)
+        return _records(target, self.b_informant, S_INFORMANT)
+
+    def schedule_audits(self, who: np.ndarray, delta: np.ndarray, source: np.ndarray,
+                        day: int) -> None:
+        """Insider edits that took effect today: the caught ones are reversed later."""
+        edit = source == S_INSIDER
+        if self.p.audit_prob <= 0 or not edit.any():
+            return
+        key = (np.uint64(day) << np.uint64(36)) | (who[edit].astype(np.uint64) << np.uint64(8))
+        caught = counter_uniform(self.audit_key, day, key) < self.p.audit_prob
+        if caught.any():
+            self.audits.setdefault(day + self.p.audit_days, []).append(
+                (who[edit][caught], delta[edit][caught]))
+
+    def caught(self, day: int) -> tuple[np.ndarray, np.ndarray]:
+        due = self.audits.pop(day, [])
+        self.caught_today = sum(len(w) for w, _ in due)
+        if not due:
+            return np.zeros(0, np.int32), np.zeros(0, np.int32)
+        return np.concatenate([w for w, _ in due]), np.concatenate([d for _, d in due])
+
+
+def _records(who: np.ndarray, behaviour: int, source: int) -> Records:
+    k = len(who)
+    return Records(who.astype(np.int32), np.full(k, behaviour, np.int16), np.ones(k, bool),
+                   np.zeros(k, bool), np.full(k, source, np.uint8))
+
+
+def _empty() -> Records:
+    return _records(np.zeros(0, np.int32), 0, S_INSIDER)
