@@ -22,7 +22,6 @@ from credsim.rng import Streams, counter_uniform, stream_key
 from credsim.scenario.model import DOMAINS, Scenario, parse_condition
 
 COURT_DOMAIN = DOMAINS.index("court")
-NEVER = 99  # a grade index no one reaches
 S_SANCTIONED, S_WRONGFUL = 1, 2
 
 
@@ -54,10 +53,12 @@ class Consequences:
                 name, kind, k, g.effect != "perk", g.use_rate, g.income_driven, g.loss_days,
                 g.reaches_children, DOMAINS.index(g.domain),
             ))
+        # Sanction gates as arrays for the status kernel: kind (0 listed, 1 grade <=),
+        # grade, domain. A person is sanctioned when some gate can apply to them.
         sanction = [g for g in self.gates if g.sanction]
-        self.use_listed = any(g.kind == "listed" for g in sanction)
-        les = [g.grade for g in sanction if g.kind == "le"]
-        self.le_grade = min(les) if les else NEVER
+        self.g_kind = np.array([0 if g.kind == "listed" else 1 for g in sanction], np.int8)
+        self.g_grade = np.array([g.grade for g in sanction], np.int64)
+        self.g_domain = np.array([g.domain for g in sanction], np.int64)
         self.status = np.zeros(people.n, dtype=np.uint8)
         self.counts = np.zeros(2, dtype=np.int64)  # sanctioned, wrongful (person-days today)
         # Sparse set of people out of the initial state (listed, or grade moved): the
@@ -67,7 +68,7 @@ class Consequences:
         self.pos = np.full(people.n, -1, dtype=np.int32)
         self.size = np.zeros(1, dtype=np.int64)
         self.keys = [stream_key(f"{streams.seed}/gate.{g.name}") for g in self.gates]
-        if self.le_grade <= initial_grade:
+        if np.any((self.g_kind == 1) & (self.g_grade <= initial_grade)):
             # A sanction holds in the initial state: every adult starts sanctioned.
             self.refresh(np.flatnonzero(people.age != CHILD))
         adults = people.income[people.age != CHILD]
@@ -79,9 +80,10 @@ class Consequences:
     def refresh(self, persons: np.ndarray) -> None:
         """Recompute sanctioned / wrongful status of persons whose state moved."""
         if len(persons):
-            _refresh(persons.astype(np.int64), self.use_listed, self.le_grade, self.grade,
-                     self.grade_true, self.n_list_true, self.n_list_false, self.status,
-                     self.counts, self.initial_grade, self.members, self.pos, self.size)
+            _refresh(persons.astype(np.int64), self.g_kind, self.g_grade, self.g_domain,
+                     self.separate, self.last_neg_domain, self.grade, self.grade_true,
+                     self.n_list_true, self.n_list_false, self.status, self.counts,
+                     self.initial_grade, self.members, self.pos, self.size)
 
     def step(self, ledger: Ledger, since: int, day: int) -> None:
         self.applied_today[:] = 0
@@ -221,10 +223,24 @@ class Consequences:
 
 
 @njit(cache=True)
-def _refresh(persons, use_listed, le_grade, grade, grade_true, n_true, n_false, status,
-             counts, initial_grade, members, pos, size):  # pragma: no cover
+def _refresh(persons, g_kind, g_grade, g_domain, separate, last_neg_domain, grade, grade_true,
+             n_true, n_false, status, counts, initial_grade, members, pos,
+             size):  # pragma: no cover
     for r in range(len(persons)):
         p = persons[r]
+        s = False  # some sanction gate can apply under the held state ...
+        t = False  # ... and under the true state
+        for k in range(len(g_kind)):
+            if g_kind[k] == 0:
+                if separate and g_domain[k] != COURT_DOMAIN:
+                    continue
+                s = s or (n_true[p] + n_false[p]) > 0
+                t = t or n_true[p] > 0
+            else:
+                if separate and g_domain[k] != last_neg_domain[p]:
+                    continue
+                s = s or grade[p] >= g_grade[k]
+                t = t or grade_true[p] >= g_grade[k]
         out = (n_true[p] + n_false[p]) > 0 or grade[p] != initial_grade
         if out and pos[p] < 0:
             pos[p] = size[0]
@@ -236,10 +252,6 @@ def _refresh(persons, use_listed, le_grade, grade, grade_true, n_true, n_false, 
             pos[last] = pos[p]
             pos[p] = -1
             size[0] -= 1
-        s = use_listed and (n_true[p] + n_false[p]) > 0
-        s = s or grade[p] >= le_grade
-        t = use_listed and n_true[p] > 0
-        t = t or grade_true[p] >= le_grade
         new = (S_SANCTIONED if s else 0) | (S_WRONGFUL if (s and not t) else 0)
         old = status[p]
         if new != old:
