@@ -125,3 +125,15 @@ def test_no_safeguard_changes_the_events_themselves(plain):
                   ["safeguards.domain_separation=true"]):
         other = _run(extra, SEEDS[0])
         assert other["events_true"][0] == plain[SEEDS[0]]["events_true"][0]
+
+
+@pytest.mark.parametrize("lever", [
+    "safeguards.review_capacity=20000", "safeguards.notice_days=30",
+    "safeguards.expiry_days=30", "safeguards.proportionality_cap=5",
+    "safeguards.domain_separation=true",
+])
+def test_no_safeguard_increases_wrongful_sanctions(plain, lever):
+    """MODEL.md section 9, invariant 4, over the paired seeds."""
+    with_lever = sum(_total(_run([lever], s), "sanctioned_wrongful") for s in SEEDS)
+    without = sum(_total(plain[s], "sanctioned_wrongful") for s in SEEDS)
+    assert with_lever <= without

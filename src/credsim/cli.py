@@ -182,6 +182,23 @@ def query(
         out.print(f"({len(rows) - limit} more rows; use --limit or --format csv)")
 
 
+@app.command()
+def lookup(
+    run_path: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A results folder.")],
+    key: Annotated[str, typer.Argument(metavar="ID_OR_USCC",
+                                       help="A person's id (digits) or a firm's 18-character "
+                                       "Unified Social Credit Code.")],
+) -> None:
+    """A person's or firm's record as a credit portal shows it, with the full explanation."""
+    from credsim.results.lookup import lookup as find
+    from credsim.results.lookup import render
+
+    try:
+        render(find(run_path, key), out)
+    except InputError as exc:
+        _fail(str(exc))
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"

@@ -169,8 +169,8 @@ class Consequences:
             else:
                 enter = (new <= g.grade) & (old > g.grade)
             who = rows["id"][sel][enter].astype(np.int64)
-            _, wrongful = self._meets(g, who)
-            wrongful = ~wrongful
+            held, true = self._meets(g, who)  # held: domain separation may exclude some
+            who, wrongful = who[held], ~true[held]
         payer = None
         if g.children:
             who, wrongful, payer = self._private_school_children(who, wrongful)

@@ -71,7 +71,9 @@ class Simulation:
         court = np.isin(np.arange(nb), self.court.triggers) if self.court else caps & False
         self.safeguards = Safeguarding(s.safeguards, noticed | court, noticed, n, self.streams)
         self.proportionality_cap = s.safeguards.proportionality_cap
-        self.threats = Threats(s.threats, cat.names, self.people, self.graph, self.streams)
+        expiry = s.safeguards.expiry_days
+        self.threats = Threats(s.threats, cat.names, self.people, self.graph, self.streams,
+                               max_delay=expiry if expiry > 0 else None)
         zeros8 = np.zeros(n, dtype=np.uint8)
         self.consequences = Consequences(
             s, self.people, self.economy, self.streams,
@@ -114,6 +116,7 @@ class Simulation:
         with self._phase("observe"):
             records = self.observation.step(events, day)
             n_observed = int((~records.is_false).sum())
+            n_false = len(records) - n_observed  # channel errors (threats counted apart)
             if self.threats.active:
                 records = Records.concat([records, self.threats.step(day)])
         with self._phase("review"):
@@ -141,8 +144,11 @@ class Simulation:
                     b.astype(np.int32) + ledger.behaviour_cause(0), self._channel_codes(acted),
                     rec, cat.domain[b],
                 )
-                self.safeguards.schedule_expiry(acted_who, delta, rec, day)
-                self.threats.schedule_audits(acted_who, delta, acted.source, day)
+                # An edit an audit will catch is reversed once, by the audit, not also
+                # by expiry.
+                caught = self.threats.schedule_audits(acted_who, delta, acted.source, day)
+                self.safeguards.schedule_expiry(acted_who[~caught], delta[~caught],
+                                                rec[~caught], day)
         with self._phase("list"):
             if self.court is not None:
                 listed, lifted = self.court.step(records, day, ledger)
@@ -156,7 +162,7 @@ class Simulation:
         with self._phase("adapt"):
             self.adapt.step(acted_who, acted_beh, ledger, since, day)
         with self._phase("record"):
-            self.rows.append(self._daily_row(day, events, records, n_observed))
+            self.rows.append(self._daily_row(day, events, n_observed, n_false))
             ledger.flush()
 
     def _channel_codes(self, r) -> np.ndarray:
@@ -195,6 +201,8 @@ class Simulation:
         """The points deduction for each case listing a person, and its reversal when
         a false case's listing is lifted by correction or appeal."""
         delta = self.points.params.listing_delta
+        if self.proportionality_cap > 0:
+            delta = max(delta, -self.proportionality_cap)
         who = [p for p, _ in listed] + [p for p, _ in lifted]
         if not who:
             return
@@ -207,7 +215,7 @@ class Simulation:
             np.full(k, DOMAINS.index("court")),
         )
 
-    def _daily_row(self, day, events, records, n_observed) -> dict:
+    def _daily_row(self, day, events, n_observed, n_false) -> dict:
         row: dict = {"day": day}
         if self.points is not None:
             for g, c in zip(GRADES, self.points.grade_counts, strict=True):
@@ -235,7 +243,7 @@ class Simulation:
             row["marks_expired"] = self.marks_expired_today
         row["events_true"] = len(events.who)
         row["events_observed"] = n_observed
-        row["records_false"] = len(records.who) - n_observed
+        row["records_false"] = n_false
         row["voice_events"] = int(np.isin(events.behaviour, self.voice_behaviours).sum())
         row["ties_dropped"] = self.adapt.ties_dropped_today
         return row

@@ -37,7 +37,10 @@ class Streams:
             "behaviours": "Numba MT19937 seeded per (behaviour, day) with "
             "splitmix64(blake2b8('<seed>/behave.<name>') + (day + 1) * golden) >> 32",
             "counters": "splitmix64 of (blake2b8('<seed>/<stream>'), day, identity) for gate "
-            "uses (identity = person) and court draws (identity = case)",
+            "uses (identity = person), court draws (identity = case), safeguard review and "
+            "contests and threat audits (identity = record)",
+            "threats": "numpy PCG64 streams threats.setup, threats.insider, threats.informant",
+            "pruning": "Numba MT19937 seeded per (adapt.prune seed, day, person)",
             "graph": "splitmix64 per person from the 'graph' stream's seed",
         }
 

@@ -30,7 +30,7 @@ class Safeguarding:
         self.adverse, self.noticed = adverse, noticed
         self.capacity = int(round(params.review_capacity * n / 1e6))
         self.keys = {k: stream_key(f"{streams.seed}/safeguards.{k}")
-                     for k in ("review", "contest", "contest_success")}
+                     for k in ("review", "review_order", "contest", "contest_success")}
         self.held: dict[int, list[Records]] = {}
         self.expiring: dict[int, list[tuple[np.ndarray, ...]]] = {}
         self.reviewed_today = self.struck_today = 0
@@ -49,8 +49,12 @@ class Safeguarding:
         """Human review and notice; returns the records that take effect today."""
         self.reviewed_today = self.struck_today = 0
         if self.capacity > 0 and len(records):
-            adverse = self.adverse[records.behaviour] & ~records.is_firm
-            order = np.flatnonzero(adverse)[: self.capacity]
+            # The team cannot tell false records from true ones: it checks a random
+            # selection of the day's adverse records, up to its capacity.
+            adverse = np.flatnonzero(self.adverse[records.behaviour] & ~records.is_firm)
+            pick = np.argsort(self._u("review_order", day, records.subset(adverse)),
+                              kind="stable")
+            order = adverse[pick[: self.capacity]]
             self.reviewed_today = len(order)
             checked = np.zeros(len(records), dtype=bool)
             checked[order] = True

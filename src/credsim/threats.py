@@ -26,8 +26,11 @@ CRITIC_QUANTILE = 0.9
 
 class Threats:
     def __init__(self, params: ThreatParams, behaviour_names: list[str], people: People,
-                 graph: Graph, streams: Streams):
+                 graph: Graph, streams: Streams, max_delay: int | None = None):
+        """`max_delay`: an edit caught by audit is reversed no later than this (the
+        expiry of marks, which would otherwise have reversed it first)."""
         self.p, self.people, self.graph, self.streams = params, people, graph, streams
+        self.audit_delay = min(params.audit_days, max_delay or params.audit_days)
         rng = streams.get("threats.setup")
         adults = np.flatnonzero(people.age != CHILD)
         k = int(round(params.insiders_per_million * people.n / 1e6))
@@ -92,16 +95,19 @@ class Threats:
         return _records(target, self.b_informant, S_INFORMANT)
 
     def schedule_audits(self, who: np.ndarray, delta: np.ndarray, source: np.ndarray,
-                        day: int) -> None:
-        """Insider edits that took effect today: the caught ones are reversed later."""
+                        day: int) -> np.ndarray:
+        """Insider edits that took effect today: the caught ones are reversed later.
+        Returns which of the given records an audit caught."""
         edit = source == S_INSIDER
+        caught = np.zeros(len(who), dtype=bool)
         if self.p.audit_prob <= 0 or not edit.any():
-            return
+            return caught
         key = (np.uint64(day) << np.uint64(36)) | (who[edit].astype(np.uint64) << np.uint64(8))
-        caught = counter_uniform(self.audit_key, day, key) < self.p.audit_prob
+        caught[edit] = counter_uniform(self.audit_key, day, key) < self.p.audit_prob
         if caught.any():
-            self.audits.setdefault(day + self.p.audit_days, []).append(
-                (who[edit][caught], delta[edit][caught]))
+            self.audits.setdefault(day + self.audit_delay, []).append(
+                (who[caught], delta[caught]))
+        return caught
 
     def caught(self, day: int) -> tuple[np.ndarray, np.ndarray]:
         due = self.audits.pop(day, [])

@@ -478,8 +478,10 @@ class Scenario(Strict):
                 raise ValueError(f"threats.{key}: manipulating records needs points.enabled")
             if self.points.deltas.get(name, 0) >= 0 and name not in self.points.instant_grade:
                 raise ValueError(
-                    f"threats.{key}: {name!r} is not a deduction of the points system; "
-                    "deductions: " + ", ".join(k for k, v in self.points.deltas.items() if v < 0)
+                    f"threats.{key}: {name!r} is not a deduction or grade cap of the points "
+                    "system; allowed: " + ", ".join(
+                        [k for k, v in self.points.deltas.items() if v < 0]
+                        + list(self.points.instant_grade))
                 )
         for k in self.court_list.triggers if self.court_list.enabled else []:
             if k not in self.behaviours:
