@@ -66,7 +66,7 @@ def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
     """Write the tables of a finished simulation and, last, its manifest."""
     t0 = time.perf_counter()
     _write(pa.Table.from_pylist(sim.rows), tmp / "timeseries.parquet")
-    _write(_people_table(sim), tmp / "people.parquet")
+    _write_people(sim, tmp / "people.parquet")
     f = sim.firms
     firm_listed = sim.court.firm_listed if sim.court else np.zeros(f.n, np.uint8)
     _write(pa.table({
@@ -116,34 +116,54 @@ def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), "utf-8")
 
 
-def _people_table(sim: Simulation) -> pa.Table:
-    p = sim.people
-    n = p.n
+PEOPLE_ROW_GROUP = 1 << 21
+
+
+def _write_people(sim: Simulation, path: Path) -> None:
+    """people.parquet in row groups, so writing needs no population-sized copies."""
     degree = sim.graph.degree(active_only=True)
+    dropped = sim.graph.dropped()
+    writer = None
+    try:
+        for lo in range(0, max(sim.people.n, 1), PEOPLE_ROW_GROUP):
+            part = slice(lo, min(lo + PEOPLE_ROW_GROUP, sim.people.n))
+            table = _people_table(sim, part, degree, dropped)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _people_table(sim: Simulation, part: slice, degree: np.ndarray,
+                  dropped: np.ndarray) -> pa.Table:
+    p = sim.people
     cols: dict = {
-        "id": np.arange(n, dtype=np.int32), "household": p.household, "region": p.region,
-        "urban": p.urban[p.region], "group": p.group, "age_band": _cat(p.age, AGE_BANDS),
-        "parent1": p.parent1, "parent2": p.parent2, "income": p.income,
-        "savings": sim.economy.savings, "compliance": p.compliance, "voice": p.voice,
-        "sociability": p.sociability, "generosity": p.generosity,
-        "school": _cat(p.school, SCHOOL_STATES),
-        "degree": degree,
-        "ties_dropped": sim.graph.dropped(),
-        "deterrence": sim.behaviour.deter, "chill": sim.behaviour.chill,
+        "id": np.arange(part.start, part.stop, dtype=np.int32), "household": p.household[part],
+        "region": p.region[part], "urban": p.urban[p.region[part]], "group": p.group[part],
+        "age_band": _cat(p.age[part], AGE_BANDS),
+        "parent1": p.parent1[part], "parent2": p.parent2[part], "income": p.income[part],
+        "savings": sim.economy.savings[part], "compliance": p.compliance[part],
+        "voice": p.voice[part], "sociability": p.sociability[part],
+        "generosity": p.generosity[part], "school": _cat(p.school[part], SCHOOL_STATES),
+        "degree": degree[part], "ties_dropped": dropped[part],
+        "deterrence": sim.behaviour.deter[part], "chill": sim.behaviour.chill[part],
     }
     if sim.points is not None:
         pts = sim.points
         cols.update({
-            "score": pts.score, "score_true": pts.score_true,
-            "grade": _cat(pts.grade, GRADES), "grade_true": _cat(pts.grade_true, GRADES),
+            "score": pts.score[part], "score_true": pts.score_true[part],
+            "grade": _cat(pts.grade[part], GRADES),
+            "grade_true": _cat(pts.grade_true[part], GRADES),
         })
     if sim.court is not None:
         c = sim.court
         cols.update({
-            "listings": c.n_list_true + c.n_list_false, "listings_false": c.n_list_false,
-            "ever_listed": c.ever_listed,
+            "listings": c.n_list_true[part] + c.n_list_false[part],
+            "listings_false": c.n_list_false[part], "ever_listed": c.ever_listed[part],
         })
-    status = sim.consequences.status
+    status = sim.consequences.status[part]
     cols["sanctioned"] = (status & 1) > 0
     cols["sanctioned_wrongful"] = (status & 2) > 0
     return pa.table(cols)
