@@ -51,8 +51,10 @@ def presets() -> None:
     """List the shipped presets, one line each."""
     from credsim.scenario.load import preset_summaries
 
-    for name, desc in preset_summaries():
-        out.print(f"[bold]{name:<12}[/] {desc}", highlight=False)
+    rows = preset_summaries()
+    width = max(len(name) for name, _ in rows)
+    for name, desc in rows:
+        out.print(f"[bold]{name:<{width}}[/]  {desc}", highlight=False)
 
 
 @app.command()

@@ -227,6 +227,13 @@ class CourtList(Strict):
     term_days: int = Field(
         730, ge=1, le=36_500, description="Listing term on grounds other than refusing [days]."
     )
+    extension_prob: float = Field(
+        0.0, ge=0, le=1,
+        description="Probability a fixed-term listing still unpaid at its end is extended.",
+    )
+    extension_years: tuple[int, int] = Field(
+        (1, 3), description="Range of an extension, drawn uniformly [years]."
+    )
     delist_days: tuple[int, int] = Field(
         (1, 5), description="Calendar days from payment to delisting (3 working days)."
     )
@@ -250,6 +257,14 @@ class CourtList(Strict):
     appeal_success: float = Field(
         0.5, ge=0, le=1, description="Probability an appeal about a false case succeeds."
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> CourtList:
+        for key, (lo, hi), top in (("delist_days", self.delist_days, 365),
+                                   ("extension_years", self.extension_years, 10)):
+            if not 0 <= lo <= hi <= top:
+                raise ValueError(f"{key}: need 0 <= low <= high <= {top}, got [{lo}, {hi}]")
+        return self
 
 
 class Gate(Strict):

@@ -38,6 +38,7 @@ CASE_COLUMNS = {
     "is_false": bool, "start": np.int32, "contest_at": np.int32, "succeeds": bool,
     "appeal_at": np.int32, "appeal_succeeds": bool,
     "listed_day": np.int32, "delist_at": np.int32, "delay": np.int32,
+    "extension": np.int32,  # days added to a fixed term (at most once)
 }
 
 
@@ -53,7 +54,8 @@ class CourtList:
         # Draws are computed from (stream, day, case identity), not drawn in list
         # order, so a case's fate does not depend on which other cases exist.
         self.keys = {k: stream_key(f"{streams.seed}/court.{k}") for k in (
-            "pay", "ground", "contest", "success", "appeal", "appeal_success", "delay")}
+            "pay", "ground", "contest", "success", "appeal", "appeal_success", "delay",
+            "extend", "extension")}
         self.n_list_true = np.zeros(people.n, dtype=np.uint8)  # active listings per person
         self.n_list_false = np.zeros(people.n, dtype=np.uint8)  # ... resting on a false case
         self.firm_listed = np.zeros(firms.n, dtype=np.uint8)
@@ -96,8 +98,17 @@ class CourtList:
         for i in np.flatnonzero(due):
             self._delist(i, day, ledger, C_PAID)
         closed |= due
-        # End of a fixed term.
-        expire = ~closed & listed & c["has_term"] & (day >= c["listed_day"] + self.p.term_days)
+        # End of a fixed term: extended once with some probability, else delisted.
+        end = c["listed_day"] + self.p.term_days + c["extension"]
+        expire = ~closed & listed & c["has_term"] & (c["delist_at"] < 0) & (day >= end)
+        if self.p.extension_prob > 0 and expire.any():
+            extend = expire & (c["extension"] == 0) & (
+                counter_uniform(self.keys["extend"], day, c["key"]) < self.p.extension_prob)
+            lo, hi = self.p.extension_years
+            years = lo + np.floor(counter_uniform(self.keys["extension"], day, c["key"])
+                                  * (max(hi, lo) - lo + 1)).astype(np.int32)
+            c["extension"][extend] = 365 * years[extend]
+            expire &= ~extend
         for i in np.flatnonzero(expire):
             self._delist(i, day, ledger, C_EXPIRY)
         closed |= expire
@@ -170,6 +181,7 @@ class CourtList:
             ),
             "appeal_succeeds": u_appeal_success < self.p.appeal_success,
             "listed_day": np.full(k, -1), "delist_at": np.full(k, -1), "delay": delay,
+            "extension": np.zeros(k),
         }
         self.cases = {
             col: np.concatenate([self.cases[col], np.asarray(new[col]).astype(t)])
