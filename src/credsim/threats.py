@@ -84,13 +84,21 @@ class Threats:
         k = rng.poisson(len(self.adults) * self.p.informant_rate)
         informant = self.adults[rng.integers(0, len(self.adults), size=k)]
         g = self.graph
-        start, deg = g.indptr[informant], np.diff(g.indptr)[informant]
-        pick = start + (rng.random(k) * deg).astype(np.int64)
-        ok = deg > 0
-        pick = pick[ok]
-        ok_tie = (g.kind[pick] & 0x7F) != FAMILY  # family is not informed on here
-        target = g.indices[pick[ok_tie]]
-        target = target[self.people.age[target] != CHILD]
+        start = g.indptr[informant]
+        deg = g.indptr[informant + 1] - start
+        # A random live, non-family tie to an adult: draw again (up to 8 times)
+        # otherwise; an informant who finds none reports no one.
+        pick = np.full(k, -1, dtype=np.int64)
+        for _ in range(8):
+            todo = (pick < 0) & (deg > 0)
+            if not todo.any():
+                break
+            cand = start[todo] + (rng.random(int(todo.sum())) * deg[todo]).astype(np.int64)
+            ok = g.kind[cand] == g.kind[cand] & 0x7F  # not dropped
+            ok &= (g.kind[cand] & 0x7F) != FAMILY
+            ok &= self.people.age[g.indices[cand]] != CHILD
+            pick[np.flatnonzero(todo)[ok]] = cand[ok]
+        target = g.indices[pick[pick >= 0]]
         self.reports_today = len(target)
         return _records(target, self.b_informant, S_INFORMANT)
 
