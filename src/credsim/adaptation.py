@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from credsim.behaviour import Behaviour, Catalogue
+from credsim.behaviour import Behaviour, Catalogue, day_seed
 from credsim.ledger import K_GRADE, Ledger
-from credsim.population.graph import DROPPED, FAMILY, Graph, find_entry
+from credsim.population.graph import _GOLDEN, DROPPED, FAMILY, Graph, find_entry
 from credsim.rng import Streams
 from credsim.scenario.model import GRADES, Adaptation
 
@@ -33,7 +33,8 @@ class Adapt:
         if not self.p.enabled:
             return
         floor = np.float32(self.p.floor)
-        bad = self.cat.delta[behaviour] < 0
+        # Deductions and grade caps alike deter (the catalogue's scored misbehaviour).
+        bad = (self.cat.delta[behaviour] < 0) | (self.cat.adapt_kind[behaviour] == 1)
         voice = bad & (self.cat.adapt_kind[behaviour] == 2)
         deter = who[bad & ~voice]
         if len(deter) and self.p.deterrence > 0:
@@ -66,7 +67,7 @@ def _prune(fallen, indptr, indices, kind, prob, seed, day):  # pragma: no cover
     for r in range(len(fallen)):
         p = fallen[r]
         # A stream per (seed, day, person): independent of the order people fall in.
-        np.random.seed((seed * 1000003 + day * 7919 + p) % 2147483647)
+        np.random.seed(day_seed(np.uint64(seed) ^ (np.uint64(p) * _GOLDEN), day))
         for a in range(indptr[p], indptr[p + 1]):
             t = kind[a]
             if t & DROPPED or t == FAMILY:

@@ -108,7 +108,7 @@ class Consequences:
             held, t = self.grade[idx] >= g.grade, self.grade_true[idx] >= g.grade
         else:
             return self.grade[idx] <= g.grade, self.grade_true[idx] <= g.grade
-        if self.separate:
+        if self.separate and g.sanction:
             same = self._trigger_domain(g, idx) == g.domain
             held, t = held & same, t & same
         return held, t
@@ -135,7 +135,9 @@ class Consequences:
         rate = g.use_rate
         if g.income_driven:
             rate = rate * np.minimum(p.income[idx] / self.median_income, 3.0)
-        seeks = (counter_uniform(self.keys[gi], day, idx) < rate) & (p.age[idx] != CHILD)
+        # P(at least one use today) = 1 - exp(-rate), as in the thinning path below.
+        seeks = (counter_uniform(self.keys[gi], day, idx) < -np.expm1(-rate)) & (
+            p.age[idx] != CHILD)
         self._record(gi, g, idx[seeks], ~meets_true[seeks], day)
 
     def _use_gate_everyone(self, gi: int, g: GateSpec, day: int) -> None:

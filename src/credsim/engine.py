@@ -68,7 +68,7 @@ class Simulation:
         nb = len(cat.names)
         caps = self.points.cap_by_behaviour >= 0 if self.points else np.zeros(nb, bool)
         noticed = (cat.delta < 0) | caps  # what review and notice act on
-        court = np.isin(np.arange(nb), self.court.triggers) if self.court else caps & False
+        court = np.isin(np.arange(nb), self.court.triggers) if self.court else np.zeros(nb, bool)
         self.safeguards = Safeguarding(s.safeguards, noticed | court, noticed, n, self.streams)
         self.proportionality_cap = s.safeguards.proportionality_cap
         expiry = s.safeguards.expiry_days

@@ -6,7 +6,8 @@ up to its daily capacity, and strikes out a reviewed false record with the
 review's accuracy; then deductions are held for the notice period, during
 which a person contests a false record with `contest_prob` and has it struck
 out with `contest_success`. True records are never struck out. Expiry:
-every deduction is reversed `expiry_days` after it took effect.
+every deduction caused by a record is reversed `expiry_days` after it took
+effect (a listing's deduction lasts as long as the listing).
 
 Draws are computed from each record's identity (day, person, behaviour), so
 a safeguard changes the fate of the records it touches and of no others.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from credsim.observation import S_INFORMANT, S_INSIDER, Records
-from credsim.population.graph import FAMILY, Graph
+from credsim.population.graph import DROPPED, FAMILY, Graph
 from credsim.population.people import CHILD, People
 from credsim.rng import Streams, counter_uniform, stream_key
 from credsim.scenario.model import Threats as ThreatParams
@@ -94,7 +94,7 @@ class Threats:
             if not todo.any():
                 break
             cand = start[todo] + (rng.random(int(todo.sum())) * deg[todo]).astype(np.int64)
-            ok = g.kind[cand] == g.kind[cand] & 0x7F  # not dropped
+            ok = (g.kind[cand] & DROPPED) == 0
             ok &= (g.kind[cand] & 0x7F) != FAMILY
             ok &= self.people.age[g.indices[cand]] != CHILD
             pick[np.flatnonzero(todo)[ok]] = cand[ok]

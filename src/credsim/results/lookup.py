@@ -570,6 +570,8 @@ def _pair_reversals(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
     """Deductions reversed by mark expiry (safeguard) or by an audit of an insider edit."""
     expiry = s.safeguards.expiry_days
     audit_days, audit_prob = s.threats.audit_days, s.threats.audit_prob
+    if expiry > 0:  # a caught edit is reversed by the audit, at the latest when it would expire
+        audit_days = min(audit_days, expiry)
     deductions = [e for e in entries if e.kind == "score" and e.delta < 0
                   and e.cause in s.behaviours]
     for e in deductions:

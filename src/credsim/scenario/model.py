@@ -6,7 +6,7 @@ that validation, `credsim show` and docs/parameters.md all come from one place.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -169,14 +169,14 @@ class Channel(Strict):
 class PointsSystem(Strict):
     enabled: bool = Field(False, description="Run a points system.")
     initial: int = Field(1000, ge=0, le=100_000, description="Starting score [points].")
-    deltas: dict[str, int] = Field(
+    deltas: dict[str, Annotated[int, Field(ge=-100_000, le=100_000)]] = Field(
         default_factory=dict,
         description="Score change per recorded behaviour [points], keyed by behaviour.",
     )
     listing_delta: int = Field(
         0, ge=-10_000, le=0, description="Score change when put on the court list [points]."
     )
-    grade_floors: dict[Grade, int] = Field(
+    grade_floors: dict[Grade, Annotated[int, Field(ge=-1_000_000, le=1_000_000)]] = Field(
         default_factory=lambda: {"AAA": 1050, "AA": 1030, "A": 960, "B": 850, "C": 600},
         description="Lowest score of each grade above D [points].",
     )
@@ -262,8 +262,8 @@ class CourtList(Strict):
     def _check(self) -> CourtList:
         for key, (lo, hi), top in (("delist_days", self.delist_days, 365),
                                    ("extension_years", self.extension_years, 10)):
-            if not 0 <= lo <= hi <= top:
-                raise ValueError(f"{key}: need 0 <= low <= high <= {top}, got [{lo}, {hi}]")
+            if not 1 <= lo <= hi <= top:
+                raise ValueError(f"{key}: need 1 <= low <= high <= {top}, got [{lo}, {hi}]")
         return self
 
 
@@ -491,12 +491,13 @@ class Scenario(Strict):
                 continue
             if not self.points.enabled:
                 raise ValueError(f"threats.{key}: manipulating records needs points.enabled")
-            if self.points.deltas.get(name, 0) >= 0 and name not in self.points.instant_grade:
+            if self.points.deltas.get(name, 0) >= 0 or name in self.points.instant_grade:
+                # Grade caps are excluded: an audit reverses an edit's points, not a cap.
                 raise ValueError(
-                    f"threats.{key}: {name!r} is not a deduction or grade cap of the points "
-                    "system; allowed: " + ", ".join(
-                        [k for k, v in self.points.deltas.items() if v < 0]
-                        + list(self.points.instant_grade))
+                    f"threats.{key}: {name!r} is not a deduction of the points system "
+                    "(without a grade cap); allowed: " + ", ".join(
+                        k for k, v in self.points.deltas.items()
+                        if v < 0 and k not in self.points.instant_grade)
                 )
         for k in self.court_list.triggers if self.court_list.enabled else []:
             if k not in self.behaviours:
