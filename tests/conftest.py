@@ -100,21 +100,20 @@ def cli() -> Callable[..., subprocess.CompletedProcess]:
     return _cli
 
 
-@pytest.fixture(scope="session")
-def cli_run(tmp_path_factory) -> Path:
-    """`credsim run rongcheng --people 2000 --days 30 --out DIR --quiet`."""
-    out = tmp_path_factory.mktemp("cli") / "rongcheng-run"
-    r = _cli("run", "rongcheng", "--people", "2000", "--days", "30", "--out", str(out),
-             "--quiet")
+def _cli_preset_run(tmp_path_factory, preset: str) -> Path:
+    """`credsim run PRESET --people 2000 --days 30 --out DIR --quiet`."""
+    out = tmp_path_factory.mktemp("cli") / f"{preset}-run"
+    r = _cli("run", preset, "--people", "2000", "--days", "30", "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def cli_run(tmp_path_factory) -> Path:
+    return _cli_preset_run(tmp_path_factory, "rongcheng")
 
 
 @pytest.fixture(scope="session")
 def cli_baseline(tmp_path_factory) -> Path:
     """The baseline preset at the same people, days and seed as `cli_run`."""
-    out = tmp_path_factory.mktemp("cli") / "baseline-run"
-    r = _cli("run", "baseline", "--people", "2000", "--days", "30", "--out", str(out),
-             "--quiet")
-    assert r.returncode == 0, r.stderr
-    return out
+    return _cli_preset_run(tmp_path_factory, "baseline")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from credsim.economy import Economy
+from credsim.economy import Economy, lazy_savings, stress_of_one
 from credsim.population.firms import Firms
 from credsim.population.people import People
 from credsim.rng import Streams, stream_key
@@ -245,15 +245,10 @@ def _sample(sel, keys, day, pop, rmax, rate, driver, elasticity, adapt_kind, gf,
                 mj = m[j]
                 if not is_firm:
                     if elasticity[b] > 0:
-                        if econ_on:  # the lazy savings rule of economy.Economy
-                            s = savings[i]
-                            buf = np.float32(income[i] * buffer_factor)
-                            gain = min(recovery * (income[i] / np.float32(365.0))
-                                       * (day - updated[i]), buf - s)
-                            if gain > 0:
-                                s += gain
-                            st = 1.0 - s / buf if buf > 0 else 0.0
-                            st = min(max(st, 0.0), 1.0)
+                        if econ_on:
+                            s = lazy_savings(savings[i], income[i], updated[i], day,
+                                             buffer_factor, recovery)
+                            st = stress_of_one(s, income[i], buffer_factor)
                         else:
                             st = stress0[i]
                         mj *= 1.0 + elasticity[b] * st

@@ -8,6 +8,7 @@ date only when something touches them: the daily loop never sweeps everyone.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from credsim.population.people import People
 from credsim.scenario.model import Feedback
@@ -33,23 +34,11 @@ class Economy:
     def daily_income(self, idx: np.ndarray) -> np.ndarray:
         return self.income[idx] / np.float32(365.0)
 
-    def buffer(self, idx: np.ndarray) -> np.ndarray:
-        """Savings below this many units of currency cause stress."""
-        return self.income[idx] * np.float32(self.buffer_factor)
-
     def savings_now(self, idx: np.ndarray, day: int) -> np.ndarray:
-        s = self.savings[idx]
         if not self.enabled:
-            return s
-        gap = self.buffer(idx) - s
-        gain = self.recovery * self.daily_income(idx) * (day - self.updated[idx])
-        return s + np.clip(np.minimum(gain, gap), 0, None)
-
-    def stress(self, idx: np.ndarray, day: int) -> np.ndarray:
-        """Economic stress in [0, 1]: 1 - savings / buffer (constant when feedback is off)."""
-        if not self.enabled:
-            return self.initial_stress[idx]
-        return self._stress(self.savings_now(idx, day), idx)
+            return self.savings[idx]
+        return _savings_now(np.asarray(idx, dtype=np.int64), self.savings, self.income,
+                            self.updated, day, self.buffer_factor, float(self.recovery))
 
     def stress0(self) -> np.ndarray:
         """Everyone's stress on day 0."""
@@ -72,7 +61,42 @@ class Economy:
             self.updated[idx] = day
 
     def _stress(self, savings: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        buf = self.buffer(idx)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s = np.where(buf > 0, 1.0 - savings / buf, 0.0)
-        return np.clip(s, 0.0, 1.0).astype(np.float32)
+        return _stress_of(np.asarray(savings, dtype=np.float32), self.income[idx],
+                          self.buffer_factor)
+
+
+# The rule itself, once, as scalar Numba functions: the behave kernel calls them per
+# candidate and the vectorised methods above call them per person.
+@njit(cache=True, inline="always")
+def lazy_savings(savings, income, updated, day, buffer_factor, recovery):  # pragma: no cover
+    """Savings on `day`: they regain `recovery` of daily income per day up to the buffer."""
+    buf = np.float32(income * buffer_factor)
+    gain = min(recovery * (income / np.float32(365.0)) * (day - updated), buf - savings)
+    return savings + gain if gain > 0 else savings
+
+
+@njit(cache=True, inline="always")
+def stress_of_one(savings, income, buffer_factor):  # pragma: no cover
+    """Economic stress in [0, 1]: 1 - savings / buffer (0 without income)."""
+    buf = np.float32(income * buffer_factor)
+    if buf <= 0:
+        return 0.0
+    return min(max(1.0 - savings / buf, 0.0), 1.0)
+
+
+@njit(cache=True)
+def _savings_now(idx, savings, income, updated, day, buffer_factor,
+                 recovery):  # pragma: no cover
+    out = np.empty(len(idx), dtype=np.float32)
+    for r in range(len(idx)):
+        i = idx[r]
+        out[r] = lazy_savings(savings[i], income[i], updated[i], day, buffer_factor, recovery)
+    return out
+
+
+@njit(cache=True)
+def _stress_of(savings, income, buffer_factor):  # pragma: no cover
+    out = np.empty(len(savings), dtype=np.float32)
+    for r in range(len(savings)):
+        out[r] = stress_of_one(savings[r], income[r], buffer_factor)
+    return out
