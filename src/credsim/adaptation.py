@@ -27,37 +27,47 @@ class Adapt:
         self.ties_dropped_today = 0
 
     def step(self, who: np.ndarray, behaviour: np.ndarray, ledger: Ledger, since: int,
-             day: int) -> None:
-        """`who`/`behaviour`: today's person records that the systems acted on."""
+             day: int, extra_fallen: tuple = ()) -> None:
+        """`who`/`behaviour`: today's person records that the systems acted on.
+        `extra_fallen`: (people, prune probability) pairs from systems where
+        relationships count (composite score or peer rating crossing a line)."""
         self.ties_dropped_today = 0
         if not self.p.enabled:
             return
         floor = np.float32(self.p.floor)
-        # Deductions and grade caps alike deter (the catalogue's scored misbehaviour).
-        bad = (self.cat.delta[behaviour] < 0) | (self.cat.adapt_kind[behaviour] == 1)
+        # Deductions, grade caps and negative marks alike deter, as far as people can
+        # tell what counted (under a black box they can only guess).
+        bad = self.cat.penalised[behaviour]
         voice = bad & (self.cat.adapt_kind[behaviour] == 2)
-        deter = who[bad & ~voice]
-        if len(deter) and self.p.deterrence > 0:
-            b = self.behaviour
-            b.deter[deter] = np.maximum(b.deter[deter] * np.float32(1 - self.p.deterrence), floor)
-        chilled = who[voice]
-        if len(chilled) and self.p.personal_chilling > 0:
-            b = self.behaviour
-            b.chill[chilled] = np.maximum(
-                b.chill[chilled] * np.float32(1 - self.p.personal_chilling), floor
-            )
+        clarity = self.cat.clarity[behaviour]
+        b = self.behaviour
+        d = ~voice & bad
+        if d.any() and self.p.deterrence > 0:
+            _scale(b.deter, who[d], 1 - self.p.deterrence * clarity[d], floor)
+        if voice.any() and self.p.personal_chilling > 0:
+            _scale(b.chill, who[voice], 1 - self.p.personal_chilling * clarity[voice], floor)
+        for fallen, prob in extra_fallen:
+            self.ties_dropped_today += self._prune(fallen, prob, day)
         if self.p.prune_prob > 0:
             rows = ledger.rows(since)
             sel = (rows["entity"] == 0) & (rows["kind"] == K_GRADE)
             new = rows["value"][sel]
             old = new - rows["delta"][sel]
             fallen = rows["id"][sel][(new >= self.prune_grade) & (old < self.prune_grade)]
-            if len(fallen):
-                g = self.graph
-                self.ties_dropped_today = _prune(
-                    fallen.astype(np.int64), g.indptr, g.indices, g.kind, self.p.prune_prob,
-                    self.seed, day,
-                )
+            self.ties_dropped_today += self._prune(fallen, self.p.prune_prob, day)
+
+    def _prune(self, fallen: np.ndarray, prob: float, day: int) -> int:
+        if len(fallen) == 0 or prob <= 0:
+            return 0
+        g = self.graph
+        return _prune(np.asarray(fallen, dtype=np.int64), g.indptr, g.indices, g.kind, prob,
+                      self.seed, day)
+
+
+def _scale(mult: np.ndarray, who: np.ndarray, factor: np.ndarray, floor: np.float32) -> None:
+    """mult[who] *= factor once per person (their first record of the day), >= floor."""
+    w, first = np.unique(who, return_index=True)
+    mult[w] = np.maximum(mult[w] * factor[first].astype(np.float32), floor)
 
 
 @njit(cache=True)

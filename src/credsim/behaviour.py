@@ -25,6 +25,7 @@ from credsim.scenario.model import DOMAINS, Scenario
 DRIVERS = ("noncompliance", "voice", "generosity", "none")
 D_NONCOMPLIANCE, D_VOICE, D_GENEROSITY, D_NONE = range(4)
 DRIVER_MAX = 2.0  # trait multipliers lie in [0, 2], mean 1 for a symmetric trait
+GUESS = 0.5  # under a black box, the chance a person believes a behaviour counts
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Catalogue:
     delta: np.ndarray  # int32 points delta (0 without a points system)
     global_factor: np.ndarray  # deterrence / chilling / performative factor, constant in time
     adapt_kind: np.ndarray  # 0 none, 1 deterred (scored bad), 2 voice
+    penalised: np.ndarray  # bool: a deduction, grade cap or negative composite mark
+    clarity: np.ndarray  # how well people see that it counts: t + GUESS x (1 - t)
     channel_names: list[str]
     detection: np.ndarray  # per channel
     detection_by_group: np.ndarray  # (channels, groups)
@@ -60,14 +63,27 @@ def compile_catalogue(s: Scenario) -> Catalogue:
     delta = np.array([s.points.deltas.get(k, 0) if points_on else 0 for k in names], np.int32)
     capped = {k for k in s.points.instant_grade} if points_on else set()
     driver = np.array([DRIVERS.index(b.driver) for b in bs], dtype=np.int8)
-    scored_bad = (delta < 0) | np.array([k in capped for k in names], dtype=bool)
-    transparency = s.points.transparency if points_on else 0.0
+    c = s.composite
+    mark = np.array([c.history_marks.get(k, 0.0) + c.behaviour_marks.get(k, 0.0)
+                     if c.enabled else 0.0 for k in names])
+    by_points = (delta != 0) | np.array([k in capped for k in names], dtype=bool)
+    scored_bad = (delta < 0) | np.array([k in capped for k in names], dtype=bool) | (mark < 0)
+    rewarded = (delta > 0) | ((mark > 0) & ~by_points)
+    # What people can see of the rules: the points system's for what it scores, the
+    # composite's for the rest. Under a black box people can only guess what counts.
+    t_points = s.points.transparency if points_on else 1.0
+    t_comp = c.transparency if c.enabled else 1.0
+    transparency = np.where(by_points, t_points, t_comp)
+    opacity = 1.0 - min(t_points, t_comp)
     a = s.adaptation
     gf = np.ones(len(names))
     adapt_kind = np.zeros(len(names), dtype=np.int8)
     if a.enabled:
-        ch_det = {c: s.channels[c].detection for c in chans}
+        ch_det = {ch: s.channels[ch].detection for ch in chans}
         for i, b in enumerate(bs):
+            t = transparency[i]
+            # A guess: under opacity each misbehaviour is believed to count half the time.
+            guess = GUESS * (1.0 - t)
             if b.driver == "voice" and scored_bad[i]:
                 # Speech that is penalised falls in proportion to how often it is seen.
                 gf[i] = 1.0 - a.chilling * ch_det[b.channel]
@@ -78,10 +94,14 @@ def compile_catalogue(s: Scenario) -> Catalogue:
                 gf[i] = 1.0 - a.chilling * ch_det[b.channel]  # watched speech chills too
                 adapt_kind[i] = 2
             elif scored_bad[i]:
-                gf[i] = 1.0 - a.general_deterrence * transparency
+                gf[i] = 1.0 - a.general_deterrence * (t + guess)
                 adapt_kind[i] = 1
-            elif delta[i] > 0:
-                gf[i] = 1.0 + a.performative * transparency
+            elif rewarded[i]:
+                gf[i] = 1.0 + a.performative * t
+            elif b.driver == "voice" and opacity > 0:
+                gf[i] = 1.0 - a.chilling * ch_det[b.channel] * GUESS * opacity
+            elif b.driver == "noncompliance" and opacity > 0 and b.actor == "person":
+                gf[i] = 1.0 - a.general_deterrence * GUESS * opacity
     def per_group(vals: list[float]) -> np.ndarray:
         return np.asarray(vals * n_groups if len(vals) == 1 else vals, dtype=np.float64)
 
@@ -96,6 +116,8 @@ def compile_catalogue(s: Scenario) -> Catalogue:
         delta=delta,
         global_factor=gf,
         adapt_kind=adapt_kind,
+        penalised=scored_bad,
+        clarity=transparency + GUESS * (1.0 - transparency),
         channel_names=chans,
         detection=np.array([s.channels[c].detection for c in chans]),
         detection_by_group=np.array(

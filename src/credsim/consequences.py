@@ -10,26 +10,59 @@ happened without false records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
 
 from credsim.economy import Economy
-from credsim.ledger import K_GRADE, K_LIST, Ledger
+from credsim.ledger import K_BLACKLIST, K_GRADE, K_LIST, Ledger
 from credsim.population.people import CHILD, SCHOOL_LOST, SCHOOL_PRIVATE, People
 from credsim.rng import Streams, counter_uniform, stream_key
 from credsim.scenario.model import DOMAINS, Scenario, parse_condition
 
 COURT_DOMAIN = DOMAINS.index("court")
+FIRM_DOMAIN = DOMAINS.index("firm")
+SOCIAL_DOMAIN = DOMAINS.index("social")
 S_SANCTIONED, S_WRONGFUL = 1, 2
+# Sanction kinds of the status kernel.
+G_LISTED, G_GRADE, G_SCORE, G_RATING, G_BLACK = range(5)
+KERNEL_KIND = {"listed": G_LISTED, "le": G_GRADE, "score_lt": G_SCORE, "rating_lt": G_RATING,
+               "blacklisted": G_BLACK}
+
+
+def _none(dtype) -> np.ndarray:
+    return np.zeros(1, dtype)
+
+
+@dataclass
+class SystemState:
+    """The per-person arrays gates read: (held, true) pairs from each running system."""
+
+    n: int
+    grade: np.ndarray = field(default_factory=lambda: _none(np.uint8))
+    grade_true: np.ndarray = field(default_factory=lambda: _none(np.uint8))
+    initial_grade: int = 0
+    points_domain: np.ndarray = field(default_factory=lambda: _none(np.uint8))
+    n_list_true: np.ndarray = field(default_factory=lambda: _none(np.uint8))
+    n_list_false: np.ndarray = field(default_factory=lambda: _none(np.uint8))
+    score: np.ndarray = field(default_factory=lambda: _none(np.int16))
+    score_true: np.ndarray = field(default_factory=lambda: _none(np.int16))
+    composite_domain: np.ndarray = field(default_factory=lambda: _none(np.uint8))
+    rating: np.ndarray = field(default_factory=lambda: _none(np.float32))
+    rating_true: np.ndarray = field(default_factory=lambda: _none(np.float32))
+    n_black_true: np.ndarray = field(default_factory=lambda: _none(np.uint8))
+    n_black_false: np.ndarray = field(default_factory=lambda: _none(np.uint8))
+    has_points: bool = False
+    has_list: bool = False
+    has_black: bool = False
 
 
 @dataclass
 class GateSpec:
     name: str
-    kind: str  # 'listed', 'le', 'ge'
-    grade: int
+    kind: str  # see scenario.model.parse_condition
+    grade: float  # the threshold: a grade index, a score or a rating
     sanction: bool
     use_rate: float
     income_driven: bool
@@ -40,11 +73,9 @@ class GateSpec:
 
 class Consequences:
     def __init__(self, s: Scenario, people: People, economy: Economy, streams: Streams,
-                 grade: np.ndarray, grade_true: np.ndarray, last_neg_domain: np.ndarray,
-                 n_list_true: np.ndarray, n_list_false: np.ndarray, initial_grade: int):
+                 state: SystemState):
         self.people, self.economy, self.streams = people, economy, streams
-        self.grade, self.grade_true, self.last_neg_domain = grade, grade_true, last_neg_domain
-        self.n_list_true, self.n_list_false = n_list_true, n_list_false
+        self.st = state
         self.separate = s.safeguards.domain_separation
         self.gates: list[GateSpec] = []
         for name, g in s.gates.items():
@@ -53,23 +84,26 @@ class Consequences:
                 name, kind, k, g.effect != "perk", g.use_rate, g.income_driven, g.loss_days,
                 g.reaches_children, DOMAINS.index(g.domain),
             ))
-        # Sanction gates as arrays for the status kernel: kind (0 listed, 1 grade <=),
-        # grade, domain. A person is sanctioned when some gate can apply to them.
+        # Sanction gates as arrays for the status kernel: kind, threshold, domain. A
+        # person is sanctioned when some gate can apply to them.
         sanction = [g for g in self.gates if g.sanction]
-        self.g_kind = np.array([0 if g.kind == "listed" else 1 for g in sanction], np.int8)
-        self.g_grade = np.array([g.grade for g in sanction], np.int64)
+        self.g_kind = np.array([KERNEL_KIND[g.kind] for g in sanction], np.int8)
+        self.g_value = np.array([g.grade for g in sanction], np.float64)
         self.g_domain = np.array([g.domain for g in sanction], np.int64)
         self.status = np.zeros(people.n, dtype=np.uint8)
         self.counts = np.zeros(2, dtype=np.int64)  # sanctioned, wrongful (person-days today)
-        # Sparse set of people out of the initial state (listed, or grade moved): the
-        # only people a gate whose condition excludes the initial state can apply to.
-        self.initial_grade = initial_grade
+        # Sparse set of people out of the initial state (listed, blacklisted or grade
+        # moved): the only people a listing or grade gate whose condition excludes the
+        # initial state can apply to.
+        self.initial_grade = state.initial_grade
         self.members = np.zeros(people.n, dtype=np.int32)
         self.pos = np.full(people.n, -1, dtype=np.int32)
         self.size = np.zeros(1, dtype=np.int64)
         self.keys = [stream_key(f"{streams.seed}/gate.{g.name}") for g in self.gates]
-        if np.any((self.g_kind == 1) & (self.g_grade <= initial_grade)):
-            # A sanction holds in the initial state: every adult starts sanctioned.
+        everyone = ((self.g_kind == G_GRADE) & (self.g_value <= self.initial_grade)) | np.isin(
+            self.g_kind, (G_SCORE, G_RATING))
+        if np.any(everyone):
+            # A sanction may hold in the initial state: check every adult now.
             self.refresh(np.flatnonzero(people.age != CHILD))
         adults = people.income[people.age != CHILD]
         self.median_income = float(np.median(adults)) if len(adults) else 1.0
@@ -80,10 +114,14 @@ class Consequences:
     def refresh(self, persons: np.ndarray) -> None:
         """Recompute sanctioned / wrongful status of persons whose state moved."""
         if len(persons):
-            _refresh(persons.astype(np.int64), self.g_kind, self.g_grade, self.g_domain,
-                     self.separate, self.last_neg_domain, self.grade, self.grade_true,
-                     self.n_list_true, self.n_list_false, self.status, self.counts,
-                     self.initial_grade, self.members, self.pos, self.size)
+            st = self.st
+            _refresh(persons.astype(np.int64), self.g_kind, self.g_value, self.g_domain,
+                     self.separate, st.has_points, st.has_list, st.has_black,
+                     st.points_domain, st.grade, st.grade_true, st.n_list_true,
+                     st.n_list_false, st.score, st.score_true, st.composite_domain,
+                     st.rating, st.rating_true, st.n_black_true, st.n_black_false,
+                     self.status, self.counts, self.initial_grade, self.members, self.pos,
+                     self.size)
 
     def step(self, ledger: Ledger, since: int, day: int) -> None:
         self.applied_today[:] = 0
@@ -101,30 +139,49 @@ class Consequences:
     def _meets(self, g: GateSpec, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(meets the condition, would meet it without false records). Under domain
         separation a sanction also needs a trigger in the gate's own domain."""
+        st = self.st
         if g.kind == "listed":
-            t = self.n_list_true[idx] > 0
-            held = t | (self.n_list_false[idx] > 0)
-        elif g.kind == "le":
-            held, t = self.grade[idx] >= g.grade, self.grade_true[idx] >= g.grade
+            t = st.n_list_true[idx] > 0
+            held = t | (st.n_list_false[idx] > 0)
+        elif g.kind == "blacklisted":
+            t = st.n_black_true[idx] > 0
+            held = t | (st.n_black_false[idx] > 0)
+        elif g.kind in ("le", "ge"):
+            held, t = st.grade[idx], st.grade_true[idx]
+            if g.kind == "ge":
+                return held <= g.grade, t <= g.grade
+            held, t = held >= g.grade, t >= g.grade
         else:
-            return self.grade[idx] <= g.grade, self.grade_true[idx] <= g.grade
+            v, vt = ((st.score[idx], st.score_true[idx]) if g.kind.startswith("score")
+                     else (st.rating[idx], st.rating_true[idx]))
+            scored = v >= 0  # -1: takes no part in the composite
+            if g.kind.endswith("_ge"):
+                return scored & (v >= g.grade), scored & (vt >= g.grade)
+            held, t = scored & (v < g.grade), scored & (vt < g.grade)
         if self.separate and g.sanction:
             same = self._trigger_domain(g, idx) == g.domain
             held, t = held & same, t & same
         return held, t
 
     def _trigger_domain(self, g: GateSpec, idx: np.ndarray) -> np.ndarray:
-        if g.kind == "listed":
-            return np.full(len(idx), COURT_DOMAIN, dtype=np.uint8)
-        return self.last_neg_domain[idx]
+        fixed = {"listed": COURT_DOMAIN, "blacklisted": FIRM_DOMAIN,
+                 "rating_lt": SOCIAL_DOMAIN, "rating_ge": SOCIAL_DOMAIN}
+        if g.kind in fixed:
+            return np.full(len(idx), fixed[g.kind], dtype=np.uint8)
+        if g.kind.startswith("score"):
+            return self.st.composite_domain[idx]
+        return self.st.points_domain[idx]
 
     def _initial_meets(self, g: GateSpec) -> bool:
-        """Does someone in the initial state (unlisted, initial grade) meet the condition?"""
-        if g.kind == "listed":
+        """May someone in the initial state (unlisted, initial grade) meet the condition?
+        Composite scores and ratings differ from the start: anyone may."""
+        if g.kind in ("listed", "blacklisted"):
             return False
         if g.kind == "le":
             return self.initial_grade >= g.grade
-        return self.initial_grade <= g.grade
+        if g.kind == "ge":
+            return self.initial_grade <= g.grade
+        return True
 
     def _use_gate(self, gi: int, g: GateSpec, day: int) -> None:
         """People out of the initial state who meet the condition and seek the service today."""
@@ -156,11 +213,14 @@ class Consequences:
 
     def _once_gate(self, gi: int, g: GateSpec, rows: dict, person: np.ndarray,
                    day: int) -> None:
-        if g.kind == "listed":
-            sel = person & (rows["kind"] == K_LIST) & (rows["delta"] > 0) & (rows["value"] == 1)
+        if g.kind in ("listed", "blacklisted"):
+            k = K_LIST if g.kind == "listed" else K_BLACKLIST
+            sel = person & (rows["kind"] == k) & (rows["delta"] > 0) & (rows["value"] == 1)
             who = rows["id"][sel].astype(np.int64)
-            wrongful = self.n_list_true[who] == 0
-            if self.separate and g.domain != COURT_DOMAIN:
+            true = (self.st.n_list_true if g.kind == "listed" else self.st.n_black_true)
+            wrongful = true[who] == 0
+            own = COURT_DOMAIN if g.kind == "listed" else FIRM_DOMAIN
+            if self.separate and g.domain != own:
                 who, wrongful = who[:0], wrongful[:0]
         else:
             sel = person & (rows["kind"] == K_GRADE)
@@ -225,25 +285,49 @@ class Consequences:
 
 
 @njit(cache=True)
-def _refresh(persons, g_kind, g_grade, g_domain, separate, last_neg_domain, grade, grade_true,
-             n_true, n_false, status, counts, initial_grade, members, pos,
-             size):  # pragma: no cover
+def _refresh(persons, g_kind, g_value, g_domain, separate, has_points, has_list, has_black,
+             points_domain, grade, grade_true, n_true, n_false, score, score_true,
+             composite_domain, rating, rating_true, b_true, b_false, status, counts,
+             initial_grade, members, pos, size):  # pragma: no cover
     for r in range(len(persons)):
         p = persons[r]
         s = False  # some sanction gate can apply under the held state ...
         t = False  # ... and under the true state
         for k in range(len(g_kind)):
-            if g_kind[k] == 0:
+            kind = g_kind[k]
+            v = g_value[k]
+            if kind == G_LISTED:
                 if separate and g_domain[k] != COURT_DOMAIN:
                     continue
                 s = s or (n_true[p] + n_false[p]) > 0
                 t = t or n_true[p] > 0
-            else:
-                if separate and g_domain[k] != last_neg_domain[p]:
+            elif kind == G_BLACK:
+                if separate and g_domain[k] != FIRM_DOMAIN:
                     continue
-                s = s or grade[p] >= g_grade[k]
-                t = t or grade_true[p] >= g_grade[k]
-        out = (n_true[p] + n_false[p]) > 0 or grade[p] != initial_grade
+                s = s or (b_true[p] + b_false[p]) > 0
+                t = t or b_true[p] > 0
+            elif kind == G_GRADE:
+                if separate and g_domain[k] != points_domain[p]:
+                    continue
+                s = s or grade[p] >= v
+                t = t or grade_true[p] >= v
+            elif kind == G_SCORE:
+                if separate and g_domain[k] != composite_domain[p]:
+                    continue
+                s = s or (score[p] >= 0 and score[p] < v)
+                t = t or (score_true[p] >= 0 and score_true[p] < v)
+            else:
+                if separate and g_domain[k] != SOCIAL_DOMAIN:
+                    continue
+                s = s or rating[p] < v
+                t = t or rating_true[p] < v
+        out = False
+        if has_list:
+            out = out or (n_true[p] + n_false[p]) > 0
+        if has_black:
+            out = out or (b_true[p] + b_false[p]) > 0
+        if has_points:
+            out = out or grade[p] != initial_grade
         if out and pos[p] < 0:
             pos[p] = size[0]
             members[size[0]] = p

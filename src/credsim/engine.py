@@ -18,18 +18,21 @@ import numpy as np
 
 from credsim.adaptation import Adapt
 from credsim.behaviour import D_VOICE, Behaviour, compile_catalogue
-from credsim.consequences import Consequences
+from credsim.consequences import Consequences, SystemState
 from credsim.economy import Economy
 from credsim.ledger import C_AUDIT, C_LISTING, C_MARK_EXPIRY, R_INSIDER, Ledger
-from credsim.observation import S_INFORMANT, S_INSIDER, Observation, Records
+from credsim.observation import S_COLLUSION, S_INFORMANT, S_INSIDER, Observation, Records
 from credsim.population.firms import build_firms
 from credsim.population.graph import build_graph
 from credsim.population.people import CHILD, build_people
 from credsim.rng import Streams
 from credsim.safeguards import Safeguarding
 from credsim.scenario.model import DOMAINS, GRADES, Scenario
+from credsim.systems.composite import Composite
 from credsim.systems.court_list import CourtList
-from credsim.systems.points import NO_DOMAIN, Points
+from credsim.systems.firm_lists import FirmLists
+from credsim.systems.peer_rating import PeerRatings
+from credsim.systems.points import Points
 from credsim.threats import Threats
 
 PHASES = ("behave", "observe", "review", "score", "list", "consequences", "adapt", "record")
@@ -65,26 +68,30 @@ class Simulation:
             debt = np.array([s.behaviours[b].debt_months for b in cat.names])
             self.court = CourtList(s.court_list, self.people, self.firms, self.economy,
                                    self.streams, triggers, debt)
+        self.composite = None
+        if s.composite.enabled:
+            listed = (self.court.n_list_true, self.court.n_list_false) if self.court else None
+            self.composite = Composite(s.composite, self.people, self.graph, self.economy,
+                                       self.streams, cat.names, cat.domain, listed)
+        self.rating = (PeerRatings(s.rating, self.people, self.graph, self.streams)
+                       if s.rating.enabled else None)
+        self.firm_lists = None
+        if s.firm_lists.enabled:
+            self.firm_lists = FirmLists(s.firm_lists, self.firms, n, cat.names, cat.rate,
+                                        self.ledger.behaviour_cause(0), self.streams)
         nb = len(cat.names)
-        caps = self.points.cap_by_behaviour >= 0 if self.points else np.zeros(nb, bool)
-        noticed = (cat.delta < 0) | caps  # what review and notice act on
+        noticed = cat.penalised  # what review and notice act on
         court = np.isin(np.arange(nb), self.court.triggers) if self.court else np.zeros(nb, bool)
         self.safeguards = Safeguarding(s.safeguards, noticed | court, noticed, n, self.streams)
         self.proportionality_cap = s.safeguards.proportionality_cap
         expiry = s.safeguards.expiry_days
+        floor = 0
+        if self.points is not None:
+            floor = int(s.points.grade_floors.get(s.threats.collusion_target, 0))
         self.threats = Threats(s.threats, cat.names, self.people, self.graph, self.streams,
-                               max_delay=expiry if expiry > 0 else None)
-        zeros8 = np.zeros(n, dtype=np.uint8)
-        self.consequences = Consequences(
-            s, self.people, self.economy, self.streams,
-            grade=self.points.grade if self.points else zeros8,
-            grade_true=self.points.grade_true if self.points else zeros8,
-            last_neg_domain=self.points.last_neg_domain if self.points
-            else np.full(n, NO_DOMAIN, np.uint8),
-            n_list_true=self.court.n_list_true if self.court else zeros8,
-            n_list_false=self.court.n_list_false if self.court else zeros8,
-            initial_grade=int(self.points.grade[0]) if self.points else 0,
-        )
+                               max_delay=expiry if expiry > 0 else None, collusion_floor=floor)
+        self.consequences = Consequences(s, self.people, self.economy, self.streams,
+                                         self._system_state())
         self.adapt = Adapt(s.adaptation, cat, self.behaviour, self.graph, self.streams)
         self.voice_behaviours = np.flatnonzero(cat.driver == D_VOICE)
         self.scored = (cat.delta != 0) | (
@@ -93,6 +100,29 @@ class Simulation:
         self.rows: list[dict] = []
         self.marks_expired_today = 0
         self.day = 0
+
+    def _system_state(self) -> SystemState:
+        st = SystemState(self.people.n)
+        if self.points is not None:
+            pts = self.points
+            st.has_points = True
+            st.grade, st.grade_true, st.points_domain = pts.grade, pts.grade_true, (
+                pts.last_neg_domain)
+            st.initial_grade = int(pts.grade[0])
+        if self.court is not None:
+            st.has_list = True
+            st.n_list_true, st.n_list_false = self.court.n_list_true, self.court.n_list_false
+        if self.composite is not None:
+            c = self.composite
+            st.score, st.score_true, st.composite_domain = c.score, c.score_true, (
+                c.last_neg_domain)
+        if self.rating is not None:
+            st.rating, st.rating_true = self.rating.rating, self.rating.rating_true
+        if self.firm_lists is not None:
+            st.has_black = True
+            st.n_black_true, st.n_black_false = self.firm_lists.rep_true, (
+                self.firm_lists.rep_false)
+        return st
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -118,7 +148,8 @@ class Simulation:
             n_observed = int((~records.is_false).sum())
             n_false = len(records) - n_observed  # channel errors (threats counted apart)
             if self.threats.active:
-                records = Records.concat([records, self.threats.step(day)])
+                score = self.points.score if self.points is not None else None
+                records = Records.concat([records, self.threats.step(day, score)])
         with self._phase("review"):
             records = self.safeguards.review(records, day)
         since = ledger.n
@@ -139,28 +170,52 @@ class Simulation:
                     delta = np.maximum(delta, -self.proportionality_cap)
                 acted = records.subset(sel)
                 rec = acted.ledger_record()
-                self.points.apply(
+                self.points.warnings_today = 0
+                delta = self.points.apply(
                     ledger, day, acted_who, delta, self.points.cap_by_behaviour[b],
                     b.astype(np.int32) + ledger.behaviour_cause(0), self._channel_codes(acted),
-                    rec, cat.domain[b],
+                    rec, cat.domain[b], warn=True,
                 )
                 # An edit an audit will catch is reversed once, by the audit, not also
                 # by expiry.
                 caught = self.threats.schedule_audits(acted_who, delta, acted.source, day)
                 self.safeguards.schedule_expiry(acted_who[~caught], delta[~caught],
                                                 rec[~caught], day)
+            if self.composite is not None:
+                c = self.composite
+                person = records.subset(~records.is_firm)
+                counted = c.mark(ledger, day, person.who, person.behaviour,
+                                 person.behaviour.astype(np.int32) + ledger.behaviour_cause(0),
+                                 self._channel_codes(person), person.ledger_record())
+                acted_who = np.concatenate([acted_who, person.who[counted]])
+                acted_beh = np.concatenate([acted_beh, person.behaviour[counted]])
+                if c.due(day):
+                    touched.append(c.refresh(ledger, day))
+            if self.rating is not None:
+                touched.append(self.rating.step(ledger, day))
         with self._phase("list"):
             if self.court is not None:
                 listed, lifted = self.court.step(records, day, ledger)
                 if self.points is not None and self.points.params.listing_delta:
                     self._listing_points(listed, lifted, day)
+            if self.firm_lists is not None:
+                reps = self.firm_lists.step(records, self._channel_codes(records), day, ledger)
+                touched.append(np.asarray(reps, dtype=np.int64))
         with self._phase("consequences"):
             rows = ledger.rows(since)
             touched.append(rows["id"][rows["entity"] == 0])
-            self.consequences.refresh(np.unique(np.concatenate(touched)))
+            self.consequences.refresh(np.unique(np.concatenate(
+                [t.astype(np.int64) for t in touched])))
             self.consequences.step(ledger, since, day)
         with self._phase("adapt"):
-            self.adapt.step(acted_who, acted_beh, ledger, since, day)
+            fallen = []
+            if self.composite is not None and len(self.composite.fallen):
+                fallen.append((self.composite.fallen, self.scenario.composite.prune_prob))
+                self.composite.fallen = self.composite.fallen[:0]
+            if self.rating is not None and len(self.rating.fallen):
+                fallen.append((self.rating.fallen, self.scenario.rating.prune_prob))
+                self.rating.fallen = self.rating.fallen[:0]
+            self.adapt.step(acted_who, acted_beh, ledger, since, day, fallen)
         with self._phase("record"):
             self.rows.append(self._daily_row(day, events, n_observed, n_false))
             ledger.flush()
@@ -169,8 +224,8 @@ class Simulation:
         """Ledger channel codes: the behaviour's channel, or informant / insider."""
         n_ch = len(self.cat.channel_names)
         return np.select(
-            [r.source == S_INFORMANT, r.source == S_INSIDER],
-            [n_ch + 1, n_ch + 2], self.cat.channel[r.behaviour] + 1,
+            [r.source == S_INFORMANT, r.source == S_INSIDER, r.source == S_COLLUSION],
+            [n_ch + 1, n_ch + 2, n_ch + 3], self.cat.channel[r.behaviour] + 1,
         )
 
     def _reverse_caught_edits(self, day: int) -> np.ndarray:
@@ -220,6 +275,14 @@ class Simulation:
         if self.points is not None:
             for g, c in zip(GRADES, self.points.grade_counts, strict=True):
                 row[f"grade_{g}"] = int(c)
+        if self.points is not None and self.points.params.warn_max > 0:
+            row["warnings"] = self.points.warnings_today
+        if self.composite is not None:
+            row.update(self.composite.daily())
+        if self.rating is not None:
+            row.update(self.rating.daily())
+        if self.firm_lists is not None:
+            row.update(self.firm_lists.daily(day))
         if self.court is not None:
             row["listed"] = self.court.listed_count
             row["listed_firms"] = int(np.count_nonzero(self.court.firm_listed))
@@ -237,6 +300,8 @@ class Simulation:
             row["insider_edits"] = self.threats.edits_today
             row["informant_reports"] = self.threats.reports_today
             row["audit_catches"] = self.threats.caught_today
+            if len(self.threats.colluders):
+                row["collusion_certificates"] = self.threats.certified_today
         if self.safeguards.active:
             row["records_reviewed"] = self.safeguards.reviewed_today
             row["records_struck"] = self.safeguards.struck_today

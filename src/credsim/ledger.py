@@ -12,11 +12,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-KINDS = ("score", "grade", "list")
-K_SCORE, K_GRADE, K_LIST = 0, 1, 2
+# score/grade: the points system; list: the court list; composite: a composite score;
+# mark: a record entering a composite (delta in hundredths of log-odds); rating: a peer
+# rating (value in hundredths of a star); warning: a deduction replaced by a warning;
+# blacklist: a firm's public record items and blacklist status.
+KINDS = ("score", "grade", "list", "composite", "mark", "rating", "warning", "blacklist")
+K_SCORE, K_GRADE, K_LIST, K_COMPOSITE, K_MARK, K_RATING, K_WARNING, K_BLACKLIST = range(8)
 ENTITIES = ("person", "firm")
-RECORDS = ("true", "false", "none", "insider")
-R_TRUE, R_FALSE, R_NONE, R_INSIDER = 0, 1, 2, 3
+RECORDS = ("true", "false", "none", "insider", "collusion")
+R_TRUE, R_FALSE, R_NONE, R_INSIDER, R_COLLUSION = 0, 1, 2, 3, 4
 # Causes other than a behaviour; behaviour causes are numbered after these.
 SPECIAL_CAUSES = (
     "court_listing",  # put on the court list (grace period over, unpaid)
@@ -28,9 +32,14 @@ SPECIAL_CAUSES = (
     "delisting_appeal",
     "mark_expiry",  # a deduction reversed when it expired (safeguard)
     "audit_reversal",  # an insider's edit caught by audit and reversed
+    "composite_refresh",  # a composite score recomputed on its cadence
+    "peer_ratings",  # a day's ratings by other people
+    "display_expiry",  # a firm's public record item reaches the end of its display period
+    "legal_rep_of_blacklisted_firm",  # a firm's blacklisting reaches its legal representative
 )
 (C_LISTING, C_LEGAL_REP, C_PAID, C_EXPIRY, C_CORRECTION, C_CAP_EXPIRY, C_APPEAL,
- C_MARK_EXPIRY, C_AUDIT) = range(9)
+ C_MARK_EXPIRY, C_AUDIT, C_REFRESH, C_RATINGS, C_DISPLAY_EXPIRY,
+ C_BLACKLIST_REP) = range(13)
 
 COLUMNS = {
     "day": np.int32, "entity": np.uint8, "id": np.int32, "kind": np.uint8,
@@ -45,7 +54,7 @@ class Ledger:
         self.path = path
         self.cause_labels = list(SPECIAL_CAUSES) + list(causes)
         # Reports by informants and edits by insiders come through no channel.
-        self.channel_labels = ["-"] + list(channels) + ["informant", "insider"]
+        self.channel_labels = ["-"] + list(channels) + ["informant", "insider", "collusion"]
         self.flush_rows = flush_rows
         self.cols = {k: np.zeros(1 << 16, dtype=t) for k, t in COLUMNS.items()}
         self.n = 0

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from credsim.behaviour import Catalogue, Events
-from credsim.ledger import R_FALSE, R_INSIDER, R_TRUE
+from credsim.ledger import R_COLLUSION, R_FALSE, R_INSIDER, R_TRUE
 from credsim.population.people import CHILD, People
 from credsim.rng import Streams
 
 SOURCES = ("observed", "channel_error", "informant", "insider")
-S_OBSERVED, S_CHANNEL_ERROR, S_INFORMANT, S_INSIDER = range(4)
+S_OBSERVED, S_CHANNEL_ERROR, S_INFORMANT, S_INSIDER, S_COLLUSION = range(5)
 
 
 @dataclass
@@ -39,9 +39,12 @@ class Records:
                        self.is_firm[mask], self.source[mask])
 
     def ledger_record(self) -> np.ndarray:
-        """Ledger record codes: true, false, or insider (an edit, not an error)."""
-        return np.where(self.source == S_INSIDER, R_INSIDER,
-                        np.where(self.is_false, R_FALSE, R_TRUE)).astype(np.uint8)
+        """Ledger record codes: true, false, insider (an edit, not an error) or
+        collusion (a good deed certified by a ring of colluders)."""
+        return np.select(
+            [self.source == S_INSIDER, self.source == S_COLLUSION, self.is_false],
+            [R_INSIDER, R_COLLUSION, R_FALSE], R_TRUE,
+        ).astype(np.uint8)
 
     @staticmethod
     def concat(parts: list[Records]) -> Records:

@@ -9,13 +9,16 @@ can strike it) and is flagged `insider` in the ledger; an audit catches it
 with `audit_prob` and reverses it `audit_days` after it took effect.
 Malicious informants report a random contact (a non-family tie) for
 `informant_behaviour`: a false record that came through no channel.
+Colluders certify good deeds (`collusion_behaviour`) for each other, each at
+`collusion_rate` while their score is below the floor of `collusion_target`:
+false rewards meant to cross a threshold.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from credsim.observation import S_INFORMANT, S_INSIDER, Records
+from credsim.observation import S_COLLUSION, S_INFORMANT, S_INSIDER, Records
 from credsim.population.graph import DROPPED, FAMILY, Graph
 from credsim.population.people import CHILD, People
 from credsim.rng import Streams, counter_uniform, stream_key
@@ -26,9 +29,11 @@ CRITIC_QUANTILE = 0.9
 
 class Threats:
     def __init__(self, params: ThreatParams, behaviour_names: list[str], people: People,
-                 graph: Graph, streams: Streams, max_delay: int | None = None):
+                 graph: Graph, streams: Streams, max_delay: int | None = None,
+                 collusion_floor: int = 0):
         """`max_delay`: an edit caught by audit is reversed no later than this (the
-        expiry of marks, which would otherwise have reversed it first)."""
+        expiry of marks, which would otherwise have reversed it first).
+        `collusion_floor`: the score colluders aim for."""
         self.p, self.people, self.graph, self.streams = params, people, graph, streams
         self.audit_delay = min(params.audit_days, max_delay or params.audit_days)
         rng = streams.get("threats.setup")
@@ -48,19 +53,36 @@ class Threats:
         self.b_informant = names.index(params.informant_behaviour) if (
             params.informant_behaviour in names) else -1
         self.adults = adults
+        k = int(round(params.colluders_per_million * people.n / 1e6))
+        self.colluders = np.sort(rng.choice(adults, size=min(k, len(adults)), replace=False))
+        self.b_collusion = names.index(params.collusion_behaviour) if (
+            params.collusion_behaviour in names) else -1
+        self.collusion_floor = collusion_floor
         self.audit_key = stream_key(f"{streams.seed}/threats.audit")
         self.audits: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-        self.edits_today = self.reports_today = self.caught_today = 0
+        self.edits_today = self.reports_today = self.caught_today = self.certified_today = 0
 
     @property
     def active(self) -> bool:
-        return len(self.insiders) > 0 or self.p.informant_rate > 0
+        return len(self.insiders) > 0 or self.p.informant_rate > 0 or len(self.colluders) > 0
 
-    def step(self, day: int) -> Records:
-        """Today's fabricated records (insider edits, then malicious reports)."""
-        self.edits_today = self.reports_today = 0
-        parts = [self._edits(day), self._reports(day)]
+    def step(self, day: int, score: np.ndarray | None = None) -> Records:
+        """Today's fabricated records (insider edits, malicious reports, then colluders'
+        certificates; `score`: the points system's held scores)."""
+        self.edits_today = self.reports_today = self.certified_today = 0
+        parts = [self._edits(day), self._reports(day), self._collusion(day, score)]
         return Records.concat([r for r in parts if r is not None] or [_empty()])
+
+    def _collusion(self, day: int, score: np.ndarray | None) -> Records | None:
+        if len(self.colluders) == 0 or self.b_collusion < 0 or score is None:
+            return None
+        rng = self.streams.get("threats.collusion", day)
+        # Every colluder draws, so one ring member's score never shifts another's draws.
+        k = rng.poisson(self.p.collusion_rate, size=len(self.colluders))
+        k[score[self.colluders] >= self.collusion_floor] = 0
+        who = np.repeat(self.colluders, k)
+        self.certified_today = len(who)
+        return _records(who, self.b_collusion, S_COLLUSION)
 
     def _edits(self, day: int) -> Records | None:
         if len(self.insiders) == 0 or self.b_insider < 0:

@@ -190,6 +190,14 @@ class PointsSystem(Strict):
     transparency: float = Field(
         1.0, ge=0, le=1, description="1 = rules published, 0 = black box."
     )
+    warn_max: int = Field(
+        0, ge=0, le=100_000,
+        description="Warn before punishing: a deduction of at most this many points is only "
+        "a warning if the person has had no warning within warning_days (0 = off) [points].",
+    )
+    warning_days: int = Field(
+        365, ge=1, le=3650, description="How long a warning counts [days]."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> PointsSystem:
@@ -267,11 +275,188 @@ class CourtList(Strict):
         return self
 
 
+
+DIMENSIONS = ("history", "capacity", "behaviour", "identity", "relationships")
+
+
+class CompositeSystem(Strict):
+    """A composite score (Sesame, Honest Shanghai, City Brain): weighted dimensions,
+    each in [0, 1], refreshed on a cadence, for the people who take part."""
+
+    enabled: bool = Field(False, description="Run a composite score.")
+    low: int = Field(350, ge=0, le=10_000, description="Lowest score [points].")
+    high: int = Field(950, ge=1, le=10_000, description="Highest score [points].")
+    opt_in: float = Field(
+        1.0, ge=0, le=1, description="Share of adults who take part (1 = mandatory)."
+    )
+    opt_in_income_elasticity: float = Field(
+        0.0, ge=0, le=5,
+        description="Who opts in: log-odds of taking part rise by this per unit of "
+        "log(income / median income).",
+    )
+    opt_in_elder_factor: float = Field(
+        1.0, ge=0, le=1, description="Odds of taking part of people 65+, relative."
+    )
+    refresh_days: int = Field(30, ge=1, le=365, description="Days between refreshes [days].")
+    weights: dict[Literal[DIMENSIONS], Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: {"history": 0.35, "capacity": 0.25, "behaviour": 0.2,
+                                 "identity": 0.15, "relationships": 0.05},
+        description="Weight of each dimension (normalised to sum 1).",
+    )
+    history_marks: dict[str, Annotated[float, Field(ge=-100, le=100)]] = Field(
+        default_factory=dict,
+        description="Change of the history dimension's log-odds per recorded behaviour, "
+        "keyed by behaviour (negative lowers) [log-odds].",
+    )
+    behaviour_marks: dict[str, Annotated[float, Field(ge=-100, le=100)]] = Field(
+        default_factory=dict,
+        description="Change of the behaviour dimension's log-odds per recorded behaviour "
+        "[log-odds].",
+    )
+    history_bias: float = Field(
+        1.5, ge=-10, le=10, description="Log-odds of the history dimension with no marks."
+    )
+    behaviour_bias: float = Field(
+        0.0, ge=-10, le=10, description="Log-odds of the behaviour dimension with no marks."
+    )
+    parent_bonus: float = Field(
+        0.0, ge=-10, le=10,
+        description="Added to the behaviour dimension's log-odds of parents (Sesame "
+        "rewards parenthood) [log-odds].",
+    )
+    memory_days: float = Field(
+        730.0, ge=1, le=36_500,
+        description="Marks fade with this e-folding time [days].",
+    )
+    capacity_income_share: float = Field(
+        0.7, ge=0, le=1,
+        description="Capacity = this x income percentile + the rest x (1 - economic stress).",
+    )
+    listing_penalty: int = Field(
+        0, ge=0, le=10_000,
+        description="Points taken off the score while on the court list [points].",
+    )
+    bands: dict[str, Annotated[int, Field(ge=0, le=10_000)]] = Field(
+        default_factory=dict,
+        description="Published bands: name -> lowest score of the band [points].",
+    )
+    transparency: float = Field(
+        1.0, ge=0, le=1,
+        description="1 = weights published, 0 = black box (people can only guess what "
+        "counts).",
+    )
+    prune_below: int = Field(
+        0, ge=0, le=10_000,
+        description="Contacts drop ties to people whose score falls below this, since "
+        "relationships count (0 = never) [points].",
+    )
+    prune_prob: float = Field(
+        0.05, ge=0, le=1,
+        description="Probability each non-family contact drops the tie when prune_below "
+        "is crossed.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> CompositeSystem:
+        if self.low >= self.high:
+            raise ValueError(f"high: must exceed low ({self.low}), got {self.high}")
+        if sum(self.weights.values()) <= 0:
+            raise ValueError("weights: at least one weight must be > 0")
+        for name, floor in self.bands.items():
+            if not self.low <= floor <= self.high:
+                raise ValueError(
+                    f"bands.{name}: must lie in [low, high] = [{self.low}, {self.high}]"
+                )
+        return self
+
+
+class PeerRating(Strict):
+    """Nosedive / Peeple: people rate each other 1-5 after interactions."""
+
+    enabled: bool = Field(False, description="Run a peer-rating system.")
+    interactions: float = Field(
+        0.5, ge=0, le=20,
+        description="Interactions per adult per day with a random contact; each rates "
+        "the other [1/day].",
+    )
+    initial: float = Field(4.0, ge=1, le=5, description="Everyone's starting rating.")
+    prior_weight: float = Field(
+        5.0, ge=0.01, le=1e4,
+        description="The starting rating counts as this many ratings from a rater "
+        "rated `initial` [ratings].",
+    )
+    memory_days: float = Field(
+        180.0, ge=1, le=36_500, description="Ratings fade with this e-folding time [days]."
+    )
+    noise: float = Field(0.7, ge=0, le=5, description="Sd of a rating's noise [stars].")
+    status_bias: float = Field(
+        1.0, ge=0, le=10,
+        description="Stars added per star the ratee stands above the rater (people rate "
+        "up those above them and down those who have fallen) [stars/star].",
+    )
+    prune_below: float = Field(
+        0.0, ge=0, le=5,
+        description="Contacts drop ties to people whose rating falls below this "
+        "(0 = never) [stars].",
+    )
+    prune_prob: float = Field(
+        0.05, ge=0, le=1,
+        description="Probability each non-family contact drops the tie when prune_below "
+        "is crossed.",
+    )
+
+
+Severity = Literal["minor", "moderate", "serious"]
+
+
+class FirmLists(Strict):
+    """Credit China: firms' public records with display periods, black and red lists."""
+
+    enabled: bool = Field(False, description="Run firm black and red lists.")
+    severity: dict[str, Severity] = Field(
+        default_factory=dict,
+        description="Severity of each recorded firm behaviour (minor, moderate, serious).",
+    )
+    display_days: dict[Severity, tuple[int, int]] = Field(
+        default_factory=lambda: {"minor": (90, 90), "moderate": (90, 365),
+                                 "serious": (365, 1095)},
+        description="Range of the public display period by severity, drawn uniformly "
+        "[days].",
+    )
+    blacklist_from: Severity = Field(
+        "serious", description="Lowest severity that puts a firm on the blacklist."
+    )
+    false_rate: float = Field(
+        0.0, ge=0, le=0.01,
+        description="False items (data-entry errors) per firm per day, of a behaviour with "
+        "a severity drawn in proportion to base rates [items/day].",
+    )
+    red_after_days: int = Field(
+        730, ge=0, le=10_000,
+        description="A firm with no displayed item for this long is red-listed "
+        "(0 = no red list) [days].",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> FirmLists:
+        for sev in ("minor", "moderate", "serious"):
+            if sev not in self.display_days:
+                raise ValueError(f"display_days: needs minor, moderate and serious; {sev} missing")
+            lo, hi = self.display_days[sev]
+            if not 1 <= lo <= hi <= 36_500:
+                raise ValueError(
+                    f"display_days.{sev}: need 1 <= low <= high <= 36500, got [{lo}, {hi}]"
+                )
+        return self
+
+
 class Gate(Strict):
     domain: Domain = Field(description="Domain of the service.")
     provider: str = Field("", description="Who applies it (airline, bank, ...).")
     condition: str = Field(
-        description="'listed', 'grade<=X' or 'grade>=X' with X a grade (AAA..D)."
+        description="'listed' (court list), 'blacklisted' (legal representative of a firm "
+        "on the firm blacklist), 'grade<=X' / 'grade>=X' (points grade AAA..D), "
+        "'score<N' / 'score>=N' (composite score), 'rating<N' / 'rating>=N' (peer rating)."
     )
     effect: Literal["deny", "surcharge", "perk", "shame"] = Field(
         "deny", description="What happens to a person who meets the condition."
@@ -298,26 +483,50 @@ class Gate(Strict):
             kind, _ = parse_condition(self.condition)
         except ValueError as exc:
             raise ValueError(f"condition: {exc}") from None
-        if kind == "ge" and self.effect != "perk":
+        if kind in PERK_KINDS and self.effect != "perk":
             raise ValueError(
-                f"condition: {self.condition!r} rewards high grades, so effect must be 'perk'; "
-                "sanctions take 'listed' or 'grade<=X'"
+                f"condition: {self.condition!r} rewards the well rated, so effect must be "
+                "'perk'; sanctions take 'listed', 'blacklisted', 'grade<=X', 'score<N' or "
+                "'rating<N'"
+            )
+        if kind not in PERK_KINDS and self.effect == "perk":
+            raise ValueError(
+                f"effect: 'perk' needs a condition that rewards the well rated ('grade>=X', "
+                f"'score>=N', 'rating>=N'), got {self.condition!r}"
+            )
+        if kind.startswith(("score", "rating")) and self.use_rate <= 0:
+            raise ValueError(
+                f"use_rate: a gate on {kind.split('_')[0]} applies when a person seeks the "
+                "service, so it needs use_rate > 0"
             )
         return self
 
 
-def parse_condition(cond: str) -> tuple[str, int]:
-    """'listed' -> ('listed', 0); 'grade<=C' -> ('le', 4); 'grade>=A' -> ('ge', 2)."""
+def parse_condition(cond: str) -> tuple[str, float]:
+    """The kind of a gate's condition and its threshold:
+    'listed' -> ('listed', 0); 'grade<=C' -> ('le', 4); 'grade>=A' -> ('ge', 2);
+    'score<550' -> ('score_lt', 550); 'score>=650' -> ('score_ge', 650);
+    'rating<4.2' -> ('rating_lt', 4.2); 'blacklisted' -> ('blacklisted', 0)."""
     c = cond.replace(" ", "")
-    if c == "listed":
-        return "listed", 0
+    if c in ("listed", "blacklisted"):
+        return c, 0
     for op, key in (("<=", "le"), (">=", "ge")):
         if c.startswith("grade" + op) and c[len("grade" + op):] in GRADES:
             return key, GRADES.index(c[len("grade" + op):])
+    for var in ("score", "rating"):
+        for op, key in ((">=", "ge"), ("<", "lt")):
+            if c.startswith(var + op):
+                try:
+                    return f"{var}_{key}", float(c[len(var + op):])
+                except ValueError:
+                    break
     raise ValueError(
-        f"condition {cond!r} is not one of 'listed', 'grade<=X', 'grade>=X' (X in "
-        + ", ".join(GRADES) + ")"
+        f"condition {cond!r} is not one of 'listed', 'blacklisted', 'grade<=X', 'grade>=X' "
+        "(X in " + ", ".join(GRADES) + "), 'score<N', 'score>=N', 'rating<N', 'rating>=N'"
     )
+
+
+PERK_KINDS = ("ge", "score_ge", "rating_ge")
 
 
 class Adaptation(Strict):
@@ -428,6 +637,22 @@ class Threats(Strict):
     informant_behaviour: str = Field(
         "rumour", description="The scored behaviour a malicious informant reports."
     )
+    colluders_per_million: float = Field(
+        0.0, ge=0, le=1e6,
+        description="People in rings that vouch for each other's good deeds to cross a "
+        "threshold [per million people].",
+    )
+    collusion_behaviour: str = Field(
+        "volunteering", description="The rewarded behaviour colluders certify for each other."
+    )
+    collusion_rate: float = Field(
+        0.05, ge=0, le=10,
+        description="Fabricated certificates per colluder per day while below the target "
+        "[records/day].",
+    )
+    collusion_target: Grade = Field(
+        "AA", description="Grade colluders aim for; they stop once they reach it."
+    )
 
 
 class Scenario(Strict):
@@ -440,6 +665,9 @@ class Scenario(Strict):
     behaviours: dict[str, Behaviour] = Field(default_factory=dict)
     points: PointsSystem = Field(default_factory=PointsSystem)
     court_list: CourtList = Field(default_factory=CourtList)
+    composite: CompositeSystem = Field(default_factory=CompositeSystem)
+    rating: PeerRating = Field(default_factory=PeerRating)
+    firm_lists: FirmLists = Field(default_factory=FirmLists)
     gates: dict[str, Gate] = Field(default_factory=dict)
     adaptation: Adaptation = Field(default_factory=Adaptation)
     feedback: Feedback = Field(default_factory=Feedback)
@@ -502,12 +730,50 @@ class Scenario(Strict):
         for k in self.court_list.triggers if self.court_list.enabled else []:
             if k not in self.behaviours:
                 raise ValueError(f"court_list.triggers: unknown behaviour {k!r}; {_known(self)}")
+        if t.colluders_per_million > 0:
+            if not self.points.enabled:
+                raise ValueError("threats.colluders_per_million: collusion needs points.enabled")
+            if self.points.deltas.get(t.collusion_behaviour, 0) <= 0:
+                raise ValueError(
+                    f"threats.collusion_behaviour: {t.collusion_behaviour!r} is not rewarded by "
+                    "the points system; allowed: " + ", ".join(
+                        k for k, v in self.points.deltas.items() if v > 0)
+                )
+        c = self.composite
+        if c.enabled:
+            for section, keys in (("composite.history_marks", c.history_marks),
+                                  ("composite.behaviour_marks", c.behaviour_marks)):
+                for k in keys:
+                    if k not in self.behaviours:
+                        raise ValueError(f"{section}.{k}: unknown behaviour; {_known(self)}")
+                    if self.behaviours[k].actor == "firm":
+                        raise ValueError(f"{section}.{k}: firms are not scored by the composite")
+            if c.listing_penalty and not self.court_list.enabled:
+                raise ValueError("composite.listing_penalty: needs court_list.enabled")
+        if self.firm_lists.enabled:
+            for k in self.firm_lists.severity:
+                if k not in self.behaviours:
+                    raise ValueError(f"firm_lists.severity.{k}: unknown behaviour; {_known(self)}")
+                if self.behaviours[k].actor != "firm":
+                    raise ValueError(
+                        f"firm_lists.severity.{k}: only firm behaviours go on firm lists"
+                    )
+        needs = {
+            "listed": ("court_list", self.court_list.enabled),
+            "blacklisted": ("firm_lists", self.firm_lists.enabled),
+            "le": ("points", self.points.enabled), "ge": ("points", self.points.enabled),
+            "score_lt": ("composite", self.composite.enabled),
+            "score_ge": ("composite", self.composite.enabled),
+            "rating_lt": ("rating", self.rating.enabled),
+            "rating_ge": ("rating", self.rating.enabled),
+        }
         for gname, g in self.gates.items():
             kind, _ = parse_condition(g.condition)
-            if kind == "listed" and not self.court_list.enabled:
-                raise ValueError(f"gates.{gname}.condition: 'listed' needs court_list.enabled")
-            if kind != "listed" and not self.points.enabled:
-                raise ValueError(f"gates.{gname}.condition: grade conditions need points.enabled")
+            system, on = needs[kind]
+            if not on:
+                raise ValueError(
+                    f"gates.{gname}.condition: {g.condition!r} needs {system}.enabled"
+                )
         return self
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from credsim.ledger import C_CAP_EXPIRY, K_GRADE, K_SCORE, R_NONE, R_TRUE, Ledger
+from credsim.ledger import C_CAP_EXPIRY, K_GRADE, K_SCORE, K_WARNING, R_NONE, R_TRUE, Ledger
 from credsim.scenario.model import GRADES, PointsSystem
 
 NO_DOMAIN = 255
@@ -40,28 +40,43 @@ class Points:
              for b in behaviour_names], dtype=np.int16,
         )
         self._capped: list[np.ndarray] = []
+        # Warn before punishing: the day until which a person's last warning counts,
+        # for the held and the true score (a false record can use up the warning).
+        warn = params.warn_max > 0
+        self.warned_until = np.full(n if warn else 1, -1, dtype=np.int16)
+        self.warned_true_until = self.warned_until.copy()
+        self.warnings_today = 0
 
     def apply(self, ledger: Ledger, day: int, who, delta, cap, cause, channel, record,
-              domain) -> None:
+              domain, warn: bool = False) -> np.ndarray:
         """Apply score deltas and grade caps in order, writing ledger rows. `record`: ledger
-        record codes (R_TRUE, R_FALSE, R_INSIDER); all but R_TRUE leave the true score."""
+        record codes (R_TRUE, R_FALSE, R_INSIDER, ...); all but R_TRUE leave the true score.
+        With `warn`, small deductions may become warnings (warn before punishing).
+        Returns the deltas applied to the held score."""
+        applied = np.zeros(len(who), dtype=np.int32)
         if len(who) == 0:
-            return
-        ledger.reserve(2 * len(who))
+            return applied
+        ledger.reserve(3 * len(who))
         c = ledger.cols
+        n0 = ledger.n
         ledger.n = _apply(
             who.astype(np.int32), delta.astype(np.int32), cap.astype(np.int16),
             cause.astype(np.int16), channel.astype(np.int16), record.astype(np.uint8),
             domain.astype(np.uint8), day, self.params.instant_grade_days, self.floors,
+            self.params.warn_max if warn else 0, self.params.warning_days,
+            self.warned_until, self.warned_true_until, applied,
             self.score, self.score_true, self.grade, self.grade_true, self.cap_until,
             self.cap_grade, self.cap_true_until, self.cap_true_grade, self.last_neg_domain,
             self.grade_counts,
             c["day"], c["entity"], c["id"], c["kind"], c["cause"], c["channel"],
             c["record"], c["delta"], c["value"], ledger.n,
         )
+        if warn:
+            self.warnings_today += int(np.count_nonzero(c["kind"][n0:ledger.n] == K_WARNING))
         capped = who[cap >= 0]
         if len(capped):
             self._capped.append(capped.astype(np.int32))
+        return applied
 
     def expire_caps(self, ledger: Ledger, day: int) -> np.ndarray:
         """Regrade people one of whose grade caps ends today; return them."""
@@ -121,6 +136,7 @@ def _grades(p, day, floors, score, score_true, cap_until, cap_grade, cap_true_un
 
 @njit(cache=True)
 def _apply(who, delta, cap, cause, channel, record, domain, day, cap_days, floors,
+           warn_max, warn_days, warned_until, warned_true_until, applied,
            score, score_true, grade, grade_true, cap_until, cap_grade, cap_true_until,
            cap_true_grade, last_neg_domain, grade_counts, l_day, l_entity, l_id, l_kind,
            l_cause, l_channel, l_record, l_delta, l_value, n):  # pragma: no cover
@@ -129,10 +145,23 @@ def _apply(who, delta, cap, cause, channel, record, domain, day, cap_days, floor
         d = delta[r]
         rec = record[r]
         f = rec != R_TRUE
+        dt = d  # the change to the true score, if the record is true
+        if d < 0 and -d <= warn_max:
+            if not f and warned_true_until[p] <= day:
+                warned_true_until[p] = day + warn_days
+                dt = 0
+            if warned_until[p] <= day:
+                warned_until[p] = day + warn_days
+                l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, K_WARNING
+                l_cause[n] = cause[r]
+                l_channel[n], l_record[n], l_delta[n], l_value[n] = channel[r], rec, 0, score[p]
+                n += 1
+                d = 0
+        applied[r] = d
+        if not f and dt != 0:
+            score_true[p] += dt
         if d != 0:
             score[p] += d
-            if not f:
-                score_true[p] += d
             if d < 0:
                 last_neg_domain[p] = domain[r]
             l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, K_SCORE

@@ -1,0 +1,137 @@
+"""Firm black and red lists (Credit China).
+
+Each recorded firm behaviour with a severity becomes a public item, shown for
+a display period drawn from the range of its severity (2025 market-regulation
+rules: minor 3 months, moderate 3-12 months, serious 1-3 years). A firm is
+on the blacklist while it shows an item of at least `blacklist_from`
+severity; the blacklisting reaches its legal representative. A firm that has
+shown no item for `red_after_days` is on the red list. Data-entry errors add
+false items; as elsewhere, true and false blacklistings are counted apart so
+a sanction on a legal representative can be traced to a false item.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from credsim.ledger import (
+    C_BLACKLIST_REP,
+    C_DISPLAY_EXPIRY,
+    K_BLACKLIST,
+    R_FALSE,
+    R_TRUE,
+    Ledger,
+)
+from credsim.observation import Records
+from credsim.population.firms import Firms
+from credsim.rng import Streams
+from credsim.scenario.model import FirmLists as FirmListParams
+
+SEVERITIES = ("minor", "moderate", "serious")
+
+
+class FirmLists:
+    def __init__(self, params: FirmListParams, firms: Firms, n_people: int,
+                 behaviour_names: list[str], rates: np.ndarray, cause_base: int,
+                 streams: Streams):
+        self.p, self.firms, self.streams, self.cause_base = params, firms, streams, cause_base
+        self.severity = np.array(
+            [SEVERITIES.index(params.severity[b]) if b in params.severity else -1
+             for b in behaviour_names], dtype=np.int8)
+        self.black_from = SEVERITIES.index(params.blacklist_from)
+        self.display = {SEVERITIES.index(k): v for k, v in params.display_days.items()}
+        listed = np.flatnonzero(self.severity >= 0)
+        w = rates[listed]
+        self.false_choice = (listed, np.cumsum(w / w.sum()) if w.sum() > 0 else np.zeros(0))
+        m = firms.n
+        self.items = np.zeros(m, dtype=np.int32)  # items on display
+        self.black = np.zeros((2, m), dtype=np.int32)  # blacklisting items: true, false
+        self.rep_true = np.zeros(n_people, dtype=np.uint8)  # blacklisted firms represented
+        self.rep_false = np.zeros(n_people, dtype=np.uint8)  # ... blacklisted only falsely
+        # Firms start with a clean record of varied age (half of them already red-listed).
+        u = streams.get("firm_lists.setup").random(m)
+        self.clean_since = -np.rint(u * 2 * params.red_after_days).astype(np.int32)
+        self.expiring: dict[int, list[tuple[int, int, bool]]] = {}
+        self.items_today = 0
+
+    @property
+    def blacklisted(self) -> int:
+        return int(np.count_nonzero(self.black.sum(axis=0)))
+
+    def red_listed(self, day: int) -> int:
+        if self.p.red_after_days <= 0:
+            return 0
+        return int(np.count_nonzero((self.items == 0)
+                                    & (day - self.clean_since >= self.p.red_after_days)))
+
+    def step(self, records: Records, channel: np.ndarray, day: int,
+             ledger: Ledger) -> list[int]:
+        """Expire items due today, then show today's new ones; return the legal
+        representatives whose standing changed."""
+        touched: list[int] = []
+        for firm, sev, false in self.expiring.pop(day, []):
+            self._change(firm, sev, false, -1, C_DISPLAY_EXPIRY, 0, day, ledger, touched)
+        sel = records.is_firm & (self.severity[records.behaviour] >= 0)
+        firms = records.who[sel].tolist()
+        behs = records.behaviour[sel].tolist()
+        chans = channel[sel].tolist()
+        falses = [False] * len(firms)
+        fw, fb = self._false_items(day)
+        firms += fw
+        behs += fb
+        chans += [0] * len(fw)
+        falses += [True] * len(fw)
+        self.items_today = len(firms)
+        if not firms:
+            return touched
+        rng = self.streams.get("firm_lists.display", day)
+        for f, b, ch, false in zip(firms, behs, chans, falses, strict=True):
+            sev = int(self.severity[b])
+            lo, hi = self.display[sev]
+            end = day + int(rng.integers(lo, hi + 1))
+            self.expiring.setdefault(end, []).append((f, sev, false))
+            self._change(f, sev, false, +1, self.cause_base + b, ch, day, ledger, touched)
+        return touched
+
+    def _false_items(self, day: int) -> tuple[list[int], list[int]]:
+        listed, cum = self.false_choice
+        if self.p.false_rate <= 0 or self.firms.n == 0 or len(cum) == 0:
+            return [], []
+        rng = self.streams.get("firm_lists.false", day)
+        k = rng.poisson(self.firms.n * self.p.false_rate)
+        who = rng.integers(0, self.firms.n, size=k)
+        pick = np.minimum(np.searchsorted(cum, rng.random(k)), len(listed) - 1)
+        return who.tolist(), listed[pick].tolist()
+
+    def _change(self, f: int, sev: int, false: bool, step: int, cause: int, channel: int,
+                day: int, ledger: Ledger, touched: list[int]) -> None:
+        rec = R_FALSE if false else R_TRUE
+        self.items[f] += step
+        if self.items[f] == 0:
+            self.clean_since[f] = day
+        ledger.append(day=day, entity=1, id=f, kind=K_BLACKLIST, cause=cause, channel=channel,
+                      record=rec, delta=step, value=int(self.items[f]))
+        if sev < self.black_from:
+            return
+        held0, true0 = self.black[:, f].sum() > 0, self.black[0, f] > 0
+        self.black[1 if false else 0, f] += step
+        held1, true1 = self.black[:, f].sum() > 0, self.black[0, f] > 0
+        if (held0, true0) == (held1, true1):
+            return
+        rep = int(self.firms.legal_rep[f])
+        before = int(self.rep_true[rep]) + int(self.rep_false[rep])
+        self.rep_true[rep] = int(self.rep_true[rep]) + int(true1) - int(true0)
+        self.rep_false[rep] = (int(self.rep_false[rep]) + int(held1 and not true1)
+                               - int(held0 and not true0))
+        after = int(self.rep_true[rep]) + int(self.rep_false[rep])
+        touched.append(rep)
+        if after != before:
+            ledger.append(day=day, entity=0, id=rep, kind=K_BLACKLIST, cause=C_BLACKLIST_REP,
+                          record=R_FALSE if (held1 and not true1) or (held0 and not true0)
+                          else R_TRUE, delta=after - before, value=after)
+
+    def daily(self, day: int) -> dict:
+        return {"firms_blacklisted": self.blacklisted,
+                "firms_red_listed": self.red_listed(day),
+                "firm_items_shown": int(self.items.sum()),
+                "firm_items_new": self.items_today}

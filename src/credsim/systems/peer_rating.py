@@ -1,0 +1,147 @@
+"""Peer ratings (Nosedive, Peeple): people rate each other 1-5 after interactions.
+
+Each day a Poisson number of interactions starts at random people, each with
+a random live tie; both sides rate the other. A rating is the ratee's
+pleasantness (3 + 2 x sociability) plus noise plus a status bias: stars
+added per star the ratee stands above the rater, so people rate up those
+above them and down those who have fallen. A person's rating is the running
+mean of the ratings received, weighted by each rater's own rating, fading
+with `memory_days`, and starting from `prior_weight` ratings of `initial`.
+
+The true rating is the same running mean of the unbiased ratings (same
+noise) weighted by raters' true ratings: a sanction that holds under the
+held rating and not the true one rests on status bias.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from credsim.behaviour import day_seed
+from credsim.ledger import C_RATINGS, K_RATING, R_NONE, Ledger
+from credsim.population.graph import DROPPED, Graph
+from credsim.population.people import CHILD, People
+from credsim.rng import Streams, stream_key
+from credsim.scenario.model import PeerRating as RatingParams
+
+SHOWN = 10  # the rating is shown to one decimal; the ledger logs changes of that
+
+
+class PeerRatings:
+    def __init__(self, params: RatingParams, people: People, graph: Graph, streams: Streams):
+        self.p, self.people, self.graph = params, people, graph
+        n = people.n
+        adult = people.age != CHILD
+        w0 = params.prior_weight * params.initial
+        # Weight sums and weighted sums of ratings received: held, then true.
+        self.sums = np.zeros((4, n), dtype=np.float32)
+        self.sums[0] = self.sums[2] = w0
+        self.sums[1] = self.sums[3] = w0 * params.initial
+        self.last = np.zeros(n, dtype=np.int16)  # day the sums were last faded
+        nan = np.float32(np.nan)
+        self.rating = np.where(adult, np.float32(params.initial), nan).astype(np.float32)
+        self.rating_true = self.rating.copy()
+        self.shown = np.where(adult, _shown(self.rating), 0).astype(np.int16)
+        self.key = stream_key(f"{streams.seed}/rating.interactions")
+        self.adults = int(adult.sum())
+        self.fallen: np.ndarray = np.zeros(0, np.int64)
+        self.ratings_today = 0
+
+    def step(self, ledger: Ledger, day: int) -> np.ndarray:
+        """Today's interactions; log changes of shown ratings; return who was rated."""
+        p, g, pe = self.p, self.graph, self.people
+        k = 2 * int(pe.n * p.interactions * 1.5 + 64)  # room for every rating
+        rated = np.empty(k, dtype=np.int64)
+        m = _interact(day_seed(np.uint64(self.key), day), pe.n, p.interactions, pe.age,
+                      pe.sociability, g.indptr, g.indices, g.kind, self.sums, self.last,
+                      self.rating, self.rating_true, day,
+                      math.exp(-1.0 / p.memory_days), p.noise, p.status_bias, rated)
+        self.ratings_today = m
+        who = np.unique(rated[:m])
+        new = _shown(self.rating[who])
+        moved = new != self.shown[who]
+        changed = who[moved]
+        old = self.shown[changed]
+        self.shown[changed] = new[moved]
+        ledger.append(day=day, entity=0, id=changed, kind=K_RATING, cause=C_RATINGS,
+                      record=R_NONE, delta=(new[moved] - old) * SHOWN,
+                      value=new[moved] * SHOWN)
+        if p.prune_below > 0:
+            line = int(round(p.prune_below * SHOWN))
+            self.fallen = changed[(new[moved] < line) & (old >= line)]
+        return who
+
+    def daily(self) -> dict:
+        r = self.rating[~np.isnan(self.rating)]
+        return {"rating_mean": float(r.mean()) if len(r) else float("nan"),
+                "ratings_given": self.ratings_today}
+
+
+def _shown(r: np.ndarray) -> np.ndarray:
+    return np.rint(np.nan_to_num(r) * SHOWN).astype(np.int16)
+
+
+@njit(cache=True)
+def _fade(sums, last, p, day, decay):  # pragma: no cover
+    if last[p] != day:
+        f = decay ** (day - last[p])
+        for r in range(4):
+            sums[r, p] *= f
+        last[p] = day
+
+
+@njit(cache=True)
+def _rate(sums, rating, rating_true, rater, ratee, x, x_true):  # pragma: no cover
+    w = rating[rater]
+    wt = rating_true[rater]
+    sums[0, ratee] += w
+    sums[1, ratee] += w * x
+    sums[2, ratee] += wt
+    sums[3, ratee] += wt * x_true
+    rating[ratee] = sums[1, ratee] / sums[0, ratee]
+    rating_true[ratee] = sums[3, ratee] / sums[2, ratee]
+
+
+@njit(cache=True)
+def _stars(v):  # pragma: no cover
+    return min(max(round(v), 1.0), 5.0)
+
+
+@njit(cache=True)
+def _interact(seed, n, rate, age, sociability, indptr, indices, kind, sums, last, rating,
+              rating_true, day, decay, noise, bias, rated):  # pragma: no cover
+    np.random.seed(seed)
+    k = np.random.poisson(n * rate)
+    m = 0
+    for _ in range(k):
+        i = np.random.randint(0, n)
+        deg = indptr[i + 1] - indptr[i]
+        if age[i] == CHILD or deg == 0:
+            continue
+        j = -1
+        for _try in range(8):  # a random live tie to an adult
+            a = indptr[i] + np.random.randint(0, deg)
+            if not (kind[a] & DROPPED) and age[indices[a]] != CHILD:
+                j = indices[a]
+                break
+        if j < 0 or m + 2 > len(rated):
+            continue
+        e1 = np.random.normal(0.0, noise) if noise > 0 else 0.0
+        e2 = np.random.normal(0.0, noise) if noise > 0 else 0.0
+        _fade(sums, last, i, day, decay)
+        _fade(sums, last, j, day, decay)
+        # Both ratings are formed before either is counted: they see the same standing.
+        ri, rj = rating[i], rating[j]
+        q_i = 3.0 + 2.0 * sociability[i]
+        q_j = 3.0 + 2.0 * sociability[j]
+        x_j = _stars(q_j + bias * (rj - ri) + e1)  # i rates j
+        x_i = _stars(q_i + bias * (ri - rj) + e2)  # j rates i
+        _rate(sums, rating, rating_true, i, j, x_j, _stars(q_j + e1))
+        _rate(sums, rating, rating_true, j, i, x_i, _stars(q_i + e2))
+        rated[m] = j
+        rated[m + 1] = i
+        m += 2
+    return m
