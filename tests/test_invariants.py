@@ -29,6 +29,8 @@ def _scenario(**extra):
     overrides = [
         "adaptation.enabled=false", "feedback.enabled=false", "court_list.enabled=false",
         "gates={}",
+        # A warning makes a deduction depend on the person's past: off, as adaptation is.
+        "points.warn_max=0",
     ] + [f"{k}={v}" for k, v in extra.items()]
     return load_scenario("rongcheng", overrides, people=N, days=T, seed=11)
 

@@ -8,7 +8,7 @@ import pytest
 
 from credsim.engine import Simulation
 from credsim.errors import InputError
-from credsim.ledger import C_AUDIT, K_SCORE, R_INSIDER
+from credsim.ledger import C_AUDIT, K_SCORE, K_WARNING, R_INSIDER
 from credsim.scenario.load import load_scenario
 
 N, DAYS, SEED = 8000, 90, 5
@@ -91,8 +91,9 @@ def test_malicious_informants_report_their_contacts(base):
     assert reports > 100
     led = _ledger(sim)
     informant = sim.ledger.channel_labels.index("informant")
-    rows = (led["channel"] == informant) & (led["kind"] == K_SCORE)
-    assert rows.sum() == reports  # every report took effect, as a false record
+    # Every report took effect, as a false record (a deduction, or a warning first).
+    rows = (led["channel"] == informant) & np.isin(led["kind"], (K_SCORE, K_WARNING))
+    assert rows.sum() == reports
     assert np.all(led["record"][rows] == 1)  # false
     targets = led["id"][rows]
     assert np.all(sim.people.age[targets] != 0)  # never a child

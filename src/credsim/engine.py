@@ -72,7 +72,7 @@ class Simulation:
         if s.composite.enabled:
             listed = (self.court.n_list_true, self.court.n_list_false) if self.court else None
             self.composite = Composite(s.composite, self.people, self.graph, self.economy,
-                                       self.streams, cat.names, cat.domain, listed)
+                                       self.streams, cat, listed)
         self.rating = (PeerRatings(s.rating, self.people, self.graph, self.streams)
                        if s.rating.enabled else None)
         self.firm_lists = None

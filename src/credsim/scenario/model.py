@@ -314,7 +314,7 @@ class CompositeSystem(Strict):
         "[log-odds].",
     )
     history_bias: float = Field(
-        1.5, ge=-10, le=10, description="Log-odds of the history dimension with no marks."
+        0.0, ge=-10, le=10, description="Log-odds of the history dimension with no marks."
     )
     behaviour_bias: float = Field(
         0.0, ge=-10, le=10, description="Log-odds of the behaviour dimension with no marks."

@@ -7,7 +7,7 @@ of five dimensions, each in [0, 1], minus a penalty while on the court list:
 - capacity: capacity_income_share x income percentile + rest x (1 - stress)
 - behaviour: logistic(behaviour_bias + decayed sum of behaviour marks
   [+ parent_bonus for parents])
-- identity: a fixed per-person completeness in [0.5, 1]
+- identity: a fixed per-person completeness in [0, 1]
 - relationships: the mean normalised score of one's live contacts who take part
 
 Marks are added as records arrive; scores are recomputed on the cadence
@@ -23,6 +23,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from credsim.behaviour import D_GENEROSITY, D_NONCOMPLIANCE, D_VOICE, Catalogue
 from credsim.economy import Economy, lazy_savings, stress_of_one
 from credsim.ledger import C_REFRESH, K_COMPOSITE, K_MARK, R_TRUE, Ledger
 from credsim.population.graph import DROPPED, Graph
@@ -37,37 +38,40 @@ MARK_UNIT = 100  # ledger deltas of marks are in hundredths of log-odds
 
 class Composite:
     def __init__(self, params: CompositeSystem, people: People, graph: Graph,
-                 economy: Economy, streams: Streams, behaviour_names: list[str],
-                 domains: np.ndarray, listed: tuple[np.ndarray, np.ndarray] | None):
+                 economy: Economy, streams: Streams, cat: Catalogue,
+                 listed: tuple[np.ndarray, np.ndarray] | None):
         self.params, self.people, self.graph, self.economy = params, people, graph, economy
         self.listed = listed  # (true listings, false listings) per person, or None
         n = people.n
-        nb = len(behaviour_names)
-        self.h_mark = np.array([params.history_marks.get(b, 0.0) for b in behaviour_names])
-        self.b_mark = np.array([params.behaviour_marks.get(b, 0.0) for b in behaviour_names])
+        self.h_mark = np.array([params.history_marks.get(b, 0.0) for b in cat.names])
+        self.b_mark = np.array([params.behaviour_marks.get(b, 0.0) for b in cat.names])
         self.marked = (self.h_mark != 0) | (self.b_mark != 0)
-        self.domains = domains
-        assert len(self.h_mark) == nb
+        self.domains = cat.domain
         w = np.array([params.weights.get(d, 0.0) for d in DIMENSIONS])
         self.weights = w / w.sum()
         self.opted = _opt_in(params, people, streams)
         self.participants = int(self.opted.sum())
         # Identity completeness in [0.5, 1], fixed per person (stored in 1 byte).
         u = counter_uniform(stream_key(f"{streams.seed}/composite.identity"), 0, np.arange(n))
-        self.identity = (u * 256).astype(np.uint8)
+        self.identity = (u * 256).astype(np.uint8)  # completeness in [0, 1]
         self.is_parent = np.zeros(n, dtype=bool)
         for par in (people.parent1, people.parent2):
             self.is_parent[par[par >= 0]] = True
         adults = people.income[people.age != CHILD]
         self.income_knots = (np.quantile(adults, np.linspace(0, 1, 101)).astype(np.float64)
                              if len(adults) else np.zeros(101))
-        self.acc = np.zeros((4, n), dtype=np.float32)  # history, history true, behaviour, b. true
+        # Mark sums: history, history true, behaviour, behaviour true. A person's past is
+        # taken to be the steady state of their conduct: marks expected from their traits
+        # over the memory of the system.
+        self.acc = np.empty((4, n), dtype=np.float32)
+        self.acc[0] = self.acc[1] = _expected_marks(self.h_mark, cat, people, params)
+        self.acc[2] = self.acc[3] = _expected_marks(self.b_mark, cat, people, params)
         self.last_neg_domain = np.full(n, NO_DOMAIN, dtype=np.uint8)
         self.score = np.full(n, NOT_SCORED, dtype=np.int16)
         self.score_true = self.score.copy()
         # Two passes, so that the relationships dimension starts from contacts' scores.
         for _ in range(2):
-            self.score, self.score_true = self._compute(0)
+            self.score[:], self.score_true[:] = self._compute(0)
         self.initial = self.score.copy()
         self.floors = np.array(sorted(params.bands.values()), dtype=np.int64)
         self.band_names = [k for k, _ in sorted(params.bands.items(), key=lambda kv: kv[1])]
@@ -116,7 +120,9 @@ class Composite:
         if self.params.prune_below > 0:
             t = self.params.prune_below
             self.fallen = changed[(new[changed] < t) & (self.score[changed] >= t)]
-        self.score, self.score_true = new, new_true
+        # In place: the consequences phase holds references to these arrays.
+        self.score[:] = new
+        self.score_true[:] = new_true
         self.band_counts = self._band_counts()
         return moved
 
@@ -152,6 +158,20 @@ class Composite:
             for name, count in zip(self.band_names, self.band_counts[1:], strict=True):
                 row[f"band_{name}"] = int(count)
         return row
+
+
+def _expected_marks(marks: np.ndarray, cat: Catalogue, p: People,
+                    c: CompositeSystem) -> np.ndarray:
+    """Marks a person would hold in the steady state: memory x sum over behaviours of
+    mark x base rate x detection x trait multiplier (no stress, no adaptation)."""
+    out = np.zeros(p.n, dtype=np.float32)
+    traits = {D_NONCOMPLIANCE: 2 * (1 - p.compliance), D_VOICE: 2 * p.voice,
+              D_GENEROSITY: 2 * p.generosity}
+    for b in np.flatnonzero(marks):
+        k = c.memory_days * marks[b] * cat.rate[b] * cat.detection[cat.channel[b]]
+        out += np.float32(k) * traits.get(int(cat.driver[b]), np.float32(1.0))
+    out[p.age == CHILD] = 0
+    return out
 
 
 def _opt_in(c: CompositeSystem, p: People, streams: Streams) -> np.ndarray:
@@ -193,7 +213,7 @@ def _scores(opted, acc, is_parent, identity, income, knots, econ_on, savings, up
         else:
             st = stress0[p]
         capacity = cap_share * pct + (1.0 - cap_share) * (1.0 - st)
-        ident = 0.5 + identity[p] / 510.0
+        ident = identity[p] / 255.0
         pb = parent_bonus if is_parent[p] else 0.0
         rel = 0.0
         rel_true = 0.0
