@@ -69,11 +69,19 @@ def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
     _write_people(sim, tmp / "people.parquet")
     f = sim.firms
     firm_listed = sim.court.firm_listed if sim.court else np.zeros(f.n, np.uint8)
-    _write(pa.table({
+    firm_cols = {
         "id": np.arange(f.n, dtype=np.int32), "uscc": pa.array(f.uscc.tolist(), pa.string()),
         "legal_rep": f.legal_rep, "region": f.region, "sector": _cat(f.sector, SECTORS),
         "compliance": f.compliance, "listed": firm_listed,
-    }), tmp / "firms.parquet")
+    }
+    if sim.firm_lists is not None:
+        fl = sim.firm_lists
+        firm_cols.update({
+            "items_shown": fl.items, "blacklisted": fl.black.sum(axis=0) > 0,
+            "blacklisted_true": fl.black[0] > 0,
+            "red_listed": fl.red_listed_mask(sim.scenario.run.days - 1),
+        })
+    _write(pa.table(firm_cols), tmp / "firms.parquet")
     a = sim.consequences.applications()
     gates = sim.consequences.gates
     gate_domain = np.array([g.domain for g in gates], dtype=np.int16)[a["gate"]] if gates else (
@@ -163,6 +171,21 @@ def _people_table(sim: Simulation, part: slice, degree: np.ndarray,
             "listings": c.n_list_true[part] + c.n_list_false[part],
             "listings_false": c.n_list_false[part], "ever_listed": c.ever_listed[part],
         })
+    if sim.composite is not None:
+        comp = sim.composite
+        cols.update({
+            "composite_participant": comp.opted[part],
+            "composite_initial": comp.initial[part], "composite": comp.score[part],
+            "composite_true": comp.score_true[part],
+        })
+    if sim.rating is not None:
+        r = sim.rating
+        cols.update({"rating": r.rating[part], "rating_true": r.rating_true[part],
+                     "rating_shown": r.shown[part].astype(np.float32) / 10})
+    if sim.firm_lists is not None:
+        fl = sim.firm_lists
+        cols.update({"blacklisted_firms": fl.rep_true[part] + fl.rep_false[part],
+                     "blacklisted_firms_false": fl.rep_false[part]})
     status = sim.consequences.status[part]
     cols["sanctioned"] = (status & 1) > 0
     cols["sanctioned_wrongful"] = (status & 2) > 0

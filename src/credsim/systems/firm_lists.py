@@ -58,11 +58,13 @@ class FirmLists:
     def blacklisted(self) -> int:
         return int(np.count_nonzero(self.black.sum(axis=0)))
 
-    def red_listed(self, day: int) -> int:
+    def red_listed_mask(self, day: int) -> np.ndarray:
         if self.p.red_after_days <= 0:
-            return 0
-        return int(np.count_nonzero((self.items == 0)
-                                    & (day - self.clean_since >= self.p.red_after_days)))
+            return np.zeros(len(self.items), dtype=bool)
+        return (self.items == 0) & (day - self.clean_since >= self.p.red_after_days)
+
+    def red_listed(self, day: int) -> int:
+        return int(np.count_nonzero(self.red_listed_mask(day)))
 
     def step(self, records: Records, channel: np.ndarray, day: int,
              ledger: Ledger) -> list[int]:
