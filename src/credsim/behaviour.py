@@ -156,10 +156,25 @@ class Behaviour:
             * (1.0 + cat.elasticity) * np.maximum(cat.global_factor, 1.0)
         )
         self.rmax[cat.global_factor <= 0] = 0.0  # fully deterred or chilled: never happens
+        self.gf = cat.global_factor
         self.keys = np.array(
             [stream_key(f"{streams.seed}/behave.{name}") for name in cat.names], dtype=np.uint64
         )
         self._buf = (np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0))
+        self.exempt = _NO_BOOL  # people the system's global factors do not reach
+
+    def exempt_people(self, exempt: np.ndarray) -> None:
+        """Let the global factors (general deterrence, chilling, performative acts, guesses)
+        reach only people outside `exempt`: those who take part in an opt-in system.
+        Exempt people act at their rates without the system."""
+        self.exempt = exempt
+        cat = self.cat
+        self.rmax = (
+            cat.rate * np.where(cat.driver == D_NONE, 1.0, DRIVER_MAX)
+            * (1.0 + cat.elasticity) * np.maximum(cat.global_factor, 1.0)
+        )
+        # A factor of 0 (never happens) still lets exempt people act: keep it positive.
+        self.gf = np.maximum(cat.global_factor, 1e-9)
 
     def step(self, day: int) -> Events:
         cat, p, f, e = self.cat, self.people, self.firms, self.economy
@@ -175,17 +190,17 @@ class Behaviour:
                 who, beh, ud = self._buffers(cap)
                 if firm:
                     k = _sample(sel, self.keys, day, pop, self.rmax, cat.rate, cat.driver,
-                                cat.elasticity, cat.adapt_kind, cat.global_factor,
+                                cat.elasticity, cat.adapt_kind, self.gf,
                                 f.compliance, f.compliance, f.compliance, _NO_AGE, _ONE,
                                 _ONE, False, True, _ZERO, _ZERO16, _ZERO, 0.0, 0.0, _ZERO,
-                                who, beh, ud)
+                                _NO_BOOL, False, who, beh, ud)
                 else:
                     k = _sample(sel, self.keys, day, pop, self.rmax, cat.rate, cat.driver,
-                                cat.elasticity, cat.adapt_kind, cat.global_factor,
+                                cat.elasticity, cat.adapt_kind, self.gf,
                                 p.compliance, p.voice, p.generosity, p.age, self.deter,
                                 self.chill, e.enabled, False, e.savings, e.updated, e.income,
                                 e.buffer_factor, float(e.recovery), e.initial_stress,
-                                who, beh, ud)
+                                self.exempt, len(self.exempt) > 0, who, beh, ud)
                 if k >= 0:
                     break
                 cap *= 2  # more candidates than room: extremely rare, try again
@@ -204,6 +219,7 @@ _NO_AGE = np.zeros(0, np.uint8)
 _ONE = np.ones(0, np.float32)
 _ZERO = np.zeros(0, np.float32)
 _ZERO16 = np.zeros(0, np.int16)
+_NO_BOOL = np.zeros(0, np.bool_)
 
 
 BATCH = 2048
@@ -212,7 +228,8 @@ BATCH = 2048
 @njit(cache=True)
 def _sample(sel, keys, day, pop, rmax, rate, driver, elasticity, adapt_kind, gf, compliance,
             voice, generosity, age, deter, chill, econ_on, is_firm, savings, updated, income,
-            buffer_factor, recovery, stress0, out_who, out_beh, out_u):  # pragma: no cover
+            buffer_factor, recovery, stress0, exempt, has_exempt, out_who, out_beh,
+            out_u):  # pragma: no cover
     """Thinning for the behaviours in `sel`; returns the number of events, or -1 if the
     output arrays were too small. Each (behaviour, day) has its own seeded stream.
 
@@ -248,6 +265,8 @@ def _sample(sel, keys, day, pop, rmax, rate, driver, elasticity, adapt_kind, gf,
                 nb = w
             w = 0  # stage 2: the trait, with the other factors at their upper bound
             bound = 1.0 if is_firm else stress_max
+            if has_exempt and gf[b] < 1.0:
+                bound /= gf[b]  # an exempt person escapes the global factor
             for j in range(nb):
                 i = idx[j]
                 if d == 0:
@@ -274,6 +293,8 @@ def _sample(sel, keys, day, pop, rmax, rate, driver, elasticity, adapt_kind, gf,
                         else:
                             st = stress0[i]
                         mj *= 1.0 + elasticity[b] * st
+                    if has_exempt and exempt[i]:
+                        mj /= gf[b]
                     if adapt_kind[b] == 1:
                         mj *= deter[i]
                     elif adapt_kind[b] == 2:

@@ -100,6 +100,7 @@ class Consequences:
         self.pos = np.full(people.n, -1, dtype=np.int32)
         self.size = np.zeros(1, dtype=np.int64)
         self.keys = [stream_key(f"{streams.seed}/gate.{g.name}") for g in self.gates]
+        self.score_candidates: dict[int, np.ndarray] = {}
         everyone = ((self.g_kind == G_GRADE) & (self.g_value <= self.initial_grade)) | np.isin(
             self.g_kind, (G_SCORE, G_RATING))
         if np.any(everyone):
@@ -129,12 +130,25 @@ class Consequences:
         rows = ledger.rows(since)
         person = rows["entity"] == 0
         for gi, g in enumerate(self.gates):
-            if g.use_rate > 0 and self._initial_meets(g):
+            cands = self.score_candidates.get(gi)
+            if cands is not None and len(cands) < self.people.n * g.use_rate:
+                self._use_gate(gi, g, day, cands)  # few people meet it: ask each of them
+            elif g.use_rate > 0 and self._initial_meets(g):
                 self._use_gate_everyone(gi, g, day)
             elif g.use_rate > 0:
-                self._use_gate(gi, g, day)
+                self._use_gate(gi, g, day, self.members[: self.size[0]])
             else:
                 self._once_gate(gi, g, rows, person, day)
+
+    def update_score_candidates(self) -> None:
+        """After a composite refresh: the people who meet each score gate under the held
+        or the true score. Scores hold until the next refresh, so a gate met by few can
+        visit just them each day instead of sampling uses over everyone."""
+        st = self.st
+        for gi, g in enumerate(self.gates):
+            if g.kind.startswith("score"):
+                held, true = self._meets_condition(g, st.score, st.score_true)
+                self.score_candidates[gi] = np.flatnonzero(held | true)
 
     def _meets(self, g: GateSpec, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(meets the condition, would meet it without false records). Under domain
@@ -154,14 +168,21 @@ class Consequences:
         else:
             v, vt = ((st.score[idx], st.score_true[idx]) if g.kind.startswith("score")
                      else (st.rating[idx], st.rating_true[idx]))
-            scored = v >= 0  # -1: takes no part in the composite
+            held, t = self._meets_condition(g, v, vt)
             if g.kind.endswith("_ge"):
-                return scored & (v >= g.grade), scored & (vt >= g.grade)
-            held, t = scored & (v < g.grade), scored & (vt < g.grade)
+                return held, t
         if self.separate and g.sanction:
             same = self._trigger_domain(g, idx) == g.domain
             held, t = held & same, t & same
         return held, t
+
+    @staticmethod
+    def _meets_condition(g: GateSpec, v: np.ndarray, vt: np.ndarray):
+        """A score or rating condition on held values v and true values vt."""
+        scored = v >= 0  # -1: takes no part in the composite
+        if g.kind.endswith("_ge"):
+            return scored & (v >= g.grade), scored & (vt >= g.grade)
+        return scored & (v < g.grade), scored & (vt < g.grade)
 
     def _trigger_domain(self, g: GateSpec, idx: np.ndarray) -> np.ndarray:
         fixed = {"listed": COURT_DOMAIN, "blacklisted": FIRM_DOMAIN,
@@ -183,10 +204,11 @@ class Consequences:
             return self.initial_grade <= g.grade
         return True
 
-    def _use_gate(self, gi: int, g: GateSpec, day: int) -> None:
-        """People out of the initial state who meet the condition and seek the service today."""
+    def _use_gate(self, gi: int, g: GateSpec, day: int, idx: np.ndarray) -> None:
+        """People among idx (all who may meet the condition) who meet it and seek the
+        service today."""
         p = self.people
-        idx = self.members[: self.size[0]].astype(np.int64)
+        idx = idx.astype(np.int64)
         meets, meets_true = self._meets(g, idx)
         idx, meets_true = idx[meets], meets_true[meets]
         rate = g.use_rate

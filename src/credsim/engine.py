@@ -73,6 +73,9 @@ class Simulation:
             listed = (self.court.n_list_true, self.court.n_list_false) if self.court else None
             self.composite = Composite(s.composite, self.people, self.graph, self.economy,
                                        self.streams, cat, listed)
+            if s.composite.opt_in < 1 and not s.points.enabled:
+                # An opt-in system changes the conduct of those who take part only.
+                self.behaviour.exempt_people(~self.composite.opted)
         self.rating = (PeerRatings(s.rating, self.people, self.graph, self.streams)
                        if s.rating.enabled else None)
         self.firm_lists = None
@@ -92,6 +95,8 @@ class Simulation:
                                max_delay=expiry if expiry > 0 else None, collusion_floor=floor)
         self.consequences = Consequences(s, self.people, self.economy, self.streams,
                                          self._system_state())
+        if self.composite is not None:
+            self.consequences.update_score_candidates()
         self.adapt = Adapt(s.adaptation, cat, self.behaviour, self.graph, self.streams)
         self.voice_behaviours = np.flatnonzero(cat.driver == D_VOICE)
         self.scored = (cat.delta != 0) | (
@@ -166,6 +171,9 @@ class Simulation:
                 touched.append(acted_who)
                 b = acted_beh
                 delta = cat.delta[b]
+                # Whether a deduction is minor enough to warn about is judged before the
+                # proportionality cap: a capped serious offence is no minor one.
+                warnable = (delta < 0) & (delta >= -self.points.params.warn_max)
                 if self.proportionality_cap > 0:
                     delta = np.maximum(delta, -self.proportionality_cap)
                 acted = records.subset(sel)
@@ -174,7 +182,7 @@ class Simulation:
                 delta = self.points.apply(
                     ledger, day, acted_who, delta, self.points.cap_by_behaviour[b],
                     b.astype(np.int32) + ledger.behaviour_cause(0), self._channel_codes(acted),
-                    rec, cat.domain[b], warn=True,
+                    rec, cat.domain[b], warnable,
                 )
                 # An edit an audit will catch is reversed once, by the audit, not also
                 # by expiry.
@@ -191,6 +199,7 @@ class Simulation:
                 acted_beh = np.concatenate([acted_beh, person.behaviour[counted]])
                 if c.due(day):
                     touched.append(c.refresh(ledger, day))
+                    self.consequences.update_score_candidates()
             if self.rating is not None:
                 touched.append(self.rating.step(ledger, day))
         with self._phase("list"):
@@ -204,8 +213,7 @@ class Simulation:
         with self._phase("consequences"):
             rows = ledger.rows(since)
             touched.append(rows["id"][rows["entity"] == 0])
-            self.consequences.refresh(np.unique(np.concatenate(
-                [t.astype(np.int64) for t in touched])))
+            self.consequences.refresh(_distinct(touched, self.people.n))
             self.consequences.step(ledger, since, day)
         with self._phase("adapt"):
             fallen = []
@@ -319,3 +327,15 @@ class Simulation:
 
     def memory_bytes(self) -> dict[str, int]:
         return {"people": self.people.nbytes(), "graph": self.graph.nbytes()}
+
+
+def _distinct(parts: list[np.ndarray], n: int) -> np.ndarray:
+    """The distinct ids in parts, sorted. Many ids (a composite refresh touches nearly
+    everyone): a mask over the population is cheaper than sorting them."""
+    total = sum(len(x) for x in parts)
+    if total > n // 16:
+        mask = np.zeros(n, dtype=bool)
+        for x in parts:
+            mask[x] = True
+        return np.flatnonzero(mask)
+    return np.unique(np.concatenate([x.astype(np.int64) for x in parts]))

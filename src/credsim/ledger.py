@@ -73,9 +73,10 @@ class Ledger:
 
     def append(self, **values) -> None:
         """Append rows from arrays (or scalars broadcast to the arrays' length)."""
-        m = max(np.size(v) for v in values.values())
-        if m == 0:
-            return
+        sizes = [np.size(v) for v in values.values() if np.ndim(v) > 0]
+        m = max(sizes) if sizes else 1
+        if m == 0 or (sizes and min(sizes) == 0):
+            return  # an empty batch, whatever the scalar columns say
         self.reserve(m)
         for k in COLUMNS:
             self.cols[k][self.n : self.n + m] = values.get(k, 0)

@@ -51,7 +51,7 @@ class Composite:
         self.weights = w / w.sum()
         self.opted = _opt_in(params, people, streams)
         self.participants = int(self.opted.sum())
-        # Identity completeness in [0.5, 1], fixed per person (stored in 1 byte).
+        # Identity completeness in [0, 1], fixed per person (stored in 1 byte).
         u = counter_uniform(stream_key(f"{streams.seed}/composite.identity"), 0, np.arange(n))
         self.identity = (u * 256).astype(np.uint8)  # completeness in [0, 1]
         self.is_parent = np.zeros(n, dtype=bool)

@@ -94,9 +94,8 @@ def _fade(sums, last, p, day, decay):  # pragma: no cover
 
 
 @njit(cache=True)
-def _rate(sums, rating, rating_true, rater, ratee, x, x_true):  # pragma: no cover
-    w = rating[rater]
-    wt = rating_true[rater]
+def _rate(sums, rating, rating_true, ratee, w, wt, x, x_true):  # pragma: no cover
+    """Count a rating x (x_true without bias) from a rater of standing w (true: wt)."""
     sums[0, ratee] += w
     sums[1, ratee] += w * x
     sums[2, ratee] += wt
@@ -135,12 +134,13 @@ def _interact(seed, n, rate, age, sociability, indptr, indices, kind, sums, last
         _fade(sums, last, j, day, decay)
         # Both ratings are formed before either is counted: they see the same standing.
         ri, rj = rating[i], rating[j]
+        ti, tj = rating_true[i], rating_true[j]
         q_i = 3.0 + 2.0 * sociability[i]
         q_j = 3.0 + 2.0 * sociability[j]
         x_j = _stars(q_j + bias * (rj - ri) + e1)  # i rates j
         x_i = _stars(q_i + bias * (ri - rj) + e2)  # j rates i
-        _rate(sums, rating, rating_true, i, j, x_j, _stars(q_j + e1))
-        _rate(sums, rating, rating_true, j, i, x_i, _stars(q_i + e2))
+        _rate(sums, rating, rating_true, j, ri, ti, x_j, _stars(q_j + e1))
+        _rate(sums, rating, rating_true, i, rj, tj, x_i, _stars(q_i + e2))
         rated[m] = j
         rated[m + 1] = i
         m += 2

@@ -48,10 +48,10 @@ class Points:
         self.warnings_today = 0
 
     def apply(self, ledger: Ledger, day: int, who, delta, cap, cause, channel, record,
-              domain, warn: bool = False) -> np.ndarray:
+              domain, warnable: np.ndarray | None = None) -> np.ndarray:
         """Apply score deltas and grade caps in order, writing ledger rows. `record`: ledger
         record codes (R_TRUE, R_FALSE, R_INSIDER, ...); all but R_TRUE leave the true score.
-        With `warn`, small deductions may become warnings (warn before punishing).
+        `warnable`: which deductions may be replaced by a warning (warn before punishing).
         Returns the deltas applied to the held score."""
         applied = np.zeros(len(who), dtype=np.int32)
         if len(who) == 0:
@@ -59,11 +59,14 @@ class Points:
         ledger.reserve(3 * len(who))
         c = ledger.cols
         n0 = ledger.n
+        warn = warnable is not None and self.params.warn_max > 0
+        if not warn:
+            warnable = np.zeros(len(who), dtype=bool)
         ledger.n = _apply(
             who.astype(np.int32), delta.astype(np.int32), cap.astype(np.int16),
             cause.astype(np.int16), channel.astype(np.int16), record.astype(np.uint8),
             domain.astype(np.uint8), day, self.params.instant_grade_days, self.floors,
-            self.params.warn_max if warn else 0, self.params.warning_days,
+            warnable, self.params.warning_days,
             self.warned_until, self.warned_true_until, applied,
             self.score, self.score_true, self.grade, self.grade_true, self.cap_until,
             self.cap_grade, self.cap_true_until, self.cap_true_grade, self.last_neg_domain,
@@ -136,7 +139,7 @@ def _grades(p, day, floors, score, score_true, cap_until, cap_grade, cap_true_un
 
 @njit(cache=True)
 def _apply(who, delta, cap, cause, channel, record, domain, day, cap_days, floors,
-           warn_max, warn_days, warned_until, warned_true_until, applied,
+           warnable, warn_days, warned_until, warned_true_until, applied,
            score, score_true, grade, grade_true, cap_until, cap_grade, cap_true_until,
            cap_true_grade, last_neg_domain, grade_counts, l_day, l_entity, l_id, l_kind,
            l_cause, l_channel, l_record, l_delta, l_value, n):  # pragma: no cover
@@ -146,7 +149,7 @@ def _apply(who, delta, cap, cause, channel, record, domain, day, cap_days, floor
         rec = record[r]
         f = rec != R_TRUE
         dt = d  # the change to the true score, if the record is true
-        if d < 0 and -d <= warn_max:
+        if d < 0 and warnable[r]:
             if not f and warned_true_until[p] <= day:
                 warned_true_until[p] = day + warn_days
                 dt = 0
