@@ -101,6 +101,9 @@ class Consequences:
         self.size = np.zeros(1, dtype=np.int64)
         self.keys = [stream_key(f"{streams.seed}/gate.{g.name}") for g in self.gates]
         self.score_candidates: dict[int, np.ndarray] = {}
+        self.seen = np.zeros(people.n, dtype=np.bool_)  # scratch for _first_each
+        self.score_thresholds = np.unique(
+            [g.grade for g in self.gates if g.kind.startswith("score")])
         everyone = ((self.g_kind == G_GRADE) & (self.g_value <= self.initial_grade)) | np.isin(
             self.g_kind, (G_SCORE, G_RATING))
         if np.any(everyone):
@@ -131,7 +134,7 @@ class Consequences:
         person = rows["entity"] == 0
         for gi, g in enumerate(self.gates):
             cands = self.score_candidates.get(gi)
-            if cands is not None and len(cands) < self.people.n * g.use_rate:
+            if cands is not None:
                 self._use_gate(gi, g, day, cands)  # few people meet it: ask each of them
             elif g.use_rate > 0 and self._initial_meets(g):
                 self._use_gate_everyone(gi, g, day)
@@ -148,7 +151,11 @@ class Consequences:
         for gi, g in enumerate(self.gates):
             if g.kind.startswith("score"):
                 held, true = self._meets_condition(g, st.score, st.score_true)
-                self.score_candidates[gi] = np.flatnonzero(held | true)
+                either = held | true
+                if np.count_nonzero(either) < self.people.n * g.use_rate:
+                    self.score_candidates[gi] = np.flatnonzero(either).astype(np.int32)
+                else:  # many meet it: sampling uses over everyone is cheaper
+                    self.score_candidates.pop(gi, None)
 
     def _meets(self, g: GateSpec, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(meets the condition, would meet it without false records). Under domain
@@ -229,7 +236,7 @@ class Consequences:
         u = rng.random(k)
         m = np.minimum(p.income[idx] / self.median_income, cap) if g.income_driven else 1.0
         seeks = (u * cap < m) & (p.age[idx] != CHILD)
-        idx = np.unique(idx[seeks])  # a person is turned away at most once a day
+        idx = _first_each(idx[seeks], self.seen)  # one use a day per person at most
         meets, meets_true = self._meets(g, idx)
         self._record(gi, g, idx[meets], ~meets_true[meets], day)
 
@@ -366,3 +373,19 @@ def _refresh(persons, g_kind, g_value, g_domain, separate, has_points, has_list,
             counts[0] += (new & S_SANCTIONED) - (old & S_SANCTIONED)
             counts[1] += ((new & S_WRONGFUL) - (old & S_WRONGFUL)) // S_WRONGFUL
             status[p] = new
+
+
+@njit(cache=True)
+def _first_each(idx, seen):  # pragma: no cover
+    """The distinct values of idx in order of first appearance, in O(len(idx)): cheaper
+    than sorting for the few hundred thousand uses of a day. Leaves `seen` all False."""
+    out = np.empty(len(idx), dtype=np.int64)
+    k = 0
+    for i in idx:
+        if not seen[i]:
+            seen[i] = True
+            out[k] = i
+            k += 1
+    for j in range(k):
+        seen[out[j]] = False
+    return out[:k]

@@ -20,7 +20,15 @@ from credsim.adaptation import Adapt
 from credsim.behaviour import D_VOICE, Behaviour, compile_catalogue
 from credsim.consequences import Consequences, SystemState
 from credsim.economy import Economy
-from credsim.ledger import C_AUDIT, C_LISTING, C_MARK_EXPIRY, R_INSIDER, Ledger
+from credsim.ledger import (
+    C_AUDIT,
+    C_LISTING,
+    C_MARK_EXPIRY,
+    K_BLACKLIST,
+    K_LIST,
+    R_INSIDER,
+    Ledger,
+)
 from credsim.observation import S_COLLUSION, S_INFORMANT, S_INSIDER, Observation, Records
 from credsim.population.firms import build_firms
 from credsim.population.graph import build_graph
@@ -197,8 +205,9 @@ class Simulation:
                                  self._channel_codes(person), person.ledger_record())
                 acted_who = np.concatenate([acted_who, person.who[counted]])
                 acted_beh = np.concatenate([acted_beh, person.behaviour[counted]])
+                touched.append(person.who[counted])  # trigger domains may move
                 if c.due(day):
-                    touched.append(c.refresh(ledger, day))
+                    touched.append(c.refresh(day, self.consequences.score_thresholds))
                     self.consequences.update_score_candidates()
             if self.rating is not None:
                 touched.append(self.rating.step(ledger, day))
@@ -212,7 +221,11 @@ class Simulation:
                 touched.append(np.asarray(reps, dtype=np.int64))
         with self._phase("consequences"):
             rows = ledger.rows(since)
-            touched.append(rows["id"][rows["entity"] == 0])
+            # Rows that can move a sanction (scores, grades, lists); composite and rating
+            # changes come from their systems, limited to those that cross a gate's line.
+            status = (rows["entity"] == 0) & (
+                (rows["kind"] <= K_LIST) | (rows["kind"] == K_BLACKLIST))
+            touched.append(rows["id"][status])
             self.consequences.refresh(_distinct(touched, self.people.n))
             self.consequences.step(ledger, since, day)
         with self._phase("adapt"):
@@ -227,6 +240,8 @@ class Simulation:
         with self._phase("record"):
             self.rows.append(self._daily_row(day, events, n_observed, n_false))
             ledger.flush()
+            if self.composite is not None:
+                self.composite.write_pending(ledger)
 
     def _channel_codes(self, r) -> np.ndarray:
         """Ledger channel codes: the behaviour's channel, or informant / insider."""

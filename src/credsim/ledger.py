@@ -82,6 +82,16 @@ class Ledger:
             self.cols[k][self.n : self.n + m] = values.get(k, 0)
         self.n += m
 
+    def append_chunked(self, **values) -> None:
+        """Append many rows in slices of flush_rows, flushing after each, so the buffers
+        never grow far past flush_rows. Only at the end of a day: flushing resets the
+        row numbers that the day's phases read with `rows(since)`."""
+        m = max(np.size(v) for v in values.values())
+        for lo in range(0, m, self.flush_rows):
+            self.append(**{k: v[lo : lo + self.flush_rows] if np.ndim(v) else v
+                           for k, v in values.items()})
+            self.flush()
+
     def behaviour_cause(self, b: int) -> int:
         return len(SPECIAL_CAUSES) + b
 

@@ -17,7 +17,7 @@ from credsim.ledger import R_COLLUSION, R_FALSE, R_INSIDER, R_TRUE
 from credsim.population.people import CHILD, People
 from credsim.rng import Streams
 
-SOURCES = ("observed", "channel_error", "informant", "insider")
+SOURCES = ("observed", "channel_error", "informant", "insider", "collusion")
 S_OBSERVED, S_CHANNEL_ERROR, S_INFORMANT, S_INSIDER, S_COLLUSION = range(5)
 
 

@@ -39,7 +39,11 @@ class Streams:
             "counters": "splitmix64 of (blake2b8('<seed>/<stream>'), day, identity) for gate "
             "uses (identity = person), court draws (identity = case), safeguard review and "
             "contests and threat audits (identity = record)",
-            "threats": "numpy PCG64 streams threats.setup, threats.insider, threats.informant",
+            "threats": "numpy PCG64 streams threats.setup, threats.insider, threats.informant, "
+            "threats.collusion",
+            "systems": "counters composite.identity and composite.opt_in (identity = person); "
+            "Numba MT19937 per day for rating.interactions; numpy PCG64 streams "
+            "firm_lists.setup, firm_lists.display, firm_lists.false",
             "pruning": "Numba MT19937 seeded per (adapt.prune seed, day, person)",
             "graph": "splitmix64 per person from the 'graph' stream's seed",
         }

@@ -128,7 +128,7 @@ class Threats:
                         day: int) -> np.ndarray:
         """Insider edits that took effect today: the caught ones are reversed later.
         Returns which of the given records an audit caught."""
-        edit = source == S_INSIDER
+        edit = (source == S_INSIDER) & (delta != 0)  # a warning gives nothing back
         caught = np.zeros(len(who), dtype=bool)
         if self.p.audit_prob <= 0 or not edit.any():
             return caught

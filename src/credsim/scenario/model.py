@@ -733,6 +733,9 @@ class Scenario(Strict):
         if t.colluders_per_million > 0:
             if not self.points.enabled:
                 raise ValueError("threats.colluders_per_million: collusion needs points.enabled")
+            if t.collusion_target == "D":
+                raise ValueError("threats.collusion_target: D is the lowest grade, nothing to "
+                                 "cross; allowed: AAA, AA, A, B, C")
             if self.points.deltas.get(t.collusion_behaviour, 0) <= 0:
                 raise ValueError(
                     f"threats.collusion_behaviour: {t.collusion_behaviour!r} is not rewarded by "

@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from credsim.behaviour import D_GENEROSITY, D_NONCOMPLIANCE, D_VOICE, Catalogue
 from credsim.economy import Economy, lazy_savings, stress_of_one
-from credsim.ledger import C_REFRESH, K_COMPOSITE, K_MARK, R_TRUE, Ledger
+from credsim.ledger import C_REFRESH, K_COMPOSITE, K_MARK, R_NONE, R_TRUE, Ledger
 from credsim.population.graph import DROPPED, Graph
 from credsim.population.people import CHILD, ELDER, People
 from credsim.rng import Streams, counter_uniform, stream_key
@@ -69,6 +69,7 @@ class Composite:
         self.last_neg_domain = np.full(n, NO_DOMAIN, dtype=np.uint8)
         self.score = np.full(n, NOT_SCORED, dtype=np.int16)
         self.score_true = self.score.copy()
+        self._seen = np.zeros(n, dtype=np.bool_)  # scratch for _contacts_of
         # Two passes, so that the relationships dimension starts from contacts' scores.
         for _ in range(2):
             self.score[:], self.score_true[:] = self._compute(0)
@@ -77,6 +78,7 @@ class Composite:
         self.band_names = [k for k, _ in sorted(params.bands.items(), key=lambda kv: kv[1])]
         self.band_counts = self._band_counts()
         self.fallen: np.ndarray = np.zeros(0, np.int64)
+        self.pending: tuple | None = None
 
     # Marks -----------------------------------------------------------------
     def mark(self, ledger: Ledger, day: int, who: np.ndarray, behaviour: np.ndarray,
@@ -107,16 +109,17 @@ class Composite:
     def due(self, day: int) -> bool:
         return day > 0 and day % self.params.refresh_days == 0
 
-    def refresh(self, ledger: Ledger, day: int) -> np.ndarray:
-        """Fade marks, recompute every participant's score, log the changes; return the
-        people whose held or true score moved."""
+    def refresh(self, day: int, thresholds: np.ndarray) -> np.ndarray:
+        """Fade marks and recompute every participant's score. The changes wait in
+        `pending` for the ledger (written at the end of the day, in chunks: a refresh
+        can move most scores). Returns the people whose held or true score crossed one
+        of `thresholds` (the score gates' lines): only their sanction status can move."""
         self.acc *= np.float32(math.exp(-self.params.refresh_days / self.params.memory_days))
         new, new_true = self._compute(day)
-        moved = np.flatnonzero((new != self.score) | (new_true != self.score_true))
-        changed = moved[new[moved] != self.score[moved]]
-        ledger.append(day=day, entity=0, id=changed, kind=K_COMPOSITE, cause=C_REFRESH,
-                      record=R_TRUE, delta=new[changed].astype(np.int32) - self.score[changed],
-                      value=new[changed])
+        changed, crossed = _changes(self.score, self.score_true, new, new_true,
+                                    np.asarray(thresholds, dtype=np.float64))
+        self.pending = (day, changed, new[changed].astype(np.int32) - self.score[changed],
+                        new[changed])
         if self.params.prune_below > 0:
             t = self.params.prune_below
             self.fallen = changed[(new[changed] < t) & (self.score[changed] >= t)]
@@ -124,7 +127,17 @@ class Composite:
         self.score[:] = new
         self.score_true[:] = new_true
         self.band_counts = self._band_counts()
-        return moved
+        return crossed
+
+    def write_pending(self, ledger: Ledger) -> None:
+        """Log the last refresh's score changes (after the day's other rows)."""
+        if self.pending is None:
+            return
+        day, who, delta, value = self.pending
+        # A refresh mixes every mark, true or not: it rests on no one record.
+        ledger.append_chunked(day=day, entity=0, id=who, kind=K_COMPOSITE, cause=C_REFRESH,
+                              record=R_NONE, delta=delta, value=value)
+        self.pending = None
 
     def _compute(self, day: int) -> tuple[np.ndarray, np.ndarray]:
         p, e, g, c = self.people, self.economy, self.graph, self.params
@@ -135,26 +148,34 @@ class Composite:
         stress0 = e.initial_stress if not e.enabled else np.zeros(1, np.float32)
         new = np.empty_like(self.score)
         new_true = np.empty_like(self.score)
-        _scores(self.opted, self.acc, self.is_parent, self.identity, p.income,
+        args = (self.opted, self.acc, self.is_parent, self.identity, p.income,
                 self.income_knots, e.enabled, e.savings, e.updated, e.buffer_factor,
                 float(e.recovery), stress0, day, g.indptr, g.indices, g.kind,
-                self.listed is not None, n_true, n_false, self.score, self.score_true,
-                self.weights, float(c.low), float(c.high), c.history_bias, c.behaviour_bias,
-                c.parent_bonus, c.capacity_income_share, float(c.listing_penalty),
-                new, new_true)
+                self.listed is not None, n_true, n_false)
+        tail = (self.weights, float(c.low), float(c.high), c.history_bias, c.behaviour_bias,
+                c.parent_bonus, c.capacity_income_share, float(c.listing_penalty))
+        # One pass reads only contacts' held scores (half the random reads, and an array
+        # that stays in cache longer); the few people with a contact whose true score
+        # differs get their true score again from contacts' true scores.
+        _scores(*args, self.score, *tail, new, new_true)
+        differ = np.flatnonzero(self.score != self.score_true)
+        if len(differ):
+            targets = _contacts_of(differ, g.indptr, g.indices, self._seen)
+            _true_scores(targets, *args, self.score_true, *tail, new_true)
         return new, new_true
 
     def _band_counts(self) -> np.ndarray:
-        s = self.score[self.opted]
-        return np.bincount(np.searchsorted(self.floors, s, side="right"),
-                           minlength=len(self.floors) + 1)
+        """Participants below the lowest floor, then in each band (-1, the score of
+        those who take no part, lies below every floor)."""
+        at_least = [self.participants] + [int(np.count_nonzero(self.score >= f))
+                                          for f in self.floors]
+        return -np.diff(np.array(at_least + [0]))
 
     def daily(self) -> dict:
         row = {"composite_participants": self.participants}
         if len(self.floors):
-            below = int(self.band_counts[0])
-            if below:
-                row["band_below_lowest"] = below
+            if self.floors[0] > self.params.low:  # a score can lie below every band
+                row["band_below_lowest"] = int(self.band_counts[0])
             for name, count in zip(self.band_names, self.band_counts[1:], strict=True):
                 row[f"band_{name}"] = int(count)
         return row
@@ -194,53 +215,122 @@ def _logistic(x):  # pragma: no cover
     return 1.0 / (1.0 + math.exp(-x))
 
 
+@njit(cache=True, inline="always")
+def _relationships(p, indptr, indices, kind, scores, low, span):  # pragma: no cover
+    """Mean normalised score of p's live contacts who take part (0.5 if none)."""
+    rel = 0.0
+    k = 0
+    for a in range(indptr[p], indptr[p + 1]):
+        if kind[a] & DROPPED:
+            continue
+        v = scores[indices[a]]
+        if v < 0:
+            continue
+        rel += (v - low) / span
+        k += 1
+    return rel / k if k > 0 else 0.5
+
+
+@njit(cache=True, inline="always")
+def _one(p, truth, rel, acc, is_parent, identity, income, knots, econ_on, savings, updated,
+         buffer_factor, recovery, stress0, day, has_list, n_true, n_false, w, low, high, hb,
+         bb, parent_bonus, cap_share, penalty):  # pragma: no cover
+    """Person p's held (truth = 0) or true (truth = 1) score, given the relationships
+    dimension rel."""
+    pct = np.searchsorted(knots, income[p]) / (len(knots) - 1.0)
+    pct = min(max(pct, 0.0), 1.0)
+    if econ_on:
+        s = lazy_savings(savings[p], income[p], updated[p], day, buffer_factor, recovery)
+        st = stress_of_one(s, income[p], buffer_factor)
+    else:
+        st = stress0[p]
+    capacity = cap_share * pct + (1.0 - cap_share) * (1.0 - st)
+    pb = parent_bonus if is_parent[p] else 0.0
+    v = (w[0] * _logistic(hb + acc[truth, p]) + w[1] * capacity
+         + w[2] * _logistic(bb + pb + acc[2 + truth, p]) + w[3] * identity[p] / 255.0
+         + w[4] * rel)
+    sc = low + (high - low) * v
+    if has_list and (n_true[p] > 0 or (truth == 0 and n_false[p] > 0)):
+        sc -= penalty
+    return int(round(min(max(sc, low), high)))
+
+
 @njit(cache=True, parallel=True)
 def _scores(opted, acc, is_parent, identity, income, knots, econ_on, savings, updated,
             buffer_factor, recovery, stress0, day, indptr, indices, kind, has_list,
-            n_true, n_false, prev, prev_true, w, low, high, hb, bb, parent_bonus,
+            n_true, n_false, prev, w, low, high, hb, bb, parent_bonus,
             cap_share, penalty, out, out_true):  # pragma: no cover
-    span = high - low
+    """Everyone's held and true score, with the relationships dimension of both taken
+    from contacts' held scores (see _true_scores for those with a differing contact)."""
     for p in prange(len(opted)):
         if not opted[p]:
             out[p] = -1
             out_true[p] = -1
             continue
-        pct = np.searchsorted(knots, income[p]) / (len(knots) - 1.0)
-        pct = min(max(pct, 0.0), 1.0)
-        if econ_on:
-            s = lazy_savings(savings[p], income[p], updated[p], day, buffer_factor, recovery)
-            st = stress_of_one(s, income[p], buffer_factor)
-        else:
-            st = stress0[p]
-        capacity = cap_share * pct + (1.0 - cap_share) * (1.0 - st)
-        ident = identity[p] / 255.0
-        pb = parent_bonus if is_parent[p] else 0.0
-        rel = 0.0
-        rel_true = 0.0
-        k = 0
+        rel = _relationships(p, indptr, indices, kind, prev, low, high - low)
+        for truth in range(2):
+            sc = _one(p, truth, rel, acc, is_parent, identity, income, knots, econ_on,
+                      savings, updated, buffer_factor, recovery, stress0, day, has_list,
+                      n_true, n_false, w, low, high, hb, bb, parent_bonus, cap_share,
+                      penalty)
+            if truth == 0:
+                out[p] = sc
+            else:
+                out_true[p] = sc
+
+
+@njit(cache=True, parallel=True)
+def _true_scores(targets, opted, acc, is_parent, identity, income, knots, econ_on,
+                 savings, updated, buffer_factor, recovery, stress0, day, indptr, indices,
+                 kind, has_list, n_true, n_false, prev_true, w, low, high, hb, bb,
+                 parent_bonus, cap_share, penalty, out_true):  # pragma: no cover
+    """The true score again for targets, from contacts' true scores."""
+    for r in prange(len(targets)):
+        p = targets[r]
+        if opted[p]:
+            rel = _relationships(p, indptr, indices, kind, prev_true, low, high - low)
+            out_true[p] = _one(p, 1, rel, acc, is_parent, identity, income, knots, econ_on,
+                               savings, updated, buffer_factor, recovery, stress0, day,
+                               has_list, n_true, n_false, w, low, high, hb, bb,
+                               parent_bonus, cap_share, penalty)
+
+
+@njit(cache=True)
+def _contacts_of(people, indptr, indices, seen):  # pragma: no cover
+    """The distinct contacts of people (seen: scratch, left all False)."""
+    room = 0
+    for p in people:
+        room += indptr[p + 1] - indptr[p]
+    out = np.empty(room, dtype=np.int64)
+    k = 0
+    for p in people:
         for a in range(indptr[p], indptr[p + 1]):
             q = indices[a]
-            if kind[a] & DROPPED or prev[q] < 0:
-                continue
-            rel += (prev[q] - low) / span
-            rel_true += (prev_true[q] - low) / span
-            k += 1
-        if k > 0:
-            rel /= k
-            rel_true /= k
-        else:
-            rel = rel_true = 0.5
-        common = w[1] * capacity + w[3] * ident
-        v = common + w[0] * _logistic(hb + acc[0, p]) + w[2] * _logistic(bb + pb + acc[2, p])
-        vt = common + w[0] * _logistic(hb + acc[1, p]) + w[2] * _logistic(bb + pb + acc[3, p])
-        v += w[4] * rel
-        vt += w[4] * rel_true
-        sc = low + span * v
-        sct = low + span * vt
-        if has_list:
-            if n_true[p] + n_false[p] > 0:
-                sc -= penalty
-            if n_true[p] > 0:
-                sct -= penalty
-        out[p] = int(round(min(max(sc, low), high)))
-        out_true[p] = int(round(min(max(sct, low), high)))
+            if not seen[q]:
+                seen[q] = True
+                out[k] = q
+                k += 1
+    for j in range(k):
+        seen[out[j]] = False
+    return out[:k].copy()
+
+
+@njit(cache=True)
+def _changes(old, old_true, new, new_true, thresholds):  # pragma: no cover
+    """(people whose held score changed, people whose held or true score crossed one
+    of the thresholds), in one pass with no population-sized temporaries."""
+    changed = np.empty(len(old), dtype=np.int32)
+    crossed = np.empty(len(old), dtype=np.int32)
+    nc = nx = 0
+    for p in range(len(old)):
+        if old[p] == new[p] and old_true[p] == new_true[p]:
+            continue
+        if old[p] != new[p]:
+            changed[nc] = p
+            nc += 1
+        for t in thresholds:
+            if (old[p] < t) != (new[p] < t) or (old_true[p] < t) != (new_true[p] < t):
+                crossed[nx] = p
+                nx += 1
+                break
+    return changed[:nc].copy(), crossed[:nx].copy()
