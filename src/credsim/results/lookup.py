@@ -1,25 +1,29 @@
 """Record lookup: one synthetic person's or firm's record in a run folder.
 
 `lookup(run_dir, key)` returns the record the way a public credit portal would
-show it (score, grade, lists, restrictions in force) and, unlike any real
-portal, the full explanation: every ledger entry with its rule, channel and
-delta, whether the record behind it was true, false or an insider edit, and
-what ended it where the ledger shows that (a delisting by payment,
-correction, appeal or expiry; a reversed deduction; an instant grade cap's
-end). `render(record, console)` prints it with Rich.
+show it (score, grade, composite score and band, peer rating, court list,
+firm black and red lists, restrictions in force) and, unlike any real portal,
+the full explanation: every ledger entry with its rule, channel and delta,
+whether the record behind it was true, false, an insider edit or certified by
+colluders, and what ended it where the ledger shows that (a delisting by
+payment, correction, appeal or expiry; a reversed deduction; an instant grade
+cap's end; the end of a firm item's display period). `render(record, console)`
+prints it with Rich.
 
 `key` is a person id (digits only) or a Unified Social Credit Code (any
 18-character argument, checked with `validate_uscc`). Every query filters in
 DuckDB, so no table is loaded whole.
 
-The ledger does not link a delisting to the listing it ends, nor a reversal
-to the deduction it reverses; lookup pairs them by their rules (same record
-flag, same firm, a term's or an expiry's exact length, earliest first) and
-says so when several listings could have been the one that ended.
+The ledger does not link a delisting to the listing it ends, a reversal to the
+deduction it reverses, nor a display expiry to the item it ends; lookup pairs
+them by their rules (same record flag, same firm, a term's, an expiry's or a
+display range's length, earliest first; for display items, the one due
+soonest) and says so when several could have been the one that ended.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +47,12 @@ DELISTING_CAUSES = {
     "delisting_appeal": "appeal",
     "delisting_expiry": "end of term",
 }
-RECORD_LABELS = {"true": "true", "false": "FALSE", "insider": "INSIDER EDIT", "none": "-"}
+RECORD_LABELS = {"true": "true", "false": "FALSE", "insider": "INSIDER EDIT",
+                 "collusion": "COLLUSION", "none": "-"}
+# Records that count in the held state only, never in the true one.
+UNTRUE = ("false", "insider", "collusion")
+SEVERITIES = ("minor", "moderate", "serious")  # as in systems.firm_lists
+BLACKLIST_REP = "legal_rep_of_blacklisted_firm"
 _EXCLUDED = "IOZSV"
 
 
@@ -55,16 +64,18 @@ class LedgerEntry:
     """One ledger row, with what lookup could tell about it."""
 
     day: int
-    kind: str  # score | grade | list
+    # score | grade | list | composite | mark | rating | warning | blacklist
+    kind: str
     cause: str  # the rule: a behaviour, or court_listing, delisting_payment, ...
     channel: str  # observation channel; '-' for listings, delistings, cap expiries
-    record: str  # true | false | insider | none
+    record: str  # true | false | insider | collusion | none
     delta: int
     value: int
     firm: int | None = None  # a legal representative's list row: the firm whose case it is
     ended_day: int | None = None  # the day what this entry started ended (or was reversed)
     ended_by: str | None = None  # the ledger cause that ended it
     note: str = ""  # plain-language explanation
+    true_delta: int = 0  # score and warning rows: the change to the score without false records
 
     @property
     def change(self) -> str:
@@ -72,6 +83,18 @@ class LedgerEntry:
             return f"{self.delta:+d} -> {self.value}"
         if self.kind == "grade":
             return f"{_grade(self.value - self.delta)} -> {_grade(self.value)}"
+        if self.kind == "composite":
+            return f"{self.delta:+d} -> {self.value}"
+        if self.kind == "mark":  # hundredths of log-odds; value: the score when it arrived
+            return f"{self.delta / 100:+.2f} log-odds"
+        if self.kind == "rating":  # hundredths of a star
+            return f"{self.delta / 100:+.1f} -> {self.value / 100:.1f} stars"
+        if self.kind == "warning":
+            return f"warning (score {self.value})"
+        if self.kind == "blacklist":
+            if self.cause == BLACKLIST_REP:
+                return f"{self.delta:+d} firm ({self.value} blacklisted)"
+            return f"{'+1 item' if self.delta > 0 else '-1 item'} ({self.value} shown)"
         what = "listed" if self.delta > 0 else "delisted"
         return f"{what} ({self.value} active)"
 
@@ -85,6 +108,9 @@ class RunInfo:
     days: int
     has_points: bool
     has_court: bool
+    has_composite: bool = False
+    has_rating: bool = False
+    has_firm_lists: bool = False
 
 
 @dataclass
@@ -103,6 +129,7 @@ class FirmRef:
     uscc: str
     sector: str
     listed: int
+    blacklisted: bool | None = None  # None: no firm lists in the run
 
 
 @dataclass
@@ -114,7 +141,7 @@ class Restriction:
     domain: str
     condition: str
     effect: str
-    wrongful: bool  # would not hold without false records
+    wrongful: bool  # would not hold without false records (ratings: without status bias)
     trigger_domain: str | None  # domain of the record behind it ('court' for listings)
     applies: bool  # False when domain separation holds it back
     note: str = ""
@@ -134,6 +161,32 @@ class GateUse:
     cross_context: int  # applications outside the triggering domain
     first_day: int
     last_day: int
+
+
+@dataclass
+class CompositeScore:
+    """A person's composite score (Sesame, Honest Shanghai, City Brain)."""
+
+    participant: bool
+    initial: int | None  # None for those who take no part
+    score: int | None
+    score_true: int | None
+    band: str | None  # the band the score is in; None without bands or participation
+    band_true: str | None
+    initial_band: str | None
+    low: int
+    high: int
+    transparency: float = 1.0  # 1 = weights published, 0 = black box
+
+
+@dataclass
+class RatingScore:
+    """A person's peer rating (Nosedive); None values for children, who are not rated."""
+
+    rating: float | None  # the running mean gates read
+    rating_true: float | None  # the same without status bias
+    shown: float | None  # to one decimal, as the app shows it
+    initial: float
 
 
 @dataclass
@@ -163,6 +216,10 @@ class PersonRecord:
     gate_uses: list[GateUse]
     firms: list[FirmRef]
     ledger: list[LedgerEntry]
+    composite: CompositeScore | None = None  # None: no composite score in the run
+    rating: RatingScore | None = None  # None: no peer rating in the run
+    blacklisted_firms: int | None = None  # None: no firm lists in the run
+    blacklisted_firms_false: int | None = None
     kind: str = field(default="person", init=False)
 
     @property
@@ -171,7 +228,19 @@ class PersonRecord:
 
     @property
     def true_score_deltas(self) -> int:
-        return sum(e.delta for e in self.ledger if e.kind == "score" and e.record == "true")
+        """Changes of the score without false records. Mostly the deltas of true records, but
+        warnings differ: a false record can use up the held score's warning, so a later true
+        record is deducted from the held score and is only a warning on the true one."""
+        return sum(e.true_delta for e in self.ledger if e.kind in ("score", "warning"))
+
+    @property
+    def composite_deltas(self) -> int:
+        return sum(e.delta for e in self.ledger if e.kind == "composite")
+
+    @property
+    def rating_deltas(self) -> int:
+        """Changes of the shown rating, in hundredths of a star."""
+        return sum(e.delta for e in self.ledger if e.kind == "rating")
 
 
 @dataclass
@@ -188,6 +257,12 @@ class FirmRecord:
     legal_rep_listings: int | None
     legal_rep_sanctioned: bool
     ledger: list[LedgerEntry]
+    items_shown: int | None = None  # firm lists only (None without them)
+    items_false: int | None = None  # of the items still shown, false ones (from the ledger)
+    blacklisted: bool | None = None
+    blacklisted_true: bool | None = None
+    red_listed: bool | None = None
+    legal_rep_blacklisted_firms: int | None = None
     kind: str = field(default="firm", init=False)
 
 
@@ -254,7 +329,9 @@ def lookup(run_dir: Path, key: str) -> Record:
             path=str(run_dir), scenario_name=str(manifest.get("scenario_name", "")),
             people=int(manifest["people"]), firms=int(manifest["firms"]),
             days=int(manifest["days"]), has_points="score" in people_cols,
-            has_court="listings" in people_cols,
+            has_court="listings" in people_cols, has_composite="composite" in people_cols,
+            has_rating="rating" in people_cols,
+            has_firm_lists="blacklisted_firms" in people_cols,
         )
         if what == "person":
             value = int(value)
@@ -337,10 +414,12 @@ def _person(con, run_dir: Path, run: RunInfo, s: Scenario, pid: int) -> PersonRe
     parents = [_relative(r, "parent") for r in kin if r["id"] in (p["parent1"], p["parent2"])]
     children = [_relative(r, "child") for r in kin
                 if pid in (r["parent1"], r["parent2"]) and r["id"] != pid]
+    black = ", blacklisted" if run.has_firm_lists else ""
     firms = [
-        FirmRef(int(r["id"]), r["uscc"], r["sector"], int(r["listed"]))
-        for r in _all(con, "SELECT id, uscc, sector, listed FROM firms WHERE legal_rep = ? "
-                      "ORDER BY id", [pid])
+        FirmRef(int(r["id"]), r["uscc"], r["sector"], int(r["listed"]),
+                bool(r["blacklisted"]) if run.has_firm_lists else None)
+        for r in _all(con, f"SELECT id, uscc, sector, listed{black} FROM firms "
+                      "WHERE legal_rep = ? ORDER BY id", [pid])
     ]
     entries = _entries(_ledger(con, run_dir, "person", [pid]))
     firm_rows = _ledger(con, run_dir, "firm", [f.id for f in firms])
@@ -365,6 +444,19 @@ def _person(con, run_dir: Path, run: RunInfo, s: Scenario, pid: int) -> PersonRe
     ]
     adult = p["age_band"] != "child"
     restrictions, perks = _gates(p, s, entries, children) if adult else ([], [])
+    composite = rating = None
+    if run.has_composite:
+        c = s.composite
+        part = bool(p["composite_participant"])
+        v, vt, v0 = (_int(p[k]) if part else None
+                     for k in ("composite", "composite_true", "composite_initial"))
+        composite = CompositeScore(part, v0, v, vt, _band(v, s), _band(vt, s), _band(v0, s),
+                                   c.low, c.high, c.transparency)
+    if run.has_rating:
+        held = _float(p["rating"])  # NaN for children, whose shown rating is stored as 0
+        rating = RatingScore(held, _float(p["rating_true"]),
+                             None if held is None else _float(p["rating_shown"]),
+                             s.rating.initial)
     return PersonRecord(
         run=run, id=pid, age_band=p["age_band"], region=int(p["region"]),
         urban=bool(p["urban"]), group=int(p["group"]), household=household,
@@ -375,12 +467,29 @@ def _person(con, run_dir: Path, run: RunInfo, s: Scenario, pid: int) -> PersonRe
         listings=_int(p.get("listings")), listings_false=_int(p.get("listings_false")),
         ever_listed=p.get("ever_listed"), sanctioned=bool(p["sanctioned"]),
         sanctioned_wrongful=bool(p["sanctioned_wrongful"]), restrictions=restrictions,
-        perks=perks, gate_uses=uses, firms=firms, ledger=entries,
+        perks=perks, gate_uses=uses, firms=firms, ledger=entries, composite=composite,
+        rating=rating, blacklisted_firms=_int(p.get("blacklisted_firms")),
+        blacklisted_firms_false=_int(p.get("blacklisted_firms_false")),
     )
 
 
 def _int(v) -> int | None:
     return None if v is None else int(v)
+
+
+def _float(v) -> float | None:
+    """A float column's value; None for missing or NaN (children have no rating)."""
+    return None if v is None or math.isnan(v) else float(v)
+
+
+def _band(score: int | None, s: Scenario) -> str | None:
+    """The published band a composite score is in (the highest band whose floor it reaches);
+    'below NAME' under the lowest floor."""
+    bands = sorted(s.composite.bands.items(), key=lambda kv: kv[1])
+    if score is None or not bands:
+        return None
+    reached = [name for name, floor in bands if score >= floor]
+    return reached[-1] if reached else f"below {bands[0][0]}"
 
 
 def _relative(r: dict, relation: str) -> Relative:
@@ -395,14 +504,23 @@ def _firm(con, run_dir: Path, run: RunInfo, s: Scenario, fid: int) -> FirmRecord
     r = _one(con, "SELECT * FROM people WHERE id = ?", [rep]) or {}
     entries = _entries(_ledger(con, run_dir, "firm", [fid]))
     _explain(entries, s, run.days, entity="firm")
-    open_false = sum(1 for e in entries
-                     if e.kind == "list" and e.delta > 0 and e.ended_day is None
-                     and e.record == "false")
+
+    def still_open(kind: str) -> int:
+        return sum(1 for e in entries if e.kind == kind and e.delta > 0
+                   and e.ended_day is None and e.record == "false")
+
+    lists = run.has_firm_lists
     return FirmRecord(
         run=run, id=fid, uscc=f["uscc"], sector=f["sector"], region=int(f["region"]),
-        listed=int(f["listed"]), listed_false=open_false, legal_rep=rep,
+        listed=int(f["listed"]), listed_false=still_open("list"), legal_rep=rep,
         legal_rep_grade=r.get("grade"), legal_rep_listings=_int(r.get("listings")),
         legal_rep_sanctioned=bool(r.get("sanctioned", False)), ledger=entries,
+        items_shown=int(f["items_shown"]) if lists else None,
+        items_false=still_open("blacklist") if lists else None,
+        blacklisted=bool(f["blacklisted"]) if lists else None,
+        blacklisted_true=bool(f["blacklisted_true"]) if lists else None,
+        red_listed=bool(f["red_listed"]) if lists else None,
+        legal_rep_blacklisted_firms=_int(r.get("blacklisted_firms")),
     )
 
 
@@ -415,37 +533,78 @@ def _grade(g: int) -> str:
 
 def _gates(p: dict, s: Scenario, entries: list[LedgerEntry], children: list[Relative]
            ) -> tuple[list[Restriction], list[Restriction]]:
-    """Gates whose condition holds for the final state: (sanctions, perks)."""
+    """Gates whose condition holds for the final state: (sanctions, perks). Each condition is
+    checked on the held state and on the state without false records, as the engine does."""
     restrictions, perks = [], []
-    listings = int(p.get("listings") or 0)
-    true_listings = listings - int(p.get("listings_false") or 0)
-    grade = GRADES.index(p["grade"]) if p.get("grade") in GRADES else None
-    grade_true = GRADES.index(p["grade_true"]) if p.get("grade_true") in GRADES else None
-    last_neg = _last_negative_domain(entries, s)
     separate = s.safeguards.domain_separation
     for name, g in s.gates.items():
         kind, k = parse_condition(g.condition)
-        if kind == "listed":
-            held, true, trigger = listings > 0, true_listings > 0, "court"
-        elif grade is None:
+        met = _condition(kind, k, p, s, entries)
+        if met is None:  # the system behind the condition does not run, or takes no part
             continue
-        elif kind == "le":
-            held, true, trigger = grade >= k, grade_true >= k, last_neg
-        else:
-            held, true, trigger = grade <= k, grade_true <= k, None
+        held, true, trigger, note = met
         if not held:
             continue
         sanction = g.effect != "perk"
         applies = not (sanction and separate and trigger != g.domain)
         item = Restriction(name, g.provider, g.domain, g.condition, g.effect,
-                           wrongful=not true, trigger_domain=trigger, applies=applies)
+                           wrongful=not true, trigger_domain=trigger, applies=applies,
+                           note=note)
         if g.reaches_children:
             private = sum(c.school == "private" for c in children)
             lost = sum(c.school == "lost_private_place" for c in children)
-            item.note = (f"reaches children: {private} hold a private-school place, "
-                         f"{lost} lost one") if children else "no children"
+            item.note = "; ".join(x for x in (item.note, (
+                f"reaches children: {private} hold a private-school place, {lost} lost one"
+                if children else "no children")) if x)
         (restrictions if sanction else perks).append(item)
     return restrictions, perks
+
+
+def _condition(kind: str, k: float, p: dict, s: Scenario, entries: list[LedgerEntry]
+               ) -> tuple[bool, bool, str | None, str] | None:
+    """(held, true, trigger domain, note) of one gate condition, or None if it cannot apply.
+
+    The trigger is what domain separation compares with the gate's domain, as in the engine:
+    'court' for listings, 'firm' for blacklistings, 'social' for ratings, and the domain of the
+    last negative record for grades (points) and composite scores (marks)."""
+    if kind == "listed":
+        if "listings" not in p:
+            return None
+        n = int(p["listings"] or 0)
+        return n > 0, n - int(p["listings_false"] or 0) > 0, "court", ""
+    if kind == "blacklisted":
+        if "blacklisted_firms" not in p:
+            return None
+        n = int(p["blacklisted_firms"] or 0)
+        false = int(p["blacklisted_firms_false"] or 0)
+        note = f"legal rep. of {n} blacklisted firm(s)" + (
+            f", {false} only on false items" if false else "")
+        return n > 0, n - false > 0, "firm", note
+    if kind in ("le", "ge"):
+        if p.get("grade") not in GRADES or p.get("grade_true") not in GRADES:
+            return None
+        g, gt = GRADES.index(p["grade"]), GRADES.index(p["grade_true"])
+        if kind == "le":
+            return g >= k, gt >= k, _last_negative_domain(entries, s), ""
+        return g <= k, gt <= k, None, ""
+    if kind in ("score_lt", "score_ge"):
+        if not p.get("composite_participant"):  # -1: takes no part, no gate reaches them
+            return None
+        v, vt = int(p["composite"]), int(p["composite_true"])
+        note = f"composite {v}" + ("" if v == vt else f" (without false records {vt})")
+        if kind == "score_ge":
+            return v >= k, vt >= k, None, note
+        return v < k, vt < k, _last_mark_domain(entries, s), note
+    if kind in ("rating_lt", "rating_ge"):
+        r, rt = _float(p.get("rating")), _float(p.get("rating_true"))
+        if r is None or rt is None:  # children are not rated
+            return None
+        # Gates read the running mean, not the rating rounded for display.
+        note = f"rating {r:.3f}; without status bias {rt:.3f}"
+        if kind == "rating_ge":
+            return r >= k, rt >= k, "social", note
+        return r < k, rt < k, "social", note
+    raise ValueError(f"unknown gate condition kind {kind!r}")  # parse_condition grew a kind
 
 
 def _last_negative_domain(entries: list[LedgerEntry], s: Scenario) -> str | None:
@@ -464,6 +623,18 @@ def _last_negative_domain(entries: list[LedgerEntry], s: Scenario) -> str | None
     return last
 
 
+def _last_mark_domain(entries: list[LedgerEntry], s: Scenario) -> str | None:
+    """Domain of the last composite mark that lowered a dimension (the trigger of score
+    gates). The sign comes from the scenario's marks: the ledger's delta is rounded."""
+    c = s.composite
+    last = None
+    for e in entries:
+        if (e.kind == "mark" and e.cause in s.behaviours
+                and c.history_marks.get(e.cause, 0) + c.behaviour_marks.get(e.cause, 0) < 0):
+            last = s.behaviours[e.cause].domain
+    return last
+
+
 # ---------------------------------------------------------------- explanation
 
 
@@ -473,8 +644,15 @@ def _explain(entries: list[LedgerEntry], s: Scenario, days: int,
     """Fill in each entry's note and what ended it, pairing rows by the model's rules."""
     _pair_listings(entries, s, days, firm_rows or [], firm_names or {}, entity)
     _pair_listing_points(entries)
+    _pair_warnings(entries, s)  # before the reversals: they read what the true score got
     _pair_reversals(entries, s, days)
     _pair_caps(entries, s, days)
+    _explain_composite(entries, s, days)
+    _explain_ratings(entries, s)
+    if entity == "firm":
+        _pair_items(entries, s, days)
+    else:
+        _pair_rep_blacklistings(entries, s, days, firm_rows or [], firm_names or {})
     for e in entries:
         if e.note:
             continue
@@ -576,7 +754,7 @@ def _pair_reversals(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
                   and e.cause in s.behaviours]
     for e in deductions:
         if e.record == "insider":
-            e.note = "insider edit (fabricated record)"
+            e.note = "insider edit (fabricated record)" + (f"; {e.note}" if e.note else "")
     lags = {"audit_reversal": (audit_days, "audit"), "mark_expiry": (expiry, "expiry")}
     taken: dict[str, set[int]] = {c: set() for c in lags}
     for r in entries:  # in ledger order, so a second reversal is seen as the second
@@ -595,6 +773,9 @@ def _pair_reversals(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
         r.ended_day, r.ended_by = d.day, d.cause
         what = "insider edit caught by audit" if audit else "mark expired"
         r.note = f"reverses the deduction of day {d.day} ({what})"
+        if d.record == "true" and d.true_delta == 0 and r.true_delta != 0:
+            r.note += ("; the true score never had this deduction (it was only a warning "
+                       f"there), yet gets {r.true_delta:+d} too")
         if d.ended_by is not None:
             r.note += f"; it was already reversed on day {d.ended_day}: a SECOND reversal"
             d.note += f"; reversed AGAIN on day {r.day} ({what})"
@@ -639,6 +820,259 @@ def _pair_caps(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
         src = [e for e in set_rows if e.ended_day == x.day]
         x.note = "instant grade cap ended" + (
             f" (set on day {src[0].day})" if src else "") + "; grade follows the score again"
+
+
+def _pair_warnings(entries: list[LedgerEntry], s: Scenario) -> None:
+    """Warn before punishing: a small deduction is a warning if no warning counts yet.
+
+    The held and the true score keep their own warnings (a false record can use up the held
+    one), so the true score's changes are replayed here from the true records, as the engine
+    does; they differ from the true records' held deltas when the two warnings fall apart."""
+    for e in entries:
+        if e.kind == "score":
+            e.true_delta = e.delta if e.record == "true" else 0
+    p = s.points
+    if p.warn_max <= 0:
+        return
+    cap = s.safeguards.proportionality_cap
+    held_from = true_from = None  # day of the warning counting now, held and true
+    for e in entries:
+        if e.kind not in ("score", "warning") or e.cause not in s.behaviours:
+            continue
+        size = p.deltas.get(e.cause, 0)
+        if not -p.warn_max <= size < 0:  # judged before the cap: a capped offence is no minor one
+            continue
+        if cap > 0:
+            size = max(size, -cap)
+        until = p.warning_days
+        true_warned_before = true_from is not None and e.day < true_from + until
+        if e.record == "true":
+            if true_warned_before:
+                e.true_delta = size
+            else:
+                true_from, e.true_delta = e.day, 0
+        if e.kind == "warning":
+            held_from = e.day
+            e.note = (f"WARNING instead of a {size:+d} deduction (warn before punishing: "
+                      f"deductions of up to {p.warn_max} points); it counts until day "
+                      f"{e.day + until}, and small deductions until then are made")
+            if e.record in UNTRUE:
+                e.note += (f"; a {RECORD_LABELS[e.record]} record used up the warning, "
+                           "which the true score still has")
+            elif e.true_delta:
+                e.note += (f"; the true score's own warning (day {true_from}) still counted, "
+                           f"so without false records this was deducted ({size:+d})")
+            continue
+        if held_from is not None and e.day < held_from + until:
+            e.note = f"deduction (the warning of day {held_from} still counted)"
+        else:
+            e.note = "deduction (unexpected: no warning in the ledger counts now)"
+        if e.record == "true" and e.true_delta == 0:
+            e.note += ("; on the true score this was only a warning: its own warning had "
+                       "not been used (a false record used the held one)")
+
+
+def _explain_composite(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
+    """Marks (records entering the composite) and the refreshes that show them."""
+    c = s.composite
+    if not c.enabled:
+        return
+    every = c.refresh_days
+    refreshed = {e.day for e in entries if e.kind == "composite"}
+    marks = [e for e in entries if e.kind == "mark"]
+    lists = [(e.day, e.value) for e in entries if e.kind == "list"]
+
+    def log_odds(cause: str) -> tuple[float, float]:
+        return c.history_marks.get(cause, 0.0), c.behaviour_marks.get(cause, 0.0)
+
+    def listed_at(day: int) -> int:
+        """Active listings at a refresh: the score phase computes it before the day's
+        listings."""
+        return next((v for d, v in reversed(lists) if d < day), 0)
+
+    for e in marks:
+        h, b = log_odds(e.cause)
+        dims = ", ".join(f"{name} {x:+.2f}" for name, x in (("history", h), ("behaviour", b))
+                         if x) or "no dimension"
+        at = every * max(1, -(-e.day // every))  # refreshes fall on multiples of the cadence
+        if at >= days:
+            when = f"counts from the next refresh (day {at}, after the run)"
+        elif at in refreshed:
+            when = f"shows at the refresh of day {at}"
+        else:
+            when = f"entered the refresh of day {at}, which left the score unchanged"
+        e.note = f"record enters the composite ({dims} log-odds); score then {e.value}; {when}"
+        if e.record in UNTRUE:
+            e.note += (f"; a {RECORD_LABELS[e.record]} record: counts in the held score only, "
+                       "not in the true one")
+    for e in entries:
+        if e.kind != "composite":
+            continue
+        last = e.day - every if e.day - every > 0 else -1  # no refresh on day 0
+        since = [m for m in marks if last < m.day <= e.day]
+        why = (f"{len(since)} record(s) since the last refresh, net "
+               f"{sum(sum(log_odds(m.cause)) for m in since):+.2f} log-odds; fading marks, "
+               "capacity and contacts' scores move it too"
+               if since else "no new record since the last refresh: fading marks, capacity "
+               "(income, savings) or contacts' scores moved it")
+        e.note = f"{e.value - e.delta} -> {e.value} at the refresh (every {every} days); {why}"
+        now, before = listed_at(e.day), listed_at(e.day - every)
+        if c.listing_penalty and (now or before):
+            state = ("listed since the last refresh" if now and not before else
+                     "delisted since the last refresh: penalty lifted" if before and not now
+                     else "still on the court list")
+            e.note += f"; listing penalty -{c.listing_penalty} while listed ({state})"
+
+
+def _explain_ratings(entries: list[LedgerEntry], s: Scenario) -> None:
+    """Changes of the shown rating, and the gate thresholds they cross."""
+    if not s.rating.enabled:
+        return
+    lines = []
+    for name, g in s.gates.items():
+        kind, k = parse_condition(g.condition)
+        if kind in ("rating_lt", "rating_ge"):
+            lines.append((name, k, round(k * 100)))
+    for e in entries:
+        if e.kind != "rating":
+            continue
+        old = e.value - e.delta
+        e.note = (f"shown rating {old / 100:.1f} -> {e.value / 100:.1f} after the day's "
+                  "ratings by contacts")
+        crossed = [f"fell below {k:g} ({name})" if e.delta < 0 else f"reached {k:g} ({name})"
+                   for name, k, t in lines if min(old, e.value) < t <= max(old, e.value)]
+        if crossed:
+            e.note += "; " + ", ".join(crossed) + " (gates read the unrounded rating)"
+
+
+def _display_range(s: Scenario, cause: str) -> tuple[int, int, int] | None:
+    """(severity index, shortest, longest display) of a firm behaviour's item."""
+    sev = s.firm_lists.severity.get(cause)
+    if sev is None:
+        return None
+    lo, hi = s.firm_lists.display_days[sev]
+    return SEVERITIES.index(sev), lo, hi
+
+
+def _pair_items(entries: list[LedgerEntry], s: Scenario, days: int
+                ) -> list[tuple[LedgerEntry, int]]:
+    """A firm's public record items and the display expiries that ended them; returns the
+    rows that put the firm on the blacklist (+1) or took it off (-1).
+
+    An expiry ends an item of the same record flag whose display range contains the
+    expiry's day; among several, the one whose range closes first (for one severity, the
+    earliest shown), since it must end soonest."""
+    fl = s.firm_lists
+    if not fl.enabled:
+        return []
+    black_from = SEVERITIES.index(fl.blacklist_from)
+    ranges: dict[int, tuple[int, int, int]] = {}  # entry index -> its item's display range
+    open_: list[int] = []
+    held = true = 0  # blacklisting items shown: all, true ones
+    events: list[tuple[LedgerEntry, int]] = []
+    for i, e in enumerate(entries):
+        if e.kind != "blacklist":
+            continue
+        if e.delta > 0:
+            rng = _display_range(s, e.cause)
+            if rng is None:
+                e.note = "item shown (its behaviour has no severity in this scenario)"
+                continue
+            ranges[i] = rng
+            sev, lo, hi = rng
+            e.note = f"{SEVERITIES[sev]} item shown on the public record (display {lo}-{hi} days)"
+            if e.record == "false":
+                e.note += "; a FALSE item (data-entry error)"
+            open_.append(i)
+        else:
+            cands = [j for j in open_ if entries[j].record == e.record
+                     and ranges[j][1] <= e.day - entries[j].day <= ranges[j][2]]
+            if not cands:
+                e.note = "display period ended; no matching item found in the ledger"
+                continue
+            j = min(cands, key=lambda j: (entries[j].day + ranges[j][2], entries[j].day))
+            open_.remove(j)
+            ranges[i] = ranges[j]
+            item = entries[j]
+            item.ended_day, item.ended_by = e.day, e.cause
+            e.ended_day, e.ended_by = item.day, item.cause  # back-reference: what it ended
+            item.note += f"; display ended on day {e.day}"
+            e.note = (f"ends the display of the {item.cause} item of day {item.day} "
+                      f"(shown {e.day - item.day} days)")
+            if len(cands) > 1:
+                e.note += (f" [one of {len(cands)} {e.record} items whose display could end "
+                           "today; the ledger does not say which, the one due soonest is shown]")
+                item.note += " (pairing ambiguous)"
+        if ranges[i][0] < black_from:
+            continue
+        was, was_true = held > 0, true > 0
+        held += e.delta
+        true += e.delta if e.record == "true" else 0
+        if (held > 0) != was:
+            events.append((e, 1 if held > 0 else -1))
+            e.note += ("; puts the firm on the blacklist" if held > 0
+                       else "; the firm leaves the blacklist")
+            if held > 0 and true == 0:
+                e.note += " (on false items only)"
+        elif (true > 0) != was_true:
+            e.note += ("; the firm stays blacklisted, now " + (
+                "on a true item" if true > 0 else "on false items only"))
+    for j in open_:
+        e = entries[j]
+        _, lo, hi = ranges[j]
+        if e.day + hi < days:
+            e.note += f"; no display expiry found in the ledger (due by day {e.day + hi})"
+        else:
+            e.note += (f"; still shown at the end of the run (display ends between day "
+                       f"{max(e.day + lo, days)} and day {e.day + hi})")
+    return events
+
+
+def _pair_rep_blacklistings(entries: list[LedgerEntry], s: Scenario, days: int,
+                            firm_rows: list[dict], firm_names: dict[int, str]) -> None:
+    """A legal representative's blacklist rows: each is a represented firm going on or off
+    the blacklist the same day."""
+    rows = [e for e in entries if e.kind == "blacklist" and e.cause == BLACKLIST_REP]
+    if not rows:
+        return
+    events: list[tuple[int, LedgerEntry, int]] = []
+    for fid in sorted({int(r["id"]) for r in firm_rows if r["kind"] == "blacklist"}):
+        own = _entries([r for r in firm_rows if r["kind"] == "blacklist" and r["id"] == fid])
+        events += [(fid, e, step) for e, step in _pair_items(own, s, days)]
+    used: set[int] = set()
+    open_: dict[int, list[LedgerEntry]] = {}
+    for e in rows:
+        step = 1 if e.delta > 0 else -1
+        k = next((k for k, (_, x, st) in enumerate(events)
+                  if k not in used and x.day == e.day and st == step), None)
+        only_false = " (the firm is blacklisted on false items only)" if (
+            e.record == "false") else ""
+        if k is None:
+            e.note = ("blacklisted as legal representative of a blacklisted firm"
+                      if step > 0 else "a represented firm left the blacklist"
+                      ) + " (firm not identified)" + only_false
+            continue
+        used.add(k)
+        fid, item, _ = events[k]
+        e.firm = fid
+        firm = f"firm {firm_names.get(fid, '')} (id {fid})".replace("  ", " ")
+        if step > 0:
+            e.note = (f"blacklisted as legal representative of {firm}: its {item.cause} item "
+                      f"of day {item.day}{only_false}")
+            open_.setdefault(fid, []).append(e)
+            continue
+        e.note = f"{firm} left the blacklist: an item's display ended"
+        if item.ended_day is not None:
+            e.note = (f"{firm} left the blacklist: the display of its {item.ended_by} item of "
+                      f"day {item.ended_day} ended")
+        if open_.get(fid):
+            start = open_[fid].pop(0)
+            start.ended_day, start.ended_by = e.day, "display_expiry"
+            start.note += f"; off the blacklist on day {e.day}"
+            e.ended_day, e.ended_by = start.day, start.cause
+    for started in open_.values():
+        for e in started:
+            e.note += f"; still blacklisted at the end of the run (day {days - 1})"
 
 
 # ---------------------------------------------------------------- rendering
@@ -688,7 +1122,8 @@ def _render_person(r: PersonRecord, con: Console) -> None:
     elif r.children:
         rows.append(("children", "; ".join(_relative_text(c) for c in r.children)))
     if r.score is None:
-        rows.append(("score", "no points system in this run"))
+        if r.composite is None and r.rating is None:  # else the score rows below say it
+            rows.append(("score", "no points system in this run"))
     elif r.age_band == "child":
         rows.append(("score", f"not scored (children have no events; the run holds the "
                               f"initial {r.score} / {r.grade})"))
@@ -698,6 +1133,9 @@ def _render_person(r: PersonRecord, con: Console) -> None:
                      + ("" if r.score == r.score_true else differs)))
         rows.append(("grade", f"{r.grade} (true grade {r.grade_true})"
                      + ("" if r.grade == r.grade_true else differs)))
+    rows += _composite_rows(r)
+    if r.rating is not None:
+        rows.append(("peer rating", _rating_text(r.rating)))
     if r.listings is None:
         rows.append(("court list", "no court list in this run"))
     else:
@@ -708,6 +1146,8 @@ def _render_person(r: PersonRecord, con: Console) -> None:
         else:
             lst = "not listed"
         rows.append(("court list", lst + f"; ever listed: {'yes' if r.ever_listed else 'no'}"))
+    if r.blacklisted_firms is not None:
+        rows.append(("firm blacklist", _blacklist_text(r)))
     if r.sanctioned:
         st = "[bold red]sanctioned[/], " + (
             "[red]wrongful: would not be sanctioned without false records[/]"
@@ -717,15 +1157,18 @@ def _render_person(r: PersonRecord, con: Console) -> None:
     rows.append(("sanction status", st))
     if r.firms:
         rows.append(("legal rep. of", "; ".join(
-            f"{f.uscc} (firm {f.id}, {escape(f.sector)}{', LISTED' if f.listed else ''})"
-            for f in r.firms)))
+            f"{f.uscc} (firm {f.id}, {escape(f.sector)}{', LISTED' if f.listed else ''}"
+            f"{', BLACKLISTED' if f.blacklisted else ''})" for f in r.firms)))
     con.print(_kv(rows), highlight=False)
 
     if r.age_band != "child":
         con.print()
         if r.restrictions:
+            rated = any(x.condition.replace(" ", "").startswith("rating")
+                        for x in r.restrictions)
             t = Table(title="Restrictions met now: sanction gates whose condition holds "
-                      "(wrongful = would not hold without false records)",
+                      "(wrongful = would not hold without false records"
+                      + (", for ratings without status bias)" if rated else ")"),
                       title_justify="left")
             cols = ["gate", "provider", "domain", "condition", "effect", "trigger",
                     "wrongful", "note"]
@@ -778,17 +1221,88 @@ def _render_person(r: PersonRecord, con: Console) -> None:
 
     con.print()
     _render_ledger(r.ledger, con, f"Ledger of person {r.id}")
+    checks = []  # (start, sum of ledger deltas, label, final value, its name)
     if r.initial_score is not None and r.score is not None and r.age_band != "child":
-        held = r.initial_score + r.score_deltas
-        true = r.initial_score + r.true_score_deltas
-        for label, total, final, name in (
-            ("all score deltas", held, r.score, "score"),
-            ("true records only", true, r.score_true, "true score"),
-        ):
-            ok = "[green]matches[/]" if total == final else "[bold red]DOES NOT MATCH[/]"
-            deltas = total - r.initial_score
-            con.print(f"initial {r.initial_score} {deltas:+d} ({label}) = {total}: {ok} "
-                      f"{name} {final}", highlight=False)
+        checks += [
+            (r.initial_score, r.score_deltas, "all score deltas", r.score, "score"),
+            (r.initial_score, r.true_score_deltas, "true records only, warnings replayed",
+             r.score_true, "true score"),
+        ]
+    c = r.composite
+    if c is not None and c.participant:
+        checks.append((c.initial, r.composite_deltas, "composite refreshes", c.score,
+                       "composite"))
+    for start, deltas, label, final, name in checks:
+        total = start + deltas
+        ok = "[green]matches[/]" if total == final else "[bold red]DOES NOT MATCH[/]"
+        con.print(f"initial {start} {deltas:+d} ({label}) = {total}: {ok} {name} {final}",
+                  highlight=False)
+    g = r.rating
+    if g is not None and g.shown is not None:  # the ledger logs the shown rating, in 1/100
+        start = round(g.initial * 10) * 10
+        total = start + r.rating_deltas
+        ok = "[green]matches[/]" if total == round(g.shown * 100) else "[bold red]DOES NOT MATCH[/]"
+        con.print(f"initial {start / 100:.1f} {r.rating_deltas / 100:+.1f} (shown-rating "
+                  f"changes) = {total / 100:.1f}: {ok} shown rating {g.shown:.1f}",
+                  highlight=False)
+    for line in _legend(r.ledger, r.run):
+        con.print(line, style="dim", highlight=False)
+
+
+def _composite_rows(r: PersonRecord) -> list[tuple[str, str]]:
+    c = r.composite
+    if c is None:
+        return []
+    if r.age_band == "child":
+        return [("composite score", "not scored (children take no part)")]
+    if not c.participant:
+        return [("composite score", "takes no part (not opted in): no composite score, and "
+                 "no gate on the score reaches them")]
+    differs = " [red](differs: false records, own or contacts')[/]"
+    band = "" if c.band is None else f", band {escape(c.band)}"
+    band_true = "" if c.band_true is None else f", band {escape(c.band_true)}"
+    text = (f"{c.score}{band} (true {c.score_true}{band_true})"
+            + ("" if c.score == c.score_true else differs))
+    start = f"{c.initial}" + ("" if c.initial_band is None else f", band {escape(c.initial_band)}")
+    rules = ("" if c.transparency >= 1 else
+             "; rules not published: a black box to the person" if c.transparency <= 0 else
+             "; rules partly published")
+    return [("composite score", text),
+            ("", f"initial {start}; scale {c.low}-{c.high}{rules}")]
+
+
+def _rating_text(g: RatingScore) -> str:
+    if g.rating is None or g.shown is None:
+        return "not rated (children take no part)"
+    text = (f"{g.shown:.1f} stars shown (running mean {g.rating:.3f}; without status bias "
+            f"{g.rating_true:.3f}); initial {g.initial:.1f}")
+    if g.rating_true is not None and round(g.rating_true, 1) != round(g.shown, 1):
+        text += " [red](differs: status bias)[/]"
+    return text
+
+
+def _blacklist_text(r: PersonRecord) -> str:
+    n, false = r.blacklisted_firms or 0, r.blacklisted_firms_false or 0
+    if not n:
+        return "not blacklisted" + ("" if r.firms else " (legal representative of no firm)")
+    return (f"[bold red]BLACKLISTED[/]: legal representative of {n} blacklisted firm(s), "
+            + (f"[red]{false} only on false items[/]" if false else "none only on false items"))
+
+
+def _legend(entries: list[LedgerEntry], run: RunInfo) -> list[str]:
+    """One line per kind of the newer ledger rows present, saying how to read its change."""
+    kinds = {e.kind for e in entries}
+    text = {
+        "warning": "warning: warn before punishing replaced a small deduction; no points "
+                   "taken, the score shown is the score then",
+        "mark": "mark: a record entering the composite score, in log-odds of the history and "
+                "behaviour dimensions; marks fade and show only at the next refresh",
+        "composite": "composite: a change of the composite score at a refresh, in points",
+        "rating": "rating: a change of the shown (one-decimal) peer rating, in stars; the "
+                  "rating is a fading mean of the ratings received, weighted by the raters' "
+                  "own ratings",
+    }
+    return [text[k] for k in ("warning", "mark", "composite", "rating") if k in kinds]
 
 
 def _relative_text(p: Relative) -> str:
@@ -804,7 +1318,7 @@ def _relative_text(p: Relative) -> str:
 
 def _record_text(record: str) -> Text:
     return Text(RECORD_LABELS.get(record, record),
-                style="bold red" if record in ("false", "insider") else "")
+                style="bold red" if record in UNTRUE else "")
 
 
 def _render_ledger(entries: list[LedgerEntry], con: Console, title: str) -> None:
@@ -817,7 +1331,7 @@ def _render_ledger(entries: list[LedgerEntry], con: Console, title: str) -> None
     if con.width < WIDE:  # one line per entry, its explanation indented below
         con.print(title, style="italic", highlight=False)
         for e in entries:
-            line = Text(f"day {e.day:>4}  {e.kind:<5}  {e.cause}  via {e.channel}  ")
+            line = Text(f"day {e.day:>4}  {e.kind:<9}  {e.cause}  via {e.channel}  ")
             line.append_text(_record_text(e.record))
             line.append(f"  {e.change}")
             con.print(line, highlight=False)
@@ -848,24 +1362,40 @@ def _render_firm(r: FirmRecord, con: Console) -> None:
         state.append(f"grade {r.legal_rep_grade}")
     if r.legal_rep_listings:
         state.append("LISTED")
+    if r.legal_rep_blacklisted_firms:
+        state.append("BLACKLISTED")
     if r.legal_rep_sanctioned:
         state.append("sanctioned")
     rep = f"person {r.legal_rep}" + (f" ({', '.join(state)})" if state else "")
-    con.print(_kv([
+    rows = [
         ("USCC", r.uscc),
         ("sector", escape(r.sector)),
         ("region", str(r.region)),
         ("legal representative", rep),
         ("court list", lst),
-    ]), highlight=False)
+    ]
+    if r.items_shown is not None:
+        rows.append(("public record", f"{r.items_shown} item(s) shown" + (
+            f", [red]{r.items_false} of them false[/]" if r.items_false else "")))
+        if r.blacklisted:
+            black = "[bold red]BLACKLISTED[/] (shows a serious enough item), " + (
+                "on true items" if r.blacklisted_true
+                else "[red]wrongful: only on false items[/]")
+        else:
+            black = "not blacklisted"
+        rows.append(("blacklist", black))
+        rows.append(("red list", "RED-LISTED (a clean record long enough)" if r.red_listed
+                     else "not red-listed"))
+    con.print(_kv(rows), highlight=False)
     con.print()
     _render_ledger(r.ledger, con, f"Ledger of firm {r.uscc}")
-    con.print("Firms are not scored: only list changes enter a firm's ledger.", style="dim")
-    con.print(f"A firm's listing reaches its legal representative; their record: "
-              f"credsim lookup {escape(r.run.path)} {r.legal_rep}", highlight=False)
+    con.print("Firms are not scored: only list changes and public record items enter a "
+              "firm's ledger.", style="dim")
+    con.print(f"A firm's listing or blacklisting reaches its legal representative; their "
+              f"record: credsim lookup {escape(r.run.path)} {r.legal_rep}", highlight=False)
 
 
 __all__ = [
-    "FirmRecord", "GateUse", "LedgerEntry", "PersonRecord", "Record",
-    "Restriction", "lookup", "parse_key", "render",
+    "CompositeScore", "FirmRecord", "GateUse", "LedgerEntry", "PersonRecord", "RatingScore",
+    "Record", "Restriction", "lookup", "parse_key", "render",
 ]
