@@ -719,3 +719,21 @@ def test_lookup_works_for_every_preset(preset, request, simulate, tmp_path_facto
         wide, narrow = _render(r), _render(r, width=80)
         assert "DOES NOT MATCH" not in wide and "no matching" not in wide, (preset, key)
         assert all(len(line) <= 80 for line in narrow.splitlines())
+
+
+def test_expired_warned_deductions_keep_the_true_score_check(simulate, tmp_path):
+    """With warnings and expiry, a deduction taken from only one of the held and the
+    true score is given back to that score only; lookup's replay of the true score
+    matches the run for everyone who was warned."""
+    run = simulate(tmp_path / "r", "rongcheng", [
+        "safeguards.expiry_days=20", "channels.traffic_camera.false_rate=3e-3",
+        "behaviours.traffic_violation.rate=1e-2",
+    ], people=3000, days=120)
+    warned = _sql(run.path, "SELECT DISTINCT id FROM ledger WHERE kind = 'warning'")
+    # A false record used up the held warning: later true deductions split the scores.
+    split = [r[0] for r in _sql(run.path, "SELECT DISTINCT id FROM ledger WHERE kind = "
+                                "'warning' AND record = 'false' ORDER BY id LIMIT 40")]
+    assert len(warned) > 200 and len(split) == 40
+    for pid in split:
+        text = _render(lookup(run.path, str(pid)))
+        assert "DOES NOT MATCH" not in text, pid

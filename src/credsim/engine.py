@@ -187,7 +187,7 @@ class Simulation:
                 acted = records.subset(sel)
                 rec = acted.ledger_record()
                 self.points.warnings_today = 0
-                delta = self.points.apply(
+                delta, delta_true = self.points.apply(
                     ledger, day, acted_who, delta, self.points.cap_by_behaviour[b],
                     b.astype(np.int32) + ledger.behaviour_cause(0), self._channel_codes(acted),
                     rec, cat.domain[b], warnable,
@@ -196,7 +196,7 @@ class Simulation:
                 # by expiry.
                 caught = self.threats.schedule_audits(acted_who, delta, acted.source, day)
                 self.safeguards.schedule_expiry(acted_who[~caught], delta[~caught],
-                                                rec[~caught], day)
+                                                delta_true[~caught], rec[~caught], day)
             if self.composite is not None:
                 c = self.composite
                 person = records.subset(~records.is_firm)
@@ -265,13 +265,13 @@ class Simulation:
 
     def _expire_marks(self, day: int) -> np.ndarray:
         """Reverse the deductions that expire today (safeguard); return who they touch."""
-        who, delta, record = self.safeguards.expire(day)
+        who, delta, delta_true, record = self.safeguards.expire(day)
         self.marks_expired_today = len(who)
         if len(who):
             k = len(who)
             self.points.apply(
                 self.ledger, day, who, -delta, np.full(k, -1), np.full(k, C_MARK_EXPIRY),
-                np.zeros(k), record, np.zeros(k),
+                np.zeros(k), record, np.zeros(k), delta_true=-delta_true,
             )
         return who
 

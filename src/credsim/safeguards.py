@@ -77,18 +77,21 @@ class Safeguarding:
                 records = Records.concat([records, *due])
         return records
 
-    def schedule_expiry(self, who: np.ndarray, delta: np.ndarray, record: np.ndarray,
-                        day: int) -> None:
+    def schedule_expiry(self, who: np.ndarray, delta: np.ndarray, delta_true: np.ndarray,
+                        record: np.ndarray, day: int) -> None:
+        """Deductions that took effect today: `delta` on the held score, `delta_true` on
+        the true score (they differ when a warning replaced one of them)."""
         if self.p.expiry_days <= 0:
             return
-        neg = delta < 0
+        neg = (delta < 0) | (delta_true < 0)
         if neg.any():
             self.expiring.setdefault(day + self.p.expiry_days, []).append(
-                (who[neg], delta[neg], record[neg]))
+                (who[neg], delta[neg], delta_true[neg], record[neg]))
 
-    def expire(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Deductions that expire today: (who, delta, ledger record code)."""
+    def expire(self, day: int) -> tuple[np.ndarray, ...]:
+        """Deductions that expire today: (who, held delta, true delta, record code)."""
         due = self.expiring.pop(day, [])
         if not due:
-            return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.uint8)
+            z = np.zeros(0, np.int32)
+            return z, z, z, np.zeros(0, np.uint8)
         return tuple(np.concatenate(c) for c in zip(*due, strict=True))

@@ -644,7 +644,7 @@ def _explain(entries: list[LedgerEntry], s: Scenario, days: int,
     """Fill in each entry's note and what ended it, pairing rows by the model's rules."""
     _pair_listings(entries, s, days, firm_rows or [], firm_names or {}, entity)
     _pair_listing_points(entries)
-    _pair_warnings(entries, s)  # before the reversals: they read what the true score got
+    _pair_warnings(entries, s, days)  # before the reversals: they read what the true score got
     _pair_reversals(entries, s, days)
     _pair_caps(entries, s, days)
     _explain_composite(entries, s, days)
@@ -773,9 +773,11 @@ def _pair_reversals(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
         r.ended_day, r.ended_by = d.day, d.cause
         what = "insider edit caught by audit" if audit else "mark expired"
         r.note = f"reverses the deduction of day {d.day} ({what})"
-        if d.record == "true" and d.true_delta == 0 and r.true_delta != 0:
-            r.note += ("; the true score never had this deduction (it was only a warning "
-                       f"there), yet gets {r.true_delta:+d} too")
+        # A reversal gives each score back what it lost: nothing to the true score if
+        # the deduction was only a warning there.
+        r.true_delta = -d.true_delta
+        if d.record == "true" and d.true_delta == 0:
+            r.note += "; the true score had only a warning, so it gets nothing back"
         if d.ended_by is not None:
             r.note += f"; it was already reversed on day {d.ended_day}: a SECOND reversal"
             d.note += f"; reversed AGAIN on day {r.day} ({what})"
@@ -822,7 +824,7 @@ def _pair_caps(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
             f" (set on day {src[0].day})" if src else "") + "; grade follows the score again"
 
 
-def _pair_warnings(entries: list[LedgerEntry], s: Scenario) -> None:
+def _pair_warnings(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
     """Warn before punishing: a small deduction is a warning if no warning counts yet.
 
     The held and the true score keep their own warnings (a false record can use up the held
@@ -862,6 +864,12 @@ def _pair_warnings(entries: list[LedgerEntry], s: Scenario) -> None:
             elif e.true_delta:
                 e.note += (f"; the true score's own warning (day {true_from}) still counted, "
                            f"so without false records this was deducted ({size:+d})")
+                expiry = s.safeguards.expiry_days
+                if expiry > 0 and e.day + expiry < days:
+                    # The expiry gives the true score its deduction back; having no held
+                    # change, it writes no row.
+                    e.true_delta = 0
+                    e.note += f", until it expired on day {e.day + expiry}"
             continue
         if held_from is not None and e.day < held_from + until:
             e.note = f"deduction (the warning of day {held_from} still counted)"

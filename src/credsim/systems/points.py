@@ -48,14 +48,20 @@ class Points:
         self.warnings_today = 0
 
     def apply(self, ledger: Ledger, day: int, who, delta, cap, cause, channel, record,
-              domain, warnable: np.ndarray | None = None) -> np.ndarray:
+              domain, warnable: np.ndarray | None = None,
+              delta_true: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Apply score deltas and grade caps in order, writing ledger rows. `record`: ledger
-        record codes (R_TRUE, R_FALSE, R_INSIDER, ...); all but R_TRUE leave the true score.
-        `warnable`: which deductions may be replaced by a warning (warn before punishing).
-        Returns the deltas applied to the held score."""
+        record codes (R_TRUE, R_FALSE, R_INSIDER, ...); by default only R_TRUE records
+        move the true score, by `delta`; `delta_true` overrides that (a reversal gives
+        back what each score lost). `warnable`: which deductions may be replaced by a
+        warning (warn before punishing). Returns the deltas applied to the held and to
+        the true score."""
         applied = np.zeros(len(who), dtype=np.int32)
+        applied_true = np.zeros(len(who), dtype=np.int32)
         if len(who) == 0:
-            return applied
+            return applied, applied_true
+        if delta_true is None:
+            delta_true = np.where(record == R_TRUE, delta, 0)
         ledger.reserve(3 * len(who))
         c = ledger.cols
         n0 = ledger.n
@@ -63,11 +69,12 @@ class Points:
         if not warn:
             warnable = np.zeros(len(who), dtype=bool)
         ledger.n = _apply(
-            who.astype(np.int32), delta.astype(np.int32), cap.astype(np.int16),
+            who.astype(np.int32), delta.astype(np.int32), delta_true.astype(np.int32),
+            cap.astype(np.int16),
             cause.astype(np.int16), channel.astype(np.int16), record.astype(np.uint8),
             domain.astype(np.uint8), day, self.params.instant_grade_days, self.floors,
             warnable, self.params.warning_days,
-            self.warned_until, self.warned_true_until, applied,
+            self.warned_until, self.warned_true_until, applied, applied_true,
             self.score, self.score_true, self.grade, self.grade_true, self.cap_until,
             self.cap_grade, self.cap_true_until, self.cap_true_grade, self.last_neg_domain,
             self.grade_counts,
@@ -79,7 +86,7 @@ class Points:
         capped = who[cap >= 0]
         if len(capped):
             self._capped.append(capped.astype(np.int32))
-        return applied
+        return applied, applied_true
 
     def expire_caps(self, ledger: Ledger, day: int) -> np.ndarray:
         """Regrade people one of whose grade caps ends today; return them."""
@@ -138,8 +145,8 @@ def _grades(p, day, floors, score, score_true, cap_until, cap_grade, cap_true_un
 
 
 @njit(cache=True)
-def _apply(who, delta, cap, cause, channel, record, domain, day, cap_days, floors,
-           warnable, warn_days, warned_until, warned_true_until, applied,
+def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap_days,
+           floors, warnable, warn_days, warned_until, warned_true_until, applied, applied_true,
            score, score_true, grade, grade_true, cap_until, cap_grade, cap_true_until,
            cap_true_grade, last_neg_domain, grade_counts, l_day, l_entity, l_id, l_kind,
            l_cause, l_channel, l_record, l_delta, l_value, n):  # pragma: no cover
@@ -148,9 +155,9 @@ def _apply(who, delta, cap, cause, channel, record, domain, day, cap_days, floor
         d = delta[r]
         rec = record[r]
         f = rec != R_TRUE
-        dt = d  # the change to the true score, if the record is true
+        dt = delta_true[r]
         if d < 0 and warnable[r]:
-            if not f and warned_true_until[p] <= day:
+            if dt < 0 and warned_true_until[p] <= day:
                 warned_true_until[p] = day + warn_days
                 dt = 0
             if warned_until[p] <= day:
@@ -161,7 +168,8 @@ def _apply(who, delta, cap, cause, channel, record, domain, day, cap_days, floor
                 n += 1
                 d = 0
         applied[r] = d
-        if not f and dt != 0:
+        applied_true[r] = dt
+        if dt != 0:
             score_true[p] += dt
         if d != 0:
             score[p] += d
