@@ -224,7 +224,7 @@ class Consequences:
         # P(at least one use today) = 1 - exp(-rate), as in the thinning path below.
         seeks = (counter_uniform(self.keys[gi], day, idx) < -np.expm1(-rate)) & (
             p.age[idx] != CHILD)
-        self._record(gi, g, idx[seeks], ~meets_true[seeks], day)
+        self._record(gi, g, idx[seeks], ~meets_true[seeks], day, distinct=True)
 
     def _use_gate_everyone(self, gi: int, g: GateSpec, day: int) -> None:
         """A gate everyone may meet: sample its uses by thinning over the population."""
@@ -238,7 +238,7 @@ class Consequences:
         seeks = (u * cap < m) & (p.age[idx] != CHILD)
         idx = _first_each(idx[seeks], self.seen)  # one use a day per person at most
         meets, meets_true = self._meets(g, idx)
-        self._record(gi, g, idx[meets], ~meets_true[meets], day)
+        self._record(gi, g, idx[meets], ~meets_true[meets], day, distinct=True)
 
     def _once_gate(self, gi: int, g: GateSpec, rows: dict, person: np.ndarray,
                    day: int) -> None:
@@ -284,15 +284,17 @@ class Consequences:
                 np.asarray(payers, dtype=np.int64))
 
     def _record(self, gi: int, g: GateSpec, who: np.ndarray, wrongful: np.ndarray,
-                day: int, payer: np.ndarray | None = None) -> None:
-        """Count applications to `who`; `payer` bears the cost (a child's parent)."""
+                day: int, payer: np.ndarray | None = None, distinct: bool = False) -> None:
+        """Count applications to `who`; `payer` bears the cost (a child's parent).
+        `distinct`: nobody appears twice (a use gate's day)."""
         if len(who) == 0:
             return
         self.applied_today[gi] += len(who)
         self.wrongful_today[gi] += int(wrongful.sum())
         payer = who if payer is None else payer
         if g.loss_days != 0:
-            self.economy.charge(payer, g.loss_days * self.economy.daily_income(payer), day)
+            self.economy.charge(payer, g.loss_days * self.economy.daily_income(payer), day,
+                                distinct=distinct)
         trigger = self._trigger_domain(g, payer)
         self._rows.append({
             "day": np.full(len(who), day, dtype=np.int32),

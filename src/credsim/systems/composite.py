@@ -319,18 +319,26 @@ def _contacts_of(people, indptr, indices, seen):  # pragma: no cover
 def _changes(old, old_true, new, new_true, thresholds):  # pragma: no cover
     """(people whose held score changed, people whose held or true score crossed one
     of the thresholds), in one pass with no population-sized temporaries."""
-    changed = np.empty(len(old), dtype=np.int32)
-    crossed = np.empty(len(old), dtype=np.int32)
-    nc = nx = 0
-    for p in range(len(old)):
-        if old[p] == new[p] and old_true[p] == new_true[p]:
-            continue
-        if old[p] != new[p]:
-            changed[nc] = p
-            nc += 1
-        for t in thresholds:
-            if (old[p] < t) != (new[p] < t) or (old_true[p] < t) != (new_true[p] < t):
-                crossed[nx] = p
-                nx += 1
-                break
-    return changed[:nc].copy(), crossed[:nx].copy()
+    counts = np.zeros(2, dtype=np.int64)
+    changed = np.empty(0, dtype=np.int32)
+    crossed = np.empty(0, dtype=np.int32)
+    for fill in range(2):  # count, then fill arrays of the exact size
+        if fill:
+            changed = np.empty(counts[0], dtype=np.int32)
+            crossed = np.empty(counts[1], dtype=np.int32)
+        nc = nx = 0
+        for p in range(len(old)):
+            if old[p] == new[p] and old_true[p] == new_true[p]:
+                continue
+            if old[p] != new[p]:
+                if fill:
+                    changed[nc] = p
+                nc += 1
+            for t in thresholds:
+                if (old[p] < t) != (new[p] < t) or (old_true[p] < t) != (new_true[p] < t):
+                    if fill:
+                        crossed[nx] = p
+                    nx += 1
+                    break
+        counts[0], counts[1] = nc, nx
+    return changed, crossed
