@@ -91,7 +91,11 @@ class Consequences:
         self.g_value = np.array([g.grade for g in sanction], np.float64)
         self.g_domain = np.array([g.domain for g in sanction], np.int64)
         self.status = np.zeros(people.n, dtype=np.uint8)
-        self.counts = np.zeros(2, dtype=np.int64)  # sanctioned, wrongful (person-days today)
+        # Sanctioned and wrongfully sanctioned people now, in all (column 0) and per
+        # audit group (column 1 + group): summed over days, person-days.
+        self.n_groups = int(people.group.max()) + 1 if people.n else 1
+        self.by_group = np.zeros((2, 1 + self.n_groups), dtype=np.int64)
+        self.counts = self.by_group[:, 0]
         # Sparse set of people out of the initial state (listed, blacklisted or grade
         # moved): the only people a listing or grade gate whose condition excludes the
         # initial state can apply to.
@@ -124,8 +128,8 @@ class Consequences:
                      st.points_domain, st.grade, st.grade_true, st.n_list_true,
                      st.n_list_false, st.score, st.score_true, st.composite_domain,
                      st.rating, st.rating_true, st.n_black_true, st.n_black_false,
-                     self.status, self.counts, self.initial_grade, self.members, self.pos,
-                     self.size)
+                     self.status, self.by_group, self.people.group, self.initial_grade,
+                     self.members, self.pos, self.size)
 
     def step(self, ledger: Ledger, since: int, day: int) -> None:
         self.applied_today[:] = 0
@@ -319,7 +323,7 @@ class Consequences:
 def _refresh(persons, g_kind, g_value, g_domain, separate, has_points, has_list, has_black,
              points_domain, grade, grade_true, n_true, n_false, score, score_true,
              composite_domain, rating, rating_true, b_true, b_false, status, counts,
-             initial_grade, members, pos, size):  # pragma: no cover
+             group, initial_grade, members, pos, size):  # pragma: no cover
     for r in range(len(persons)):
         p = persons[r]
         s = False  # some sanction gate can apply under the held state ...
@@ -372,8 +376,11 @@ def _refresh(persons, g_kind, g_value, g_domain, separate, has_points, has_list,
         new = (S_SANCTIONED if s else 0) | (S_WRONGFUL if (s and not t) else 0)
         old = status[p]
         if new != old:
-            counts[0] += (new & S_SANCTIONED) - (old & S_SANCTIONED)
-            counts[1] += ((new & S_WRONGFUL) - (old & S_WRONGFUL)) // S_WRONGFUL
+            ds = (new & S_SANCTIONED) - (old & S_SANCTIONED)
+            dw = ((new & S_WRONGFUL) - (old & S_WRONGFUL)) // S_WRONGFUL
+            for col in (0, 1 + group[p]):
+                counts[0, col] += ds
+                counts[1, col] += dw
             status[p] = new
 
 

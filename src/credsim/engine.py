@@ -111,6 +111,7 @@ class Simulation:
             self.points.cap_by_behaviour >= 0 if self.points else False
         )
         self.rows: list[dict] = []
+        self.domains_used = np.isin(np.arange(len(DOMAINS)), cat.domain)
         self.marks_expired_today = 0
         self.day = 0
 
@@ -316,6 +317,9 @@ class Simulation:
         cons = self.consequences
         row["sanctioned"] = int(cons.counts[0])
         row["sanctioned_wrongful"] = int(cons.counts[1])
+        for g in range(cons.n_groups):
+            row[f"sanctioned_group{g}"] = int(cons.by_group[0, 1 + g])
+            row[f"sanctioned_wrongful_group{g}"] = int(cons.by_group[1, 1 + g])
         for gi, g in enumerate(cons.gates):
             row[f"gate_{g.name}"] = int(cons.applied_today[gi])
             row[f"gate_{g.name}_wrongful"] = int(cons.wrongful_today[gi])
@@ -330,6 +334,10 @@ class Simulation:
             row["records_struck"] = self.safeguards.struck_today
             row["marks_expired"] = self.marks_expired_today
         row["events_true"] = len(events.who)
+        # True events by domain: the claimed benefits are measured on these.
+        by_domain = np.bincount(self.cat.domain[events.behaviour], minlength=len(DOMAINS))
+        for d in np.flatnonzero(self.domains_used):
+            row[f"events_{DOMAINS[d]}"] = int(by_domain[d])
         row["events_observed"] = n_observed
         row["records_false"] = n_false
         row["voice_events"] = int(np.isin(events.behaviour, self.voice_behaviours).sum())

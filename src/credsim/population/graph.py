@@ -46,6 +46,16 @@ class Graph:
         """Ties each person has lost (dropped by either side)."""
         return _count_rows(self.indptr, self.kind, True)
 
+    def contacts(self) -> np.ndarray:
+        """Active ties other than family: a person with none is isolated outside home."""
+        return _count_contacts(self.indptr, self.kind)
+
+    def assortativity(self, values: np.ndarray, scored: np.ndarray) -> float:
+        """Pearson correlation of `values` across the two ends of active ties between
+        scored people (NaN if there are fewer than two such ties)."""
+        return float(_assortativity(self.indptr, self.indices, self.kind,
+                                    values.astype(np.float64), scored))
+
 
 def build_graph(people: People, p: GraphParams, seed: int) -> Graph:
     n = people.n
@@ -245,3 +255,41 @@ def find_entry(indptr, indices, i, j):  # pragma: no cover
     if lo < indptr[i + 1] and indices[lo] == j:
         return lo
     return -1
+
+
+@njit(cache=True)
+def _count_contacts(indptr, kind):  # pragma: no cover
+    n = len(indptr) - 1
+    out = np.zeros(n, dtype=np.int32)
+    for i in range(n):
+        c = 0
+        for a in range(indptr[i], indptr[i + 1]):
+            if (kind[a] & 0x80) == 0 and kind[a] != FAMILY:
+                c += 1
+        out[i] = c
+    return out
+
+
+@njit(cache=True)
+def _assortativity(indptr, indices, kind, x, scored):  # pragma: no cover
+    # Each undirected tie is seen from both ends, so both ends share one mean and sd.
+    s = s2 = sxy = 0.0
+    m = 0
+    for i in range(len(indptr) - 1):
+        if not scored[i]:
+            continue
+        for a in range(indptr[i], indptr[i + 1]):
+            j = indices[a]
+            if kind[a] & 0x80 or not scored[j]:
+                continue
+            s += x[i]
+            s2 += x[i] * x[i]
+            sxy += x[i] * x[j]
+            m += 1
+    if m < 4:
+        return np.nan
+    mean = s / m
+    var = s2 / m - mean * mean
+    if var <= 0:
+        return np.nan
+    return (sxy / m - mean * mean) / var

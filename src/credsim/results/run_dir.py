@@ -21,7 +21,7 @@ from credsim import __version__
 from credsim.engine import Simulation
 from credsim.errors import InputError
 from credsim.population.firms import SECTORS
-from credsim.population.people import AGE_BANDS, SCHOOL_STATES
+from credsim.population.people import AGE_BANDS, CHILD, SCHOOL_STATES
 from credsim.scenario.load import scenario_to_toml
 from credsim.scenario.model import DOMAINS, GRADES
 
@@ -120,6 +120,7 @@ def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
         "person_days_per_second": round(sim.person_days / max(wall_seconds, 1e-9)),
         "python": platform.python_version(),
         "tables": list(TABLES),
+        "score_assortativity": _assortativity(sim),
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), "utf-8")
 
@@ -131,11 +132,12 @@ def _write_people(sim: Simulation, path: Path) -> None:
     """people.parquet in row groups, so writing needs no population-sized copies."""
     degree = sim.graph.degree(active_only=True)
     dropped = sim.graph.dropped()
+    contacts = sim.graph.contacts()
     writer = None
     try:
         for lo in range(0, max(sim.people.n, 1), PEOPLE_ROW_GROUP):
             part = slice(lo, min(lo + PEOPLE_ROW_GROUP, sim.people.n))
-            table = _people_table(sim, part, degree, dropped)
+            table = _people_table(sim, part, degree, dropped, contacts)
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema, compression="zstd")
             writer.write_table(table)
@@ -145,7 +147,7 @@ def _write_people(sim: Simulation, path: Path) -> None:
 
 
 def _people_table(sim: Simulation, part: slice, degree: np.ndarray,
-                  dropped: np.ndarray) -> pa.Table:
+                  dropped: np.ndarray, contacts: np.ndarray) -> pa.Table:
     p = sim.people
     cols: dict = {
         "id": np.arange(part.start, part.stop, dtype=np.int32), "household": p.household[part],
@@ -155,7 +157,7 @@ def _people_table(sim: Simulation, part: slice, degree: np.ndarray,
         "savings": sim.economy.savings[part], "compliance": p.compliance[part],
         "voice": p.voice[part], "sociability": p.sociability[part],
         "generosity": p.generosity[part], "school": _cat(p.school[part], SCHOOL_STATES),
-        "degree": degree[part], "ties_dropped": dropped[part],
+        "degree": degree[part], "contacts": contacts[part], "ties_dropped": dropped[part],
         "deterrence": sim.behaviour.deter[part], "chill": sim.behaviour.chill[part],
     }
     if sim.points is not None:
@@ -217,3 +219,16 @@ def open_run(path: Path) -> dict:
         if not (path / f"{t}.parquet").is_file():
             raise InputError(f"{path}: {t}.parquet is missing")
     return manifest
+
+
+def _assortativity(sim: Simulation) -> dict[str, float | None]:
+    """Correlation of each system's score across the ends of active ties, at the end."""
+    adult = sim.people.age != CHILD
+    out: dict[str, float | None] = {}
+    if sim.points is not None:
+        out["points"] = sim.graph.assortativity(sim.points.score, adult)
+    if sim.composite is not None:
+        out["composite"] = sim.graph.assortativity(sim.composite.score, sim.composite.opted)
+    if sim.rating is not None:
+        out["rating"] = sim.graph.assortativity(np.nan_to_num(sim.rating.rating), adult)
+    return {k: (None if np.isnan(v) else round(v, 6)) for k, v in out.items()}
