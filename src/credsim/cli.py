@@ -201,6 +201,131 @@ def lookup(
         _fail(str(exc))
 
 
+@app.command()
+def audit(
+    run_path: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A results folder.")],
+    baseline: Annotated[
+        Path | None, typer.Option(help="Results folder of the same society without the "
+                                  "system (same people, days and seed).")
+    ] = None,
+    bound_days: Annotated[
+        float, typer.Option(help="Proportionality bound: a sanction costing more than this "
+                            "many days of income is disproportionate.", min=0)
+    ] = 30.0,
+) -> None:
+    """Compute the harm audit's measures, print them and write RUN_DIR/measures.parquet."""
+    from credsim.audit.measures import compute, write_measures
+
+    try:
+        measures = compute(run_path, baseline, bound_days)
+        path = write_measures(measures, run_path)
+    except InputError as exc:
+        _fail(str(exc))
+    t = Table(title=f"harm audit of {run_path}")
+    for c, j in (("measure", "left"), ("key", "left"), ("value", "right"), ("unit", "left")):
+        t.add_column(c, justify=j)
+    for m in measures:
+        t.add_row(m.measure, m.key, "n/a" if m.value is None else f"{m.value:,.4g}", m.unit)
+    out.print(t)
+    out.print(f"measures: [bold]{path}[/] (definitions: docs/measures.md)", highlight=False)
+
+
+_Workers = Annotated[
+    int, typer.Option(help="Local worker processes (default: the number of cores).", min=1)
+]
+_Scheduler = Annotated[
+    str | None, typer.Option(help="Dask scheduler address (e.g. tcp://host:8786): run on that "
+                             "cluster instead of local processes.")
+]
+
+
+@app.command()
+def compare(
+    scenarios: Annotated[list[str], typer.Argument(help="Two or more presets or TOML files.")],
+    replicates: Annotated[int, typer.Option(help="Runs per scenario.", min=2)] = 10,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Results folder.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override for every scenario "
+                                       "(repeatable).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Base seed: replicate r uses seed + r.")] = None,
+    days: Annotated[int | None, typer.Option(help="Days to simulate.")] = None,
+    people: Annotated[int | None, typer.Option(help="Number of citizens.")] = None,
+    workers: _Workers = None,
+    scheduler: _Scheduler = None,
+) -> None:
+    """Run scenarios R times each with common random numbers; report every measure with a
+    95 % interval and the paired differences from the first scenario."""
+    from credsim.audit import replicates as rep
+
+    try:
+        rep.compare_command(scenarios, replicates=replicates, out=out_dir, overrides=set_,
+                            seed=seed, days=days, people=people, workers=workers,
+                            scheduler=scheduler, console=out)
+    except InputError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[str | None, typer.Argument(help="Preset or TOML file.")] = None,
+    vary: Annotated[
+        list[str] | None, typer.Option("--vary", help="key=v1,v2,... (repeatable: a grid).")
+    ] = None,
+    replicates: Annotated[int, typer.Option(help="Runs per grid point.", min=1)] = 10,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Results folder.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Resume the interrupted sweep in this folder.")
+    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override (repeatable).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Base seed: replicate r uses seed + r.")] = None,
+    days: Annotated[int | None, typer.Option(help="Days to simulate.")] = None,
+    people: Annotated[int | None, typer.Option(help="Number of citizens.")] = None,
+    workers: _Workers = None,
+    scheduler: _Scheduler = None,
+) -> None:
+    """Run a grid of parameter values, R replicates each; resumable."""
+    from credsim.audit import replicates as rep
+
+    try:
+        rep.sweep_command(scenario, vary=vary, replicates=replicates, out=out_dir,
+                          resume=resume, overrides=set_, seed=seed, days=days, people=people,
+                          workers=workers, scheduler=scheduler, console=out)
+    except InputError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def report(
+    path: Annotated[Path, typer.Argument(metavar="RUN_OR_COMPARISON_DIR",
+                                         help="A results folder or a compare/sweep folder.")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="HTML file to write "
+                                                  "(default: report.html in the folder).")]
+    = None,
+) -> None:
+    """Write one self-contained HTML report that opens offline."""
+    from credsim.audit import report as rpt
+
+    try:
+        written = rpt.write_report(path, out_file)
+    except InputError as exc:
+        _fail(str(exc))
+    out.print(f"report: [bold]{written}[/]", highlight=False)
+
+
+@app.command()
+def calibrate(
+    run_path: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A results folder.")],
+) -> None:
+    """Compare a run's per-capita listing and travel-ban rates with published aggregates."""
+    from credsim.audit import calibrate as cal
+
+    try:
+        cal.calibrate_command(run_path, console=out)
+    except InputError as exc:
+        _fail(str(exc))
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"

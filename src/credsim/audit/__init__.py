@@ -1,0 +1,1 @@
+"""The harm audit: measures, replicates and comparisons, sweeps, reports, calibration."""
