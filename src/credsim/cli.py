@@ -231,7 +231,7 @@ def audit(
 
 
 _Workers = Annotated[
-    int, typer.Option(help="Local worker processes (default: the number of cores).", min=1)
+    int | None, typer.Option(help="Local worker processes (default: the number of cores).", min=1)
 ]
 _Scheduler = Annotated[
     str | None, typer.Option(help="Dask scheduler address (e.g. tcp://host:8786): run on that "
