@@ -77,7 +77,7 @@ def test_run_writes_a_complete_results_folder(cli_run):
     out = cli_run
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] is True
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["people"] == 2000 and manifest["days"] == 30
     assert manifest["scenario_name"] == "rongcheng"
     timings = manifest["timings_seconds"]

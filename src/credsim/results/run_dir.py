@@ -25,7 +25,7 @@ from credsim.population.people import AGE_BANDS, CHILD, SCHOOL_STATES
 from credsim.scenario.load import scenario_to_toml
 from credsim.scenario.model import DOMAINS, GRADES
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: composite, ratings, firm lists, warnings, audit columns
 TABLES = ("timeseries", "ledger", "people", "firms", "sanctions")
 
 
