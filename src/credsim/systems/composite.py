@@ -53,7 +53,7 @@ class Composite:
         self.participants = int(self.opted.sum())
         # Identity completeness in [0, 1], fixed per person (stored in 1 byte).
         u = counter_uniform(stream_key(f"{streams.seed}/composite.identity"), 0, np.arange(n))
-        self.identity = (u * 256).astype(np.uint8)  # completeness in [0, 1]
+        self.identity = (u * 256).astype(np.uint8)
         self.is_parent = np.zeros(n, dtype=bool)
         for par in (people.parent1, people.parent2):
             self.is_parent[par[par >= 0]] = True
