@@ -100,6 +100,21 @@ def cli() -> Callable[..., subprocess.CompletedProcess]:
     return _cli
 
 
+def _one_error(r: subprocess.CompletedProcess) -> str:
+    """The single `error:` line of a command that refused its input with exit code 2."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def one_error() -> Callable[[subprocess.CompletedProcess], str]:
+    return _one_error
+
+
 def _cli_preset_run(tmp_path_factory, preset: str) -> Path:
     """`credsim run PRESET --people 2000 --days 30 --out DIR --quiet`."""
     out = tmp_path_factory.mktemp("cli") / f"{preset}-run"

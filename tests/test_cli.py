@@ -32,13 +32,6 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def _one_error(r: subprocess.CompletedProcess) -> str:
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def test_version(cli):
@@ -68,8 +61,8 @@ def test_show_prints_toml_that_run_accepts(cli, tmp_path):
     assert manifest["scenario"]["run"]["seed"] == 5
 
 
-def test_show_with_a_bad_override_exits_2(cli):
-    msg = _one_error(cli("show", "rongcheng", "--set", "graph.mean_degre=3"))
+def test_show_with_a_bad_override_exits_2(one_error, cli):
+    msg = one_error(cli("show", "rongcheng", "--set", "graph.mean_degre=3"))
     assert "graph.mean_degre" in msg and "'mean_degree'" in msg
 
 
@@ -112,10 +105,10 @@ def test_default_output_folder_is_never_overwritten(cli, tmp_path):
     assert made == ["baseline-seed1", "baseline-seed1-2"]
 
 
-def test_running_again_into_the_same_folder_exits_2_and_keeps_it(cli, cli_run):
+def test_running_again_into_the_same_folder_exits_2_and_keeps_it(one_error, cli, cli_run):
     before = _snapshot(cli_run)
     r = cli("run", "rongcheng", *SMALL, "--out", str(cli_run), "--quiet")
-    msg = _one_error(r)
+    msg = one_error(r)
     assert str(cli_run) in msg and "already exists" in msg
     assert _snapshot(cli_run) == before
     assert not [p for p in cli_run.parent.iterdir() if ".tmp-" in p.name]
@@ -146,7 +139,7 @@ BAD_CASES = ["unknown key in file", "negative days", "misspelt key", "malformed 
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
-def test_bad_input_exits_2_with_one_message_and_leaves_nothing(cli, tmp_path, case):
+def test_bad_input_exits_2_with_one_message_and_leaves_nothing(one_error, cli, tmp_path, case):
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     args, needles = _bad_inputs(inputs)[case]
@@ -158,7 +151,7 @@ def test_bad_input_exits_2_with_one_message_and_leaves_nothing(cli, tmp_path, ca
             *args[1:]]
     if "--out" not in args:
         full += ["--out", str(work / "out")]
-    msg = _one_error(cli(*full, cwd=work))
+    msg = one_error(cli(*full, cwd=work))
     for needle in needles:
         assert needle in msg, (needle, msg)
     assert sorted(p.name for p in inputs.iterdir()) == before
@@ -167,12 +160,12 @@ def test_bad_input_exits_2_with_one_message_and_leaves_nothing(cli, tmp_path, ca
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
                     reason="root ignores directory permissions")
-def test_read_only_parent_exits_2(cli, tmp_path):
+def test_read_only_parent_exits_2(one_error, cli, tmp_path):
     parent = tmp_path / "ro"
     parent.mkdir()
     parent.chmod(0o555)
     try:
-        msg = _one_error(cli("run", "baseline", "--people", "300", "--days", "2", "--quiet",
+        msg = one_error(cli("run", "baseline", "--people", "300", "--days", "2", "--quiet",
                              "--out", str(parent / "out")))
         assert "cannot write" in msg and list(parent.iterdir()) == []
     finally:
@@ -260,16 +253,16 @@ def test_query_table_limit_says_how_many_more(cli, cli_run):
 
 @pytest.mark.parametrize("sql", ["selec 1", "select * from nosuch",
                                  "select cast('a' as integer)"])
-def test_query_with_bad_sql_exits_2(cli, cli_run, sql):
-    assert "query failed" in _one_error(cli("query", str(cli_run), sql))
+def test_query_with_bad_sql_exits_2(one_error, cli, cli_run, sql):
+    assert "query failed" in one_error(cli("query", str(cli_run), sql))
 
 
-def test_query_rejects_an_unknown_format(cli, cli_run):
-    assert "--format" in _one_error(cli("query", str(cli_run), "select 1", "--format", "json"))
+def test_query_rejects_an_unknown_format(one_error, cli, cli_run):
+    assert "--format" in one_error(cli("query", str(cli_run), "select 1", "--format", "json"))
 
 
-def test_query_on_a_missing_folder_exits_2(cli, tmp_path):
-    msg = _one_error(cli("query", str(tmp_path / "nope"), "select 1"))
+def test_query_on_a_missing_folder_exits_2(one_error, cli, tmp_path):
+    msg = one_error(cli("query", str(tmp_path / "nope"), "select 1"))
     assert "no such run folder" in msg
 
 
@@ -294,42 +287,42 @@ def test_summary_against_the_baseline(cli, cli_run, cli_baseline):
     assert 0 < ratio <= 1
 
 
-def test_summary_refuses_a_baseline_of_another_size(cli, cli_run, tmp_path):
+def test_summary_refuses_a_baseline_of_another_size(one_error, cli, cli_run, tmp_path):
     other = tmp_path / "other"
     r = cli("run", "baseline", "--people", "1000", "--days", "30", "--out", str(other),
             "--quiet")
     assert r.returncode == 0, r.stderr
-    msg = _one_error(cli("summary", str(cli_run), "--baseline", str(other)))
+    msg = one_error(cli("summary", str(cli_run), "--baseline", str(other)))
     assert "same people, days and seed" in msg
 
 
-def test_summary_refuses_another_format_version(cli, cli_run, tmp_path):
+def test_summary_refuses_another_format_version(one_error, cli, cli_run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(cli_run, copy)
     mf = copy / "manifest.json"
     manifest = json.loads(mf.read_text())
     manifest["format_version"] = 99
     mf.write_text(json.dumps(manifest))
-    msg = _one_error(cli("summary", str(copy)))
+    msg = one_error(cli("summary", str(copy)))
     assert "format_version" in msg and "99" in msg
 
 
-def test_summary_refuses_an_incomplete_run(cli, cli_run, tmp_path):
+def test_summary_refuses_an_incomplete_run(one_error, cli, cli_run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(cli_run, copy)
     (copy / "ledger.parquet").unlink()
-    assert "ledger.parquet" in _one_error(cli("summary", str(copy)))
+    assert "ledger.parquet" in one_error(cli("summary", str(copy)))
     (copy / "manifest.json").unlink()
-    assert "manifest.json" in _one_error(cli("summary", str(copy)))
+    assert "manifest.json" in one_error(cli("summary", str(copy)))
 
 
-def test_summary_on_a_missing_folder_exits_2(cli, tmp_path):
-    assert "no such run folder" in _one_error(cli("summary", str(tmp_path / "nope")))
+def test_summary_on_a_missing_folder_exits_2(one_error, cli, tmp_path):
+    assert "no such run folder" in one_error(cli("summary", str(tmp_path / "nope")))
 
 
-def test_summary_on_a_manifest_that_is_not_an_object_exits_2(cli, cli_run, tmp_path):
+def test_summary_on_a_manifest_that_is_not_an_object_exits_2(one_error, cli, cli_run, tmp_path):
     """Regression: a manifest holding a JSON list crashed with AttributeError (exit 1)."""
     copy = tmp_path / "copy"
     shutil.copytree(cli_run, copy)
     (copy / "manifest.json").write_text("[1, 2, 3]")
-    assert "manifest" in _one_error(cli("summary", str(copy)))
+    assert "manifest" in one_error(cli("summary", str(copy)))

@@ -115,7 +115,7 @@ def run(
 
     try:
         s = load_scenario(scenario, set_, seed=seed, days=days, people=people)
-        target = out_dir or _default_out(s.name, s.run.seed)
+        target = out_dir or run_dir.default_out(s.name, s.run.seed)
         tmp = run_dir.prepare(target)
     except InputError as exc:
         _fail(str(exc))
@@ -352,14 +352,6 @@ def _print_summary(run_path: Path, baseline: Path | None) -> None:
 def _terminate(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
-
-def _default_out(name: str, seed: int) -> Path:
-    base = Path("runs") / f"{name}-seed{seed}"
-    path, k = base, 2
-    while path.exists():
-        path = base.with_name(f"{base.name}-{k}")
-        k += 1
-    return path
 
 
 def main() -> None:

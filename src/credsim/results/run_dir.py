@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import time
 from pathlib import Path
@@ -27,6 +28,17 @@ from credsim.scenario.model import DOMAINS, GRADES
 
 FORMAT_VERSION = 2  # 2: composite, ratings, firm lists, warnings, audit columns
 TABLES = ("timeseries", "ledger", "people", "firms", "sanctions")
+
+
+def default_out(stem: str, seed: int) -> Path:
+    """runs/<stem>-seed<seed>, with -2, -3, ... appended while that exists."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "results"
+    base = Path("runs") / f"{stem[:100]}-seed{seed}"
+    path, k = base, 2
+    while path.exists():
+        path = base.with_name(f"{base.name}-{k}")
+        k += 1
+    return path
 
 
 def prepare(out: Path) -> Path:

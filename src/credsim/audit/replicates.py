@@ -1,0 +1,1083 @@
+"""Replicates with common random numbers: `credsim compare` and `credsim sweep`.
+
+Both commands plan a list of runs, each fully determined by a resolved scenario
+(as TOML text) and a seed: replicate r of every scenario or grid point runs with
+seed = base seed + r, so scenarios that differ in one lever share every random
+draw that lever does not touch (common random numbers, see credsim.rng). The
+runs go through one executor (credsim.audit.executors): local worker processes
+or a Dask cluster; the numbers do not depend on which.
+
+A worker simulates the run into a temporary run folder, computes the harm
+audit's measures on it (credsim.audit.measures) and deletes the folder; only
+the measures come back. This process writes them, one Parquet file per run,
+under a temporary name first, and appends to an append-only status log, so an
+interrupted sweep loses at most the runs in progress and `--resume` carries on
+where it stopped. At the end, summary.parquet gives every measure's mean and
+95 % Student-t interval per scenario or grid point, and the paired difference
+from the first one with its interval (and the unpaired interval, for
+reference). docs/cli.md describes the folder.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+import tomllib
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from credsim import __version__
+from credsim.audit.executors import Executor, ExecutorError, make_executor
+from credsim.errors import InputError
+from credsim.results import run_dir
+from credsim.scenario.load import _apply_override, load_scenario, scenario_to_toml, validate
+
+FORMAT_VERSION = 1  # of the compare/sweep folder (manifest.json, runs/*.parquet, summary)
+DEFAULT_REPLICATES = 10  # the command line's default for --replicates
+CONFIDENCE = 0.95
+BOUND_DAYS = 30.0  # the proportionality bound passed to measures.compute
+
+RUN_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("scenario", pa.string()), ("point", pa.int32()),
+    ("replicate", pa.int32()), ("seed", pa.int64()), ("measure", pa.string()),
+    ("key", pa.string()), ("value", pa.float64()), ("unit", pa.string()),
+])
+SUMMARY_STATS = (
+    ("n", pa.int32()), ("mean", pa.float64()), ("sd", pa.float64()),
+    ("ci_low", pa.float64()), ("ci_high", pa.float64()), ("versus", pa.string()),
+    ("diff_n", pa.int32()), ("diff_mean", pa.float64()), ("diff_sd", pa.float64()),
+    ("diff_ci_low", pa.float64()), ("diff_ci_high", pa.float64()),
+    ("unpaired_ci_low", pa.float64()), ("unpaired_ci_high", pa.float64()),
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Tasks and the worker side
+
+@dataclass(frozen=True)
+class Task:
+    """One run: everything a worker needs, and nothing that depends on where it runs."""
+
+    run_id: str
+    point: int  # index of the scenario (compare) or grid point (sweep)
+    label: str
+    replicate: int
+    seed: int
+    scenario_toml: str  # the resolved scenario; run.seed is replaced by `seed`
+    bound_days: float = BOUND_DAYS
+
+
+def task_scenario(task: Task):
+    """The task's scenario, validated, with its seed."""
+    data = tomllib.loads(task.scenario_toml)
+    data.setdefault("run", {})["seed"] = task.seed
+    return validate(data, f"run {task.run_id}")
+
+
+_LOCK = threading.Lock()  # one run at a time per process (Dask workers may have threads)
+_CURRENT_TMP: Path | None = None  # the temporary run folder of the run in progress
+
+
+def init_worker(workers: int) -> None:
+    """In each local worker process: share the cores with the other workers, leave Ctrl-C
+    to the parent, on SIGTERM remove the temporary run folder before exiting, and exit
+    too if the parent dies (killed with SIGKILL, it cannot stop its workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_terminate)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True,
+                     name="credsim-watch-parent").start()
+    try:
+        import numba
+
+        numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS,
+                                         (os.cpu_count() or 1) // max(workers, 1))))
+    except Exception:  # pragma: no cover - Numba's thread count is only a performance hint
+        pass
+
+
+def _worker_terminate(signum, frame) -> None:  # pragma: no cover - runs in a worker
+    _worker_exit(128 + signum)
+
+
+def _worker_exit(code: int) -> None:  # pragma: no cover - runs in a worker
+    tmp = _CURRENT_TMP
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+    os._exit(code)
+
+
+def _watch_parent(parent: int) -> None:  # pragma: no cover - runs in a worker
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    _worker_exit(1)
+
+
+def run_task(task: Task) -> dict:
+    """Simulate one run and return its measures: {'run_id', 'measures': [(measure, key,
+    value, unit), ...], 'seconds', 'host', 'pid'}, or {'run_id', 'error': traceback} if
+    it failed. Module-level, so every executor can ship it to its workers."""
+    with _LOCK:
+        t0 = time.perf_counter()
+        try:
+            ms = _simulate_and_measure(task)
+        except Exception:
+            return {"run_id": task.run_id, "error": traceback.format_exc(),
+                    "host": socket.gethostname(), "pid": os.getpid()}
+        return {"run_id": task.run_id, "measures": [(m.measure, m.key, m.value, m.unit)
+                                                     for m in ms],
+                "seconds": round(time.perf_counter() - t0, 3),
+                "host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _simulate_and_measure(task: Task):
+    global _CURRENT_TMP
+    from credsim.audit.measures import compute
+    from credsim.engine import Simulation
+
+    s = task_scenario(task)
+    work = Path(tempfile.mkdtemp(prefix=f"credsim-{task.run_id}-"))
+    _CURRENT_TMP = work
+    try:
+        out = work / "run"
+        tmp = run_dir.prepare(out)
+        t0 = time.perf_counter()
+        sim = Simulation(s, ledger_path=tmp / "ledger.parquet")
+        sim.run()
+        run_dir.write_results(sim, tmp, time.perf_counter() - t0)
+        run_dir.commit(tmp, out)
+        return compute(out, None, task.bound_days)
+    finally:
+        _CURRENT_TMP = None
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Student t intervals (no SciPy: the regularised incomplete beta function)
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny, eps = 1e-300, 1e-15
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 1000):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)),
+                   -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < eps:
+            break
+    return h
+
+
+def _betai(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's t with `df` degrees of freedom, t >= 0."""
+    return 0.5 * _betai(df / 2.0, 0.5, df / (df + t * t))
+
+
+@lru_cache(maxsize=4096)
+def t_quantile(p: float, df: float) -> float:
+    """The p-quantile (p > 0.5) of Student's t with `df` (> 0) degrees of freedom."""
+    target = 1.0 - p
+    lo, hi = 0.0, 2.0
+    while t_sf(hi, df) > target:
+        lo, hi = hi, hi * 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if t_sf(mid, df) > target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-13 * hi:
+            break
+    return 0.5 * (lo + hi)
+
+
+@dataclass
+class Stats:
+    n: int
+    mean: float | None = None
+    sd: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+def mean_ci(xs: Sequence[float], confidence: float = CONFIDENCE) -> Stats:
+    """Mean, sample standard deviation and the Student-t interval of the mean."""
+    n = len(xs)
+    if n == 0:
+        return Stats(0)
+    mean = math.fsum(xs) / n
+    if n == 1:
+        return Stats(1, mean)
+    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+    half = t_quantile(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n) if sd > 0 else 0.0
+    return Stats(n, mean, sd, mean - half, mean + half)
+
+
+def welch_ci(a: Sequence[float], b: Sequence[float],
+             confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
+    """Interval of mean(a) - mean(b) from independent samples (Welch)."""
+    sa, sb = mean_ci(a, confidence), mean_ci(b, confidence)
+    if sa.sd is None or sb.sd is None:
+        return None, None
+    va, vb = sa.sd ** 2 / sa.n, sb.sd ** 2 / sb.n
+    d = sa.mean - sb.mean
+    if va + vb == 0:
+        return d, d
+    df = (va + vb) ** 2 / (va ** 2 / (sa.n - 1) + vb ** 2 / (sb.n - 1))
+    half = t_quantile(0.5 + confidence / 2, df) * math.sqrt(va + vb)
+    return d - half, d + half
+
+
+# ---------------------------------------------------------------------------------------
+# Plans: the scenarios or grid points, the replicates, the runs
+
+@dataclass
+class Point:
+    index: int
+    label: str
+    source: str
+    scenario_toml: str
+    values: dict[str, str] = field(default_factory=dict)  # sweep: key -> value as given
+
+
+@dataclass
+class Plan:
+    kind: str  # 'compare' or 'sweep'
+    points: list[Point]
+    replicates: int
+    base_seed: int
+    vary: list[tuple[str, list[str]]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    bound_days: float = BOUND_DAYS
+
+    def tasks(self) -> list[Task]:
+        """Replicate-major, so an unfinished batch covers every point about evenly."""
+        wp, wr = len(str(len(self.points) - 1)), max(3, len(str(self.replicates - 1)))
+        return [Task(f"p{p.index:0{wp}d}-r{r:0{wr}d}", p.index, p.label, r,
+                     self.base_seed + r, p.scenario_toml, self.bound_days)
+                for r in range(self.replicates) for p in self.points]
+
+    def manifest(self) -> dict:
+        return {
+            "kind": self.kind,
+            "format_version": FORMAT_VERSION,
+            "credsim_version": __version__,
+            "created": _now(),
+            "complete": False,
+            "replicates": self.replicates,
+            "base_seed": self.base_seed,
+            "seeds": f"base seed + replicate: {self.base_seed} to "
+                     f"{self.base_seed + self.replicates - 1}",
+            "confidence": CONFIDENCE,
+            "bound_days": self.bound_days,
+            "settings": self.settings,
+            "vary": [{"key": k, "values": vs} for k, vs in self.vary],
+            "points": [{"point": p.index, "label": p.label, "source": p.source,
+                        "values": p.values, "scenario_toml": p.scenario_toml}
+                       for p in self.points],
+            "runs": [{"run_id": t.run_id, "point": t.point, "replicate": t.replicate,
+                      "seed": t.seed} for t in self.tasks()],
+            "files": {"runs": "runs/<run_id>.parquet", "summary": "summary.parquet",
+                      "status": "status.log"},
+        }
+
+    @classmethod
+    def from_manifest(cls, m: dict, where: Path) -> Plan:
+        try:
+            points = [Point(int(p["point"]), str(p["label"]), str(p["source"]),
+                            str(p["scenario_toml"]), dict(p.get("values") or {}))
+                      for p in m["points"]]
+            plan = cls(str(m["kind"]), points, int(m["replicates"]), int(m["base_seed"]),
+                       [(str(v["key"]), list(v["values"])) for v in m.get("vary") or []],
+                       dict(m.get("settings") or {}), float(m.get("bound_days", BOUND_DAYS)))
+            planned = [r["run_id"] for r in m["runs"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{where}: not a complete credsim manifest ({exc!r})") from None
+        if planned != [t.run_id for t in plan.tasks()]:
+            raise InputError(f"{where}: its run list does not match its points and "
+                             "replicates; the manifest was edited")
+        for p in points:  # still a valid scenario for this version of credsim
+            try:
+                validate(tomllib.loads(p.scenario_toml), f"{where}: point {p.index}")
+            except tomllib.TOMLDecodeError as exc:
+                raise InputError(f"{where}: point {p.index}: malformed TOML: {exc}") from None
+        return plan
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _split_values(raw: str) -> list[str]:
+    """Split `v1,v2,...` at the commas outside brackets, braces and quotes."""
+    out, depth, quote, cur = [], 0, "", []
+    for ch in raw:
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(ch)
+    out.append("".join(cur).strip())
+    return out
+
+
+def parse_vary(items: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """`key=v1,v2,...` options as (key, [raw values]); the values are parsed like --set."""
+    out: list[tuple[str, list[str]]] = []
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"--vary {item!r}: expected key.path=v1,v2,...")
+        key, raw = (s.strip() for s in item.split("=", 1))
+        if not key or not all(key.split(".")):
+            raise InputError(f"--vary {item!r}: expected a dotted key before '=', "
+                             "e.g. court_list.grace_days=10,30")
+        values = _split_values(raw)
+        if any(v == "" for v in values):
+            raise InputError(f"--vary {item!r}: expected comma-separated values, none empty")
+        if key in (k for k, _ in out):
+            raise InputError(f"--vary {key}: given twice; list all its values in one --vary")
+        if key == "run.seed":
+            raise InputError("--vary run.seed: replicate r already runs with the base seed "
+                             "+ r; set the base seed with --seed")
+        dup = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if dup is not None:
+            raise InputError(f"--vary {key}: value {dup} is listed twice")
+        out.append((key, values))
+    return out
+
+
+def parsed_value(key: str, raw: str) -> Any:
+    """The value `raw` gives `key`, parsed as --set parses it."""
+    data: dict[str, Any] = {}
+    _apply_override(data, f"{key}={raw}")
+    node: Any = data
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def plan_compare(sources: Sequence[str], replicates: int, overrides: list[str] | None,
+                 seed: int | None, days: int | None, people: int | None) -> Plan:
+    if len(sources) < 2:
+        raise InputError("compare needs two or more scenarios (presets or TOML files)")
+    _check_replicates(replicates, 2, "compare")
+    first = load_scenario(sources[0], overrides, seed=seed, days=days, people=people)
+    base_seed = first.run.seed
+    loaded = [load_scenario(src, overrides, seed=base_seed, days=days, people=people)
+              for src in sources]
+    labels = _unique_labels([s.name for s in loaded], list(sources))
+    points = [Point(i, labels[i], src, scenario_to_toml(s))
+              for i, (src, s) in enumerate(zip(sources, loaded, strict=True))]
+    return Plan("compare", points, replicates, base_seed, settings=_settings(
+        overrides, seed, days, people))
+
+
+def plan_sweep(source: str, vary_items: Sequence[str], replicates: int,
+               overrides: list[str] | None, seed: int | None, days: int | None,
+               people: int | None) -> Plan:
+    _check_replicates(replicates, 1, "sweep")
+    if not vary_items:
+        raise InputError("sweep needs at least one --vary key.path=v1,v2,...")
+    vary = parse_vary(vary_items)
+    for key, flag, given in (("run.days", "--days", days), ("run.people", "--people", people)):
+        if given is not None and any(k == key for k, _ in vary):
+            raise InputError(f"--vary {key}: {flag} {given} would replace every value; "
+                             f"leave out {flag}")
+    base = load_scenario(source, overrides, seed=seed, days=days, people=people)
+    base_seed = base.run.seed
+    over = list(overrides or [])
+    # Each value on its own first, so an error names the value at fault.
+    for key, values in vary:
+        for v in values:
+            try:
+                load_scenario(source, over + [f"{key}={v}"], seed=base_seed, days=days,
+                              people=people)
+            except InputError as exc:
+                raise InputError(f"--vary {key}={v}: {exc}") from None
+    points = []
+    for i, combo in enumerate(itertools.product(*(vs for _, vs in vary))):
+        values = {k: v for (k, _), v in zip(vary, combo, strict=True)}
+        label = ", ".join(f"{k}={v}" for k, v in values.items())
+        try:
+            s = load_scenario(source, over + [f"{k}={v}" for k, v in values.items()],
+                              seed=base_seed, days=days, people=people)
+        except InputError as exc:
+            raise InputError(f"grid point {label}: {exc}") from None
+        points.append(Point(i, label, source, scenario_to_toml(s), values))
+    return Plan("sweep", points, replicates, base_seed, vary, _settings(
+        overrides, seed, days, people))
+
+
+def _settings(overrides, seed, days, people) -> dict:
+    return {"set": list(overrides or []), "seed": seed, "days": days, "people": people}
+
+
+def _check_replicates(r: int, minimum: int, what: str) -> None:
+    if r < minimum:
+        why = " (an interval needs at least two runs)" if minimum == 2 else ""
+        raise InputError(f"--replicates {r}: {what} needs at least {minimum}{why}")
+
+
+def _unique_labels(names: list[str], sources: list[str]) -> list[str]:
+    labels = [n if names.count(n) == 1 else f"{n} ({src})" for n, src in zip(names, sources,
+                                                                           strict=True)]
+    return [lab if labels.count(lab) == 1 else f"{lab} #{i + 1}"
+            for i, lab in enumerate(labels)]
+
+
+
+# ---------------------------------------------------------------------------------------
+# The folder: manifest, status log, per-run Parquet files, summary
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2), "utf-8")
+    os.replace(tmp, path)
+
+
+class StatusLog:
+    """status.log: one JSON object per line, appended, never rewritten."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        # A line cut short by a killed process must not swallow the next one.
+        if path.exists() and path.stat().st_size > 0:
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                last = f.read(1)
+            if last != b"\n":
+                with open(path, "ab") as f:
+                    f.write(b"\n")
+
+    def write(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"time": _now(), "event": event, **fields}) + "\n"
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line)
+
+
+def read_status(path: Path) -> list[dict]:
+    """The log's events, skipping any line that does not parse (one cut short by a kill)."""
+    out = []
+    if not path.is_file():
+        return out
+    for line in path.read_text("utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def _run_path(folder: Path, run_id: str) -> Path:
+    return folder / "runs" / f"{run_id}.parquet"
+
+
+def _write_run(folder: Path, task: Task, rows: list[tuple]) -> None:
+    n = len(rows)
+    table = pa.table({
+        "run_id": [task.run_id] * n, "scenario": [task.label] * n, "point": [task.point] * n,
+        "replicate": [task.replicate] * n, "seed": [task.seed] * n,
+        "measure": [r[0] for r in rows], "key": [r[1] for r in rows],
+        "value": [r[2] for r in rows], "unit": [r[3] for r in rows],
+    }, schema=RUN_SCHEMA)
+    final = _run_path(folder, task.run_id)
+    tmp = final.with_name(f".{final.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, final)
+
+
+def _complete_manifest(folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+    _write_json(folder / "manifest.json", {**manifest, "complete": True, "finished": _now()})
+
+
+def _new_folder(tmp: Path, plan: Plan) -> None:
+    (tmp / "runs").mkdir()
+    _write_json(tmp / "manifest.json", plan.manifest())
+    (tmp / "status.log").touch()
+
+
+def summary_table(folder: Path, plan: Plan) -> pa.Table:
+    """Every measure per point: n, mean, sd, interval; the paired difference from point 0
+    by replicate and its interval; the unpaired (Welch) interval of the same difference."""
+    values: dict[tuple[int, str, str], dict[int, float | None]] = {}
+    units: dict[tuple[str, str], str] = {}
+    order: dict[tuple[str, str], None] = {}
+    for t in sorted(plan.tasks(), key=lambda t: (t.point, t.replicate)):
+        for r in pq.read_table(_run_path(folder, t.run_id)).to_pylist():
+            mk = (r["measure"], r["key"])
+            order.setdefault(mk)
+            units.setdefault(mk, r["unit"])
+            values.setdefault((t.point, *mk), {})[t.replicate] = r["value"]
+    ref = plan.points[0]
+    rows = []
+    for p in plan.points:
+        for mk in order:
+            vals = values.get((p.index, *mk))
+            if vals is None:
+                continue
+            xs = [v for _, v in sorted(vals.items()) if v is not None]
+            st = mean_ci(xs)
+            row = {"scenario": p.label, "point": p.index, "measure": mk[0], "key": mk[1],
+                   "unit": units[mk], "n": st.n, "mean": st.mean, "sd": st.sd,
+                   "ci_low": st.ci_low, "ci_high": st.ci_high}
+            for k, raw in p.values.items():
+                row[f"vary:{k}"] = raw
+            if p.index != ref.index:
+                base = values.get((ref.index, *mk), {})
+                pairs = [(v, base[r]) for r, v in sorted(vals.items())
+                         if v is not None and base.get(r) is not None]
+                d = mean_ci([a - b for a, b in pairs])
+                lo, hi = welch_ci(xs, [v for v in base.values() if v is not None])
+                row.update({"versus": ref.label, "diff_n": d.n, "diff_mean": d.mean,
+                            "diff_sd": d.sd, "diff_ci_low": d.ci_low, "diff_ci_high": d.ci_high,
+                            "unpaired_ci_low": lo, "unpaired_ci_high": hi})
+            rows.append(row)
+    fields = [("scenario", pa.string()), ("point", pa.int32())]
+    for key, raws in plan.vary:
+        parsed = [parsed_value(key, v) for v in raws]
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in parsed)
+        fields.append((key, pa.float64() if numeric else pa.string()))
+        conv = dict(zip(raws, parsed if numeric else raws, strict=True))
+        for row in rows:
+            raw = row.pop(f"vary:{key}")
+            row[key] = float(conv[raw]) if numeric else raw
+    fields += [("measure", pa.string()), ("key", pa.string()), ("unit", pa.string()),
+               *SUMMARY_STATS]
+    return pa.Table.from_pylist(rows, schema=pa.schema(fields))
+
+
+def _write_summary(folder: Path, plan: Plan) -> pa.Table:
+    table = summary_table(folder, plan)
+    tmp = folder / ".summary.parquet.tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, folder / "summary.parquet")
+    return table
+
+
+# ---------------------------------------------------------------------------------------
+# Running: signals, the loop over results
+
+class _Stop(BaseException):
+    """Ctrl-C or SIGTERM: stop the runs, keep what is complete."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Stopper:
+    """Turns the first SIGINT/SIGTERM into _Stop, but not inside `hold()` (while a
+    finished run is written and logged): there it waits until the block ends."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.critical = False
+        self.previous: dict = {}
+
+    def __enter__(self) -> _Stopper:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, h in self.previous.items():
+            signal.signal(sig, h)
+
+    def _handler(self, signum, frame) -> None:
+        if self.signum is not None:
+            return  # already stopping
+        self.signum = signum
+        if not self.critical:
+            raise _Stop(signum)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        self.critical = True
+        try:
+            yield
+        finally:
+            self.critical = False
+        if self.signum is not None:
+            raise _Stop(self.signum)
+
+
+@dataclass
+class _Progress:
+    total: int
+    done: int
+    failed: list[tuple[Task, str]] = field(default_factory=list)
+
+
+def _execute(folder: Path, plan: Plan, todo: list[Task], executor: Executor, log: StatusLog,
+             stopper: _Stopper, progress: _Progress, console: Console,
+             stop_on_failure: bool) -> None:
+    width = len(str(progress.total))
+    # Progress lines name a grid point by its values alone (the keys are in the header).
+    short = {p.index: ", ".join(p.values.values()) or p.label for p in plan.points}
+
+    def feed() -> Iterator[Task]:
+        for t in todo:
+            with stopper.hold():
+                log.write("started", run_id=t.run_id, point=t.point, replicate=t.replicate,
+                          seed=t.seed)
+            yield t
+
+    results = executor.map_unordered(run_task, feed())
+    while True:
+        try:
+            task, res = next(results)
+        except StopIteration:
+            return
+        except ExecutorError as exc:  # the executor cannot go on: a failure that stops all
+            task, res = exc.task, {"error": str(exc)}
+            stop_on_failure = True
+        head = f"[{progress.done + len(progress.failed) + 1:>{width}}/{progress.total}]"
+        if "error" in res:
+            last = res["error"].strip().splitlines()[-1]
+            with stopper.hold():
+                log.write("failed", run_id=task.run_id, host=res.get("host"),
+                          pid=res.get("pid"), error=res["error"])
+            progress.failed.append((task, last))
+            console.print(f"{head} {task.run_id} FAILED: {escape(last)}", highlight=False)
+            if stop_on_failure:
+                return
+            continue
+        with stopper.hold():
+            _write_run(folder, task, res["measures"])
+            log.write("done", run_id=task.run_id, seconds=res["seconds"], host=res["host"],
+                      pid=res["pid"])
+            progress.done += 1
+        console.print(f"{head} {task.run_id}  {escape(short[task.point])}  seed {task.seed}  "
+                      f"{res['seconds']:.1f} s", highlight=False)
+
+
+_err = Console(stderr=True)
+
+
+def _exit_interrupted(signum: int, message: str) -> None:
+    _err.print(message, highlight=False, soft_wrap=True)
+    raise SystemExit(128 + signum)
+
+
+def _exit_failed(progress: _Progress, folder: Path | None, hint: str) -> None:
+    task, last = progress.failed[0]
+    where = f"; see {folder / 'status.log'}" if folder else ""
+    _err.print(f"[bold red]error:[/] {len(progress.failed)} run(s) failed; the first, "
+               f"{task.run_id} ({escape(task.label)}, seed {task.seed}): {escape(last)}"
+               f"{where}. {hint}", highlight=False, soft_wrap=True)
+    raise SystemExit(1)
+
+
+# ---------------------------------------------------------------------------------------
+# The commands
+
+def compare_command(scenarios: Sequence[str], *, replicates: int = DEFAULT_REPLICATES,
+                    out: Path | None = None, overrides: list[str] | None = None,
+                    seed: int | None = None, days: int | None = None,
+                    people: int | None = None, workers: int | None = None,
+                    scheduler: str | None = None, console: Console | None = None) -> Path:
+    """`credsim compare`: R replicates of each scenario with common random numbers, into a
+    folder written atomically (a folder under the target name is always complete)."""
+    console = console or Console()
+    plan = plan_compare(scenarios, replicates, overrides, seed, days, people)
+    target = out or run_dir.default_out("compare-" + "-vs-".join(p.label for p in plan.points[:3]),
+                                 plan.base_seed)
+    if target.exists():
+        raise InputError(f"{target}: already exists; choose another --out or remove it first")
+    tasks = plan.tasks()
+    executor = make_executor(workers, scheduler, tasks=len(tasks), initializer=init_worker)
+    tmp: Path | None = None
+    with _Stopper() as stopper:
+        try:
+            tmp = run_dir.prepare(target)
+            _new_folder(tmp, plan)
+            log = StatusLog(tmp / "status.log")
+            log.write("begin", runs=len(tasks), todo=len(tasks), executor=executor.description)
+            console.print(f"compare: {len(plan.points)} scenarios × {replicates} replicates "
+                          f"= {len(tasks)} runs, seeds {plan.base_seed} to "
+                          f"{plan.base_seed + replicates - 1}, on {executor.description}",
+                          highlight=False)
+            progress = _Progress(len(tasks), 0)
+            _execute(tmp, plan, tasks, executor, log, stopper, progress, console,
+                     stop_on_failure=True)
+            if progress.failed:
+                executor.close(cancel=True)
+                run_dir.abort(tmp)
+                _exit_failed(progress, None, "No results folder was left behind.")
+            executor.close()
+            table = _write_summary(tmp, plan)
+            log.write("finished", runs=len(tasks))
+            _complete_manifest(tmp)
+            run_dir.commit(tmp, target)
+        except _Stop as stop:
+            executor.close(cancel=True)
+            if tmp is not None:
+                run_dir.abort(tmp)
+            _exit_interrupted(stop.signum, ("interrupted" if stop.signum == signal.SIGINT
+                                            else "terminated") + "; no results folder was "
+                              "left behind")
+        except BaseException:
+            executor.close(cancel=True)
+            if tmp is not None:
+                run_dir.abort(tmp)
+            raise
+    _print_compare(console, plan, table)
+    console.print(f"results: [bold]{escape(str(target))}[/] (summary.parquet: every measure; "
+                  "runs/: one file per run)", highlight=False)
+    return target
+
+
+def sweep_command(scenario: str | None, *, vary: list[str] | None = None,
+                  replicates: int = DEFAULT_REPLICATES, out: Path | None = None,
+                  resume: Path | None = None, overrides: list[str] | None = None,
+                  seed: int | None = None, days: int | None = None,
+                  people: int | None = None, workers: int | None = None,
+                  scheduler: str | None = None, console: Console | None = None) -> Path:
+    """`credsim sweep`: a grid of parameter values, R replicates each; the folder grows run
+    by run and `--resume DIR` finishes an interrupted sweep."""
+    console = console or Console()
+    if resume is not None:
+        given = [name for name, v in (("SCENARIO", scenario), ("--vary", vary),
+                                      ("--out", out), ("--set", overrides), ("--seed", seed),
+                                      ("--days", days), ("--people", people))
+                 if v is not None and v != []]
+        if given:
+            raise InputError(f"--resume takes the sweep's settings from {resume}/manifest.json; "
+                             f"leave out {', '.join(given)}")
+        return _resume(resume, replicates, workers, scheduler, console)
+    if scenario is None:
+        raise InputError("sweep needs a SCENARIO (a preset or TOML file), or --resume DIR")
+    plan = plan_sweep(scenario, vary or [], replicates, overrides, seed, days, people)
+    name = tomllib.loads(plan.points[0].scenario_toml).get("name", "scenario")
+    target = out or run_dir.default_out(f"sweep-{name}", plan.base_seed)
+    if target.exists():
+        hint = ""
+        if _folder_kind(target) == "sweep" and not _folder_complete(target):
+            hint = f", or finish that sweep with: credsim sweep --resume {target}"
+        raise InputError(f"{target}: already exists; choose another --out or remove it "
+                         f"first{hint}")
+    tasks = plan.tasks()
+    executor = make_executor(workers, scheduler, tasks=len(tasks), initializer=init_worker)
+    try:
+        tmp = run_dir.prepare(target)
+        try:
+            _new_folder(tmp, plan)
+            run_dir.commit(tmp, target)
+        except BaseException:
+            run_dir.abort(tmp)
+            raise
+        console.print(f"sweep: {len(plan.points)} grid points × {replicates} replicates = "
+                      f"{len(tasks)} runs, seeds {plan.base_seed} to "
+                      f"{plan.base_seed + replicates - 1}, on {executor.description}; grid: "
+                      f"{escape(', '.join(k for k, _ in plan.vary))}", highlight=False)
+        with _folder_lock(target):
+            _run_sweep(target, plan, tasks, executor, console, resumed=False)
+    finally:
+        executor.close(cancel=True)
+    return target
+
+
+def _folder_manifest(path: Path) -> dict:
+    try:
+        m = json.loads((path / "manifest.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return m if isinstance(m, dict) else {}
+
+
+def _folder_kind(path: Path) -> str | None:
+    m = _folder_manifest(path)
+    return m.get("kind", "run") if m else None
+
+
+def _folder_complete(path: Path) -> bool:
+    return bool(_folder_manifest(path).get("complete"))
+
+
+def _read_sweep_manifest(folder: Path) -> dict:
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such sweep folder")
+    mf = folder / "manifest.json"
+    if not mf.is_file():
+        raise InputError(f"{folder}: not a sweep folder (no manifest.json)")
+    try:
+        m = json.loads(mf.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{mf}: unreadable manifest ({exc})") from None
+    if not isinstance(m, dict):
+        raise InputError(f"{mf}: not a credsim manifest (expected a JSON object)")
+    kind = m.get("kind", "run")
+    if kind != "sweep":
+        raise InputError(f"{folder}: a {kind} folder, not a sweep; only folders written by "
+                         "`credsim sweep` can be resumed")
+    if m.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"{mf}: sweep format_version {m.get('format_version')!r} is not "
+                         f"supported by credsim {__version__} (expects {FORMAT_VERSION}); "
+                         "start the sweep again")
+    if m.get("credsim_version") != __version__:
+        raise InputError(f"{folder}: the sweep was started by credsim "
+                         f"{m.get('credsim_version')}, this is credsim {__version__}; its "
+                         "runs would not be comparable, so start the sweep again")
+    return m
+
+
+def _resume(folder: Path, replicates: int, workers: int | None, scheduler: str | None,
+            console: Console) -> Path:
+    m = _read_sweep_manifest(folder)
+    plan = Plan.from_manifest(m, folder)
+    if replicates not in (plan.replicates, DEFAULT_REPLICATES):
+        raise InputError(f"--replicates {replicates}: the sweep in {folder} has "
+                         f"{plan.replicates} replicates, and resuming does not change them")
+    tasks = plan.tasks()
+    with _folder_lock(folder):
+        (folder / "runs").mkdir(exist_ok=True)
+        for stale in (folder / "runs").glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+        done_logged = {e.get("run_id") for e in read_status(folder / "status.log")
+                       if e.get("event") == "done"}
+        todo = [t for t in tasks if not (t.run_id in done_logged and
+                                         _readable(_run_path(folder, t.run_id)))]
+        console.print(f"resuming {escape(str(folder))}: {len(tasks) - len(todo)} of "
+                      f"{len(tasks)} runs are done, {len(todo)} to run", highlight=False)
+        executor = make_executor(workers, scheduler, tasks=len(todo), initializer=init_worker)
+        try:
+            if todo:
+                console.print(f"on {executor.description}", highlight=False)
+            _run_sweep(folder, plan, tasks, executor, console, resumed=True, todo=todo)
+        finally:
+            executor.close(cancel=True)
+    return folder
+
+
+def _readable(path: Path) -> bool:
+    try:
+        pq.read_metadata(path)
+    except Exception:
+        return False
+    return True
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Refuse a second `credsim sweep` in the same folder at the same time."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        yield
+        return
+    with open(folder / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise InputError(f"{folder}: another credsim sweep is running in this folder"
+                             ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run_sweep(folder: Path, plan: Plan, tasks: list[Task], executor: Executor,
+               console: Console, *, resumed: bool, todo: list[Task] | None = None) -> None:
+    """Run `todo` (default: every task) in the sweep folder, then write the summary; the
+    caller holds the folder's lock."""
+    todo = tasks if todo is None else todo
+    log = StatusLog(folder / "status.log")
+    log.write("resume" if resumed else "begin", runs=len(tasks), todo=len(todo),
+              executor=executor.description)
+    progress = _Progress(len(tasks), len(tasks) - len(todo))
+    with _Stopper() as stopper:
+        try:
+            _execute(folder, plan, todo, executor, log, stopper, progress, console,
+                     stop_on_failure=False)
+            if progress.failed:
+                log.write("stopped", failed=len(progress.failed), done=progress.done,
+                          runs=len(tasks))
+                _exit_failed(progress, folder, f"The {progress.done} completed runs are "
+                             f"kept; `credsim sweep --resume {folder}` runs the failed and "
+                             "missing ones again.")
+            executor.close()
+            table = _write_summary(folder, plan)
+            log.write("finished", runs=len(tasks))
+            _complete_manifest(folder)
+        except _Stop as stop:
+            executor.close(cancel=True)
+            log.write("interrupted", signal=signal.Signals(stop.signum).name,
+                      done=progress.done, runs=len(tasks))
+            how = "interrupted" if stop.signum == signal.SIGINT else "terminated"
+            _exit_interrupted(stop.signum, f"{how}: {progress.done} of {len(tasks)} runs are "
+                              f"done in {folder}; finish the sweep with: credsim sweep "
+                              f"--resume {folder}")
+    _print_sweep(console, plan, table)
+    console.print(f"results: [bold]{escape(str(folder))}[/] (summary.parquet: every measure; "
+                  "runs/: one file per run)", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------
+# Console tables
+
+HEADLINE = (
+    ("sanctioned_person_days_per_million", "sanctioned person-days per million"),
+    ("wrongful_share", "wrongful share of sanctioned days"),
+    ("listed_per_million", "listed per million (mean)"),
+    ("new_listings_per_million", "new listings per million per year"),
+    ("sanctions_per_million", "sanctions per million per year"),
+    ("perks_per_million", "perks per million per year"),
+    ("cross_context_share", "sanctions outside the trigger's domain"),
+    ("disproportionate_share", "sanctions costing > {bound:g} days' income"),
+    ("voice_per_1000_person_days", "voice events per 1000 person-days"),
+    ("ties_dropped_per_1000", "ties dropped per 1000 people"),
+)
+SWEEP_COLUMNS = {"sanctioned_person_days_per_million": "sanctioned days per million",
+                 "wrongful_share": "wrongful share",
+                 "new_listings_per_million": "new listings per million/yr",
+                 "voice_per_1000_person_days": "voice per 1000 person-days"}
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    if v != 0 and abs(v) >= 1e4:
+        return f"{v:,.0f}"
+    return f"{v:,.4g}" if abs(v) >= 1 or v == 0 else f"{v:.3g}"
+
+
+def _pm(mean: float | None, lo: float | None) -> str:
+    """'mean ± half-width' of a symmetric interval, or the mean alone if it has none."""
+    if mean is None:
+        return "n/a"
+    return _num(mean) if lo is None else f"{_num(mean)} ± {_num(mean - lo)}"
+
+
+def _headline_rows(rows: list[dict], bound: float) -> list[tuple[str, str, str]]:
+    """(measure, key, description) of the headline measures present; gates only if any
+    scenario applied them."""
+    present: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        present.setdefault((r["measure"], r["key"]), []).append(r)
+    out = []
+    for measure, desc in HEADLINE:
+        for (m, k), rs in present.items():
+            if m != measure or all(r["mean"] is None for r in rs):
+                continue
+            if k.startswith("gate="):
+                if all(not r["mean"] for r in rs):
+                    continue
+                out.append((m, k, f"{desc}: {k[5:]}"))
+            elif k == "":
+                out.append((m, k, desc.format(bound=bound)))
+    return out
+
+
+def _print_compare(console: Console, plan: Plan, table: pa.Table) -> None:
+    rows = table.to_pylist()
+    by = {(r["point"], r["measure"], r["key"]): r for r in rows}
+    labels = [p.label for p in plan.points]
+    t = Table(title=f"{' vs '.join(labels)}: {plan.replicates} replicates each, common random "
+                    f"numbers; mean ± 95 % half-width")
+    t.add_column("measure")
+    for lab in labels:
+        t.add_column(escape(lab), justify="right")
+    for lab in labels[1:]:
+        t.add_column(escape(f"{lab} − {labels[0]} (paired)"), justify="right")
+    for m, k, desc in _headline_rows(rows, plan.bound_days):
+        cells = []
+        for p in plan.points:
+            r = by.get((p.index, m, k))
+            cells.append(_pm(r["mean"], r["ci_low"]) if r else "n/a")
+        for p in plan.points[1:]:
+            r = by.get((p.index, m, k))
+            cells.append(_pm(r["diff_mean"], r["diff_ci_low"]) if r else "n/a")
+        t.add_row(escape(desc), *cells)
+    console.print(t)
+    console.print(f"{table.num_rows} rows in summary.parquet: every measure of "
+                  "docs/measures.md, with the unpaired interval of each difference for "
+                  "reference", highlight=False)
+
+
+def _short_keys(keys: list[str]) -> list[str]:
+    """Each dotted key by its shortest tail that no other key ends with."""
+    out = []
+    for key in keys:
+        parts = key.split(".")
+        for k in range(1, len(parts) + 1):
+            tail = ".".join(parts[-k:])
+            if not any(o != key and (o == tail or o.endswith("." + tail)) for o in keys):
+                break
+        out.append(tail)
+    return out
+
+
+def _print_sweep(console: Console, plan: Plan, table: pa.Table) -> None:
+    rows = table.to_pylist()
+    by = {(r["point"], r["measure"], r["key"]): r for r in rows}
+    cols = [m for m in SWEEP_COLUMNS
+            if any(by.get((p.index, m, ""), {}).get("mean") is not None for p in plan.points)]
+    t = Table(title=f"sweep: {len(plan.points)} grid points × {plan.replicates} replicates; "
+                    "mean ± 95 % half-width")
+    for key in _short_keys([k for k, _ in plan.vary]):
+        t.add_column(escape(key), overflow="fold")
+    for m in cols:
+        t.add_column(SWEEP_COLUMNS[m], justify="right")
+    for p in plan.points:
+        cells = [escape(p.values[k]) for k, _ in plan.vary]
+        for m in cols:
+            r = by.get((p.index, m, ""))
+            cells.append(_pm(r["mean"], r["ci_low"]) if r else "n/a")
+        t.add_row(*cells)
+    console.print(t)
+    console.print(f"{table.num_rows} rows in summary.parquet: every measure per grid point, "
+                  "with the paired difference from the first point", highlight=False)

@@ -1,0 +1,948 @@
+"""`credsim report`: one self-contained HTML file for a run or a compare/sweep folder.
+
+The file opens offline: the style sheet is inline, every figure is an inline
+SVG drawn with matplotlib (Agg backend), and there is no script and no
+external address. Every piece of text taken from a run (scenario names,
+descriptions, gate names, the scenario file) is escaped.
+
+A run folder gets a plain-language summary, then figures (score, band or
+rating distributions over time, grade flows, sanctions per gate, wrongful
+share and disparate-impact ratios by group, chilling, spirals), then what was
+measured for the two points of the EU AI Act's social-scoring test
+(Art. 5(1)(c)), then every measure. Measures come from
+`credsim.audit.measures.compute`; if the folder holds a `measures.parquet`
+(written by `credsim audit`, possibly with a baseline and another
+proportionality bound), its rows take precedence.
+
+A compare or sweep folder (written by `credsim compare` / `credsim sweep`)
+holds `manifest.json` with `"kind": "compare"` or `"sweep"` and
+`runs/*.parquet`, one file per run with the columns measure, key, value,
+unit, scenario (compare) or point (sweep), replicate and seed. The report
+computes each measure's mean and 95 % interval per scenario or point, and
+for compare the paired differences (replicate by replicate) from the first
+scenario, with the definitions of docs/measures.md, and draws them as a
+forest plot.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from credsim import __version__
+from credsim.audit.measures import FOUR_FIFTHS, Measure, compute
+from credsim.errors import InputError
+from credsim.results.query import connect
+from credsim.results.run_dir import open_run
+from credsim.scenario.model import GRADES
+
+COMPARISON_KINDS = ("compare", "sweep")
+COMPARISON_FORMAT_VERSION = 1  # unless credsim.audit.replicates says otherwise
+
+# Colours (colour-blind safe: Okabe-Ito), one per grade from AAA to D.
+GRADE_COLOURS = ["#009E73", "#56B4E9", "#0072B2", "#F0E442", "#E69F00", "#D55E00"]
+BLUE, ORANGE, VERMILION, GREY = "#0072B2", "#E69F00", "#D55E00", "#777777"
+
+
+# Entry point ---------------------------------------------------------------------------
+
+
+def write_report(path: Path, out: Path | None = None) -> Path:
+    """Write the report of the run or comparison folder `path` to `out` (default:
+    `path/report.html`) under a temporary name first; return the file written."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: no such folder (expected a run folder or a compare/sweep "
+                         "folder)")
+    mf = path / "manifest.json"
+    if not mf.is_file():
+        raise InputError(f"{path}: neither a run folder nor a compare/sweep folder "
+                         "(no manifest.json)")
+    try:
+        manifest = json.loads(mf.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{mf}: unreadable manifest ({exc})") from None
+    if isinstance(manifest, dict) and "kind" in manifest:
+        text = _comparison_report(path, manifest)
+    else:
+        text = _run_report(path)
+    target = Path(out) if out is not None else path / "report.html"
+    return _write_atomic(target, text)
+
+
+def _write_atomic(target: Path, text: str) -> Path:
+    if target.is_dir():
+        raise InputError(f"{target}: is a folder; give --out a file name")
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, "utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"{target}: cannot write the report ({exc.strerror})") from None
+    return target
+
+
+# Formatting ----------------------------------------------------------------------------
+
+e = html.escape
+
+
+def num(v: float | None, digits: int = 4) -> str:
+    """A number as the report prints it: n/a, integers with thousands separators,
+    otherwise `digits` significant digits."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if float(v).is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}"
+    if abs(v) >= 10 ** (digits - 1):
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}g}"
+
+
+def pct(v: float | None) -> str:
+    """A share as a percentage with one decimal (n/a when undefined)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{100 * v:.1f} %"
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI","DejaVu Sans",Arial,sans-serif;
+ margin:0;background:#f6f6f4;color:#1d1d1d;line-height:1.5}
+main{max-width:1100px;margin:0 auto;padding:24px 32px 48px;background:#fff}
+h1{font-size:1.7em;margin:.2em 0 .1em}
+h2{font-size:1.3em;margin-top:1.8em;border-bottom:2px solid #0072B2;padding-bottom:.15em}
+h3{font-size:1.05em;margin:1.2em 0 .3em}
+.sub{color:#555;margin-top:0}
+.summary{background:#eef5fb;border-left:4px solid #0072B2;padding:8px 20px}
+.summary li{margin:.35em 0}
+.flag{color:#b23b00;font-weight:600}
+figure{margin:1em 0 1.6em}
+figure svg{max-width:100%;height:auto;display:block}
+figcaption{color:#444;font-size:.92em;margin-top:.3em}
+table{border-collapse:collapse;font-size:.9em;margin:.6em 0}
+th,td{border-bottom:1px solid #ddd;padding:3px 10px;text-align:left;vertical-align:top}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+td.n{white-space:nowrap}
+.wide{overflow-x:auto}
+thead th{background:#f0f0ee}
+.note{color:#555;font-size:.92em}
+.legal{background:#fbf6e9;border-left:4px solid #E69F00;padding:6px 18px}
+pre{background:#f4f4f4;padding:10px;overflow-x:auto;font-size:.8em}
+details{margin:.8em 0}
+"""
+
+
+def _page(title: str, subtitle: str, body: list[str]) -> str:
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body><main>",
+        f"<h1>{e(title)}</h1>", f'<p class="sub">{subtitle}</p>', *body,
+        f'<p class="note">Written by credsim {e(__version__)}. Synthetic people only: no '
+        "record in this report is about a real person.</p>",
+        "</main></body>", "</html>", "",
+    ])
+
+
+def _table(head: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
+    """An HTML table; cells are already escaped HTML."""
+    th = "".join(f'<th{" class=n" if i in numeric else ""}>{h}</th>'
+                 for i, h in enumerate(head))
+    body = "".join(
+        "<tr>" + "".join(f'<td{" class=n" if i in numeric else ""}>{c}</td>'
+                         for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return (f'<div class="wide"><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody>'
+            "</table></div>")
+
+
+# Figures -------------------------------------------------------------------------------
+
+
+class _Figures:
+    """Matplotlib figures rendered to inline SVG, with ids unique in the document."""
+
+    def __init__(self):
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+
+        self.plt = plt
+        self.n = 0
+        self.rc = {"svg.fonttype": "none", "svg.hashsalt": "credsim", "font.size": 9,
+                   "axes.spines.top": False, "axes.spines.right": False,
+                   "font.family": ["DejaVu Sans", "sans-serif"]}
+
+    def new(self, ncols: int = 1, width: float = 9.0, height: float = 3.4, **kw):
+        with self.plt.rc_context(self.rc):
+            return self.plt.subplots(1, ncols, figsize=(width, height), squeeze=False, **kw)
+
+    def svg(self, fig) -> str:
+        buf = io.StringIO()
+        with self.plt.rc_context(self.rc):
+            fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight",
+                        pad_inches=0.08)
+        self.plt.close(fig)
+        self.n += 1
+        s = buf.getvalue()
+        s = s[s.index("<svg"):]  # no XML prolog or DOCTYPE inside HTML
+        s = re.sub(r"<metadata>.*?</metadata>", "", s, flags=re.S)
+        prefix = f"f{self.n}-"
+        s = re.sub(r'(\bid="|href="#|url\(#)([^")]+)',
+                   lambda m: m.group(1) + prefix + m.group(2), s)
+        return s
+
+    def figure(self, fig, caption: str) -> str:
+        return f"<figure>{self.svg(fig)}<figcaption>{caption}</figcaption></figure>"
+
+
+# Run report ----------------------------------------------------------------------------
+
+
+@dataclass
+class _RunData:
+    path: Path
+    manifest: dict
+    scenario: dict
+    measures: list[Measure]
+    ts: dict  # column -> numpy array, ordered by day
+    gates: list[tuple]  # (gate, effect, applications, wrongful, outside domain)
+    people_sanctioned: int  # distinct people with a sanction applied
+    sanctioned_end: int
+
+
+def _load_measures(path: Path) -> list[Measure]:
+    fresh = compute(path)
+    mp = path / "measures.parquet"
+    if not mp.is_file():
+        return fresh
+    import pyarrow.parquet as pq
+
+    try:
+        t = pq.read_table(mp)
+    except Exception as exc:  # any unreadable file is the user's input
+        raise InputError(f"{mp}: unreadable measures file ({exc})") from None
+    missing = {"measure", "key", "value", "unit"} - set(t.column_names)
+    if missing:
+        raise InputError(f"{mp}: not a measures file (missing columns: "
+                         f"{', '.join(sorted(missing))})")
+    saved = {(r["measure"], r["key"] or ""): Measure(r["measure"], r["key"] or "", r["value"],
+                                                     r["unit"])
+             for r in t.to_pylist()}
+    out = [saved.pop((m.measure, m.key), m) for m in fresh]
+    return out + list(saved.values())  # measures only the saved file has (baseline)
+
+
+def _load_run(path: Path) -> _RunData:
+    manifest = open_run(path)
+    measures = _load_measures(path)
+    con = connect(path)
+    try:
+        ts = con.execute("SELECT * FROM timeseries ORDER BY day").fetchnumpy()
+        ts = {k: np.asarray(v) for k, v in ts.items()}
+        gates = con.execute(
+            "SELECT gate, effect, count(*), count(*) FILTER (WHERE wrongful), "
+            "count(*) FILTER (WHERE gate_domain != trigger_domain) FROM sanctions "
+            "GROUP BY ALL ORDER BY 3 DESC, 1").fetchall()
+        (people_sanctioned,) = con.execute(
+            "SELECT count(DISTINCT id) FROM sanctions WHERE effect = 'sanction'").fetchone()
+        (sanctioned_end,) = con.execute(
+            "SELECT count(*) FILTER (WHERE sanctioned) FROM people").fetchone()
+    finally:
+        con.close()
+    return _RunData(path, manifest, manifest["scenario"], measures, ts, gates,
+                    int(people_sanctioned), int(sanctioned_end))
+
+
+class _M:
+    """Look-ups into a list of measures."""
+
+    def __init__(self, measures: list[Measure]):
+        self.all = measures
+        self.by = {(m.measure, m.key): m for m in measures}
+
+    def v(self, measure: str, key: str = "") -> float | None:
+        m = self.by.get((measure, key))
+        return None if m is None else m.value
+
+    def has(self, measure: str, key: str = "") -> bool:
+        return (measure, key) in self.by
+
+    def keyed(self, measure: str) -> list[Measure]:
+        return [m for m in self.all if m.measure == measure and m.key]
+
+
+def _systems(s: dict) -> list[str]:
+    names = [("points", "a points system with grades"), ("court_list", "the court list"),
+             ("composite", "a composite score"), ("rating", "peer ratings"),
+             ("firm_lists", "firm black and red lists")]
+    return [label for key, label in names if s.get(key, {}).get("enabled")]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{num(n)} {word}{'' if n == 1 else 's'}"
+
+
+def _bound(m: _M) -> str:
+    unit = (m.by.get(("disproportionate_share", "")) or Measure("", "", None, "")).unit
+    found = re.search(r"over ([0-9.]+) days", unit)
+    return found.group(1) if found else "30"
+
+
+def _ts_sum(d: _RunData, col: str) -> float:
+    return float(d.ts[col].sum()) if col in d.ts else 0.0
+
+
+def _run_summary(d: _RunData, m: _M) -> str:
+    mf, s = d.manifest, d.scenario
+    items = []
+    systems = _systems(s)
+    gates = s.get("gates", {})
+    n_sanction = sum(1 for g in gates.values() if g.get("effect", "deny") != "perk")
+    items.append(
+        f"<b>What was run.</b> The scenario <b>{e(mf['scenario_name'])}</b> "
+        f"({e(s.get('description', ''))}) on {num(mf['people'])} synthetic people "
+        f"({num(mf['adults'])} adults) for {num(mf['days'])} days, seed "
+        f"{num(s['run']['seed'])}. Systems: {e(', '.join(systems) or 'none (a baseline)')}; "
+        f"{_plural(len(gates), 'gate')} ({_plural(n_sanction, 'sanction')}, "
+        f"{_plural(len(gates) - n_sanction, 'perk')}).")
+    sanctioned_pd = _ts_sum(d, "sanctioned")
+    wrongful_pd = _ts_sum(d, "sanctioned_wrongful")
+    applications = sum(g[2] for g in d.gates if g[1] == "sanction")
+    items.append(
+        f"<b>Sanctions.</b> {num(d.people_sanctioned)} people had at least one sanction "
+        f"applied to them (a service refused, a surcharge, public shaming or a child's lost "
+        f"school place): {num(applications)} applications in all. Counted day by day, "
+        f"{num(sanctioned_pd)} person-days were spent sanctioned (within reach of at least "
+        f"one sanctioning gate); {num(d.sanctioned_end)} people were sanctioned on the last "
+        "day.")
+    ws = m.v("wrongful_share")
+    if sanctioned_pd:
+        items.append(
+            f"<b>False records.</b> {num(wrongful_pd)} of the {num(sanctioned_pd)} sanctioned "
+            f"person-days (<b>{pct(ws)}</b>) rested on a false record or an insider's edit: "
+            "the person would not have been sanctioned without it.")
+    else:
+        items.append("<b>False records.</b> Nobody was sanctioned, so no sanction rested on "
+                     "a false record.")
+    if m.has("new_listings_per_million"):
+        items.append(
+            f"<b>Court list.</b> {num(_ts_sum(d, 'new_listings'))} new listings of people "
+            f"({num(m.v('new_listings_per_million'))} per million people per year); on an "
+            f"average day {num(m.v('listed_per_million'))} per million people were listed.")
+    flagged = [(what, f.key) for what in ("sanction", "listing")
+               for f in m.keyed(f"{what}_four_fifths_flag") if f.value == 1]
+    if flagged:
+        parts = [f"{e(k.replace('=', ' '))} on {w} rates (impact ratio "
+                 f"{num(m.v(f'{w}_impact_ratio', k), 3)})" for w, k in flagged]
+        items.append(f'<b class="flag">Four-fifths rule: flagged.</b> {"; ".join(parts)}: '
+                     f"below {FOUR_FIFTHS} of the least-burdened group's rate.")
+    elif m.keyed("sanction_four_fifths_flag"):
+        items.append("<b>Four-fifths rule.</b> No group is flagged: every group's sanction "
+                     "(and listing) impact ratio is at least 0.8, or undefined.")
+    cc, dp = m.v("cross_context_share"), m.v("disproportionate_share")
+    if cc is None:
+        items.append("<b>Unrelated contexts and proportionality.</b> No sanction was applied, "
+                     "so the shares outside the triggering domain and above the "
+                     "proportionality bound are undefined.")
+    else:
+        items.append(
+            f"<b>Unrelated contexts and proportionality.</b> {pct(cc)} of sanction "
+            "applications fell outside the domain of the behaviour that triggered them; "
+            f"{pct(dp)} cost more than {e(_bound(m))} days of income.")
+    chill = (f"<b>Chilling.</b> {num(m.v('voice_per_1000_person_days'))} voice events per 1000 "
+             f"person-days; {num(m.v('ties_dropped_per_1000'))} ties dropped per 1000 people")
+    if m.has("voice_vs_baseline"):
+        chill += (f"; voice at {num(m.v('voice_vs_baseline'), 3)} times the level of the same "
+                  "society without the system")
+    items.append(chill + ".")
+    if m.has("fall_to_c_within_year"):
+        spiral = (f"<b>Spirals.</b> {pct(m.v('fall_to_c_within_year'))} of adults fell to grade "
+                  "C or worse within the first year")
+        if m.has("recovered_share"):
+            spiral += (f"; {pct(m.v('recovered_share'))} of {num(m.v('wrongful_marks'))} "
+                       "deductions resting on false records or insider edits were recovered "
+                       f"within the run (median {num(m.v('recovery_days_median'))} days)")
+        items.append(spiral + ".")
+    return '<ul class="summary">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+def _fig_distribution(d: _RunData, figs: _Figures) -> str:
+    ts = d.ts
+    day = ts["day"]
+    out = []
+    grade_cols = [f"grade_{g}" for g in GRADES]
+    if all(c in ts for c in grade_cols):
+        fig, ax = figs.new(2, height=3.2)
+        counts = np.vstack([ts[c] for c in grade_cols]).astype(float)
+        total = np.maximum(counts.sum(axis=0), 1)
+        shares = counts / total
+        ax[0][0].stackplot(day, shares, labels=GRADES, colors=GRADE_COLOURS)
+        ax[0][0].set_ylim(0, 1)
+        ax[0][0].set_title("share of adults in each grade")
+        ax[0][0].set_xlabel("day")
+        for g, c, col in zip(GRADES, grade_cols, GRADE_COLOURS, strict=True):
+            if c != f"grade_{GRADES[2]}":
+                ax[0][1].plot(day, ts[c], label=g, color=col)
+        ax[0][1].set_yscale("symlog", linthresh=10)
+        ax[0][1].set_title("adults in each grade other than A (log scale)")
+        ax[0][1].set_xlabel("day")
+        ax[0][1].legend(ncols=5, fontsize=8, frameon=False, loc="upper center",
+                        bbox_to_anchor=(0.5, -0.16))
+        ax[0][0].legend(ncols=6, fontsize=8, frameon=False, loc="upper center",
+                        bbox_to_anchor=(0.5, -0.16))
+        out.append(figs.figure(fig, "Points grades over time (held grades, adults). "
+                               "Everyone starts at the grade of the initial score."))
+    bands = [k for k in ts if k.startswith("band_")]
+    if bands:
+        fig, ax = figs.new(1, height=3.2)
+        n = np.maximum(ts["composite_participants"].astype(float), 1)
+        colours = ["#D55E00", "#E69F00", "#F0E442", "#56B4E9", "#0072B2", "#009E73", "#999999"]
+        ax[0][0].stackplot(day, [ts[b] / n for b in bands],
+                           labels=[b.removeprefix("band_") for b in bands],
+                           colors=colours[:len(bands)])
+        ax[0][0].set_ylim(0, 1)
+        ax[0][0].set_xlabel("day")
+        ax[0][0].set_title("share of participants in each band of the composite score")
+        ax[0][0].legend(ncols=len(bands), fontsize=8, frameon=False, loc="upper center",
+                        bbox_to_anchor=(0.5, -0.16))
+        out.append(figs.figure(fig, "Composite score bands over time (counts change on "
+                               "refresh days)."))
+    if "rating_mean" in ts:
+        fig, ax = figs.new(1, height=3.0)
+        ax[0][0].plot(day, ts["rating_mean"], color=BLUE)
+        ax[0][0].set_xlabel("day")
+        ax[0][0].set_ylabel("stars")
+        ax[0][0].set_title("mean held peer rating of adults")
+        out.append(figs.figure(fig, "Peer ratings over time."))
+    # Lists and sanctions over time: every system has them.
+    fig, ax = figs.new(1, height=3.0)
+    a = ax[0][0]
+    if "listed" in ts:
+        a.plot(day, ts["listed"], color=ORANGE, lw=2.5, ls=(0, (4, 2)),
+               label="listed (court list)", zorder=3)
+    if "firms_blacklisted" in ts:
+        a.plot(day, ts["firms_blacklisted"], color=GREY, label="firms blacklisted")
+    if "sanctioned" in ts:
+        a.plot(day, ts["sanctioned"], color=BLUE, label="sanctioned")
+        a.plot(day, ts["sanctioned_wrongful"], color=VERMILION,
+               label="sanctioned on a false record")
+    a.set_xlabel("day")
+    a.set_ylabel("people")
+    a.set_ylim(bottom=0, top=max(a.get_ylim()[1], 1))
+    a.set_title("people listed and sanctioned at the end of each day")
+    if a.get_legend_handles_labels()[0]:
+        a.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    out.append(figs.figure(fig, "Listed and sanctioned people, day by day. A person is "
+                           "sanctioned when at least one sanctioning gate can reach them."))
+    if not any(c in ts for c in grade_cols) and not bands and "rating_mean" not in ts:
+        out.insert(0, '<p class="note">This scenario has no score, composite or rating: the '
+                   "distribution over time is that of the list.</p>")
+    return "".join(out)
+
+
+def _fig_grade_flows(d: _RunData, m: _M, figs: _Figures) -> str:
+    flows = m.keyed("grade_transition")
+    if not flows:
+        return ('<p class="note">Not applicable: the scenario has no points system, so there '
+                "are no grades to move between.</p>")
+    start = flows[0].key.split("->")[0]
+    fig, ax = figs.new(1, height=3.0, width=7.0)
+    a = ax[0][0]
+    labels = [f.key.split("->")[1] for f in flows]
+    vals = [f.value or 0.0 for f in flows]
+    bars = a.bar(labels, vals, color=GRADE_COLOURS[:len(labels)])
+    a.set_yscale("log")
+    positive = [v for v in vals if v > 0]
+    a.set_ylim(min(positive + [1.0]) / 3, 3)
+    for b, v in zip(bars, vals, strict=True):
+        a.annotate(pct(v) if v >= 0.001 else (f"{100 * v:.3f} %" if v > 0 else "0"),
+                   (b.get_x() + b.get_width() / 2, max(v, a.get_ylim()[0])),
+                   ha="center", va="bottom", fontsize=8)
+    a.set_title(f"where adults starting at {start} ended the run (log scale)")
+    a.set_ylabel("share of adults")
+    rows = [[e(f.key), pct(f.value), num(f.value)] for f in flows]
+    return figs.figure(fig, f"Grade flows: the transition row from {e(start)}, the grade "
+                       "everyone starts at (measure grade_transition).") + _table(
+        ["from → to", "share", "value"], rows, {1, 2})
+
+
+def _fig_gates(d: _RunData, m: _M, figs: _Figures) -> str:
+    if not d.gates:
+        return '<p class="note">No gate was applied in this run.</p>'
+    per_m = 1e6 / d.manifest["people"] * 365.0 / d.manifest["days"]
+    sanctions = [g for g in d.gates if g[1] == "sanction"]
+    perks = [g for g in d.gates if g[1] == "perk"]
+    html_out = ""
+    if sanctions:
+        fig, ax = figs.new(1, height=0.6 + 0.32 * len(sanctions), width=8.5)
+        a = ax[0][0]
+        names = [g[0] for g in sanctions][::-1]
+        total = np.array([g[2] for g in sanctions][::-1], float) * per_m
+        wrong = np.array([g[3] for g in sanctions][::-1], float) * per_m
+        a.barh(names, total - wrong, color=BLUE, label="on true records")
+        a.barh(names, wrong, left=total - wrong, color=VERMILION, label="wrongful")
+        for i, t in enumerate(total):
+            a.annotate(num(round(t, 1)), (t, i), xytext=(3, 0), textcoords="offset points",
+                       va="center", fontsize=8)
+        a.set_xlabel("applications per million people per year")
+        a.set_xlim(0, total.max() * 1.18 if total.max() > 0 else 1)
+        a.legend(fontsize=8, frameon=False, loc="lower right")
+        a.set_title("sanctions per gate")
+        html_out += figs.figure(fig, "Sanction applications per gate, per million people per "
+                                "year (measure sanctions_per_million); in red those that would "
+                                "not have happened without false records.")
+    rows = [[e(g[0]), e(g[1]), num(g[2]), num(g[3]), pct(g[4] / g[2] if g[2] else None),
+             num(m.v("sanctions_per_million" if g[1] == "sanction" else "perks_per_million",
+                     f"gate={g[0]}"))] for g in sanctions + perks]
+    return html_out + _table(["gate", "effect", "applications", "wrongful",
+                              "outside the triggering domain", "per million per year"],
+                             rows, {2, 3, 4, 5})
+
+
+def _group_bars(m: _M, measures: list[tuple[str, str]], figs: _Figures, title: str,
+                ylabel: str, line: float | None, line_label: str, colours: list[str],
+                percent: bool = False):
+    groups = sorted({f.key for name, _ in measures for f in m.keyed(name)},
+                    key=lambda k: int(k.split("=")[1]) if k.split("=")[1].isdigit() else 0)
+    if not groups:
+        return None
+    fig, ax = figs.new(1, height=3.0, width=7.0)
+    a = ax[0][0]
+    x = np.arange(len(groups))
+    w = 0.8 / len(measures)
+    top = 0.0
+    for i, ((name, label), col) in enumerate(zip(measures, colours, strict=False)):
+        vals = [m.v(name, g) for g in groups]
+        xs = x + (i - (len(measures) - 1) / 2) * w
+        a.bar(xs, [v or 0 for v in vals], w * 0.95, color=col, label=label)
+        for xi, v in zip(xs, vals, strict=True):
+            label = "n/a" if v is None else (pct(v) if percent else num(v, 3))
+            a.annotate(label, (xi, v or 0), ha="center",
+                       va="bottom", fontsize=8)
+            top = max(top, v or 0)
+    if line is not None:
+        a.axhline(line, color="#333", ls="--", lw=1)
+        a.annotate(line_label, xy=(1.0, line), xycoords=("axes fraction", "data"),
+                   xytext=(4, 0), textcoords="offset points", ha="left", va="center",
+                   fontsize=8)
+        top = max(top, line)
+    a.set_ylim(0, max(top * 1.2, 1e-9))
+    if percent:
+        a.yaxis.set_major_formatter(_percent_axis())
+    a.set_xticks(x, [g.replace("=", " ") for g in groups])
+    a.set_ylabel(ylabel)
+    a.set_title(title)
+    if len(measures) > 1:
+        a.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def _percent_axis():
+    from matplotlib.ticker import PercentFormatter
+
+    return PercentFormatter(1.0)
+
+
+def _fig_wrongful(d: _RunData, m: _M, figs: _Figures) -> str:
+    fig = _group_bars(m, [("wrongful_share", "wrongful share")], figs,
+                      "share of sanctioned person-days resting on false records", "share",
+                      m.v("wrongful_share"), f"all: {pct(m.v('wrongful_share'))}", [VERMILION],
+                      percent=True)
+    if fig is None:
+        return '<p class="note">No group-level sanctions were recorded.</p>'
+    return figs.figure(fig, "Wrongful share by audit group (measure wrongful_share); the dashed "
+                       "line is the share over everyone. Unequal shares mean unequal "
+                       "false-positive burdens.")
+
+
+def _fig_impact(d: _RunData, m: _M, figs: _Figures) -> str:
+    which = [("sanction_impact_ratio", "sanctions")]
+    if m.keyed("listing_impact_ratio"):
+        which.append(("listing_impact_ratio", "listings"))
+    fig = _group_bars(m, which, figs, "impact ratio: least-burdened group's rate / group's rate",
+                      "ratio", FOUR_FIFTHS, "four-fifths line (0.8)", [BLUE, ORANGE])
+    if fig is None:
+        return '<p class="note">No group-level rates were recorded.</p>'
+    rows = []
+    for what in ("sanction", "listing"):
+        for f in m.keyed(f"{what}_rate"):
+            ratio = m.v(f"{what}_impact_ratio", f.key)
+            flag = m.v(f"{what}_four_fifths_flag", f.key)
+            rows.append([e(what), e(f.key), num(f.value), num(ratio, 3),
+                         '<span class="flag">flagged</span>' if flag == 1 else
+                         ("n/a" if flag is None else "no")])
+    return figs.figure(fig, "Disparate impact (measures sanction_impact_ratio, "
+                       "listing_impact_ratio). A bar below the dashed 0.8 line flags adverse "
+                       "impact under the four-fifths rule.") + _table(
+        ["rate of", "group", "rate", "impact ratio", "four-fifths"], rows, {2, 3})
+
+
+def _rolling(x: np.ndarray, k: int = 7) -> np.ndarray:
+    x = np.asarray(x, float)
+    if len(x) < k:
+        return x
+    c = np.cumsum(np.insert(x, 0, 0.0))
+    head = c[1:k] / np.arange(1, k)
+    return np.concatenate([head, (c[k:] - c[:-k]) / k])
+
+
+def _fig_chilling(d: _RunData, m: _M, figs: _Figures) -> str:
+    ts = d.ts
+    fig, ax = figs.new(2, height=3.0)
+    day = ts["day"]
+    n = d.manifest["people"]
+    ax[0][0].plot(day, _rolling(ts["voice_events"]) / n * 1e3, color=BLUE)
+    ax[0][0].set_title("voice events per 1000 people a day (7-day mean)")
+    ax[0][0].set_xlabel("day")
+    ax[0][0].set_ylim(bottom=0)
+    dropped = np.cumsum(ts["ties_dropped"])
+    ax[0][1].plot(day, dropped, color=ORANGE)
+    ax[0][1].set_title("ties dropped, cumulative")
+    ax[0][1].set_xlabel("day")
+    ax[0][1].set_ylim(0, max(float(dropped[-1]) * 1.1 if len(dropped) else 0, 1))
+    if not len(dropped) or dropped[-1] == 0:
+        ax[0][1].annotate("no tie was dropped", (0.5, 0.5), xycoords="axes fraction",
+                          ha="center", fontsize=9, color=GREY)
+    rows = [[e(name), num(m.v(name, k)), e(m.by[(name, k)].unit)]
+            for name, k in (("voice_per_1000_person_days", ""), ("voice_vs_baseline", ""),
+                            ("ties_dropped_per_1000", ""), ("isolated_critics_share", ""))
+            if m.has(name, k)]
+    rows += [[e(f"score_assortativity ({f.key})"), num(f.value), e(f.unit)]
+             for f in m.keyed("score_assortativity")]
+    note = "" if m.has("voice_vs_baseline") else (
+        '<p class="note">Voice relative to the same society without the system needs a '
+        "baseline: run `credsim audit RUN --baseline BASE` first and the report will show "
+        "it.</p>")
+    return figs.figure(fig, "Chilling: voice (criticism, \"rumours\") and ties dropped after "
+                       "falls in grade, score or rating.") + _table(
+        ["measure", "value", "unit"], rows, {1}) + note
+
+
+def _fig_spirals(d: _RunData, m: _M, figs: _Figures) -> str:
+    ts = d.ts
+    if not m.has("fall_to_c_within_year") and not m.has("wrongful_marks"):
+        return ('<p class="note">Not applicable: the scenario has no points system, so there '
+                "is no fall in grade to measure.</p>")
+    fig, ax = figs.new(2, height=3.0)
+    if "grade_C" in ts:
+        adults = d.manifest["adults"]
+        ax[0][0].plot(ts["day"], (ts["grade_C"] + ts["grade_D"]) / adults, color=VERMILION)
+        ax[0][0].set_title("share of adults at grade C or D")
+        ax[0][0].set_xlabel("day")
+        ax[0][0].set_ylim(bottom=0)
+        ax[0][0].yaxis.set_major_formatter(_percent_axis())
+    else:
+        ax[0][0].axis("off")
+    labels, vals = [], []
+    for name, label in (("fall_to_c_within_year", "fell to C or worse\nwithin a year"),
+                        ("recovered_share", "wrongful deductions\nrecovered in the run")):
+        if m.has(name):
+            labels.append(label)
+            vals.append(m.v(name) or 0.0)
+    a = ax[0][1]
+    bars = a.bar(labels, vals, color=[VERMILION, "#009E73"][:len(vals)])
+    for b, v in zip(bars, vals, strict=True):
+        a.annotate(pct(v), (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom",
+                   fontsize=8)
+    a.set_ylim(0, max(vals + [0.01]) * 1.25)
+    a.yaxis.set_major_formatter(_percent_axis())
+    a.set_title("spirals and recovery")
+    rows = [[e(name), num(m.v(name)), e(m.by[(name, '')].unit)]
+            for name in ("fall_to_c_within_year", "wrongful_marks", "recovered_share",
+                         "recovery_days_median", "gini_score", "gini_savings")
+            if m.has(name)]
+    return figs.figure(fig, "Negative spirals: falls to the low grades, and how often a "
+                       "deduction resting on a false record was made good within the run.") + (
+        _table(["measure", "value", "unit"], rows, {1}))
+
+
+def _eu_section(d: _RunData, m: _M) -> str:
+    cc, dp = m.v("cross_context_share"), m.v("disproportionate_share")
+    bound = _bound(m)
+    gates = d.scenario.get("gates", {})
+    rows = []
+    for g in d.gates:
+        if g[1] != "sanction":
+            continue
+        spec = gates.get(g[0], {})
+        loss = spec.get("loss_days")
+        rows.append([e(g[0]), e(str(spec.get("domain", ""))), e(str(spec.get("condition", ""))),
+                     num(g[2]), pct(g[4] / g[2] if g[2] else None), num(loss),
+                     "yes" if loss is not None and loss > float(bound) else "no"])
+    return "".join([
+        '<div class="legal"><p>Article 5(1)(c) of the EU AI Act prohibits (in paraphrase) AI '
+        "systems that evaluate or classify people over time by their social behaviour or "
+        "known, inferred or predicted personal characteristics, where the resulting social "
+        "score leads to either or both of: (i) detrimental or "
+        "unfavourable treatment in social contexts unrelated to the contexts in which the "
+        "data were originally generated or collected, or (ii) detrimental or unfavourable "
+        "treatment that is unjustified or disproportionate to their social behaviour or its "
+        "gravity.</p><p>This section states what the simulation measured on a synthetic "
+        "society for each of the two points. Whether a real system falls under the "
+        "prohibition is a legal question that these numbers do not answer.</p></div>",
+        "<h3>(i) Unrelated social contexts</h3>",
+        f"<p>Measured: <b>cross_context_share = {num(cc)}</b> ({pct(cc)}): the share of "
+        "sanction applications whose gate lies in a different domain from the record that "
+        "triggered it (travel refused because of a court debt, for instance). The trigger "
+        "domain is <i>court</i> for listings, <i>firm</i> for a legal representative's "
+        "blacklisting, <i>social</i> for peer ratings, and the domain of the most recent "
+        "negative record for grades and composite scores.</p>",
+        "<h3>(ii) Unjustified or disproportionate treatment</h3>",
+        f"<p>Measured: <b>disproportionate_share = {num(dp)}</b> ({pct(dp)}): the share of "
+        f"sanction applications costing more than <b>{e(bound)} days of income</b> (the "
+        "bound, a parameter of the audit and not a legal threshold), whatever the "
+        "behaviour behind them. It reads point (ii) with one bound on the cost of a single "
+        "application; it does not weigh the gravity of each behaviour.</p>",
+        _table(["gate", "domain", "condition", "applications", "outside the triggering domain",
+                "loss (days of income)", f"over {e(bound)} days"], rows, {3, 4, 5})
+        if rows else '<p class="note">No sanction was applied in this run.</p>',
+    ])
+
+
+def _measures_table(m: _M) -> str:
+    rows = [[e(x.measure), e(x.key), num(x.value), e(x.unit)] for x in m.all]
+    return ("<details open><summary>All measures (definitions: docs/measures.md)</summary>"
+            + _table(["measure", "key", "value", "unit"], rows, {2}) + "</details>")
+
+
+def _run_report(path: Path) -> str:
+    d = _load_run(path)
+    m = _M(d.measures)
+    figs = _Figures()
+    mf = d.manifest
+    body = [
+        "<h2>Summary</h2>", _run_summary(d, m),
+        "<h2>Scores over time</h2>", _fig_distribution(d, figs),
+        "<h2>Grade flows</h2>", _fig_grade_flows(d, m, figs),
+        "<h2>Sanctions per gate</h2>", _fig_gates(d, m, figs),
+        "<h2>Wrongful sanctions by group</h2>", _fig_wrongful(d, m, figs),
+        "<h2>Disparate impact</h2>", _fig_impact(d, m, figs),
+        "<h2>Chilling</h2>", _fig_chilling(d, m, figs),
+        "<h2>Spirals</h2>", _fig_spirals(d, m, figs),
+        "<h2>EU AI Act Art. 5(1)(c): what was measured</h2>", _eu_section(d, m),
+        "<h2>Measures</h2>", _measures_table(m),
+        "<h2>Scenario</h2>",
+        "<details><summary>The fully resolved scenario (save as a .toml file to run it "
+        f"again)</summary><pre>{e(mf.get('scenario_toml', ''))}</pre></details>",
+    ]
+    sub = (f"{num(mf['people'])} people, {num(mf['days'])} days, seed "
+           f"{num(d.scenario['run']['seed'])} &middot; run folder {e(str(path))}")
+    return _page(f"credsim report: {mf['scenario_name']}", sub, body)
+
+
+# Comparison report ---------------------------------------------------------------------
+
+SUMMARY_COLUMNS = ("scenario", "point", "measure", "key", "unit", "n", "mean", "ci_low",
+                   "ci_high", "diff_mean", "diff_ci_low", "diff_ci_high")
+HEADLINE = [
+    ("sanctioned_person_days_per_million", ""), ("wrongful_share", ""),
+    ("new_listings_per_million", ""), ("listed_per_million", ""),
+    ("cross_context_share", ""), ("disproportionate_share", ""),
+    ("voice_per_1000_person_days", ""), ("ties_dropped_per_1000", ""),
+    ("isolated_critics_share", ""), ("fall_to_c_within_year", ""), ("gini_savings", ""),
+]
+
+
+@dataclass
+class Interval:
+    mean: float | None
+    low: float | None
+    high: float | None
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low is not None and self.high is not None and (
+            self.low > 0 or self.high < 0)
+
+
+def _fmt_iv(iv: Interval | None) -> str:
+    if iv is None or iv.mean is None:
+        return "n/a"
+    if iv.low is None:
+        return num(iv.mean)
+    return f"{num(iv.mean)} [{num(iv.low)}, {num(iv.high)}]"
+
+
+def _comparison_version() -> int:
+    try:
+        from credsim.audit import replicates
+    except ImportError:
+        return COMPARISON_FORMAT_VERSION
+    return int(getattr(replicates, "FORMAT_VERSION", COMPARISON_FORMAT_VERSION))
+
+
+@dataclass
+class _Comparison:
+    kind: str
+    manifest: dict
+    labels: list[str]  # by point index: point 0 is the reference of the differences
+    keys: list[tuple[str, str]]  # (measure, key), in the order of the summary
+    units: dict[tuple[str, str], str]
+    means: dict[tuple[str, str], dict[int, Interval]]
+    diffs: dict[tuple[str, str], dict[int, Interval]]  # points other than 0
+
+
+def _load_comparison(path: Path, manifest: dict) -> _Comparison:
+    """Read and check a compare/sweep folder (credsim.audit.replicates writes it)."""
+    kind = manifest.get("kind")
+    mf = path / "manifest.json"
+    if kind not in COMPARISON_KINDS:
+        raise InputError(f"{mf}: kind {kind!r} is neither a run folder nor a compare/sweep "
+                         f"folder (expected one of {', '.join(COMPARISON_KINDS)})")
+    version, expected = manifest.get("format_version"), _comparison_version()
+    if version != expected:
+        raise InputError(f"{mf}: {kind} format_version {version!r} is not supported by "
+                         f"credsim {__version__} (expects {expected}); run the {kind} again "
+                         "with this version")
+    if not manifest.get("complete"):
+        hint = (f"finish it with `credsim sweep --resume {path}`" if kind == "sweep"
+                else "run the comparison again")
+        raise InputError(f"{mf}: the {kind} is not marked complete; {hint}")
+    sp = path / "summary.parquet"
+    if not sp.is_file():
+        raise InputError(f"{path}: summary.parquet is missing (the {kind}'s means and "
+                         "intervals); run it again")
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(sp)
+    except Exception as exc:  # any unreadable file is the user's input
+        raise InputError(f"{sp}: unreadable summary ({exc})") from None
+    missing = [c for c in SUMMARY_COLUMNS if c not in table.column_names]
+    if missing:
+        raise InputError(f"{sp}: not a credsim summary (missing columns: "
+                         f"{', '.join(missing)})")
+    rows = table.to_pylist()
+    if not rows:
+        raise InputError(f"{sp}: the summary has no rows")
+    labels: dict[int, str] = {}
+    keys: dict[tuple[str, str], None] = {}
+    units: dict[tuple[str, str], str] = {}
+    means: dict[tuple[str, str], dict[int, Interval]] = defaultdict(dict)
+    diffs: dict[tuple[str, str], dict[int, Interval]] = defaultdict(dict)
+    for r in rows:
+        k, pt = (r["measure"], r["key"] or ""), int(r["point"])
+        labels.setdefault(pt, str(r["scenario"]))
+        keys.setdefault(k)
+        units.setdefault(k, r["unit"] or "")
+        means[k][pt] = Interval(r["mean"], r["ci_low"], r["ci_high"])
+        if pt != 0:  # point 0 is the reference of the paired differences
+            diffs[k][pt] = Interval(r["diff_mean"], r["diff_ci_low"], r["diff_ci_high"])
+    order = sorted(labels)
+    return _Comparison(kind, manifest, [labels[i] for i in order], list(keys), units,
+                       means, diffs)
+
+
+def _forest(c: _Comparison, figs: _Figures) -> str:
+    """One panel per headline measure: the paired difference from point 0 (compare), or
+    each point's mean (sweep), with its 95 % interval."""
+    paired = c.kind == "compare"
+    pts = list(range(1, len(c.labels))) if paired else list(range(len(c.labels)))
+    chosen = [k for k in HEADLINE if k in c.means]
+    chosen += [k for k in c.keys if k[0] in ("sanction_impact_ratio", "wrongful_share")
+               and k[1] and k not in chosen]
+    source = c.diffs if paired else c.means
+    panels = [k for k in chosen
+              if any((source[k].get(p) or Interval(None, None, None)).mean is not None
+                     for p in pts)]
+    if not panels or not pts:
+        return '<p class="note">No measure has values to plot.</p>'
+    ncol = 2
+    nrow = math.ceil(len(panels) / ncol)
+    h = 1.0 + 0.3 * len(pts)
+    with figs.plt.rc_context(figs.rc):
+        fig, axes = figs.plt.subplots(nrow, ncol, figsize=(10, h * nrow + 0.5), squeeze=False,
+                                      layout="constrained")
+    y = np.arange(len(pts))[::-1]
+    names = [c.labels[p] if len(c.labels[p]) <= 30 else c.labels[p][:29] + "…" for p in pts]
+    for i, ax in enumerate(axes.flat):
+        if i >= len(panels):
+            ax.axis("off")
+            continue
+        k = panels[i]
+        for yi, p in zip(y, pts, strict=True):
+            iv = source[k].get(p)
+            if iv is None or iv.mean is None:
+                ax.annotate("n/a", (0.02, yi), xycoords=("axes fraction", "data"), fontsize=8,
+                            va="center", color=GREY)
+                continue
+            col = VERMILION if paired and iv.excludes_zero else BLUE
+            if iv.low is not None:
+                ax.plot([iv.low, iv.high], [yi, yi], color=col, lw=2, solid_capstyle="butt")
+            ax.plot([iv.mean], [yi], "o", color=col, ms=5)
+        if paired:
+            ax.axvline(0, color="#333", lw=0.8, ls="--")
+        ax.set_yticks(y, names, fontsize=8)
+        ax.set_ylim(-0.7, len(pts) - 0.3)
+        ax.set_title(k[0] + (f" ({k[1]})" if k[1] else ""), fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+    fig.suptitle(f"difference from {c.labels[0]} (paired by replicate): mean and 95 % "
+                 "interval" if paired else "mean and 95 % interval across replicates",
+                 fontsize=10)
+    cap = (f"Paired differences from {c.labels[0]}, replicate by replicate (common random "
+           "numbers), with 95 % intervals; red where the interval excludes 0."
+           if paired else "Each grid point's mean across replicates with its 95 % interval.")
+    return figs.figure(fig, e(cap))
+
+
+def _comparison_report(path: Path, manifest: dict) -> str:
+    c = _load_comparison(path, manifest)
+    figs = _Figures()
+    paired = c.kind == "compare"
+    what = "scenarios" if paired else "grid points"
+    reps = manifest.get("replicates")
+    seeds = manifest.get("seeds")
+    items = [f"<b>What was run.</b> A {e(c.kind)} of {len(c.labels)} {what} "
+             f"({e(', '.join(c.labels))})"
+             + (f", {e(str(reps))} replicates each" if reps is not None else "")
+             + (f" (seeds: {e(str(seeds))})" if seeds else "")
+             + ". Replicate r of every " + ("scenario" if paired else "grid point")
+             + " runs with the same seed (common random numbers)."]
+    if c.kind == "sweep" and manifest.get("vary"):
+        varied = "; ".join(f"{e(str(v.get('key')))} = "
+                           f"{e(', '.join(str(x) for x in v.get('values', [])))}"
+                           for v in manifest["vary"] if isinstance(v, dict))
+        items.append(f"<b>Varied.</b> {varied}.")
+    sig = []
+    for k in HEADLINE:
+        for p, iv in sorted(c.diffs.get(k, {}).items()):
+            if p and iv.mean is not None and iv.excludes_zero:
+                sig.append(f"{e(k[0])} {'rises' if iv.mean > 0 else 'falls'} in "
+                           f"{e(c.labels[p])} by {num(abs(iv.mean))} (95 % interval of the "
+                           f"difference {num(iv.low)} to {num(iv.high)})")
+    if len(c.labels) > 1:
+        items.append(f"<b>Differences from {e(c.labels[0])}.</b> "
+                     + ("; ".join(sig) + "." if sig else
+                        "No headline measure differs with a 95 % interval that excludes 0."))
+    body = ["<h2>Summary</h2>",
+            '<ul class="summary">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>",
+            "<h2>Differences with intervals</h2>" if paired else
+            "<h2>Means with intervals</h2>", _forest(c, figs)]
+    head = ["measure", "key", "unit"] + [e(lab) for lab in c.labels]
+    head += [f"{e(lab)} − {e(c.labels[0])}" for lab in c.labels[1:]]
+    trows = []
+    for k in c.keys:
+        r = [e(k[0]), e(k[1]), e(c.units[k])]
+        r += [_fmt_iv(c.means[k].get(p)) for p in range(len(c.labels))]
+        r += [_fmt_iv(c.diffs[k].get(p)) for p in range(1, len(c.labels))]
+        trows.append(r)
+    body += ["<h2>Every measure</h2>",
+             '<p class="note">Mean [95 % interval] across replicates, and the paired '
+             f"difference from {e(c.labels[0])} [95 % interval], from summary.parquet "
+             "(docs/measures.md).</p>",
+             _table(head, trows, set(range(3, len(head))))]
+    sub = f"{e(c.kind)} folder {e(str(path))}"
+    return _page(f"credsim {c.kind} report", sub, body)

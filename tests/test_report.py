@@ -1,0 +1,248 @@
+"""`credsim report`: one self-contained HTML file, checked for content and rendered in
+headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from credsim.audit import report as rpt
+from credsim.audit.measures import compute
+from credsim.errors import InputError
+from credsim.results.query import connect
+
+SECTIONS = ("Summary", "Scores over time", "Grade flows", "Sanctions per gate",
+            "Wrongful sanctions by group", "Disparate impact", "Chilling", "Spirals",
+            "EU AI Act Art. 5(1)(c): what was measured", "Measures", "Scenario")
+HOSTILE = "<script>alert('x')</script> & co"
+
+
+@pytest.fixture(scope="module")
+def run(simulate, busy, tmp_path_factory) -> Path:
+    """Busy rongcheng (every kind of row, false records), with a description that must be
+    escaped."""
+    out = tmp_path_factory.mktemp("report") / "run"
+    return simulate(out, "rongcheng", (*busy, f"description={HOSTILE}"), people=4000,
+                    days=90, seed=5).path
+
+
+@pytest.fixture(scope="module")
+def report(run) -> tuple[Path, str]:
+    path = rpt.write_report(run)
+    return path, path.read_text("utf-8")
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+def test_report_is_self_contained(run, report):
+    path, html = report
+    assert path == run / "report.html"
+    assert not list(run.glob(".report.html.tmp*"))  # written under a temporary name
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    # Nothing to fetch: no scripts, external style sheets, images or frames, and no
+    # address in any src or href.
+    for tag in ("<script", "<link", "<img", "<iframe", "<object", "<embed", "@import"):
+        assert tag not in html.lower(), tag
+    refs = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]*)""", html, re.I)
+    assert refs and all(r.startswith("#") for r in refs), set(refs) - {r for r in refs
+                                                                        if r.startswith("#")}
+    assert not re.search(r"url\(\s*['\"]?(?!#)", html)  # CSS or SVG url() only to ids
+    assert "<?xml" not in html and "<!DOCTYPE svg" not in html
+    assert html.count("<svg") >= 8  # figures are inline SVG
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))  # ids unique across the figures
+    for s in SECTIONS:
+        assert f"<h2>{rpt.e(s)}</h2>" in html, s
+    # Text from the run is escaped.
+    assert "<script>alert" not in html
+    assert rpt.e(HOSTILE) in html
+
+
+def test_report_numbers_match_the_measures(run, report):
+    _, html = report
+    measures = compute(run)
+    by = {(m.measure, m.key): m.value for m in measures}
+    # Every measure is in the table, with the value as the report prints it.
+    for m in measures:
+        row = (f"<td>{rpt.e(m.measure)}</td><td>{rpt.e(m.key)}</td>"
+               f"<td class=n>{rpt.num(m.value)}</td><td>{rpt.e(m.unit)}</td>")
+        assert row in html, row
+    con = connect(run)
+    try:
+        sanctioned, wrongful, new = con.execute(
+            "SELECT sum(sanctioned), sum(sanctioned_wrongful), sum(new_listings) "
+            "FROM timeseries").fetchone()
+        (people,) = con.execute("SELECT count(DISTINCT id) FROM sanctions "
+                                "WHERE effect = 'sanction'").fetchone()
+    finally:
+        con.close()
+    assert wrongful > 0 and sanctioned > wrongful
+    summary = html[html.index("<h2>Summary</h2>"):html.index("<h2>Scores over time</h2>")]
+    assert by[("wrongful_share", "")] == pytest.approx(wrongful / sanctioned)
+    assert (f"{rpt.num(wrongful)} of the {rpt.num(sanctioned)} sanctioned person-days "
+            f"(<b>{rpt.pct(wrongful / sanctioned)}</b>)") in summary
+    assert f"{rpt.num(people)} people had at least one sanction" in summary
+    assert f"{rpt.num(new)} new listings" in summary
+    assert rpt.pct(by[("cross_context_share", "")]) in summary
+    flagged = [k for (m, k), v in by.items() if m.endswith("four_fifths_flag") and v == 1]
+    assert ("Four-fifths rule: flagged" in summary) == bool(flagged)
+    eu = html[html.index("EU AI Act Art. 5(1)(c)"):html.index("<h2>Measures</h2>")]
+    assert f"cross_context_share = {rpt.num(by[('cross_context_share', '')])}" in eu
+    assert f"disproportionate_share = {rpt.num(by[('disproportionate_share', '')])}" in eu
+    assert "30 days of income" in eu and "legal question" in eu
+
+
+def test_saved_measures_take_precedence(run, tmp_path):
+    """A measures.parquet written by `credsim audit` (another bound, a baseline) is used."""
+    from credsim.audit.measures import Measure, write_measures
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report.html"))
+    ms = compute(copy, bound_days=5.0) + [Measure("voice_vs_baseline", "", 0.5, "ratio")]
+    write_measures(ms, copy)
+    html = rpt.write_report(copy, tmp_path / "r.html").read_text("utf-8")
+    assert "more than <b>5 days of income</b>" in html
+    assert "0.5 times the level of the same society without the system" in html
+
+
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does it)")
+    path, _ = report
+    png = tmp_path / "report.png"
+    r = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
+         f"--screenshot={png}", "--window-size=1280,4000", path.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert png.is_file() and png.stat().st_size > 20_000, r.stderr[-2000:]
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(png)[..., :3]
+    assert img.shape[:2] == (4000, 1280)
+    assert img.std() > 0.05  # not blank
+    ink = (img.max(axis=2) < 0.5).mean()  # dark pixels: text and lines
+    assert ink > 0.002
+    # The figures' blue (#0072B2) is there: the SVG was drawn.
+    blue = np.all(np.abs(img - np.array([0x00, 0x72, 0xB2]) / 255) < 0.06, axis=2)
+    assert blue.sum() > 2000
+
+
+def test_cli_report_with_out(run, tmp_path, cli):
+    out = tmp_path / "sub" / "mine.html"
+    r = cli("report", str(run), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.is_file() and "report:" in r.stdout
+    r = cli("report", str(tmp_path / "missing"))
+    assert r.returncode == 2 and "no such folder" in r.stderr
+
+
+def test_bad_folders(tmp_path, run):
+    with pytest.raises(InputError, match="no such folder"):
+        rpt.write_report(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no manifest.json"):
+        rpt.write_report(tmp_path / "empty")
+    old = tmp_path / "old"
+    old.mkdir()
+    manifest = json.loads((run / "manifest.json").read_text("utf-8"))
+    (old / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(InputError, match="format_version 99"):
+        rpt.write_report(old)
+    (old / "manifest.json").write_text("{not json")
+    with pytest.raises(InputError, match="unreadable manifest"):
+        rpt.write_report(old)
+    with pytest.raises(InputError, match="is a folder"):
+        rpt.write_report(run, tmp_path)
+
+
+# Compare and sweep folders -------------------------------------------------------------
+
+def _comparison(folder: Path, kind: str = "compare", **manifest) -> Path:
+    """A compare folder as credsim.audit.replicates writes it, with made-up numbers."""
+    folder.mkdir()
+    (folder / "runs").mkdir()
+    m = {"kind": kind, "format_version": 1, "complete": True, "replicates": 3,
+         "seeds": "base seed + replicate: 1 to 3",
+         "points": [{"point": 0, "label": "baseline"}, {"point": 1, "label": "rongcheng"},
+                    {"point": 2, "label": "<b>mine</b>"}], **manifest}
+    (folder / "manifest.json").write_text(json.dumps(m))
+    rows = []
+    for pt, label in enumerate(["baseline", "rongcheng", "<b>mine</b>"]):
+        for measure, unit, mean, diff in (
+                ("wrongful_share", "share", 0.1 * pt, 0.1 * pt),
+                ("voice_per_1000_person_days", "per 1000", 1.0 - 0.2 * pt, -0.2 * pt)):
+            row = {"scenario": label, "point": pt, "measure": measure, "key": "",
+                   "unit": unit, "n": 3, "mean": mean, "sd": 0.01, "ci_low": mean - 0.02,
+                   "ci_high": mean + 0.02, "versus": None, "diff_n": None,
+                   "diff_mean": None, "diff_sd": None, "diff_ci_low": None,
+                   "diff_ci_high": None}
+            if pt:
+                row.update(versus="baseline", diff_n=3, diff_mean=diff, diff_sd=0.01,
+                           diff_ci_low=diff - (0.3 if pt == 1 else 0.05),
+                           diff_ci_high=diff + (0.3 if pt == 1 else 0.05))
+            rows.append(row)
+    pq.write_table(pa.Table.from_pylist(rows), folder / "summary.parquet")
+    return folder
+
+
+def test_compare_report_shows_paired_differences(tmp_path):
+    folder = _comparison(tmp_path / "cmp")
+    html = rpt.write_report(folder).read_text("utf-8")
+    assert "<h2>Differences with intervals</h2>" in html and html.count("<svg") == 1
+    assert "<b>mine</b>" not in html and "&lt;b&gt;mine&lt;/b&gt;" in html
+    # rongcheng's intervals include 0; mine's exclude it and are named in the summary.
+    summary = html[html.index("<h2>Summary</h2>"):html.index("<h2>Differences")]
+    assert "wrongful_share rises in &lt;b&gt;mine&lt;/b&gt; by 0.2" in summary
+    assert "voice_per_1000_person_days falls in &lt;b&gt;mine&lt;/b&gt; by 0.4" in summary
+    assert "in rongcheng" not in summary
+    assert "<td class=n>0.2 [0.15, 0.25]</td>" in html  # mine - baseline, wrongful share
+    assert "<td class=n>0.6 [0.58, 0.62]</td>" in html  # mine's voice mean and interval
+    refs = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]*)""", html, re.I)
+    assert all(r.startswith("#") for r in refs)
+
+
+def test_sweep_report_shows_means(tmp_path):
+    folder = _comparison(tmp_path / "sw", kind="sweep",
+                         vary=[{"key": "court_list.grace_days", "values": ["0", "30"]}])
+    html = rpt.write_report(folder, tmp_path / "sweep.html").read_text("utf-8")
+    assert "<h2>Means with intervals</h2>" in html and "court_list.grace_days = 0, 30" in html
+
+
+def test_real_compare_folder(tmp_path, cli):
+    out = tmp_path / "cmp"
+    r = cli("compare", "baseline", "rongcheng", "--replicates", "2", "--people", "1500",
+            "--days", "20", "--workers", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    html = rpt.write_report(out).read_text("utf-8")
+    assert "rongcheng − baseline" in html and "<svg" in html
+
+
+def test_bad_comparison_folders(tmp_path):
+    folder = _comparison(tmp_path / "a")
+    (folder / "summary.parquet").unlink()
+    with pytest.raises(InputError, match="summary.parquet is missing"):
+        rpt.write_report(folder)
+    with pytest.raises(InputError, match="format_version 2"):
+        rpt.write_report(_comparison(tmp_path / "b", format_version=2))
+    with pytest.raises(InputError, match="not marked complete"):
+        rpt.write_report(_comparison(tmp_path / "c", kind="sweep", complete=False))
+    with pytest.raises(InputError, match="kind 'grid'"):
+        rpt.write_report(_comparison(tmp_path / "d", kind="grid"))
+    folder = _comparison(tmp_path / "e")
+    pq.write_table(pa.table({"measure": ["x"]}), folder / "summary.parquet")
+    with pytest.raises(InputError, match="missing columns: scenario"):
+        rpt.write_report(folder)
