@@ -8,6 +8,7 @@ line and the agreement with the time series.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,22 @@ def test_wrongful_shares_and_disparate_impact_by_hand(hand_run):
     assert m["sanction_impact_ratio", "group=1"] == pytest.approx((6 / 16) / (4 / 8))
     assert m["sanction_four_fifths_flag", "group=1"] == 1.0  # 0.75 < 0.8
     assert m["sanction_four_fifths_flag", "group=0"] == 0.0
+
+
+def test_no_sanction_in_any_group_leaves_impact_ratios_undefined(hand_run, tmp_path):
+    """Nobody sanctioned anywhere is no evidence of parity: the ratios and flags are n/a."""
+    run = tmp_path / "run"
+    shutil.copytree(hand_run, run)
+    ts = pq.read_table(run / "timeseries.parquet").to_pydict()
+    for col in ("sanctioned", "sanctioned_wrongful", "sanctioned_group0", "sanctioned_group1",
+                "sanctioned_wrongful_group0", "sanctioned_wrongful_group1"):
+        ts[col] = [0] * len(ts["day"])
+    _write(run, "timeseries", ts)
+    m = _by_key(compute(run))
+    for g in ("group=0", "group=1"):
+        assert m["sanction_rate", g] == 0.0
+        assert m["sanction_impact_ratio", g] is None
+        assert m["sanction_four_fifths_flag", g] is None
 
 
 def test_sanctions_and_listings_per_million_per_year_by_hand(hand_run):

@@ -209,10 +209,38 @@ def test_compare_report_shows_paired_differences(tmp_path):
     assert "wrongful_share rises in &lt;b&gt;mine&lt;/b&gt; by 0.2" in summary
     assert "voice_per_1000_person_days falls in &lt;b&gt;mine&lt;/b&gt; by 0.4" in summary
     assert "in rongcheng" not in summary
-    assert "<td class=n>0.2 [0.15, 0.25]</td>" in html  # mine - baseline, wrongful share
-    assert "<td class=n>0.6 [0.58, 0.62]</td>" in html  # mine's voice mean and interval
+    iv = '<td class=n>{}<br><span class="iv">[{}, {}]</span></td>'.format
+    assert iv(0.2, 0.15, 0.25) in html  # mine - baseline, wrongful share
+    assert iv(0.6, 0.58, 0.62) in html  # mine's voice mean and interval
+    # The EU AI Act's test and the group measures have sections of their own.
+    assert "<h2>EU AI Act Art. 5(1)(c): what was measured</h2>" in html
+    assert "<h2>Wrongful sanctions and disparate impact by group</h2>" in html
     refs = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]*)""", html, re.I)
     assert all(r.startswith("#") for r in refs)
+
+
+def test_compare_report_flags_the_four_fifths_rule_by_group(tmp_path):
+    folder = _comparison(tmp_path / "cmp")
+    rows = pq.read_table(folder / "summary.parquet").to_pylist()
+    for pt, label in enumerate(["baseline", "rongcheng", "<b>mine</b>"]):
+        for g, (mean, lo, hi) in (("group=0", (1.0, 1.0, 1.0)),
+                                  ("group=1", [(1.0, 1.0, 1.0), (0.7, 0.5, 0.9),
+                                               (0.6, 0.55, 0.65)][pt])):
+            rows.append({**rows[0], "scenario": label, "point": pt,
+                         "measure": "sanction_impact_ratio", "key": g, "unit": "ratio",
+                         "mean": mean, "ci_low": lo, "ci_high": hi})
+    pq.write_table(pa.Table.from_pylist(rows), folder / "summary.parquet")
+    html = rpt.write_report(folder).read_text("utf-8")
+    summary = html[html.index("<h2>Summary</h2>"):html.index("<h2>Differences")]
+    assert "Four-fifths rule" in summary
+    assert "rongcheng, group 1, sanctions: 0.7" in summary
+    assert "&lt;b&gt;mine&lt;/b&gt;, group 1, sanctions: 0.6" in summary
+    # Only mine's interval lies wholly below 0.8; no group 0 and no baseline entry.
+    assert summary.count("the whole interval is below 0.8") == 1
+    assert "group 0" not in summary and "baseline, group" not in summary
+    groups = html[html.index("<h2>Wrongful sanctions and disparate impact by group</h2>"):
+                  html.index("<h2>EU AI Act")]
+    assert groups.count("<svg") == 1
 
 
 def test_sweep_report_shows_means(tmp_path):

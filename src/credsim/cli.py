@@ -222,8 +222,10 @@ def audit(
     except InputError as exc:
         _fail(str(exc))
     t = Table(title=f"harm audit of {run_path}")
-    for c, j in (("measure", "left"), ("key", "left"), ("value", "right"), ("unit", "left")):
-        t.add_column(c, justify=j)
+    # Names and values stay whole on a narrow terminal; the units wrap.
+    for c, j, whole in (("measure", "left", True), ("key", "left", True),
+                        ("value", "right", True), ("unit", "left", False)):
+        t.add_column(c, justify=j, no_wrap=whole, min_width=6 if not whole else None)
     for m in measures:
         t.add_row(m.measure, m.key, "n/a" if m.value is None else f"{m.value:,.4g}", m.unit)
     out.print(t)

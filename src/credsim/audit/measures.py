@@ -214,12 +214,14 @@ class _Audit:
 
     def _disparate(self, what: str, rates: dict[int, float]) -> None:
         """Ratio of the least-burdened group's rate to each group's: below 0.8 flags
-        adverse impact (the four-fifths rule, read for an adverse outcome)."""
+        adverse impact (the four-fifths rule, read for an adverse outcome). With no one
+        burdened in any group there is no disparity to measure: the ratios are undefined."""
         if not rates:
             return
         best = min(rates.values())
+        nobody = max(rates.values()) == 0
         for g, r in rates.items():
-            ratio = best / r if r > 0 else (1.0 if best == 0 else None)
+            ratio = None if nobody else (best / r if r > 0 else 1.0)
             self.add(f"{what}_impact_ratio", ratio, "ratio to the least-burdened group",
                      f"group={g}")
             self.add(f"{what}_four_fifths_flag",

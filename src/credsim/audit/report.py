@@ -16,12 +16,11 @@ proportionality bound), its rows take precedence.
 
 A compare or sweep folder (written by `credsim compare` / `credsim sweep`)
 holds `manifest.json` with `"kind": "compare"` or `"sweep"` and
-`runs/*.parquet`, one file per run with the columns measure, key, value,
-unit, scenario (compare) or point (sweep), replicate and seed. The report
-computes each measure's mean and 95 % interval per scenario or point, and
-for compare the paired differences (replicate by replicate) from the first
-scenario, with the definitions of docs/measures.md, and draws them as a
-forest plot.
+`summary.parquet`: each measure's mean and 95 % interval per scenario or
+grid point and the paired difference (replicate by replicate) from the first
+one. The report draws the differences (or a sweep's means) as a forest plot,
+the group measures against the four-fifths line, states what was measured
+for the EU AI Act's test, and tabulates every measure.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from credsim import __version__
 from credsim.audit.measures import FOUR_FIFTHS, Measure, compute
@@ -111,9 +111,12 @@ def num(v: float | None, digits: int = 4) -> str:
 
 
 def pct(v: float | None) -> str:
-    """A share as a percentage with one decimal (n/a when undefined)."""
+    """A share as a percentage with one decimal, or two significant digits below 0.1 % so
+    that a small share is not shown as 0 (n/a when undefined)."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
+    if 0 < abs(v) < 0.001:
+        return f"{100 * v:.2g} %"
     return f"{100 * v:.1f} %"
 
 
@@ -138,6 +141,7 @@ td.n{white-space:nowrap}
 .wide{overflow-x:auto}
 thead th{background:#f0f0ee}
 .note{color:#555;font-size:.92em}
+.iv{color:#555;font-size:.9em}
 .legal{background:#fbf6e9;border-left:4px solid #E69F00;padding:6px 18px}
 pre{background:#f4f4f4;padding:10px;overflow-x:auto;font-size:.8em}
 details{margin:.8em 0}
@@ -669,6 +673,33 @@ def _fig_spirals(d: _RunData, m: _M, figs: _Figures) -> str:
         _table(["measure", "value", "unit"], rows, {1}))
 
 
+EU_ARTICLE = (
+    '<div class="legal"><p>Article 5(1)(c) of the EU AI Act prohibits (in paraphrase) AI '
+    "systems that evaluate or classify people over time by their social behaviour or "
+    "known, inferred or predicted personal characteristics, where the resulting social "
+    "score leads to either or both of: (i) detrimental or "
+    "unfavourable treatment in social contexts unrelated to the contexts in which the "
+    "data were originally generated or collected, or (ii) detrimental or unfavourable "
+    "treatment that is unjustified or disproportionate to their social behaviour or its "
+    "gravity.</p><p>This section states what the simulation measured on a synthetic "
+    "society for each of the two points. Whether a real system falls under the "
+    "prohibition is a legal question that these numbers do not answer.</p></div>")
+EU_CROSS = (
+    "the share of sanction applications whose gate lies in a different domain from the "
+    "record that triggered it (travel refused because of a court debt, for instance). The "
+    "trigger domain is <i>court</i> for listings, <i>firm</i> for a legal representative's "
+    "blacklisting, <i>social</i> for peer ratings, and the domain of the most recent "
+    "negative record for grades and composite scores.")
+
+
+def _eu_disproportionate(bound: str) -> str:
+    return (f"the share of sanction applications costing more than <b>{e(bound)} days of "
+            "income</b> (the bound, a parameter of the audit and not a legal threshold), "
+            "whatever the behaviour behind them. It reads point (ii) with one bound on the "
+            "cost of a single application; it does not weigh the gravity of each "
+            "behaviour.")
+
+
 def _eu_section(d: _RunData, m: _M) -> str:
     cc, dp = m.v("cross_context_share"), m.v("disproportionate_share")
     bound = _bound(m)
@@ -683,29 +714,12 @@ def _eu_section(d: _RunData, m: _M) -> str:
                      num(g[2]), pct(g[4] / g[2] if g[2] else None), num(loss),
                      "yes" if loss is not None and loss > float(bound) else "no"])
     return "".join([
-        '<div class="legal"><p>Article 5(1)(c) of the EU AI Act prohibits (in paraphrase) AI '
-        "systems that evaluate or classify people over time by their social behaviour or "
-        "known, inferred or predicted personal characteristics, where the resulting social "
-        "score leads to either or both of: (i) detrimental or "
-        "unfavourable treatment in social contexts unrelated to the contexts in which the "
-        "data were originally generated or collected, or (ii) detrimental or unfavourable "
-        "treatment that is unjustified or disproportionate to their social behaviour or its "
-        "gravity.</p><p>This section states what the simulation measured on a synthetic "
-        "society for each of the two points. Whether a real system falls under the "
-        "prohibition is a legal question that these numbers do not answer.</p></div>",
+        EU_ARTICLE,
         "<h3>(i) Unrelated social contexts</h3>",
-        f"<p>Measured: <b>cross_context_share = {num(cc)}</b> ({pct(cc)}): the share of "
-        "sanction applications whose gate lies in a different domain from the record that "
-        "triggered it (travel refused because of a court debt, for instance). The trigger "
-        "domain is <i>court</i> for listings, <i>firm</i> for a legal representative's "
-        "blacklisting, <i>social</i> for peer ratings, and the domain of the most recent "
-        "negative record for grades and composite scores.</p>",
+        f"<p>Measured: <b>cross_context_share = {num(cc)}</b> ({pct(cc)}): {EU_CROSS}</p>",
         "<h3>(ii) Unjustified or disproportionate treatment</h3>",
-        f"<p>Measured: <b>disproportionate_share = {num(dp)}</b> ({pct(dp)}): the share of "
-        f"sanction applications costing more than <b>{e(bound)} days of income</b> (the "
-        "bound, a parameter of the audit and not a legal threshold), whatever the "
-        "behaviour behind them. It reads point (ii) with one bound on the cost of a single "
-        "application; it does not weigh the gravity of each behaviour.</p>",
+        f"<p>Measured: <b>disproportionate_share = {num(dp)}</b> ({pct(dp)}): "
+        f"{_eu_disproportionate(bound)}</p>",
         _table(["gate", "domain", "condition", "applications", "outside the triggering domain",
                 "loss (days of income)", f"over {e(bound)} days"], rows, {3, 4, 5})
         if rows else '<p class="note">No sanction was applied in this run.</p>',
@@ -773,7 +787,7 @@ def _fmt_iv(iv: Interval | None) -> str:
         return "n/a"
     if iv.low is None:
         return num(iv.mean)
-    return f"{num(iv.mean)} [{num(iv.low)}, {num(iv.high)}]"
+    return f'{num(iv.mean)}<br><span class="iv">[{num(iv.low)}, {num(iv.high)}]</span>'
 
 
 def _comparison_version() -> int:
@@ -889,6 +903,9 @@ def _forest(c: _Comparison, figs: _Figures) -> str:
         ax.set_ylim(-0.7, len(pts) - 0.3)
         ax.set_title(k[0] + (f" ({k[1]})" if k[1] else ""), fontsize=9)
         ax.tick_params(axis="x", labelsize=8)
+        # Few ticks, written out in full: small differences' ticks would overlap.
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: num(v, 2)))
     fig.suptitle(f"difference from {c.labels[0]} (paired by replicate): mean and 95 % "
                  "interval" if paired else "mean and 95 % interval across replicates",
                  fontsize=10)
@@ -896,6 +913,105 @@ def _forest(c: _Comparison, figs: _Figures) -> str:
            "numbers), with 95 % intervals; red where the interval excludes 0."
            if paired else "Each grid point's mean across replicates with its 95 % interval.")
     return figs.figure(fig, e(cap))
+
+
+# One colour per scenario or grid point (Okabe-Ito, cycled).
+POINT_COLOURS = [BLUE, ORANGE, "#009E73", VERMILION, "#CC79A7", "#56B4E9", "#F0E442"]
+GROUP_PANELS = (
+    ("wrongful_share", "wrongful share of sanctioned days", None),
+    ("sanction_impact_ratio", "sanction impact ratio", FOUR_FIFTHS),
+    ("listing_impact_ratio", "listing impact ratio", FOUR_FIFTHS),
+)
+
+
+def _group_keys(c: _Comparison, measure: str) -> list[str]:
+    return [k[1] for k in c.keys if k[0] == measure and k[1]]
+
+
+def _comparison_groups(c: _Comparison, figs: _Figures) -> str:
+    """Each scenario's (or grid point's) group measures with their intervals, the impact
+    ratios against the four-fifths line."""
+    panels = [(name, title, line) for name, title, line in GROUP_PANELS
+              if any(iv.mean is not None for g in _group_keys(c, name)
+                     for iv in c.means[(name, g)].values())]
+    if not panels:
+        return '<p class="note">No group-level measure has values.</p>'
+    fig, ax = figs.new(len(panels), width=3.3 * len(panels) + 1.2, height=3.2)
+    n = len(c.labels)
+    w = 0.8 / n
+    for a, (name, title, line) in zip(ax[0], panels, strict=True):
+        groups = _group_keys(c, name)
+        x = np.arange(len(groups))
+        for p in range(n):
+            ivs = [c.means[(name, g)].get(p) for g in groups]
+            mean = np.array([np.nan if iv is None or iv.mean is None else iv.mean
+                             for iv in ivs])
+            low = np.array([np.nan if iv is None or iv.low is None else iv.low for iv in ivs])
+            high = np.array([np.nan if iv is None or iv.high is None else iv.high
+                             for iv in ivs])
+            err = np.nan_to_num(np.vstack([mean - low, high - mean]), nan=0.0).clip(0)
+            label = c.labels[p] if len(c.labels[p]) <= 30 else c.labels[p][:29] + "…"
+            a.errorbar(x + (p - (n - 1) / 2) * w, mean, yerr=err, fmt="o", ms=4, capsize=3,
+                       color=POINT_COLOURS[p % len(POINT_COLOURS)], label=label)
+        if line is not None:
+            a.axhline(line, color="#333", ls="--", lw=1)
+        a.set_xticks(x, [g.replace("=", " ") for g in groups])
+        a.set_xlim(-0.6, len(groups) - 0.4)
+        a.set_ylim(bottom=0)
+        a.set_title(title, fontsize=9)
+    ax[0][-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return figs.figure(fig, "By audit group: each " + ("scenario" if c.kind == "compare" else
+                       "grid point") + "'s mean across replicates with its 95 % interval. "
+                       "The dashed line is the four-fifths line (0.8): an impact ratio below "
+                       "it flags adverse impact (docs/measures.md).")
+
+
+def _four_fifths_summary(c: _Comparison) -> str | None:
+    """Scenarios or points whose mean sanction or listing impact ratio is below 0.8."""
+    found = []
+    for what in ("sanction", "listing"):
+        name = f"{what}_impact_ratio"
+        for g in _group_keys(c, name):
+            for p, iv in sorted(c.means[(name, g)].items()):
+                if iv.mean is None or iv.mean >= FOUR_FIFTHS:
+                    continue
+                sure = iv.high is not None and iv.high < FOUR_FIFTHS
+                found.append(f"{e(c.labels[p])}, {e(g.replace('=', ' '))}, {what}s: "
+                             f"{_fmt_iv(iv).replace('<br>', ' ')}"
+                             + (" (the whole interval is below 0.8)" if sure else ""))
+    if not found:
+        return None
+    return ('<span class="flag">Four-fifths rule: mean impact ratio below 0.8.</span> '
+            + "; ".join(found) + ".")
+
+
+def _comparison_eu(c: _Comparison) -> str:
+    bound = num(float(c.manifest.get("bound_days", 30.0)))
+    paired = c.kind == "compare"
+    head = ["scenario" if paired else "grid point", "cross_context_share",
+            "disproportionate_share"]
+    if paired:
+        head += [f"cross_context_share − {e(c.labels[0])}",
+                 f"disproportionate_share − {e(c.labels[0])}"]
+    rows = []
+    for p, label in enumerate(c.labels):
+        row = [e(label)] + [_fmt_iv(c.means.get((k, ""), {}).get(p))
+                            for k in ("cross_context_share", "disproportionate_share")]
+        if paired:
+            row += [_fmt_iv(c.diffs.get((k, ""), {}).get(p)) if p else ""
+                    for k in ("cross_context_share", "disproportionate_share")]
+        rows.append(row)
+    return "".join([
+        EU_ARTICLE,
+        "<h3>(i) Unrelated social contexts</h3>",
+        f"<p>Measured in each run: <b>cross_context_share</b>, {EU_CROSS}</p>",
+        "<h3>(ii) Unjustified or disproportionate treatment</h3>",
+        f"<p>Measured in each run: <b>disproportionate_share</b>, "
+        f"{_eu_disproportionate(bound)}</p>",
+        '<p class="note">Mean [95 % interval] across replicates; n/a where no run applied '
+        "a sanction.</p>",
+        _table(head, rows, set(range(1, len(head)))),
+    ])
 
 
 def _comparison_report(path: Path, manifest: dict) -> str:
@@ -927,15 +1043,22 @@ def _comparison_report(path: Path, manifest: dict) -> str:
         items.append(f"<b>Differences from {e(c.labels[0])}.</b> "
                      + ("; ".join(sig) + "." if sig else
                         "No headline measure differs with a 95 % interval that excludes 0."))
+    flags = _four_fifths_summary(c)
+    if flags:
+        items.append(flags)
     body = ["<h2>Summary</h2>",
             '<ul class="summary">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>",
             "<h2>Differences with intervals</h2>" if paired else
-            "<h2>Means with intervals</h2>", _forest(c, figs)]
-    head = ["measure", "key", "unit"] + [e(lab) for lab in c.labels]
+            "<h2>Means with intervals</h2>", _forest(c, figs),
+            "<h2>Wrongful sanctions and disparate impact by group</h2>",
+            _comparison_groups(c, figs),
+            "<h2>EU AI Act Art. 5(1)(c): what was measured</h2>", _comparison_eu(c)]
+    head = ["measure (key)", "unit"] + [e(lab) for lab in c.labels]
     head += [f"{e(lab)} − {e(c.labels[0])}" for lab in c.labels[1:]]
     trows = []
     for k in c.keys:
-        r = [e(k[0]), e(k[1]), e(c.units[k])]
+        r = [e(k[0]) + (f'<br><span class="iv">{e(k[1])}</span>' if k[1] else ""),
+             e(c.units[k])]
         r += [_fmt_iv(c.means[k].get(p)) for p in range(len(c.labels))]
         r += [_fmt_iv(c.diffs[k].get(p)) for p in range(1, len(c.labels))]
         trows.append(r)
@@ -943,6 +1066,6 @@ def _comparison_report(path: Path, manifest: dict) -> str:
              '<p class="note">Mean [95 % interval] across replicates, and the paired '
              f"difference from {e(c.labels[0])} [95 % interval], from summary.parquet "
              "(docs/measures.md).</p>",
-             _table(head, trows, set(range(3, len(head))))]
+             _table(head, trows, set(range(2, len(head))))]
     sub = f"{e(c.kind)} folder {e(str(path))}"
     return _page(f"credsim {c.kind} report", sub, body)
