@@ -105,7 +105,7 @@ class Consequences:
         self.size = np.zeros(1, dtype=np.int64)
         self.keys = [stream_key(f"{streams.seed}/gate.{g.name}") for g in self.gates]
         self.score_candidates: dict[int, np.ndarray] = {}
-        self.seen = np.zeros(people.n, dtype=np.bool_)  # scratch for _first_each
+        self.seen = np.zeros(people.n, dtype=np.bool_)  # scratch for _first_each_at
         self.score_thresholds = np.unique(
             [g.grade for g in self.gates if g.kind.startswith("score")])
         everyone = ((self.g_kind == G_GRADE) & (self.g_value <= self.initial_grade)) | np.isin(
@@ -238,11 +238,15 @@ class Consequences:
         k = rng.poisson(p.n * g.use_rate * cap)
         idx = rng.integers(0, p.n, size=k, dtype=np.int64)
         u = rng.random(k)
+        # The condition first: it depends on the person alone, so filtering by it before
+        # thinning and de-duplication selects the same uses, and most candidates fail it.
+        meets, meets_true = self._meets(g, idx)
+        idx, u, meets_true = idx[meets], u[meets], meets_true[meets]
         m = np.minimum(p.income[idx] / self.median_income, cap) if g.income_driven else 1.0
         seeks = (u * cap < m) & (p.age[idx] != CHILD)
-        idx = _first_each(idx[seeks], self.seen)  # one use a day per person at most
-        meets, meets_true = self._meets(g, idx)
-        self._record(gi, g, idx[meets], ~meets_true[meets], day, distinct=True)
+        idx, meets_true = idx[seeks], meets_true[seeks]
+        first = _first_each_at(idx, self.seen)  # one use a day per person at most
+        self._record(gi, g, idx[first], ~meets_true[first], day, distinct=True)
 
     def _once_gate(self, gi: int, g: GateSpec, rows: dict, person: np.ndarray,
                    day: int) -> None:
@@ -385,16 +389,16 @@ def _refresh(persons, g_kind, g_value, g_domain, separate, has_points, has_list,
 
 
 @njit(cache=True)
-def _first_each(idx, seen):  # pragma: no cover
-    """The distinct values of idx in order of first appearance, in O(len(idx)): cheaper
-    than sorting for the few hundred thousand uses of a day. Leaves `seen` all False."""
+def _first_each_at(idx, seen):  # pragma: no cover
+    """Positions of the first appearance of each distinct value of idx, in order, in
+    O(len(idx)): cheaper than sorting for the uses of a day. Leaves `seen` all False."""
     out = np.empty(len(idx), dtype=np.int64)
     k = 0
-    for i in idx:
-        if not seen[i]:
-            seen[i] = True
-            out[k] = i
+    for j in range(len(idx)):
+        if not seen[idx[j]]:
+            seen[idx[j]] = True
+            out[k] = j
             k += 1
-    for j in range(k):
-        seen[out[j]] = False
+    for r in range(k):
+        seen[idx[out[r]]] = False
     return out[:k]

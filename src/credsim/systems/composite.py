@@ -33,6 +33,8 @@ from credsim.scenario.model import DIMENSIONS, CompositeSystem
 from credsim.systems.points import NO_DOMAIN
 
 NOT_SCORED = -1
+PERCENTILES = 100  # income percentiles of the capacity dimension
+KNOT_SLOTS = 128  # PERCENTILES + 1 knots, padded to a power of two
 MARK_UNIT = 100  # ledger deltas of marks are in hundredths of log-odds
 
 
@@ -58,8 +60,11 @@ class Composite:
         for par in (people.parent1, people.parent2):
             self.is_parent[par[par >= 0]] = True
         adults = people.income[people.age != CHILD]
-        self.income_knots = (np.quantile(adults, np.linspace(0, 1, 101)).astype(np.float64)
-                             if len(adults) else np.zeros(101))
+        knots = (np.quantile(adults, np.linspace(0, 1, PERCENTILES + 1)) if len(adults)
+                 else np.zeros(PERCENTILES + 1))
+        # Padded with +inf to a power of two for the branch-free search in _capacity.
+        self.income_knots = np.full(KNOT_SLOTS, np.inf)
+        self.income_knots[:PERCENTILES + 1] = knots
         # Mark sums: history, history true, behaviour, behaviour true. A person's past is
         # taken to be the steady state of their conduct: marks expected from their traits
         # over the memory of the system.
@@ -217,34 +222,46 @@ def _logistic(x):  # pragma: no cover
 
 @njit(cache=True, inline="always")
 def _relationships(p, indptr, indices, kind, scores, low, span):  # pragma: no cover
-    """Mean normalised score of p's live contacts who take part (0.5 if none)."""
-    rel = 0.0
+    """Mean normalised score of p's live contacts who take part (0.5 if none).
+
+    Branch-free: whether a contact counts (a live tie, a score) is unpredictable, and
+    mispredicted branches would stall the scattered score reads that bound this loop."""
+    total = 0
     k = 0
     for a in range(indptr[p], indptr[p + 1]):
-        if kind[a] & DROPPED:
-            continue
-        v = scores[indices[a]]
-        if v < 0:
-            continue
-        rel += (v - low) / span
-        k += 1
-    return rel / k if k > 0 else 0.5
+        v = np.int64(scores[indices[a]])
+        counts = np.int64((kind[a] & DROPPED) == 0) & np.int64(v >= 0)
+        total += counts * v
+        k += counts
+    return (total - k * low) / span / k if k > 0 else 0.5
 
 
 @njit(cache=True, inline="always")
-def _one(p, truth, rel, acc, is_parent, identity, income, knots, econ_on, savings, updated,
-         buffer_factor, recovery, stress0, day, has_list, n_true, n_false, w, low, high, hb,
-         bb, parent_bonus, cap_share, penalty):  # pragma: no cover
-    """Person p's held (truth = 0) or true (truth = 1) score, given the relationships
-    dimension rel."""
-    pct = np.searchsorted(knots, income[p]) / (len(knots) - 1.0)
-    pct = min(max(pct, 0.0), 1.0)
+def _capacity(p, income, knots, econ_on, savings, updated, buffer_factor, recovery, stress0,
+              day, cap_share):  # pragma: no cover
+    """Person p's fulfilment capacity: income percentile and (1 - economic stress)."""
+    # The number of knots below the income (np.searchsorted's left side) by a branch-free
+    # binary search: unpredictable branches cost more than the arithmetic.
+    x = income[p]
+    pos = 0
+    step = KNOT_SLOTS // 2
+    while step > 0:
+        pos += step * (knots[pos + step - 1] < x)
+        step //= 2
+    pct = min(max(pos / PERCENTILES, 0.0), 1.0)
     if econ_on:
         s = lazy_savings(savings[p], income[p], updated[p], day, buffer_factor, recovery)
         st = stress_of_one(s, income[p], buffer_factor)
     else:
         st = stress0[p]
-    capacity = cap_share * pct + (1.0 - cap_share) * (1.0 - st)
+    return cap_share * pct + (1.0 - cap_share) * (1.0 - st)
+
+
+@njit(cache=True, inline="always")
+def _score_of(p, truth, rel, capacity, acc, is_parent, identity, has_list, n_true, n_false,
+              w, low, high, hb, bb, parent_bonus, penalty):  # pragma: no cover
+    """Person p's held (truth = 0) or true (truth = 1) score, given the relationships
+    dimension rel and the capacity dimension."""
     pb = parent_bonus if is_parent[p] else 0.0
     v = (w[0] * _logistic(hb + acc[truth, p]) + w[1] * capacity
          + w[2] * _logistic(bb + pb + acc[2 + truth, p]) + w[3] * identity[p] / 255.0
@@ -261,22 +278,26 @@ def _scores(opted, acc, is_parent, identity, income, knots, econ_on, savings, up
             n_true, n_false, prev, w, low, high, hb, bb, parent_bonus,
             cap_share, penalty, out, out_true):  # pragma: no cover
     """Everyone's held and true score, with the relationships dimension of both taken
-    from contacts' held scores (see _true_scores for those with a differing contact)."""
+    from contacts' held scores (see _true_scores for those with a differing contact).
+    Most people have no false mark or listing: their true score is their held one."""
     for p in prange(len(opted)):
         if not opted[p]:
             out[p] = -1
             out_true[p] = -1
             continue
         rel = _relationships(p, indptr, indices, kind, prev, low, high - low)
-        for truth in range(2):
-            sc = _one(p, truth, rel, acc, is_parent, identity, income, knots, econ_on,
-                      savings, updated, buffer_factor, recovery, stress0, day, has_list,
-                      n_true, n_false, w, low, high, hb, bb, parent_bonus, cap_share,
-                      penalty)
-            if truth == 0:
-                out[p] = sc
-            else:
-                out_true[p] = sc
+        cap = _capacity(p, income, knots, econ_on, savings, updated, buffer_factor,
+                        recovery, stress0, day, cap_share)
+        sc = _score_of(p, 0, rel, cap, acc, is_parent, identity, has_list, n_true,
+                       n_false, w, low, high, hb, bb, parent_bonus, penalty)
+        out[p] = sc
+        if (acc[0, p] == acc[1, p] and acc[2, p] == acc[3, p]
+                and not (has_list and n_true[p] == 0 and n_false[p] > 0)):
+            out_true[p] = sc
+        else:
+            out_true[p] = _score_of(p, 1, rel, cap, acc, is_parent, identity, has_list,
+                                    n_true, n_false, w, low, high, hb, bb, parent_bonus,
+                                    penalty)
 
 
 @njit(cache=True, parallel=True)
@@ -289,10 +310,11 @@ def _true_scores(targets, opted, acc, is_parent, identity, income, knots, econ_o
         p = targets[r]
         if opted[p]:
             rel = _relationships(p, indptr, indices, kind, prev_true, low, high - low)
-            out_true[p] = _one(p, 1, rel, acc, is_parent, identity, income, knots, econ_on,
-                               savings, updated, buffer_factor, recovery, stress0, day,
-                               has_list, n_true, n_false, w, low, high, hb, bb,
-                               parent_bonus, cap_share, penalty)
+            cap = _capacity(p, income, knots, econ_on, savings, updated, buffer_factor,
+                            recovery, stress0, day, cap_share)
+            out_true[p] = _score_of(p, 1, rel, cap, acc, is_parent, identity, has_list,
+                                    n_true, n_false, w, low, high, hb, bb, parent_bonus,
+                                    penalty)
 
 
 @njit(cache=True)
@@ -315,30 +337,38 @@ def _contacts_of(people, indptr, indices, seen):  # pragma: no cover
     return out[:k].copy()
 
 
-@njit(cache=True)
-def _changes(old, old_true, new, new_true, thresholds):  # pragma: no cover
+def _changes(old, old_true, new, new_true, thresholds) -> tuple[np.ndarray, np.ndarray]:
     """(people whose held score changed, people whose held or true score crossed one
-    of the thresholds), in one pass with no population-sized temporaries."""
-    counts = np.zeros(2, dtype=np.int64)
-    changed = np.empty(0, dtype=np.int32)
-    crossed = np.empty(0, dtype=np.int32)
-    for fill in range(2):  # count, then fill arrays of the exact size
-        if fill:
-            changed = np.empty(counts[0], dtype=np.int32)
-            crossed = np.empty(counts[1], dtype=np.int32)
-        nc = nx = 0
-        for p in range(len(old)):
-            if old[p] == new[p] and old_true[p] == new_true[p]:
-                continue
-            if old[p] != new[p]:
-                if fill:
-                    changed[nc] = p
-                nc += 1
+    of the thresholds): flags in a parallel pass, then the two lists."""
+    flags = np.empty(len(old), dtype=np.uint8)
+    _change_flags(old, old_true, new, new_true, thresholds, flags)
+    return _flagged(flags, 1), _flagged(flags, 2)
+
+
+@njit(cache=True, parallel=True)
+def _change_flags(old, old_true, new, new_true, thresholds, flags):  # pragma: no cover
+    """flags[p]: 1 if the held score changed, + 2 if held or true crossed a threshold."""
+    for p in prange(len(old)):
+        f = np.uint8(1) if old[p] != new[p] else np.uint8(0)
+        if f or old_true[p] != new_true[p]:
             for t in thresholds:
                 if (old[p] < t) != (new[p] < t) or (old_true[p] < t) != (new_true[p] < t):
-                    if fill:
-                        crossed[nx] = p
-                    nx += 1
+                    f |= np.uint8(2)
                     break
-        counts[0], counts[1] = nc, nx
-    return changed, crossed
+        flags[p] = f
+
+
+@njit(cache=True)
+def _flagged(flags, bit):  # pragma: no cover
+    """The people whose flags have `bit`, as int32, with no population-sized temporary."""
+    k = 0
+    for p in range(len(flags)):
+        if flags[p] & bit:
+            k += 1
+    out = np.empty(k, dtype=np.int32)
+    k = 0
+    for p in range(len(flags)):
+        if flags[p] & bit:
+            out[k] = p
+            k += 1
+    return out
