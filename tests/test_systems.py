@@ -244,7 +244,9 @@ def test_score_sanctions_never_reach_non_participants():
     not below N; the sanction status kept day by day equals one computed afresh."""
     (score, score_true), each = _snapshots([lambda s: s.composite.score,
                                             lambda s: s.composite.score_true])
-    sim = _run("city-brain", ["composite.opt_in=0.5", "channels.online.false_rate=2e-4",
+    # False online records at 2e-3 a day leave some 30 people below 600 on false marks
+    # alone, so that about a dozen score sanctions are wrongful (at 2e-4, one or two).
+    sim = _run("city-brain", ["composite.opt_in=0.5", "channels.online.false_rate=2e-3",
                               "behaviours.judgment_default.rate=5e-4",
                               "court_list.grace_days=10"],
                people=10_000, days=60, seed=3, each_day=each)
@@ -964,3 +966,33 @@ def test_a_capped_serious_deduction_is_never_a_mere_warning():
     assert all(-10 <= sim.scenario.points.deltas[b] < 0 for b in warned)
     damage = (led["kind"] == K_SCORE) & (cause == names.index("public_damage"))
     assert damage.sum() > 50 and np.all(led["delta"][damage] == -10)
+
+
+def test_gates_sampled_over_everyone_apply_at_their_daily_rate():
+    """A use gate that everyone may meet is sampled as a Poisson process along the
+    slots: each adult who meets it applies on a day with probability 1 - exp(-use_i),
+    use_i = use_rate x min(income / median, 3) if income-driven, at most once a day.
+    Totals over the run are checked against the sum of those probabilities, within four
+    standard deviations of the sum of independent Bernoullis."""
+    days, rate = 20, 0.02
+    gates = []
+    for name, driven in (("everyone_perk", "false"), ("rich_perk", "true")):
+        gates += [f"gates.{name}.domain=consumption", f"gates.{name}.condition='score>=0'",
+                  f"gates.{name}.effect=perk", f"gates.{name}.use_rate={rate}",
+                  f"gates.{name}.income_driven={driven}", f"gates.{name}.loss_days=0"]
+    sim = _run("city-brain", ["gates={}", *gates], people=20_000, days=days, seed=11)
+    c, p = sim.consequences, sim.people
+    assert not c.score_candidates  # met by every participant: sampled over everyone
+    adult = (p.age != CHILD) & (sim.composite.score >= 0)
+    app = c.applications()
+    names = [g.name for g in c.gates]
+    for gi, name in enumerate(names):
+        use = rate * (np.minimum(p.income[adult] / c.median_income, 3.0)
+                      if c.gates[gi].income_driven else np.ones(adult.sum()))
+        q = -np.expm1(-use)
+        mean, sd = days * q.sum(), math.sqrt(days * (q * (1 - q)).sum())
+        sel = app["gate"] == gi
+        assert abs(sel.sum() - mean) < 4 * sd, (name, sel.sum(), mean, sd)
+        assert np.all(adult[app["id"][sel]])
+        per_day = Counter(zip(app["day"][sel].tolist(), app["id"][sel].tolist(), strict=True))
+        assert max(per_day.values()) == 1  # at most once a day

@@ -10,6 +10,7 @@ happened without false records.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +19,7 @@ from numba import njit
 from credsim.economy import Economy
 from credsim.ledger import K_BLACKLIST, K_GRADE, K_LIST, Ledger
 from credsim.population.people import CHILD, SCHOOL_LOST, SCHOOL_PRIVATE, People
-from credsim.rng import Streams, counter_uniform, stream_key
+from credsim.rng import Streams, counter_uniform, counter_uniform_one, day_key, stream_key
 from credsim.scenario.model import DOMAINS, Scenario, parse_condition
 
 COURT_DOMAIN = DOMAINS.index("court")
@@ -104,8 +105,10 @@ class Consequences:
         self.pos = np.full(people.n, -1, dtype=np.int32)
         self.size = np.zeros(1, dtype=np.int64)
         self.keys = [stream_key(f"{streams.seed}/gate.{g.name}") for g in self.gates]
+        self.everyone_keys = [stream_key(f"{streams.seed}/gate.{g.name}.everyone")
+                              for g in self.gates]
+        self.seen = np.zeros(people.n, dtype=np.bool_)  # scratch for _sample_uses
         self.score_candidates: dict[int, np.ndarray] = {}
-        self.seen = np.zeros(people.n, dtype=np.bool_)  # scratch for _first_each_at
         self.score_thresholds = np.unique(
             [g.grade for g in self.gates if g.kind.startswith("score")])
         everyone = ((self.g_kind == G_GRADE) & (self.g_value <= self.initial_grade)) | np.isin(
@@ -231,22 +234,32 @@ class Consequences:
         self._record(gi, g, idx[seeks], ~meets_true[seeks], day, distinct=True)
 
     def _use_gate_everyone(self, gi: int, g: GateSpec, day: int) -> None:
-        """A gate everyone may meet: sample its uses by thinning over the population."""
-        p = self.people
+        """A gate everyone may meet: sample its uses by thinning over the population, in
+        one pass over the candidates (a day's candidates number in the hundreds of
+        thousands at national scale)."""
+        p, st = self.people, self.st
         cap = 3.0 if g.income_driven else 1.0
-        rng = self.streams.get(f"gate.{g.name}", day)
-        k = rng.poisson(p.n * g.use_rate * cap)
-        idx = rng.integers(0, p.n, size=k, dtype=np.int64)
-        u = rng.random(k)
-        # The condition first: it depends on the person alone, so filtering by it before
-        # thinning and de-duplication selects the same uses, and most candidates fail it.
-        meets, meets_true = self._meets(g, idx)
-        idx, u, meets_true = idx[meets], u[meets], meets_true[meets]
-        m = np.minimum(p.income[idx] / self.median_income, cap) if g.income_driven else 1.0
-        seeks = (u * cap < m) & (p.age[idx] != CHILD)
-        idx, meets_true = idx[seeks], meets_true[seeks]
-        first = _first_each_at(idx, self.seen)  # one use a day per person at most
-        self._record(gi, g, idx[first], ~meets_true[first], day, distinct=True)
+        k = int(self.streams.get(f"gate.{g.name}", day).poisson(p.n * g.use_rate * cap))
+        if g.kind in ("le", "ge"):
+            v, vt = st.grade, st.grade_true
+            # Grades are coded from AAA (0) down: "le" C is grade >= C, "ge" AA grade <= AA.
+            lo, hi = (g.grade, math.inf) if g.kind == "le" else (-math.inf, g.grade + 0.5)
+            domain, fixed = st.points_domain, -1
+        else:
+            rating = g.kind.startswith("rating")
+            v, vt = (st.rating, st.rating_true) if rating else (st.score, st.score_true)
+            # Only those who take part (value >= 0) can meet a score or rating condition.
+            lo, hi = (max(g.grade, 0.0), math.inf) if g.kind.endswith("_ge") else (0.0, g.grade)
+            domain, fixed = ((st.composite_domain, -1) if not rating
+                             else (np.zeros(0, np.uint8), SOCIAL_DOMAIN))
+        # As in _meets: domain separation restricts sanctions, not perks or "at least".
+        separate = self.separate and g.sanction and g.kind not in ("ge", "score_ge",
+                                                                   "rating_ge")
+        who, wrongful = _sample_uses(
+            k, day_key(self.everyone_keys[gi], day), p.n, cap, g.income_driven, p.income,
+            self.median_income, p.age, v, vt, float(lo), float(hi), separate, domain,
+            fixed, g.domain, self.seen)
+        self._record(gi, g, who, wrongful, day, distinct=True)
 
     def _once_gate(self, gi: int, g: GateSpec, rows: dict, person: np.ndarray,
                    day: int) -> None:
@@ -389,16 +402,39 @@ def _refresh(persons, g_kind, g_value, g_domain, separate, has_points, has_list,
 
 
 @njit(cache=True)
-def _first_each_at(idx, seen):  # pragma: no cover
-    """Positions of the first appearance of each distinct value of idx, in order, in
-    O(len(idx)): cheaper than sorting for the uses of a day. Leaves `seen` all False."""
-    out = np.empty(len(idx), dtype=np.int64)
-    k = 0
-    for j in range(len(idx)):
-        if not seen[idx[j]]:
-            seen[idx[j]] = True
-            out[k] = j
-            k += 1
-    for r in range(k):
-        seen[idx[out[r]]] = False
-    return out[:k]
+def _sample_uses(k, dkey, n, cap, income_driven, income, median, age, v, vt, lo, hi,
+                 separate, domain, fixed_domain, gate_domain, seen):  # pragma: no cover
+    """Uses of a gate sampled over everyone: k candidate (person, uniform) pairs from
+    the day's counter stream, kept when the person meets the condition (lo <= v < hi;
+    under domain separation, triggered in the gate's domain), is an adult and seeks
+    the service (thinning: uniform x cap < min(income / median, cap), or < 1), at
+    most once a person. Returns (people, whether the use rests on false records).
+    Leaves `seen` all False.
+
+    One pass with no temporaries. (Walking the slots in order by exponential gaps
+    reads the arrays in order but costs a logarithm per candidate: slower.)"""
+    who = np.empty(k, dtype=np.int64)
+    wrongful = np.empty(k, dtype=np.bool_)
+    m = 0
+    for j in range(k):
+        i = min(np.int64(counter_uniform_one(dkey, 2 * j) * n), n - 1)
+        x = v[i]
+        if not (x >= lo and x < hi):
+            continue
+        if separate:
+            d = fixed_domain if fixed_domain >= 0 else domain[i]
+            if d != gate_domain:
+                continue
+        if age[i] == CHILD or seen[i]:
+            continue
+        rate = min(income[i] / median, cap) if income_driven else 1.0
+        if not (counter_uniform_one(dkey, 2 * j + 1) * cap < rate):
+            continue
+        seen[i] = True
+        who[m] = i
+        xt = vt[i]
+        wrongful[m] = not (xt >= lo and xt < hi)
+        m += 1
+    for r in range(m):
+        seen[who[r]] = False
+    return who[:m].copy(), wrongful[:m].copy()

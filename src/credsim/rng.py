@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+from numba import njit
 
 
 def stream_key(name: str) -> int:
@@ -32,12 +33,14 @@ class Streams:
         return {
             "base_seed": self.seed,
             "streams": "numpy PCG64(SeedSequence([seed, blake2b8(name), day + 1])) per "
-            "named stream and day (population.*, false.<channel>, gate.<name> sampled "
-            "over everyone)",
+            "named stream and day (population.*, false.<channel>, gate.<name>: the number "
+            "of candidate uses of a gate sampled over everyone)",
             "behaviours": "Numba MT19937 seeded per (behaviour, day) with "
             "splitmix64(blake2b8('<seed>/behave.<name>') + (day + 1) * golden) >> 32",
             "counters": "splitmix64 of (blake2b8('<seed>/<stream>'), day, identity) for gate "
-            "uses (identity = person), court draws (identity = case), safeguard review and "
+            "uses (identity = person; for gates sampled over everyone, stream "
+            "gate.<name>.everyone: identity 2j gives candidate j's person, 2j + 1 its "
+            "thinning), court draws (identity = case), safeguard review and "
             "contests and threat audits (identity = record)",
             "threats": "numpy PCG64 streams threats.setup, threats.insider, threats.informant, "
             "threats.collusion",
@@ -59,14 +62,28 @@ def _mix64(z: int) -> int:
     return z ^ (z >> 31)
 
 
+def day_key(key: int, day: int) -> np.uint64:
+    """The key of a counter stream on one day (see counter_uniform)."""
+    return np.uint64(_mix64((key + (day + 1) * _GOLDEN) & _MASK))
+
+
+@njit(cache=True, inline="always")
+def counter_uniform_one(dkey, i):  # pragma: no cover
+    """counter_uniform for one slot i, inside kernels: dkey is day_key(key, day)."""
+    z = np.uint64(i) * np.uint64(_GOLDEN) ^ dkey
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
 def counter_uniform(key: int, day: int, idx: np.ndarray) -> np.ndarray:
     """A uniform in [0, 1) for each (stream key, day, slot), computed, not drawn.
 
     Whether person i seeks a service on day d then never depends on who else
     is evaluated that day: common random numbers at O(people evaluated) cost.
     """
-    day_key = np.uint64(_mix64((key + (day + 1) * _GOLDEN) & _MASK))
-    z = idx.astype(np.uint64) * np.uint64(_GOLDEN) ^ day_key
+    z = idx.astype(np.uint64) * np.uint64(_GOLDEN) ^ day_key(key, day)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
