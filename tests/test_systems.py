@@ -968,22 +968,36 @@ def test_a_capped_serious_deduction_is_never_a_mere_warning():
     assert damage.sum() > 50 and np.all(led["delta"][damage] == -10)
 
 
-def test_gates_sampled_over_everyone_apply_at_their_daily_rate():
-    """A use gate that everyone may meet is sampled as a Poisson process along the
-    slots: each adult who meets it applies on a day with probability 1 - exp(-use_i),
-    use_i = use_rate x min(income / median, 3) if income-driven, at most once a day.
-    Totals over the run are checked against the sum of those probabilities, within four
-    standard deviations of the sum of independent Bernoullis."""
+@pytest.mark.parametrize("preset, condition, extra, pooled", [
+    # Composite scores hold between refreshes: uses are drawn from the pool of those
+    # who meet the condition.
+    ("city-brain", "'score>=0'", [], True),
+    # Grades can move any day: uses are drawn over everyone (grades frozen here, so
+    # that every adult meets the condition throughout).
+    ("rongcheng", "'grade>=A'", ["points.deltas={}", "points.instant_grade={}",
+                                 "court_list.enabled=false"], False),
+])
+def test_gates_met_by_many_apply_at_their_daily_rate(preset, condition, extra, pooled):
+    """A use gate that many meet is sampled by thinning: each adult who meets it applies
+    on a day with probability 1 - exp(-use_i), use_i = use_rate x min(income / median,
+    3) if income-driven, at most once a day. Totals over the run are checked against
+    the sum of those probabilities, within four standard deviations of the sum of
+    independent Bernoullis."""
     days, rate = 20, 0.02
     gates = []
     for name, driven in (("everyone_perk", "false"), ("rich_perk", "true")):
-        gates += [f"gates.{name}.domain=consumption", f"gates.{name}.condition='score>=0'",
+        gates += [f"gates.{name}.domain=consumption", f"gates.{name}.condition={condition}",
                   f"gates.{name}.effect=perk", f"gates.{name}.use_rate={rate}",
                   f"gates.{name}.income_driven={driven}", f"gates.{name}.loss_days=0"]
-    sim = _run("city-brain", ["gates={}", *gates], people=20_000, days=days, seed=11)
+    sim = _run(preset, ["gates={}", *extra, *gates], people=20_000, days=days, seed=11)
     c, p = sim.consequences, sim.people
-    assert not c.score_candidates  # met by every participant: sampled over everyone
-    adult = (p.age != CHILD) & (sim.composite.score >= 0)
+    assert not c.score_candidates
+    assert sorted(c.score_pools) == ([0, 1] if pooled else [])
+    adult = p.age != CHILD
+    if sim.composite is not None:
+        adult &= sim.composite.score >= 0
+    else:
+        assert np.all(sim.points.grade[adult] == sim.points.grade[adult][0])
     app = c.applications()
     names = [g.name for g in c.gates]
     for gi, name in enumerate(names):

@@ -109,6 +109,7 @@ class Consequences:
                               for g in self.gates]
         self.seen = np.zeros(people.n, dtype=np.bool_)  # scratch for _sample_uses
         self.score_candidates: dict[int, np.ndarray] = {}
+        self.score_pools: dict[int, np.ndarray] = {}
         self.score_thresholds = np.unique(
             [g.grade for g in self.gates if g.kind.startswith("score")])
         everyone = ((self.g_kind == G_GRADE) & (self.g_value <= self.initial_grade)) | np.isin(
@@ -143,6 +144,8 @@ class Consequences:
             cands = self.score_candidates.get(gi)
             if cands is not None:
                 self._use_gate(gi, g, day, cands)  # few people meet it: ask each of them
+            elif gi in self.score_pools:
+                self._use_gate_everyone(gi, g, day, self.score_pools[gi])
             elif g.use_rate > 0 and self._initial_meets(g):
                 self._use_gate_everyone(gi, g, day)
             elif g.use_rate > 0:
@@ -151,18 +154,29 @@ class Consequences:
                 self._once_gate(gi, g, rows, person, day)
 
     def update_score_candidates(self) -> None:
-        """After a composite refresh: the people who meet each score gate under the held
-        or the true score. Scores hold until the next refresh, so a gate met by few can
-        visit just them each day instead of sampling uses over everyone."""
-        st = self.st
+        """After a composite refresh: the people who meet each score gate. Scores hold
+        until the next refresh, so a gate met by few (fewer than N x use_rate) visits
+        each of those who meet it under the held or the true score every day; a gate
+        met by many samples its uses over the pool of those who meet it under the held
+        score (gates with the same condition share one pool)."""
+        self.score_candidates.clear()
+        self.score_pools.clear()
+        by_range: dict[tuple[float, float], list[int]] = {}
         for gi, g in enumerate(self.gates):
-            if g.kind.startswith("score"):
-                held, true = self._meets_condition(g, st.score, st.score_true)
-                either = held | true
-                if np.count_nonzero(either) < self.people.n * g.use_rate:
-                    self.score_candidates[gi] = np.flatnonzero(either).astype(np.int32)
-                else:  # many meet it: sampling uses over everyone is cheaper
-                    self.score_candidates.pop(gi, None)
+            if g.kind.startswith("score") and g.use_rate > 0:
+                by_range.setdefault(self._condition(g)[2:4], []).append(gi)
+        for (lo, hi), gates in by_range.items():  # one range's masks at a time
+            v, vt = self.st.score, self.st.score_true
+            held = (v >= lo) & (v < hi)
+            either = held | ((vt >= lo) & (vt < hi))
+            n_either = int(np.count_nonzero(either))
+            lists: dict[bool, np.ndarray] = {}
+            for gi in gates:
+                few = n_either < self.people.n * self.gates[gi].use_rate
+                if few not in lists:
+                    lists[few] = np.flatnonzero(either if few else held).astype(np.int32)
+                (self.score_candidates if few else self.score_pools)[gi] = lists[few]
+            del held, either  # before the next range's masks are made
 
     def _meets(self, g: GateSpec, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(meets the condition, would meet it without false records). Under domain
@@ -233,13 +247,11 @@ class Consequences:
             p.age[idx] != CHILD)
         self._record(gi, g, idx[seeks], ~meets_true[seeks], day, distinct=True)
 
-    def _use_gate_everyone(self, gi: int, g: GateSpec, day: int) -> None:
-        """A gate everyone may meet: sample its uses by thinning over the population, in
-        one pass over the candidates (a day's candidates number in the hundreds of
-        thousands at national scale)."""
-        p, st = self.people, self.st
-        cap = 3.0 if g.income_driven else 1.0
-        k = int(self.streams.get(f"gate.{g.name}", day).poisson(p.n * g.use_rate * cap))
+    def _condition(self, g: GateSpec):
+        """A use gate's condition as held and true values in [lo, hi), with the trigger
+        domains it checks: (v, vt, lo, hi, domain, fixed domain or -1, whether the
+        domain is checked). For gates sampled over everyone or over a pool."""
+        st = self.st
         if g.kind in ("le", "ge"):
             v, vt = st.grade, st.grade_true
             # Grades are coded from AAA (0) down: "le" C is grade >= C, "ge" AA grade <= AA.
@@ -255,10 +267,23 @@ class Consequences:
         # As in _meets: domain separation restricts sanctions, not perks or "at least".
         separate = self.separate and g.sanction and g.kind not in ("ge", "score_ge",
                                                                    "rating_ge")
+        return v, vt, float(lo), float(hi), domain, fixed, separate
+
+    def _use_gate_everyone(self, gi: int, g: GateSpec, day: int,
+                           pool: np.ndarray | None = None) -> None:
+        """A gate everyone may meet: sample its uses by thinning over the population, or
+        over `pool` (all who meet the condition, held), in one pass over the candidates
+        (a day's candidates number in the hundreds of thousands at national scale)."""
+        p = self.people
+        cap = 3.0 if g.income_driven else 1.0
+        slots = p.n if pool is None else len(pool)
+        k = int(self.streams.get(f"gate.{g.name}", day).poisson(slots * g.use_rate * cap))
+        v, vt, lo, hi, domain, fixed, separate = self._condition(g)
         who, wrongful = _sample_uses(
-            k, day_key(self.everyone_keys[gi], day), p.n, cap, g.income_driven, p.income,
-            self.median_income, p.age, v, vt, float(lo), float(hi), separate, domain,
-            fixed, g.domain, self.seen)
+            k, day_key(self.everyone_keys[gi], day), p.n,
+            pool if pool is not None else np.zeros(0, np.int32), pool is not None, cap,
+            g.income_driven, p.income, self.median_income, p.age, v, vt, lo, hi, separate,
+            domain, fixed, g.domain, self.seen)
         self._record(gi, g, who, wrongful, day, distinct=True)
 
     def _once_gate(self, gi: int, g: GateSpec, rows: dict, person: np.ndarray,
@@ -402,25 +427,31 @@ def _refresh(persons, g_kind, g_value, g_domain, separate, has_points, has_list,
 
 
 @njit(cache=True)
-def _sample_uses(k, dkey, n, cap, income_driven, income, median, age, v, vt, lo, hi,
-                 separate, domain, fixed_domain, gate_domain, seen):  # pragma: no cover
-    """Uses of a gate sampled over everyone: k candidate (person, uniform) pairs from
-    the day's counter stream, kept when the person meets the condition (lo <= v < hi;
-    under domain separation, triggered in the gate's domain), is an adult and seeks
-    the service (thinning: uniform x cap < min(income / median, cap), or < 1), at
-    most once a person. Returns (people, whether the use rests on false records).
-    Leaves `seen` all False.
+def _sample_uses(k, dkey, n, pool, pooled, cap, income_driven, income, median, age, v, vt,
+                 lo, hi, separate, domain, fixed_domain, gate_domain,
+                 seen):  # pragma: no cover
+    """Uses of a gate sampled over everyone (or over `pool`, people known to meet the
+    condition under the held value): k candidate (slot, uniform) pairs from the day's
+    counter stream, kept when the person meets the condition (lo <= v < hi; under
+    domain separation, triggered in the gate's domain), is an adult and seeks the
+    service (thinning: uniform x cap < min(income / median, cap), or < 1), at most
+    once a person. Returns (people, whether the use rests on false records). Leaves
+    `seen` all False.
 
     One pass with no temporaries. (Walking the slots in order by exponential gaps
     reads the arrays in order but costs a logarithm per candidate: slower.)"""
     who = np.empty(k, dtype=np.int64)
     wrongful = np.empty(k, dtype=np.bool_)
+    slots = len(pool) if pooled else n
     m = 0
     for j in range(k):
-        i = min(np.int64(counter_uniform_one(dkey, 2 * j) * n), n - 1)
-        x = v[i]
-        if not (x >= lo and x < hi):
-            continue
+        i = min(np.int64(counter_uniform_one(dkey, 2 * j) * slots), slots - 1)
+        if pooled:
+            i = np.int64(pool[i])
+        else:
+            x = v[i]
+            if not (x >= lo and x < hi):
+                continue
         if separate:
             d = fixed_domain if fixed_domain >= 0 else domain[i]
             if d != gate_domain:
@@ -438,3 +469,4 @@ def _sample_uses(k, dkey, n, cap, income_driven, income, median, age, v, vt, lo,
     for r in range(m):
         seen[who[r]] = False
     return who[:m].copy(), wrongful[:m].copy()
+

@@ -206,7 +206,9 @@ class Simulation:
                                  self._channel_codes(person), person.ledger_record())
                 acted_who = np.concatenate([acted_who, person.who[counted]])
                 acted_beh = np.concatenate([acted_beh, person.behaviour[counted]])
-                touched.append(person.who[counted])  # trigger domains may move
+                if self.consequences.separate:
+                    # Trigger domains moved; scores themselves move only at refreshes.
+                    touched.append(person.who[counted])
                 if c.due(day):
                     touched.append(c.refresh(day, self.consequences.score_thresholds))
                     self.consequences.update_score_candidates()

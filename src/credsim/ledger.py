@@ -50,7 +50,7 @@ COLUMNS = {
 
 class Ledger:
     def __init__(self, path: Path | None, causes: list[str], channels: list[str],
-                 flush_rows: int = 1 << 21):
+                 flush_rows: int = 1 << 20):
         self.path = path
         self.cause_labels = list(SPECIAL_CAUSES) + list(causes)
         # Reports by informants and edits by insiders come through no channel.
@@ -65,7 +65,10 @@ class Ledger:
         need = self.n + extra
         cap = len(self.cols["day"])
         if need > cap:
-            new_cap = max(need, 2 * cap)
+            # Double up to flush_rows; past it (a day's rows before the end-of-day flush)
+            # grow by an eighth: doubling there would hold twice the rows ever flushed.
+            grow = 2 * cap if cap < self.flush_rows else cap + cap // 8
+            new_cap = max(need, min(grow, max(self.flush_rows, cap + cap // 8)))
             for k, arr in self.cols.items():
                 grown = np.zeros(new_cap, dtype=arr.dtype)
                 grown[: self.n] = arr[: self.n]
@@ -87,10 +90,13 @@ class Ledger:
         never grow far past flush_rows. Only at the end of a day: flushing resets the
         row numbers that the day's phases read with `rows(since)`."""
         m = max(np.size(v) for v in values.values())
-        for lo in range(0, m, self.flush_rows):
-            self.append(**{k: v[lo : lo + self.flush_rows] if np.ndim(v) else v
-                           for k, v in values.items()})
+        lo = 0
+        while lo < m:
+            # Fill the buffer to flush_rows, flush, and so on: it never grows past them.
+            hi = lo + max(self.flush_rows - self.n, 1)
+            self.append(**{k: v[lo:hi] if np.ndim(v) else v for k, v in values.items()})
             self.flush()
+            lo = hi
 
     def behaviour_cause(self, b: int) -> int:
         return len(SPECIAL_CAUSES) + b

@@ -123,8 +123,9 @@ class Composite:
         new, new_true = self._compute(day)
         changed, crossed = _changes(self.score, self.score_true, new, new_true,
                                     np.asarray(thresholds, dtype=np.float64))
-        self.pending = (day, changed, new[changed].astype(np.int32) - self.score[changed],
-                        new[changed])
+        # The old scores of those who changed: the new ones are in self.score by the time
+        # the ledger rows are written (fewer bytes held than deltas and values).
+        self.pending = (day, changed, self.score[changed])
         if self.params.prune_below > 0:
             t = self.params.prune_below
             self.fallen = changed[(new[changed] < t) & (self.score[changed] >= t)]
@@ -138,7 +139,9 @@ class Composite:
         """Log the last refresh's score changes (after the day's other rows)."""
         if self.pending is None:
             return
-        day, who, delta, value = self.pending
+        day, who, old = self.pending
+        value = self.score[who]
+        delta = value.astype(np.int32) - old
         # A refresh mixes every mark, true or not: it rests on no one record.
         ledger.append_chunked(day=day, entity=0, id=who, kind=K_COMPOSITE, cause=C_REFRESH,
                               record=R_NONE, delta=delta, value=value)
@@ -162,7 +165,10 @@ class Composite:
         # One pass reads only contacts' held scores (half the random reads, and an array
         # that stays in cache longer); the few people with a contact whose true score
         # differs get their true score again from contacts' true scores.
-        _scores(*args, self.score, *tail, new, new_true)
+        # Before the first pass no contact has a score: every relationships dimension
+        # is the neutral 0.5, and reading the contacts would only confirm it.
+        contacts_scored = len(self.score) > 0 and int(self.score.max()) != NOT_SCORED
+        _scores(*args, self.score, contacts_scored, *tail, new, new_true)
         differ = np.flatnonzero(self.score != self.score_true)
         if len(differ):
             targets = _contacts_of(differ, g.indptr, g.indices, self._seen)
@@ -275,7 +281,7 @@ def _score_of(p, truth, rel, capacity, acc, is_parent, identity, has_list, n_tru
 @njit(cache=True, parallel=True)
 def _scores(opted, acc, is_parent, identity, income, knots, econ_on, savings, updated,
             buffer_factor, recovery, stress0, day, indptr, indices, kind, has_list,
-            n_true, n_false, prev, w, low, high, hb, bb, parent_bonus,
+            n_true, n_false, prev, contacts_scored, w, low, high, hb, bb, parent_bonus,
             cap_share, penalty, out, out_true):  # pragma: no cover
     """Everyone's held and true score, with the relationships dimension of both taken
     from contacts' held scores (see _true_scores for those with a differing contact).
@@ -285,7 +291,8 @@ def _scores(opted, acc, is_parent, identity, income, knots, econ_on, savings, up
             out[p] = -1
             out_true[p] = -1
             continue
-        rel = _relationships(p, indptr, indices, kind, prev, low, high - low)
+        rel = (_relationships(p, indptr, indices, kind, prev, low, high - low)
+               if contacts_scored else 0.5)
         cap = _capacity(p, income, knots, econ_on, savings, updated, buffer_factor,
                         recovery, stress0, day, cap_share)
         sc = _score_of(p, 0, rel, cap, acc, is_parent, identity, has_list, n_true,
