@@ -140,6 +140,7 @@ class Consequences:
         self.wrongful_today[:] = 0
         rows = ledger.rows(since)
         person = rows["entity"] == 0
+        shared: dict = {}  # the members meeting each condition today
         for gi, g in enumerate(self.gates):
             cands = self.score_candidates.get(gi)
             if cands is not None:
@@ -149,7 +150,7 @@ class Consequences:
             elif g.use_rate > 0 and self._initial_meets(g):
                 self._use_gate_everyone(gi, g, day)
             elif g.use_rate > 0:
-                self._use_gate(gi, g, day, self.members[: self.size[0]])
+                self._use_gate(gi, g, day, self.members[: self.size[0]], shared)
             else:
                 self._once_gate(gi, g, rows, person, day)
 
@@ -165,18 +166,15 @@ class Consequences:
         for gi, g in enumerate(self.gates):
             if g.kind.startswith("score") and g.use_rate > 0:
                 by_range.setdefault(self._condition(g)[2:4], []).append(gi)
-        for (lo, hi), gates in by_range.items():  # one range's masks at a time
-            v, vt = self.st.score, self.st.score_true
-            held = (v >= lo) & (v < hi)
-            either = held | ((vt >= lo) & (vt < hi))
-            n_either = int(np.count_nonzero(either))
+        v, vt = self.st.score, self.st.score_true
+        for (lo, hi), gates in by_range.items():
+            n_either = _in_range(v, vt, lo, hi, True, False)[1]
             lists: dict[bool, np.ndarray] = {}
             for gi in gates:
                 few = n_either < self.people.n * self.gates[gi].use_rate
                 if few not in lists:
-                    lists[few] = np.flatnonzero(either if few else held).astype(np.int32)
+                    lists[few] = _in_range(v, vt, lo, hi, few, True)[0]
                 (self.score_candidates if few else self.score_pools)[gi] = lists[few]
-            del held, either  # before the next range's masks are made
 
     def _meets(self, g: GateSpec, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(meets the condition, would meet it without false records). Under domain
@@ -232,19 +230,27 @@ class Consequences:
             return self.initial_grade <= g.grade
         return True
 
-    def _use_gate(self, gi: int, g: GateSpec, day: int, idx: np.ndarray) -> None:
+    def _use_gate(self, gi: int, g: GateSpec, day: int, idx: np.ndarray,
+                  shared: dict | None = None) -> None:
         """People among idx (all who may meet the condition) who meet it and seek the
-        service today."""
+        service today. `shared`: the day's adults meeting each condition among the
+        members, kept for the other gates with that condition (a dozen gates restrict
+        the listed); only without domain separation, which makes it depend on the gate."""
         p = self.people
-        idx = idx.astype(np.int64)
-        meets, meets_true = self._meets(g, idx)
-        idx, meets_true = idx[meets], meets_true[meets]
-        rate = g.use_rate
-        if g.income_driven:
-            rate = rate * np.minimum(p.income[idx] / self.median_income, 3.0)
+        key = (g.kind, g.grade)
+        if shared is not None and not self.separate and key in shared:
+            idx, meets_true, factor = shared[key]
+        else:
+            idx = idx.astype(np.int64)
+            meets, meets_true = self._meets(g, idx)
+            adult = meets & (p.age[idx] != CHILD)
+            idx, meets_true = idx[adult], meets_true[adult]
+            factor = np.minimum(p.income[idx] / self.median_income, 3.0)
+            if shared is not None and not self.separate:
+                shared[key] = idx, meets_true, factor
+        rate = g.use_rate * factor if g.income_driven else g.use_rate
         # P(at least one use today) = 1 - exp(-rate), as in the thinning path below.
-        seeks = (counter_uniform(self.keys[gi], day, idx) < -np.expm1(-rate)) & (
-            p.age[idx] != CHILD)
+        seeks = counter_uniform(self.keys[gi], day, idx) < -np.expm1(-rate)
         self._record(gi, g, idx[seeks], ~meets_true[seeks], day, distinct=True)
 
     def _condition(self, g: GateSpec):
@@ -470,3 +476,18 @@ def _sample_uses(k, dkey, n, pool, pooled, cap, income_driven, income, median, a
         seen[who[r]] = False
     return who[:m].copy(), wrongful[:m].copy()
 
+
+@njit(cache=True)
+def _in_range(v, vt, lo, hi, either, listing):  # pragma: no cover
+    """(the people with lo <= v < hi, or with that for v or vt if `either`, as int32 if
+    `listing`; their number). Branch-free: each slot is written, and kept if in range."""
+    k = 0
+    for i in range(len(v)):
+        k += ((v[i] >= lo) & (v[i] < hi)) | (either & (vt[i] >= lo) & (vt[i] < hi))
+    out = np.empty(k + 1 if listing else 0, dtype=np.int32)
+    if listing:
+        k = 0
+        for i in range(len(v)):
+            out[k] = i
+            k += ((v[i] >= lo) & (v[i] < hi)) | (either & (vt[i] >= lo) & (vt[i] < hi))
+    return out[:k], k
