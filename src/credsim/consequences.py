@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from credsim.economy import Economy
 from credsim.ledger import K_BLACKLIST, K_GRADE, K_LIST, Ledger
@@ -168,13 +168,21 @@ class Consequences:
                 by_range.setdefault(self._condition(g)[2:4], []).append(gi)
         v, vt = self.st.score, self.st.score_true
         for (lo, hi), gates in by_range.items():
-            n_either = _in_range(v, vt, lo, hi, True, False)[1]
-            lists: dict[bool, np.ndarray] = {}
+            # Scores are whole numbers: lo <= v < hi as integer bounds.
+            ilo, ihi = (int(math.ceil(min(max(b, -(2.0**31)), 2.0**31 - 1))) for b in (lo, hi))
+            held = _in_range(v, vt, ilo, ihi, False)
+            either = None  # at least as many as held: counted only if that can decide
             for gi in gates:
-                few = n_either < self.people.n * self.gates[gi].use_rate
-                if few not in lists:
-                    lists[few] = _in_range(v, vt, lo, hi, few, True)[0]
-                (self.score_candidates if few else self.score_pools)[gi] = lists[few]
+                limit = self.people.n * self.gates[gi].use_rate
+                if len(held) >= limit:
+                    self.score_pools[gi] = held
+                    continue
+                if either is None:
+                    either = _in_range(v, vt, ilo, ihi, True)
+                if len(either) < limit:
+                    self.score_candidates[gi] = either
+                else:
+                    self.score_pools[gi] = held
 
     def _meets(self, g: GateSpec, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(meets the condition, would meet it without false records). Under domain
@@ -477,17 +485,27 @@ def _sample_uses(k, dkey, n, pool, pooled, cap, income_driven, income, median, a
     return who[:m].copy(), wrongful[:m].copy()
 
 
-@njit(cache=True)
-def _in_range(v, vt, lo, hi, either, listing):  # pragma: no cover
-    """(the people with lo <= v < hi, or with that for v or vt if `either`, as int32 if
-    `listing`; their number). Branch-free: each slot is written, and kept if in range."""
-    k = 0
-    for i in range(len(v)):
-        k += ((v[i] >= lo) & (v[i] < hi)) | (either & (vt[i] >= lo) & (vt[i] < hi))
-    out = np.empty(k + 1 if listing else 0, dtype=np.int32)
-    if listing:
+IN_RANGE_CHUNKS = 64  # work items of _in_range
+
+
+@njit(cache=True, parallel=True)
+def _in_range(v, vt, lo, hi, either):  # pragma: no cover
+    """The people with lo <= v < hi (integer bounds), or with that for v or vt if
+    `either`, as int32: counted, then listed, chunk by chunk in parallel."""
+    n = len(v)
+    size = (n + IN_RANGE_CHUNKS - 1) // IN_RANGE_CHUNKS
+    counts = np.zeros(IN_RANGE_CHUNKS + 1, dtype=np.int64)
+    for c in prange(IN_RANGE_CHUNKS):
         k = 0
-        for i in range(len(v)):
-            out[k] = i
+        for i in range(c * size, min(n, (c + 1) * size)):
             k += ((v[i] >= lo) & (v[i] < hi)) | (either & (vt[i] >= lo) & (vt[i] < hi))
-    return out[:k], k
+        counts[c + 1] = k
+    starts = np.cumsum(counts)
+    out = np.empty(starts[-1], dtype=np.int32)
+    for c in prange(IN_RANGE_CHUNKS):
+        k = starts[c]
+        for i in range(c * size, min(n, (c + 1) * size)):
+            if ((v[i] >= lo) & (v[i] < hi)) | (either & (vt[i] >= lo) & (vt[i] < hi)):
+                out[k] = i
+                k += 1
+    return out
