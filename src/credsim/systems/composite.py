@@ -181,8 +181,7 @@ class Composite:
     def _band_counts(self) -> np.ndarray:
         """Participants below the lowest floor, then in each band (-1, the score of
         those who take no part, lies below every floor)."""
-        at_least = [self.participants] + [int(np.count_nonzero(self.score >= f))
-                                          for f in self.floors]
+        at_least = [self.participants] + list(_at_least(self.score, self.floors))
         return -np.diff(np.array(at_least + [0]))
 
     def daily(self) -> dict:
@@ -222,6 +221,19 @@ def _opt_in(c: CompositeSystem, p: People, streams: Streams) -> np.ndarray:
     logit = logit + np.where(p.age == ELDER, math.log(max(c.opt_in_elder_factor, 1e-9)), 0.0)
     u = counter_uniform(stream_key(f"{streams.seed}/composite.opt_in"), 0, np.arange(p.n))
     return adult & (u < 1 / (1 + np.exp(-logit)))
+
+
+@njit(cache=True, parallel=True)
+def _at_least(score, floors):  # pragma: no cover
+    """For each floor, how many scores are at or above it, in one parallel pass."""
+    chunks = 64
+    size = (len(score) + chunks - 1) // chunks
+    counts = np.zeros((chunks, len(floors)), dtype=np.int64)
+    for c in prange(chunks):
+        for i in range(c * size, min(len(score), (c + 1) * size)):
+            for j in range(len(floors)):
+                counts[c, j] += score[i] >= floors[j]
+    return counts.sum(axis=0)
 
 
 @njit(cache=True)
@@ -414,16 +426,24 @@ def _change_flags(old, old_true, new, new_true, thresholds, flags):  # pragma: n
         flags[p] = np.uint8(o != n) | (np.uint8(crossed) << np.uint8(1))
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _flagged(flags, bit):  # pragma: no cover
-    """The people whose flags have `bit`, as int32, with no population-sized temporary
-    (branch-free: each slot is written, and kept if flagged)."""
-    k = 0
-    for p in range(len(flags)):
-        k += (flags[p] & bit) != 0
-    out = np.empty(k + 1, dtype=np.int32)
-    k = 0
-    for p in range(len(flags)):
-        out[k] = p
-        k += (flags[p] & bit) != 0
-    return out[:k]
+    """The people whose flags have `bit`, as int32, with no population-sized temporary:
+    counted, then listed, chunk by chunk in parallel."""
+    chunks = 64
+    size = (len(flags) + chunks - 1) // chunks
+    counts = np.zeros(chunks + 1, dtype=np.int64)
+    for c in prange(chunks):
+        k = 0
+        for p in range(c * size, min(len(flags), (c + 1) * size)):
+            k += (flags[p] & bit) != 0
+        counts[c + 1] = k
+    starts = np.cumsum(counts)
+    out = np.empty(starts[-1], dtype=np.int32)
+    for c in prange(chunks):
+        k = starts[c]
+        for p in range(c * size, min(len(flags), (c + 1) * size)):
+            if flags[p] & bit:
+                out[k] = p
+                k += 1
+    return out
