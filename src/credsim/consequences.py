@@ -166,23 +166,27 @@ class Consequences:
         for gi, g in enumerate(self.gates):
             if g.kind.startswith("score") and g.use_rate > 0:
                 by_range.setdefault(self._condition(g)[2:4], []).append(gi)
+        if not by_range:
+            return
+        # Scores are whole numbers: lo <= v < hi as integer bounds.
+        bounds = np.array([[math.ceil(min(max(b, -(2.0**31)), 2.0**31 - 1)) for b in r]
+                           for r in by_range], dtype=np.int64)
         v, vt = self.st.score, self.st.score_true
-        for (lo, hi), gates in by_range.items():
-            # Scores are whole numbers: lo <= v < hi as integer bounds.
-            ilo, ihi = (int(math.ceil(min(max(b, -(2.0**31)), 2.0**31 - 1))) for b in (lo, hi))
-            held = _in_range(v, vt, ilo, ihi, False)
-            either = None  # at least as many as held: counted only if that can decide
+        counts = _count_in_ranges(v, vt, bounds)  # per chunk: held, either per range
+        totals = counts.sum(axis=0)
+        want = np.zeros(2 * len(bounds), dtype=np.bool_)
+        choice: dict[int, int] = {}  # gate -> column: 2r held (pool), 2r + 1 either
+        for r, gates in enumerate(by_range.values()):
             for gi in gates:
-                limit = self.people.n * self.gates[gi].use_rate
-                if len(held) >= limit:
-                    self.score_pools[gi] = held
-                    continue
-                if either is None:
-                    either = _in_range(v, vt, ilo, ihi, True)
-                if len(either) < limit:
-                    self.score_candidates[gi] = either
-                else:
-                    self.score_pools[gi] = held
+                few = totals[2 * r + 1] < self.people.n * self.gates[gi].use_rate
+                choice[gi] = 2 * r + few
+                want[2 * r + few] = True
+        sizes = np.where(want, totals, 0)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        flat = _list_in_ranges(v, vt, bounds, want, counts, offsets)
+        for gi, col in choice.items():
+            lst = flat[offsets[col]:offsets[col + 1]]
+            (self.score_candidates if col % 2 else self.score_pools)[gi] = lst
 
     def _meets(self, g: GateSpec, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(meets the condition, would meet it without false records). Under domain
@@ -440,7 +444,7 @@ def _refresh(persons, g_kind, g_value, g_domain, separate, has_points, has_list,
             status[p] = new
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _sample_uses(k, dkey, n, pool, pooled, cap, income_driven, income, median, age, v, vt,
                  lo, hi, separate, domain, fixed_domain, gate_domain,
                  seen):  # pragma: no cover
@@ -449,63 +453,93 @@ def _sample_uses(k, dkey, n, pool, pooled, cap, income_driven, income, median, a
     counter stream, kept when the person meets the condition (lo <= v < hi; under
     domain separation, triggered in the gate's domain), is an adult and seeks the
     service (thinning: uniform x cap < min(income / median, cap), or < 1), at most
-    once a person. Returns (people, whether the use rests on false records). Leaves
-    `seen` all False.
+    once a person: the first candidate kept. Returns (people, whether the use rests on
+    false records). Leaves `seen` all False.
 
-    One pass with no temporaries. (Walking the slots in order by exponential gaps
-    reads the arrays in order but costs a logarithm per candidate: slower.)"""
+    Candidates are judged in parallel (each is a few reads at random slots), then the
+    first of each person kept in candidate order. (Walking the slots in order by
+    exponential gaps reads the arrays in order but costs a logarithm per candidate:
+    slower.)"""
+    slots = len(pool) if pooled else n
+    kept = np.empty(k, dtype=np.int64)  # the candidate's person, or -1
+    false_use = np.empty(k, dtype=np.bool_)
+    chunks = min(RANGE_CHUNKS, max(k, 1))
+    size = (k + chunks - 1) // chunks
+    for c in prange(chunks):
+        for j in range(c * size, min(k, (c + 1) * size)):
+            kept[j] = -1
+            i = min(np.int64(counter_uniform_one(dkey, 2 * j) * slots), slots - 1)
+            if pooled:
+                i = np.int64(pool[i])
+            else:
+                x = v[i]
+                if not (x >= lo and x < hi):
+                    continue
+            if separate:
+                d = fixed_domain if fixed_domain >= 0 else domain[i]
+                if d != gate_domain:
+                    continue
+            if age[i] == CHILD:
+                continue
+            rate = min(income[i] / median, cap) if income_driven else 1.0
+            if counter_uniform_one(dkey, 2 * j + 1) * cap < rate:
+                kept[j] = i
+                xt = vt[i]
+                false_use[j] = not (xt >= lo and xt < hi)
     who = np.empty(k, dtype=np.int64)
     wrongful = np.empty(k, dtype=np.bool_)
-    slots = len(pool) if pooled else n
     m = 0
     for j in range(k):
-        i = min(np.int64(counter_uniform_one(dkey, 2 * j) * slots), slots - 1)
-        if pooled:
-            i = np.int64(pool[i])
-        else:
-            x = v[i]
-            if not (x >= lo and x < hi):
-                continue
-        if separate:
-            d = fixed_domain if fixed_domain >= 0 else domain[i]
-            if d != gate_domain:
-                continue
-        if age[i] == CHILD or seen[i]:
-            continue
-        rate = min(income[i] / median, cap) if income_driven else 1.0
-        if not (counter_uniform_one(dkey, 2 * j + 1) * cap < rate):
-            continue
-        seen[i] = True
-        who[m] = i
-        xt = vt[i]
-        wrongful[m] = not (xt >= lo and xt < hi)
-        m += 1
+        i = kept[j]
+        if i >= 0 and not seen[i]:
+            seen[i] = True
+            who[m] = i
+            wrongful[m] = false_use[j]
+            m += 1
     for r in range(m):
         seen[who[r]] = False
     return who[:m].copy(), wrongful[:m].copy()
 
 
-IN_RANGE_CHUNKS = 64  # work items of _in_range
+RANGE_CHUNKS = 64  # work items of the parallel passes over the population
 
 
 @njit(cache=True, parallel=True)
-def _in_range(v, vt, lo, hi, either):  # pragma: no cover
-    """The people with lo <= v < hi (integer bounds), or with that for v or vt if
-    `either`, as int32: counted, then listed, chunk by chunk in parallel."""
-    n = len(v)
-    size = (n + IN_RANGE_CHUNKS - 1) // IN_RANGE_CHUNKS
-    counts = np.zeros(IN_RANGE_CHUNKS + 1, dtype=np.int64)
-    for c in prange(IN_RANGE_CHUNKS):
-        k = 0
+def _count_in_ranges(v, vt, bounds):  # pragma: no cover
+    """Per chunk of people and range r (bounds[r] = lo, hi: lo <= value < hi), how many
+    have the held value in range (column 2r) and the held or the true one (2r + 1)."""
+    n, nr = len(v), len(bounds)
+    size = (n + RANGE_CHUNKS - 1) // RANGE_CHUNKS
+    counts = np.zeros((RANGE_CHUNKS, 2 * nr), dtype=np.int64)
+    for c in prange(RANGE_CHUNKS):
         for i in range(c * size, min(n, (c + 1) * size)):
-            k += ((v[i] >= lo) & (v[i] < hi)) | (either & (vt[i] >= lo) & (vt[i] < hi))
-        counts[c + 1] = k
-    starts = np.cumsum(counts)
-    out = np.empty(starts[-1], dtype=np.int32)
-    for c in prange(IN_RANGE_CHUNKS):
-        k = starts[c]
+            x, xt = v[i], vt[i]
+            for r in range(nr):
+                held = (x >= bounds[r, 0]) & (x < bounds[r, 1])
+                counts[c, 2 * r] += held
+                counts[c, 2 * r + 1] += held | ((xt >= bounds[r, 0]) & (xt < bounds[r, 1]))
+    return counts
+
+
+@njit(cache=True, parallel=True)
+def _list_in_ranges(v, vt, bounds, want, counts, offsets):  # pragma: no cover
+    """The people counted by _count_in_ranges, for the wanted columns, as int32, each
+    column's list at offsets[col] in one flat array, in order of person."""
+    n, nr = len(v), len(bounds)
+    size = (n + RANGE_CHUNKS - 1) // RANGE_CHUNKS
+    out = np.empty(offsets[-1], dtype=np.int32)
+    for c in prange(RANGE_CHUNKS):
+        cursor = np.empty(2 * nr, dtype=np.int64)
+        for col in range(2 * nr):
+            cursor[col] = offsets[col] + counts[:c, col].sum()
         for i in range(c * size, min(n, (c + 1) * size)):
-            if ((v[i] >= lo) & (v[i] < hi)) | (either & (vt[i] >= lo) & (vt[i] < hi)):
-                out[k] = i
-                k += 1
+            x, xt = v[i], vt[i]
+            for r in range(nr):
+                held = (x >= bounds[r, 0]) & (x < bounds[r, 1])
+                if want[2 * r] and held:
+                    out[cursor[2 * r]] = i
+                    cursor[2 * r] += 1
+                if want[2 * r + 1] and (held or ((xt >= bounds[r, 0]) & (xt < bounds[r, 1]))):
+                    out[cursor[2 * r + 1]] = i
+                    cursor[2 * r + 1] += 1
     return out
