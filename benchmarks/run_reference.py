@@ -22,6 +22,9 @@ from pathlib import Path
 
 
 def one(people: int, days: int, scenario: str, write: bool, overrides: list[str]) -> dict:
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())  # as the command line does
     from credsim.engine import Simulation
     from credsim.results import run_dir
     from credsim.scenario.load import load_scenario

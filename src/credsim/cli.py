@@ -357,6 +357,12 @@ def _terminate(signum, frame) -> None:
 
 
 def main() -> None:
+    # Arrow's default allocator keeps freed buffers for reuse; at national scale that
+    # retention (tens of MB of ledger and table buffers) counts against the memory
+    # budget, so the command line allocates with the system's, which returns them.
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
     try:
         app()
     except SystemExit as exc:

@@ -37,24 +37,30 @@ class Graph:
     def nbytes(self) -> int:
         return self.indptr.nbytes + self.indices.nbytes + self.kind.nbytes
 
-    def degree(self, active_only: bool = True) -> np.ndarray:
+    def _rows(self, rows: slice | None) -> np.ndarray:
+        """The row pointers of the people in `rows` (all by default)."""
+        if rows is None:
+            return self.indptr
+        return self.indptr[rows.start:rows.stop + 1]
+
+    def degree(self, active_only: bool = True, rows: slice | None = None) -> np.ndarray:
         if not active_only:
-            return np.diff(self.indptr).astype(np.int32)
-        return _count_rows(self.indptr, self.kind, False)
+            return np.diff(self._rows(rows)).astype(np.int32)
+        return _count_rows(self._rows(rows), self.kind, False)
 
-    def dropped(self) -> np.ndarray:
+    def dropped(self, rows: slice | None = None) -> np.ndarray:
         """Ties each person has lost (dropped by either side)."""
-        return _count_rows(self.indptr, self.kind, True)
+        return _count_rows(self._rows(rows), self.kind, True)
 
-    def contacts(self) -> np.ndarray:
+    def contacts(self, rows: slice | None = None) -> np.ndarray:
         """Active ties other than family: a person with none is isolated outside home."""
-        return _count_contacts(self.indptr, self.kind)
+        return _count_contacts(self._rows(rows), self.kind)
 
     def assortativity(self, values: np.ndarray, scored: np.ndarray) -> float:
         """Pearson correlation of `values` across the two ends of active ties between
         scored people (NaN if there are fewer than two such ties)."""
-        return float(_assortativity(self.indptr, self.indices, self.kind,
-                                    values.astype(np.float64), scored))
+        # No float64 copy of values (80 MB at 10 million people): the kernel converts.
+        return float(_assortativity(self.indptr, self.indices, self.kind, values, scored))
 
 
 def build_graph(people: People, p: GraphParams, seed: int) -> Graph:
@@ -282,9 +288,10 @@ def _assortativity(indptr, indices, kind, x, scored):  # pragma: no cover
             j = indices[a]
             if kind[a] & 0x80 or not scored[j]:
                 continue
-            s += x[i]
-            s2 += x[i] * x[i]
-            sxy += x[i] * x[j]
+            xi = np.float64(x[i])
+            s += xi
+            s2 += xi * xi
+            sxy += xi * np.float64(x[j])
             m += 1
     if m < 4:
         return np.nan

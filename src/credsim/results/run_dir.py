@@ -28,6 +28,7 @@ from credsim.scenario.model import DOMAINS, GRADES
 
 FORMAT_VERSION = 2  # 2: composite, ratings, firm lists, warnings, audit columns
 TABLES = ("timeseries", "ledger", "people", "firms", "sanctions")
+EFFECTS = ("perk", "sanction")  # the sanctions table's effect: code 1 for a sanction
 
 
 def default_out(stem: str, seed: int) -> Path:
@@ -94,22 +95,7 @@ def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
             "red_listed": fl.red_listed_mask(sim.scenario.run.days - 1),
         })
     _write(pa.table(firm_cols), tmp / "firms.parquet")
-    a = sim.consequences.applications()
-    gates = sim.consequences.gates
-    gate_domain = np.array([g.domain for g in gates], dtype=np.int16)[a["gate"]] if gates else (
-        np.zeros(0, np.int16))
-    trig = a["trigger_domain"].astype(np.int16)
-    _write(pa.table({
-        "day": a["day"], "id": a["id"],
-        "gate": _cat(a["gate"], [g.name for g in gates]),
-        "effect": pa.array(
-            ["perk" if not gates[i].sanction else "sanction" for i in a["gate"]], pa.string()
-        ),
-        "gate_domain": _cat(gate_domain, DOMAINS),
-        "trigger_domain": _cat(np.where(trig < len(DOMAINS), trig, len(DOMAINS)),
-                               list(DOMAINS) + ["none"]),
-        "wrongful": a["wrongful"],
-    }), tmp / "sanctions.parquet")
+    _write_sanctions(sim, tmp / "sanctions.parquet")
     write_seconds = time.perf_counter() - t0
     s = sim.scenario
     manifest = {
@@ -137,19 +123,47 @@ def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), "utf-8")
 
 
-PEOPLE_ROW_GROUP = 1 << 21
+PEOPLE_ROW_GROUP = 1 << 20
+SANCTIONS_ROW_GROUP = 1 << 20
+
+
+def _write_sanctions(sim: Simulation, path: Path) -> None:
+    """sanctions.parquet in row groups: a national run applies gates millions of times."""
+    a = sim.consequences.applications()
+    gates = sim.consequences.gates
+    gate_domain = np.array([g.domain for g in gates], dtype=np.int16)
+    effect = np.array([g.sanction for g in gates], dtype=np.int16)  # EFFECTS codes
+    names = [g.name for g in gates]
+
+    def table_of(part: slice) -> pa.Table:
+        gate = a["gate"][part]
+        trig = a["trigger_domain"][part].astype(np.int16)
+        return pa.table({
+            "day": a["day"][part], "id": a["id"][part], "gate": _cat(gate, names),
+            "effect": _cat(effect[gate] if gates else gate, EFFECTS),
+            "gate_domain": _cat(gate_domain[gate] if gates else gate, DOMAINS),
+            "trigger_domain": _cat(np.where(trig < len(DOMAINS), trig, len(DOMAINS)),
+                                   list(DOMAINS) + ["none"]),
+            "wrongful": a["wrongful"][part],
+        })
+
+    _write_in_groups(path, len(a["id"]), SANCTIONS_ROW_GROUP, table_of)
 
 
 def _write_people(sim: Simulation, path: Path) -> None:
     """people.parquet in row groups, so writing needs no population-sized copies."""
-    degree = sim.graph.degree(active_only=True)
-    dropped = sim.graph.dropped()
-    contacts = sim.graph.contacts()
+    _write_in_groups(path, sim.people.n, PEOPLE_ROW_GROUP,
+                     lambda part: _people_table(sim, part))
+
+
+def _write_in_groups(path: Path, rows: int, group: int, table_of) -> None:
+    """Write a table of `rows` rows in row groups of `group`, each made by
+    table_of(slice) only when it is written (at least one group, so an empty table
+    still has its schema)."""
     writer = None
     try:
-        for lo in range(0, max(sim.people.n, 1), PEOPLE_ROW_GROUP):
-            part = slice(lo, min(lo + PEOPLE_ROW_GROUP, sim.people.n))
-            table = _people_table(sim, part, degree, dropped, contacts)
+        for lo in range(0, max(rows, 1), group):
+            table = table_of(slice(lo, min(lo + group, rows)))
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema, compression="zstd")
             writer.write_table(table)
@@ -158,9 +172,8 @@ def _write_people(sim: Simulation, path: Path) -> None:
             writer.close()
 
 
-def _people_table(sim: Simulation, part: slice, degree: np.ndarray,
-                  dropped: np.ndarray, contacts: np.ndarray) -> pa.Table:
-    p = sim.people
+def _people_table(sim: Simulation, part: slice) -> pa.Table:
+    p, g = sim.people, sim.graph
     cols: dict = {
         "id": np.arange(part.start, part.stop, dtype=np.int32), "household": p.household[part],
         "region": p.region[part], "urban": p.urban[p.region[part]], "group": p.group[part],
@@ -169,7 +182,8 @@ def _people_table(sim: Simulation, part: slice, degree: np.ndarray,
         "savings": sim.economy.savings[part], "compliance": p.compliance[part],
         "voice": p.voice[part], "sociability": p.sociability[part],
         "generosity": p.generosity[part], "school": _cat(p.school[part], SCHOOL_STATES),
-        "degree": degree[part], "contacts": contacts[part], "ties_dropped": dropped[part],
+        "degree": g.degree(active_only=True, rows=part), "contacts": g.contacts(rows=part),
+        "ties_dropped": g.dropped(rows=part),
         "deterrence": sim.behaviour.deter[part], "chill": sim.behaviour.chill[part],
     }
     if sim.points is not None:
