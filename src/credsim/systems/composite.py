@@ -65,12 +65,17 @@ class Composite:
         # Padded with +inf to a power of two for the branch-free search in _capacity.
         self.income_knots = np.full(KNOT_SLOTS, np.inf)
         self.income_knots[:PERCENTILES + 1] = knots
-        # Mark sums: history, history true, behaviour, behaviour true. A person's past is
-        # taken to be the steady state of their conduct: marks expected from their traits
-        # over the memory of the system.
-        self.acc = np.empty((4, n), dtype=np.float32)
-        self.acc[0] = self.acc[1] = _expected_marks(self.h_mark, cat, people, params)
-        self.acc[2] = self.acc[3] = _expected_marks(self.b_mark, cat, people, params)
+        # Mark sums, history and behaviour, held. A person's past is taken to be the
+        # steady state of their conduct: marks expected from their traits over the
+        # memory of the system.
+        self.acc = np.empty((2, n), dtype=np.float32)
+        self.acc[0] = _expected_marks(self.h_mark, cat, people, params)
+        self.acc[1] = _expected_marks(self.b_mark, cat, people, params)
+        # The true sums (without false records) differ only for people who have had a
+        # false record: kept for them alone, by sorted id (8 bytes a person saved).
+        self.true_ids = np.zeros(0, dtype=np.int32)
+        self.true_acc = np.zeros((2, 0), dtype=np.float32)
+        self.has_true = np.zeros((n + 7) // 8, dtype=np.uint8)  # a bit per person: kept?
         self.last_neg_domain = np.full(n, NO_DOMAIN, dtype=np.uint8)
         self.score = np.full(n, NOT_SCORED, dtype=np.int16)
         self.score_true = self.score.copy()
@@ -94,8 +99,16 @@ class Composite:
         who, b, rec = who[sel], behaviour[sel], record[sel]
         if len(who) == 0:
             return sel
-        _add_marks(self.acc, who, b, rec == R_TRUE, self.h_mark.astype(np.float32),
-                   self.b_mark.astype(np.float32))
+        true = rec == R_TRUE
+        new = _new_true_ids(self.true_ids, self.has_true, who, true)
+        if len(new):
+            # People's first false record: their true sums start as their held ones.
+            at = np.searchsorted(self.true_ids, new)
+            self.true_ids = np.insert(self.true_ids, at, new)
+            self.true_acc = np.insert(self.true_acc, at, self.acc[:, new], axis=1)
+            np.bitwise_or.at(self.has_true, new >> 3, (1 << (new & 7)).astype(np.uint8))
+        _add_marks(self.acc, self.true_ids, self.has_true, self.true_acc, who, b, true,
+                   self.h_mark.astype(np.float32), self.b_mark.astype(np.float32))
         neg = (self.h_mark[b] + self.b_mark[b]) < 0
         self.last_neg_domain[who[neg]] = self.domains[b[neg]]
         ledger.append(day=day, entity=0, id=who, kind=K_MARK, cause=cause[sel],
@@ -113,7 +126,9 @@ class Composite:
         `pending` for the ledger (written at the end of the day, in chunks: a refresh
         can move most scores). Returns the people whose held or true score crossed one
         of `thresholds` (the score gates' lines): only their sanction status can move."""
-        self.acc *= np.float32(math.exp(-self.params.refresh_days / self.params.memory_days))
+        fade = np.float32(math.exp(-self.params.refresh_days / self.params.memory_days))
+        self.acc *= fade
+        self.true_acc *= fade
         new, new_true = self._compute(day)
         changed, crossed = _changes(self.score, self.score_true, new, new_true,
                                     np.asarray(thresholds, dtype=np.float64))
@@ -153,7 +168,9 @@ class Composite:
         words = np.empty(len(self.score), dtype=np.int32)
         halves = words.view(np.int16)
         new, new_true = halves[0::2], halves[1::2]
-        args = (self.opted, self.acc, self.is_parent, self.identity, p.income,
+        args = (self.opted, self.acc, self.true_ids, self.has_true, self.true_acc,
+                self.is_parent,
+                self.identity, p.income,
                 self.income_knots, e.enabled, e.savings, e.updated, e.buffer_factor,
                 float(e.recovery), stress0, day, g.indptr, g.indices, g.kind,
                 self.listed is not None, n_true, n_false)
@@ -172,6 +189,8 @@ class Composite:
         else:
             words[:] = _packed(0, 0)
         _scores(*args, self.score, words, *tail, new, new_true)
+        if len(self.true_ids):  # their true sums: held contacts, as for everyone
+            _true_scores(self.true_ids, *args, self.score, *tail, new_true)
         differ = np.flatnonzero(self.score != self.score_true)
         if len(differ):
             targets = _contacts_of(differ, g.indptr, g.indices, self._seen)
@@ -236,17 +255,43 @@ def _at_least(score, floors):  # pragma: no cover
     return counts.sum(axis=0)
 
 
+@njit(cache=True, inline="always")
+def _true_index(true_ids, has_true, p):  # pragma: no cover
+    """Where p's true sums are kept in the sorted true_ids, or -1 (they are the held).
+    The bit set has_true spares the search for the many who keep none."""
+    if not (has_true[p >> 3] >> (p & 7)) & 1:
+        return -1
+    r = np.searchsorted(true_ids, p)
+    return r if r < len(true_ids) and true_ids[r] == p else -1
+
+
 @njit(cache=True)
-def _add_marks(acc, who, behaviour, true, h_mark, b_mark):  # pragma: no cover
-    """Add each record's history and behaviour marks to the held sums (rows 0 and 2) and,
-    if the record is true, to the true sums (rows 1 and 3), in record order."""
+def _new_true_ids(true_ids, has_true, who, true):  # pragma: no cover
+    """The people with a false record among who (true: whether each record is true) who
+    keep no true sums yet, sorted and distinct."""
+    found = np.empty(len(who), dtype=np.int32)
+    k = 0
+    for r in range(len(who)):
+        if not true[r] and _true_index(true_ids, has_true, who[r]) < 0:
+            found[k] = who[r]
+            k += 1
+    return np.unique(found[:k])
+
+
+@njit(cache=True)
+def _add_marks(acc, true_ids, has_true, true_acc, who, behaviour, true, h_mark,
+               b_mark):  # pragma: no cover
+    """Add each record's history and behaviour marks to the held sums and, if the record
+    is true, to the true sums of those who keep them apart, in record order."""
     for r in range(len(who)):
         p, b = who[r], behaviour[r]
         acc[0, p] += h_mark[b]
-        acc[2, p] += b_mark[b]
+        acc[1, p] += b_mark[b]
         if true[r]:
-            acc[1, p] += h_mark[b]
-            acc[3, p] += b_mark[b]
+            t = _true_index(true_ids, has_true, p)
+            if t >= 0:
+                true_acc[0, t] += h_mark[b]
+                true_acc[1, t] += b_mark[b]
 
 
 @njit(cache=True, inline="always")
@@ -292,13 +337,13 @@ def _capacity(p, income, knots, econ_on, savings, updated, buffer_factor, recove
 
 
 @njit(cache=True, inline="always")
-def _score_of(p, truth, rel, capacity, acc, is_parent, identity, has_list, n_true, n_false,
+def _score_of(p, truth, rel, capacity, h, b, is_parent, identity, has_list, n_true, n_false,
               w, low, high, hb, bb, parent_bonus, penalty):  # pragma: no cover
     """Person p's held (truth = 0) or true (truth = 1) score, given the relationships
-    dimension rel and the capacity dimension."""
+    dimension rel, the capacity dimension and the history and behaviour mark sums."""
     pb = parent_bonus if is_parent[p] else 0.0
-    v = (w[0] * _logistic(hb + acc[truth, p]) + w[1] * capacity
-         + w[2] * _logistic(bb + pb + acc[2 + truth, p]) + w[3] * identity[p] / 255.0
+    v = (w[0] * _logistic(hb + h) + w[1] * capacity
+         + w[2] * _logistic(bb + pb + b) + w[3] * identity[p] / 255.0
          + w[4] * rel)
     sc = low + (high - low) * v
     if has_list and (n_true[p] > 0 or (truth == 0 and n_false[p] > 0)):
@@ -335,15 +380,16 @@ def _contact_sums(opted, indptr, indices, kind, scores, words):  # pragma: no co
 
 
 @njit(cache=True, parallel=True)
-def _scores(opted, acc, is_parent, identity, income, knots, econ_on, savings, updated,
-            buffer_factor, recovery, stress0, day, indptr, indices, kind, has_list,
-            n_true, n_false, prev, words, w, low, high, hb, bb, parent_bonus,
+def _scores(opted, acc, true_ids, has_true, true_acc, is_parent, identity, income, knots, econ_on,
+            savings, updated, buffer_factor, recovery, stress0, day, indptr, indices, kind,
+            has_list, n_true, n_false, prev, words, w, low, high, hb, bb, parent_bonus,
             cap_share, penalty, out, out_true):  # pragma: no cover
     """Everyone's held and true score, with the relationships dimension of both taken
     from contacts' held scores, summed in `words` (see _true_scores for those with a
     differing contact). out and out_true are the halves of words: each person's word
     is read before it is overwritten. Most people have no false mark or listing: their
-    true score is their held one."""
+    true score is their held one (those with true sums of their own get it from
+    _true_scores next)."""
     for p in prange(len(opted)):
         if not opted[p]:
             out[p] = -1
@@ -357,31 +403,33 @@ def _scores(opted, acc, is_parent, identity, income, knots, econ_on, savings, up
             rel = _relationships(p, indptr, indices, kind, prev, low, high - low)
         cap = _capacity(p, income, knots, econ_on, savings, updated, buffer_factor,
                         recovery, stress0, day, cap_share)
-        sc = _score_of(p, 0, rel, cap, acc, is_parent, identity, has_list, n_true,
-                       n_false, w, low, high, hb, bb, parent_bonus, penalty)
+        sc = _score_of(p, 0, rel, cap, acc[0, p], acc[1, p], is_parent, identity, has_list,
+                       n_true, n_false, w, low, high, hb, bb, parent_bonus, penalty)
         out[p] = sc
-        if (acc[0, p] == acc[1, p] and acc[2, p] == acc[3, p]
-                and not (has_list and n_true[p] == 0 and n_false[p] > 0)):
+        if not (has_list and n_true[p] == 0 and n_false[p] > 0):
             out_true[p] = sc
         else:
-            out_true[p] = _score_of(p, 1, rel, cap, acc, is_parent, identity, has_list,
-                                    n_true, n_false, w, low, high, hb, bb, parent_bonus,
-                                    penalty)
+            out_true[p] = _score_of(p, 1, rel, cap, acc[0, p], acc[1, p], is_parent,
+                                    identity, has_list, n_true, n_false, w, low, high, hb,
+                                    bb, parent_bonus, penalty)
 
 
 @njit(cache=True, parallel=True)
-def _true_scores(targets, opted, acc, is_parent, identity, income, knots, econ_on,
-                 savings, updated, buffer_factor, recovery, stress0, day, indptr, indices,
-                 kind, has_list, n_true, n_false, prev_true, w, low, high, hb, bb,
-                 parent_bonus, cap_share, penalty, out_true):  # pragma: no cover
-    """The true score again for targets, from contacts' true scores."""
+def _true_scores(targets, opted, acc, true_ids, has_true, true_acc, is_parent, identity, income,
+                 knots, econ_on, savings, updated, buffer_factor, recovery, stress0, day,
+                 indptr, indices, kind, has_list, n_true, n_false, prev_true, w, low, high,
+                 hb, bb, parent_bonus, cap_share, penalty, out_true):  # pragma: no cover
+    """The true score again for targets, from the contacts' scores prev_true (true
+    scores; or held ones, for people with true sums of their own, as in _scores)."""
     for r in prange(len(targets)):
         p = targets[r]
         if opted[p]:
             rel = _relationships(p, indptr, indices, kind, prev_true, low, high - low)
             cap = _capacity(p, income, knots, econ_on, savings, updated, buffer_factor,
                             recovery, stress0, day, cap_share)
-            out_true[p] = _score_of(p, 1, rel, cap, acc, is_parent, identity, has_list,
+            t = _true_index(true_ids, has_true, p)
+            h, b = (true_acc[0, t], true_acc[1, t]) if t >= 0 else (acc[0, p], acc[1, p])
+            out_true[p] = _score_of(p, 1, rel, cap, h, b, is_parent, identity, has_list,
                                     n_true, n_false, w, low, high, hb, bb, parent_bonus,
                                     penalty)
 
