@@ -169,11 +169,9 @@ class Composite:
         halves = words.view(np.int16)
         new, new_true = halves[0::2], halves[1::2]
         args = (self.opted, self.acc, self.true_ids, self.has_true, self.true_acc,
-                self.is_parent,
-                self.identity, p.income,
-                self.income_knots, e.enabled, e.savings, e.updated, e.buffer_factor,
-                float(e.recovery), stress0, day, g.indptr, g.indices, g.kind,
-                self.listed is not None, n_true, n_false)
+                self.is_parent, self.identity, p.income, self.income_knots, e.enabled,
+                e.savings, e.updated, e.buffer_factor, float(e.recovery), stress0, day,
+                g.indptr, g.indices, g.kind, self.listed is not None, n_true, n_false)
         tail = (self.weights, float(c.low), float(c.high), c.history_bias, c.behaviour_bias,
                 c.parent_bonus, c.capacity_income_share, float(c.listing_penalty))
         # One pass reads only contacts' held scores (half the random reads, and an array
@@ -301,10 +299,16 @@ def _logistic(x):  # pragma: no cover
 
 @njit(cache=True, inline="always")
 def _relationships(p, indptr, indices, kind, scores, low, span):  # pragma: no cover
-    """Mean normalised score of p's live contacts who take part (0.5 if none).
+    """Mean normalised score of p's live contacts who take part (0.5 if none)."""
+    total, k = _contact_total(p, indptr, indices, kind, scores)
+    return (total - k * low) / span / k if k > 0 else 0.5
 
-    Branch-free: whether a contact counts (a live tie, a score) is unpredictable, and
-    mispredicted branches would stall the scattered score reads that bound this loop."""
+
+@njit(cache=True, inline="always")
+def _contact_total(p, indptr, indices, kind, scores):  # pragma: no cover
+    """(sum, number) of the scores of p's live contacts who take part. Branch-free:
+    whether a contact counts (a live tie, a score) is unpredictable, and mispredicted
+    branches would stall the scattered score reads that bound this loop."""
     total = 0
     k = 0
     for a in range(indptr[p], indptr[p + 1]):
@@ -312,7 +316,7 @@ def _relationships(p, indptr, indices, kind, scores, low, span):  # pragma: no c
         counts = np.int64((kind[a] & DROPPED) == 0) & np.int64(v >= 0)
         total += counts * v
         k += counts
-    return (total - k * low) / span / k if k > 0 else 0.5
+    return total, k
 
 
 @njit(cache=True, inline="always")
@@ -365,25 +369,18 @@ def _packed(total, k):  # pragma: no cover
 @njit(cache=True, parallel=True)
 def _contact_sums(opted, indptr, indices, kind, scores, words):  # pragma: no cover
     """words[p]: the sum and number of p's live contacts' scores (those taking part),
-    packed. Branch-free, as _relationships."""
+    packed."""
     for p in prange(len(opted)):
-        if not opted[p]:
-            continue
-        total = 0
-        k = 0
-        for a in range(indptr[p], indptr[p + 1]):
-            v = np.int64(scores[indices[a]])
-            counts = np.int64((kind[a] & DROPPED) == 0) & np.int64(v >= 0)
-            total += counts * v
-            k += counts
-        words[p] = _packed(total, k)
+        if opted[p]:
+            total, k = _contact_total(p, indptr, indices, kind, scores)
+            words[p] = _packed(total, k)
 
 
 @njit(cache=True, parallel=True)
-def _scores(opted, acc, true_ids, has_true, true_acc, is_parent, identity, income, knots, econ_on,
-            savings, updated, buffer_factor, recovery, stress0, day, indptr, indices, kind,
-            has_list, n_true, n_false, prev, words, w, low, high, hb, bb, parent_bonus,
-            cap_share, penalty, out, out_true):  # pragma: no cover
+def _scores(opted, acc, true_ids, has_true, true_acc, is_parent, identity, income, knots,
+            econ_on, savings, updated, buffer_factor, recovery, stress0, day, indptr,
+            indices, kind, has_list, n_true, n_false, prev, words, w, low, high, hb, bb,
+            parent_bonus, cap_share, penalty, out, out_true):  # pragma: no cover
     """Everyone's held and true score, with the relationships dimension of both taken
     from contacts' held scores, summed in `words` (see _true_scores for those with a
     differing contact). out and out_true are the halves of words: each person's word
@@ -415,10 +412,11 @@ def _scores(opted, acc, true_ids, has_true, true_acc, is_parent, identity, incom
 
 
 @njit(cache=True, parallel=True)
-def _true_scores(targets, opted, acc, true_ids, has_true, true_acc, is_parent, identity, income,
-                 knots, econ_on, savings, updated, buffer_factor, recovery, stress0, day,
-                 indptr, indices, kind, has_list, n_true, n_false, prev_true, w, low, high,
-                 hb, bb, parent_bonus, cap_share, penalty, out_true):  # pragma: no cover
+def _true_scores(targets, opted, acc, true_ids, has_true, true_acc, is_parent, identity,
+                 income, knots, econ_on, savings, updated, buffer_factor, recovery, stress0,
+                 day, indptr, indices, kind, has_list, n_true, n_false, prev_true, w, low,
+                 high, hb, bb, parent_bonus, cap_share, penalty,
+                 out_true):  # pragma: no cover
     """The true score again for targets, from the contacts' scores prev_true (true
     scores; or held ones, for people with true sums of their own, as in _scores)."""
     for r in prange(len(targets)):
