@@ -22,12 +22,11 @@ from pathlib import Path
 
 
 def one(people: int, days: int, scenario: str, write: bool, overrides: list[str]) -> dict:
-    import pyarrow as pa
-
-    pa.set_memory_pool(pa.system_memory_pool())  # as the command line does
     from credsim.engine import Simulation
-    from credsim.results import run_dir
+    from credsim.results import run_dir, use_system_allocator
     from credsim.scenario.load import load_scenario
+
+    use_system_allocator()  # as the command line does
 
     s = load_scenario(scenario, overrides, people=people, days=days)
     # Compile (or load cached) kernels on a tiny run so they are not timed.

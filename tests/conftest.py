@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,10 +60,7 @@ def _simulate(out: Path, source: str = "rongcheng", overrides: Sequence[str] = (
     """Run a scenario in-process and write its results folder the way `credsim run` does."""
     scenario = load_scenario(source, list(overrides), people=people, days=days, seed=seed)
     tmp = run_dir.prepare(out)
-    t0 = time.perf_counter()
-    sim = Simulation(scenario, ledger_path=tmp / "ledger.parquet")
-    sim.run()
-    run_dir.write_results(sim, tmp, time.perf_counter() - t0)
+    sim = run_dir.simulate(scenario, tmp)
     run_dir.commit(tmp, out)
     return Run(out, sim)
 

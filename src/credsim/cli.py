@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -108,7 +107,6 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
     """Run a scenario and write a results folder."""
-    from credsim.engine import Simulation
     from credsim.progress import DayProgress
     from credsim.results import run_dir
     from credsim.scenario.load import load_scenario
@@ -122,11 +120,8 @@ def run(
     # A terminated run cleans up like an interrupted one (the except below).
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        t0 = time.perf_counter()
-        sim = Simulation(s, ledger_path=tmp / "ledger.parquet")
         with DayProgress(s.run.days, s.run.people, enabled=not quiet) as progress:
-            sim.run(on_day=progress.update)
-        run_dir.write_results(sim, tmp, time.perf_counter() - t0)
+            run_dir.simulate(s, tmp, on_day=progress.update)
         run_dir.commit(tmp, target)
     except KeyboardInterrupt:
         run_dir.abort(tmp)
@@ -357,12 +352,9 @@ def _terminate(signum, frame) -> None:
 
 
 def main() -> None:
-    # Arrow's default allocator keeps freed buffers for reuse; at national scale that
-    # retention (tens of MB of ledger and table buffers) counts against the memory
-    # budget, so the command line allocates with the system's, which returns them.
-    import pyarrow as pa
+    from credsim.results import use_system_allocator
 
-    pa.set_memory_pool(pa.system_memory_pool())
+    use_system_allocator()
     try:
         app()
     except SystemExit as exc:

@@ -146,9 +146,9 @@ class Consequences:
             if cands is not None:
                 self._use_gate(gi, g, day, cands)  # few people meet it: ask each of them
             elif gi in self.score_pools:
-                self._use_gate_everyone(gi, g, day, self.score_pools[gi])
+                self._use_gate_thinned(gi, g, day, self.score_pools[gi])
             elif g.use_rate > 0 and self._initial_meets(g):
-                self._use_gate_everyone(gi, g, day)
+                self._use_gate_thinned(gi, g, day)
             elif g.use_rate > 0:
                 self._use_gate(gi, g, day, self.members[: self.size[0]], shared)
             else:
@@ -198,29 +198,16 @@ class Consequences:
         elif g.kind == "blacklisted":
             t = st.n_black_true[idx] > 0
             held = t | (st.n_black_false[idx] > 0)
-        elif g.kind in ("le", "ge"):
-            held, t = st.grade[idx], st.grade_true[idx]
-            if g.kind == "ge":
-                return held <= g.grade, t <= g.grade
-            held, t = held >= g.grade, t >= g.grade
         else:
-            v, vt = ((st.score[idx], st.score_true[idx]) if g.kind.startswith("score")
-                     else (st.rating[idx], st.rating_true[idx]))
-            held, t = self._meets_condition(g, v, vt)
-            if g.kind.endswith("_ge"):
+            v, vt, lo, hi, _, _, separate = self._condition(g)
+            x, xt = v[idx], vt[idx]
+            held, t = (x >= lo) & (x < hi), (xt >= lo) & (xt < hi)
+            if not separate:
                 return held, t
         if self.separate and g.sanction:
             same = self._trigger_domain(g, idx) == g.domain
             held, t = held & same, t & same
         return held, t
-
-    @staticmethod
-    def _meets_condition(g: GateSpec, v: np.ndarray, vt: np.ndarray):
-        """A score or rating condition on held values v and true values vt."""
-        scored = v >= 0  # -1: takes no part in the composite
-        if g.kind.endswith("_ge"):
-            return scored & (v >= g.grade), scored & (vt >= g.grade)
-        return scored & (v < g.grade), scored & (vt < g.grade)
 
     def _trigger_domain(self, g: GateSpec, idx: np.ndarray) -> np.ndarray:
         fixed = {"listed": COURT_DOMAIN, "blacklisted": FIRM_DOMAIN,
@@ -266,9 +253,9 @@ class Consequences:
         self._record(gi, g, idx[seeks], ~meets_true[seeks], day, distinct=True)
 
     def _condition(self, g: GateSpec):
-        """A use gate's condition as held and true values in [lo, hi), with the trigger
-        domains it checks: (v, vt, lo, hi, domain, fixed domain or -1, whether the
-        domain is checked). For gates sampled over everyone or over a pool."""
+        """A grade, score or rating condition as held and true values in [lo, hi), with
+        the trigger domains it checks: (v, vt, lo, hi, domain, fixed domain or -1,
+        whether the domain is checked)."""
         st = self.st
         if g.kind in ("le", "ge"):
             v, vt = st.grade, st.grade_true
@@ -287,7 +274,7 @@ class Consequences:
                                                                    "rating_ge")
         return v, vt, float(lo), float(hi), domain, fixed, separate
 
-    def _use_gate_everyone(self, gi: int, g: GateSpec, day: int,
+    def _use_gate_thinned(self, gi: int, g: GateSpec, day: int,
                            pool: np.ndarray | None = None) -> None:
         """A gate everyone may meet: sample its uses by thinning over the population, or
         over `pool` (all who meet the condition, held), in one pass over the candidates

@@ -67,8 +67,10 @@ class Ledger:
         if need > cap:
             # Double up to flush_rows; past it (a day's rows before the end-of-day flush)
             # grow by an eighth: doubling there would hold twice the rows ever flushed.
-            grow = 2 * cap if cap < self.flush_rows else cap + cap // 8
-            new_cap = max(need, min(grow, max(self.flush_rows, cap + cap // 8)))
+            if cap < self.flush_rows:
+                new_cap = max(need, min(2 * cap, self.flush_rows))
+            else:
+                new_cap = max(need, cap + cap // 8)
             for k, arr in self.cols.items():
                 grown = np.zeros(new_cap, dtype=arr.dtype)
                 grown[: self.n] = arr[: self.n]

@@ -83,8 +83,12 @@ def counter_uniform(key: int, day: int, idx: np.ndarray) -> np.ndarray:
     Whether person i seeks a service on day d then never depends on who else
     is evaluated that day: common random numbers at O(people evaluated) cost.
     """
-    z = idx.astype(np.uint64) * np.uint64(_GOLDEN) ^ day_key(key, day)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+    return _counter_uniforms(day_key(key, day), np.asarray(idx))
+
+
+@njit(cache=True)
+def _counter_uniforms(dkey, idx):  # pragma: no cover
+    out = np.empty(len(idx), dtype=np.float64)
+    for r in range(len(idx)):
+        out[r] = counter_uniform_one(dkey, idx[r])
+    return out

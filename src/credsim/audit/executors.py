@@ -57,11 +57,27 @@ class Executor(Protocol):
         ...
 
 
+class _ClosesOnce:
+    """close() releases the workers once, however often it is called (the commands
+    close on every exit path)."""
+
+    _closed = False
+
+    def close(self, cancel: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._release(cancel)
+
+    def _release(self, cancel: bool) -> None:
+        raise NotImplementedError
+
+
 # What Dask's nanny sets in its workers' environment (distributed.nanny.pre-spawn-environ).
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
-class LocalExecutor:
+class LocalExecutor(_ClosesOnce):
     """A pool of `workers` local processes started with 'spawn'.
 
     `initializer(workers)` runs once in each worker (credsim's sets Numba's thread
@@ -80,7 +96,6 @@ class LocalExecutor:
         self._pool = ProcessPoolExecutor(max_workers=workers,
                                          mp_context=multiprocessing.get_context("spawn"),
                                          initializer=initializer, initargs=(workers,))
-        self._closed = False
 
     def map_unordered(self, fn, tasks):
         it = iter(tasks)
@@ -107,10 +122,7 @@ class LocalExecutor:
                 yield task, result
             fill()
 
-    def close(self, cancel: bool = False) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _release(self, cancel: bool) -> None:
         try:
             self._shutdown(cancel)
         finally:
@@ -138,7 +150,7 @@ class LocalExecutor:
                 p.join(timeout=5)
 
 
-class DaskExecutor:
+class DaskExecutor(_ClosesOnce):
     """The workers of the Dask distributed cluster whose scheduler is at `address`.
 
     The workers must run the same version of credsim (checked on connecting). Tasks are
@@ -174,7 +186,6 @@ class DaskExecutor:
         self.description = (f"Dask scheduler {address} ({n} worker{'s' if n != 1 else ''} "
                             "connected now)")
         self._futures: dict = {}
-        self._closed = False
 
     def _window(self) -> int:
         try:
@@ -214,10 +225,7 @@ class DaskExecutor:
             yield task, result
             fill()
 
-    def close(self, cancel: bool = False) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _release(self, cancel: bool) -> None:
         try:
             if cancel and self._futures:
                 self.client.cancel(list(self._futures))

@@ -152,7 +152,6 @@ def run_task(task: Task) -> dict:
 def _simulate_and_measure(task: Task):
     global _CURRENT_TMP
     from credsim.audit.measures import compute
-    from credsim.engine import Simulation
 
     s = task_scenario(task)
     work = Path(tempfile.mkdtemp(prefix=f"credsim-{task.run_id}-"))
@@ -160,10 +159,7 @@ def _simulate_and_measure(task: Task):
     try:
         out = work / "run"
         tmp = run_dir.prepare(out)
-        t0 = time.perf_counter()
-        sim = Simulation(s, ledger_path=tmp / "ledger.parquet")
-        sim.run()
-        run_dir.write_results(sim, tmp, time.perf_counter() - t0)
+        run_dir.simulate(s, tmp)
         run_dir.commit(tmp, out)
         return compute(out, None, task.bound_days)
     finally:
@@ -848,17 +844,9 @@ def _folder_complete(path: Path) -> bool:
 
 
 def _read_sweep_manifest(folder: Path) -> dict:
-    if not folder.is_dir():
-        raise InputError(f"{folder}: no such sweep folder")
+    m = run_dir.read_manifest(folder, "no such sweep folder",
+                              "not a sweep folder (no manifest.json)")
     mf = folder / "manifest.json"
-    if not mf.is_file():
-        raise InputError(f"{folder}: not a sweep folder (no manifest.json)")
-    try:
-        m = json.loads(mf.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{mf}: unreadable manifest ({exc})") from None
-    if not isinstance(m, dict):
-        raise InputError(f"{mf}: not a credsim manifest (expected a JSON object)")
     kind = m.get("kind", "run")
     if kind != "sweep":
         raise InputError(f"{folder}: a {kind} folder, not a sweep; only folders written by "

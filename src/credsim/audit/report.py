@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import math
 import os
 import re
@@ -40,13 +39,13 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from credsim import __version__
 from credsim.audit.measures import FOUR_FIFTHS, Measure, compute
+from credsim.audit.replicates import FORMAT_VERSION as COMPARISON_FORMAT_VERSION
 from credsim.errors import InputError
 from credsim.results.query import connect
-from credsim.results.run_dir import open_run
+from credsim.results.run_dir import open_run, read_manifest
 from credsim.scenario.model import GRADES
 
 COMPARISON_KINDS = ("compare", "sweep")
-COMPARISON_FORMAT_VERSION = 1  # unless credsim.audit.replicates says otherwise
 
 # Colours (colour-blind safe: Okabe-Ito), one per grade from AAA to D.
 GRADE_COLOURS = ["#009E73", "#56B4E9", "#0072B2", "#F0E442", "#E69F00", "#D55E00"]
@@ -60,21 +59,10 @@ def write_report(path: Path, out: Path | None = None) -> Path:
     """Write the report of the run or comparison folder `path` to `out` (default:
     `path/report.html`) under a temporary name first; return the file written."""
     path = Path(path)
-    if not path.is_dir():
-        raise InputError(f"{path}: no such folder (expected a run folder or a compare/sweep "
-                         "folder)")
-    mf = path / "manifest.json"
-    if not mf.is_file():
-        raise InputError(f"{path}: neither a run folder nor a compare/sweep folder "
-                         "(no manifest.json)")
-    try:
-        manifest = json.loads(mf.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{mf}: unreadable manifest ({exc})") from None
-    if isinstance(manifest, dict) and "kind" in manifest:
-        text = _comparison_report(path, manifest)
-    else:
-        text = _run_report(path)
+    manifest = read_manifest(
+        path, "no such folder (expected a run folder or a compare/sweep folder)",
+        "neither a run folder nor a compare/sweep folder (no manifest.json)")
+    text = _comparison_report(path, manifest) if "kind" in manifest else _run_report(path)
     target = Path(out) if out is not None else path / "report.html"
     return _write_atomic(target, text)
 
@@ -790,14 +778,6 @@ def _fmt_iv(iv: Interval | None) -> str:
     return f'{num(iv.mean)}<br><span class="iv">[{num(iv.low)}, {num(iv.high)}]</span>'
 
 
-def _comparison_version() -> int:
-    try:
-        from credsim.audit import replicates
-    except ImportError:
-        return COMPARISON_FORMAT_VERSION
-    return int(getattr(replicates, "FORMAT_VERSION", COMPARISON_FORMAT_VERSION))
-
-
 @dataclass
 class _Comparison:
     kind: str
@@ -816,7 +796,7 @@ def _load_comparison(path: Path, manifest: dict) -> _Comparison:
     if kind not in COMPARISON_KINDS:
         raise InputError(f"{mf}: kind {kind!r} is neither a run folder nor a compare/sweep "
                          f"folder (expected one of {', '.join(COMPARISON_KINDS)})")
-    version, expected = manifest.get("format_version"), _comparison_version()
+    version, expected = manifest.get("format_version"), COMPARISON_FORMAT_VERSION
     if version != expected:
         raise InputError(f"{mf}: {kind} format_version {version!r} is not supported by "
                          f"credsim {__version__} (expects {expected}); run the {kind} again "

@@ -12,6 +12,7 @@ import platform
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from credsim.errors import InputError
 from credsim.population.firms import SECTORS
 from credsim.population.people import AGE_BANDS, CHILD, SCHOOL_STATES
 from credsim.scenario.load import scenario_to_toml
-from credsim.scenario.model import DOMAINS, GRADES
+from credsim.scenario.model import DOMAINS, GRADES, Scenario
 
 FORMAT_VERSION = 2  # 2: composite, ratings, firm lists, warnings, audit columns
 TABLES = ("timeseries", "ledger", "people", "firms", "sanctions")
@@ -73,6 +74,17 @@ def _cat(codes: np.ndarray, labels) -> pa.DictionaryArray:
 
 def _write(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd")
+
+
+def simulate(scenario: Scenario, tmp: Path,
+             on_day: Callable[[int], None] | None = None) -> Simulation:
+    """Run `scenario` and write its results into the folder `tmp` (from prepare), the
+    ledger streamed during the run; `on_day(days_done)` after each day."""
+    t0 = time.perf_counter()
+    sim = Simulation(scenario, ledger_path=tmp / "ledger.parquet")
+    sim.run(on_day=on_day)
+    write_results(sim, tmp, time.perf_counter() - t0)
+    return sim
 
 
 def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
@@ -220,19 +232,30 @@ def _people_table(sim: Simulation, part: slice) -> pa.Table:
     return pa.table(cols)
 
 
-def open_run(path: Path) -> dict:
-    """Read and check a run folder's manifest; raise InputError if it is not usable."""
-    if not path.is_dir():
-        raise InputError(f"{path}: no such run folder")
-    mf = path / "manifest.json"
+def read_manifest(folder: Path, missing: str, no_manifest: str) -> dict:
+    """The JSON object in folder/manifest.json of a run, compare or sweep folder. Raises
+    InputError naming the folder with `missing` if there is no such folder, with
+    `no_manifest` if it has no manifest, and naming the file if that is unreadable or
+    not an object."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: {missing}")
+    mf = folder / "manifest.json"
     if not mf.is_file():
-        raise InputError(f"{path}: not a complete run folder (no manifest.json)")
+        raise InputError(f"{folder}: {no_manifest}")
     try:
         manifest = json.loads(mf.read_text("utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
         raise InputError(f"{mf}: unreadable manifest ({exc})") from None
     if not isinstance(manifest, dict):
         raise InputError(f"{mf}: not a credsim manifest (expected a JSON object)")
+    return manifest
+
+
+def open_run(path: Path) -> dict:
+    """Read and check a run folder's manifest; raise InputError if it is not usable."""
+    manifest = read_manifest(path, "no such run folder",
+                             "not a complete run folder (no manifest.json)")
+    mf = path / "manifest.json"
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise InputError(
