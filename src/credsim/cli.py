@@ -105,16 +105,23 @@ def run(
         Path | None, typer.Option("--out", help="Results folder (must not exist).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Run even if the memory estimate exceeds the memory available.")
+    ] = False,
 ) -> None:
     """Run a scenario and write a results folder."""
+    from credsim.memory import check_fits
     from credsim.progress import DayProgress
-    from credsim.results import run_dir
+    from credsim.results import outdir, run_dir
     from credsim.scenario.load import load_scenario
 
     try:
         s = load_scenario(scenario, set_, seed=seed, days=days, people=people)
-        target = out_dir or run_dir.default_out(s.name, s.run.seed)
-        tmp = run_dir.prepare(target)
+        check_fits(s, force=force)
+        if out_dir is None:
+            target, tmp = run_dir.prepare_default(s.name, s.run.seed)
+        else:
+            target, tmp = out_dir, run_dir.prepare(out_dir)
     except InputError as exc:
         _fail(str(exc))
     # A terminated run cleans up like an interrupted one (the except below).
@@ -127,6 +134,12 @@ def run(
         run_dir.abort(tmp)
         err.print("interrupted; no results folder was left behind")
         raise typer.Exit(130) from None
+    except OSError as exc:  # a full disk, or the folder removed under our feet
+        run_dir.abort(tmp)
+        _fail(str(outdir.write_error(target, exc)))
+    except InputError as exc:
+        run_dir.abort(tmp)
+        _fail(str(exc))
     except BaseException:
         run_dir.abort(tmp)
         raise

@@ -7,10 +7,8 @@ people.parquet, firms.parquet and sanctions.parquet.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +22,7 @@ from credsim.engine import Simulation
 from credsim.errors import InputError
 from credsim.population.firms import SECTORS
 from credsim.population.people import AGE_BANDS, CHILD, SCHOOL_STATES
+from credsim.results import outdir
 from credsim.scenario.load import scenario_to_toml
 from credsim.scenario.model import DOMAINS, GRADES, Scenario
 
@@ -32,38 +31,47 @@ TABLES = ("timeseries", "ledger", "people", "firms", "sanctions")
 EFFECTS = ("perk", "sanction")  # the sanctions table's effect: code 1 for a sanction
 
 
+def _stem(stem: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.")[:100] or "results"
+
+
 def default_out(stem: str, seed: int) -> Path:
     """runs/<stem>-seed<seed>, with -2, -3, ... appended while that exists."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "results"
-    base = Path("runs") / f"{stem[:100]}-seed{seed}"
+    base = Path("runs") / f"{_stem(stem)}-seed{seed}"
     path, k = base, 2
-    while path.exists():
+    while path.exists() or path.is_symlink():
         path = base.with_name(f"{base.name}-{k}")
         k += 1
     return path
 
 
+def prepare_default(stem: str, seed: int) -> tuple[Path, Path]:
+    """Claim the first free default folder (see default_out), passing over those another
+    credsim process is writing; return it and its temporary folder."""
+    base = Path("runs") / f"{_stem(stem)}-seed{seed}"
+    for k in range(1, 10_000):
+        path = base if k == 1 else base.with_name(f"{base.name}-{k}")
+        if path.exists() or path.is_symlink():
+            continue
+        try:
+            return path, prepare(path)
+        except outdir.TargetBusy:
+            continue
+    raise InputError(f"{base}: no free folder name; give --out")
+
+
 def prepare(out: Path) -> Path:
-    """Check `out` can be created and make the temporary folder beside it."""
-    if out.exists():
-        raise InputError(f"{out}: already exists; choose another --out or remove it first")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-    except OSError as exc:
-        raise InputError(f"{out}: cannot write the results folder ({exc.strerror})") from None
-    return tmp
+    """Check and claim `out` (see credsim.results.outdir); return the temporary folder
+    beside it to write the results into."""
+    return outdir.claim(out)
 
 
 def commit(tmp: Path, out: Path) -> None:
-    os.rename(tmp, out)
+    outdir.commit(tmp, out)
 
 
 def abort(tmp: Path) -> None:
-    shutil.rmtree(tmp, ignore_errors=True)
+    outdir.abort(tmp)
 
 
 def _cat(codes: np.ndarray, labels) -> pa.DictionaryArray:

@@ -1,0 +1,82 @@
+"""Will a run fit in memory? An estimate made before anything is allocated.
+
+The figures are the memory budget that docs/performance.md measures against:
+150 bytes per person and 10 bytes per tie (both directions of the CSR graph),
+plus the Python runtime with NumPy, Numba, pyarrow and DuckDB. Measured peaks
+lie below the budget (1.94 GiB of 2.09 GiB at 10 million people), so the
+estimate errs on the safe side; a run that is refused can still be started
+with --force.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from credsim.errors import InputError
+from credsim.scenario.model import Scenario
+
+BYTES_PER_PERSON = 150
+BYTES_PER_TIE = 10
+RUNTIME_BYTES = 300 * 2**20  # the interpreter and its libraries, measured at about 0.24 GiB
+GIB = 2**30
+
+
+def estimate_peak_bytes(scenario: Scenario) -> int:
+    """Estimated peak resident memory of one run of `scenario`."""
+    people = scenario.run.people
+    ties = people * scenario.graph.mean_degree / 2
+    return int(RUNTIME_BYTES + BYTES_PER_PERSON * people + BYTES_PER_TIE * ties)
+
+
+def available_bytes() -> int | None:
+    """Memory this process can still take: MemAvailable, capped by a cgroup's limit;
+    None where neither can be read (then no check is made)."""
+    avail = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None and hasattr(os, "sysconf"):
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            avail = None
+    limit = _cgroup_room()
+    if limit is not None:
+        avail = limit if avail is None else min(avail, limit)
+    return avail
+
+
+def _cgroup_room() -> int | None:
+    """What a cgroup v2 memory limit still allows, if this process runs under one."""
+    base = Path("/sys/fs/cgroup")
+    try:
+        raw = (base / "memory.max").read_text().strip()
+        if raw == "max":
+            return None
+        return max(0, int(raw) - int((base / "memory.current").read_text().strip()))
+    except (OSError, ValueError):
+        return None
+
+
+def check_fits(scenario: Scenario, *, runs_at_once: int = 1, force: bool = False) -> None:
+    """Refuse, with the estimate and what is available, a scenario that will not fit in
+    memory (`runs_at_once` runs side by side); --force skips the check."""
+    if force:
+        return
+    need = estimate_peak_bytes(scenario) * runs_at_once
+    have = available_bytes()
+    if have is None or need <= have:
+        return
+    side = f" × {runs_at_once} runs at once" if runs_at_once > 1 else ""
+    raise InputError(
+        f"run.people: {scenario.run.people:,} people with mean degree "
+        f"{scenario.graph.mean_degree:g} need about {need / GIB:.1f} GiB of memory{side} "
+        f"({BYTES_PER_PERSON} B per person + {BYTES_PER_TIE} B per tie + "
+        f"{RUNTIME_BYTES / GIB:.1f} GiB; see docs/performance.md), and "
+        f"{have / GIB:.1f} GiB is available; use fewer people, or --force to try anyway"
+    )
