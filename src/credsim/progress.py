@@ -15,9 +15,11 @@ SHOW_AFTER_SECONDS = 1.0
 
 
 class DayProgress:
-    def __init__(self, days: int, people: int, enabled: bool = True):
+    def __init__(self, days: int, people: int, enabled: bool = True, always: bool = False):
+        """`always`: show the bar even when standard error is not a terminal (a notebook
+        asked for it)."""
         self.days, self.people = days, people
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled and (always or sys.stderr.isatty())
         self.progress: Progress | None = None
         self.t0 = 0.0
 

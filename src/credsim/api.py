@@ -1,0 +1,493 @@
+"""credsim from Python: load a scenario, run it, read, audit, look up, compare.
+
+Everything the command line does is reachable from here; the command line is a
+thin layer over the same functions. Every bad input raises
+`credsim.InputError` with one clear message.
+
+    import credsim
+    sc = credsim.load("rongcheng", set={"safeguards.review_capacity": 200}, people=20_000)
+    run = credsim.run(sc)              # into a temporary folder the Run owns
+    run.audit().table()                # a pyarrow.Table
+    run.lookup(12)                     # one person's record
+    run.save("runs/rc")                # keep the folder
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+import tomllib
+import weakref
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rich.console import Console
+
+from credsim.errors import InputError
+from credsim.scenario import load as _load
+from credsim.scenario.values import set_value, toml_value
+from credsim.scenario.model import Scenario
+
+Source = str | Path | Scenario
+
+__all__ = ["Audit", "Comparison", "Record", "Run", "compare", "load", "open", "presets",
+           "run", "sweep"]
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def presets() -> list[tuple[str, str]]:
+    """The shipped presets: (name, one-line description)."""
+    return _load.preset_summaries()
+
+
+def load(source: Source, *, set: Mapping[str, Any] | None = None,  # noqa: A002
+         people: int | None = None, days: int | None = None,
+         seed: int | None = None) -> Scenario:
+    """A validated scenario from a preset name, a TOML file or a Scenario, with `set`
+    overrides ({"dotted.key": value}, values as Python objects) and the run's size.
+
+    The scenario's attributes can be edited (each assignment is validated); `run()`
+    validates the whole scenario again before it starts.
+    """
+    if isinstance(source, Scenario):
+        label, data = "scenario", source.model_dump(mode="json")
+    elif isinstance(source, str | Path):
+        label, data = _load._read_source(str(source))
+    else:
+        raise InputError(f"load: expected a preset name, a TOML path or a Scenario, got "
+                         f"{type(source).__name__}")
+    for key, value in (set or {}).items():
+        set_value(data, key, value, f"set[{key!r}]")
+    run_table = data.setdefault("run", {})
+    if not isinstance(run_table, dict):
+        raise InputError(f"{label}: key 'run' must be a table")
+    for key, value in (("seed", seed), ("days", days), ("people", people)):
+        if value is not None:
+            run_table[key] = value
+    return _load.validate(data, label)
+
+
+# ---------------------------------------------------------------- runs
+
+
+class Run:
+    """A complete run folder: its tables, SQL over them, its audit, lookups, reports.
+
+    A Run made by `credsim.run(..., out=None)` lives in a temporary folder that is
+    removed when the Run is garbage-collected or the interpreter exits, unless
+    `save(path)` moves it somewhere first.
+    """
+
+    def __init__(self, path: str | Path, *, _owned_root: Path | None = None):
+        from credsim.results.run_dir import open_run
+
+        self.path = Path(path)
+        self.manifest = open_run(self.path)
+        self._owned = _owned_root
+        self._finalizer = (weakref.finalize(self, shutil.rmtree, str(_owned_root), True)
+                           if _owned_root is not None else None)
+
+    # Reading
+    @property
+    def scenario(self) -> Scenario:
+        return _load.validate(self.manifest["scenario"], f"{self.path / 'manifest.json'}")
+
+    @property
+    def tables(self) -> list[str]:
+        return list(self.manifest["tables"])
+
+    def table(self, name: str) -> pa.Table:
+        """One of the run's tables (see docs/outputs.md) as a pyarrow.Table."""
+        if name not in self.tables:
+            raise InputError(f"{self.path}: no table {name!r}; tables: {', '.join(self.tables)}")
+        try:
+            return pq.read_table(self.path / f"{name}.parquet")
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{self.path / f'{name}.parquet'}: unreadable ({exc})") from None
+
+    def sql(self, query: str) -> pa.Table:
+        """DuckDB SQL over the run's tables, confined as `credsim query` is."""
+        from credsim.results.query import query_arrow
+
+        return query_arrow(self.path, query)
+
+    # The harm audit, records, reports
+    def audit(self, baseline: Run | str | Path | None = None,
+              bound_days: float = 30.0) -> Audit:
+        """Every measure of the harm audit (docs/measures.md); `baseline`: the same society
+        run without the system, for the measures relative to it."""
+        from credsim.audit.measures import compute
+
+        base = baseline.path if isinstance(baseline, Run) else (
+            Path(baseline) if baseline is not None else None)
+        return Audit(compute(self.path, base, bound_days), self.path)
+
+    def lookup(self, key: int | str) -> Record:
+        """A person's record (by id) or a firm's (by USCC), as `credsim lookup` shows it."""
+        from credsim.results.lookup import lookup
+
+        if isinstance(key, bool) or not isinstance(key, int | str):
+            raise InputError(f"lookup: expected a person id or a USCC, got {key!r}")
+        return Record(lookup(self.path, str(key)))
+
+    def report(self, out: str | Path | None = None) -> Path:
+        """Write the self-contained HTML report; return its path."""
+        from credsim.audit.report import write_report
+
+        return write_report(self.path, Path(out) if out is not None else None)
+
+    def summary(self) -> list[tuple[str, float | None, str]]:
+        """The headline figures: (name, value, unit)."""
+        from credsim.results.summary import summarize
+
+        _, figs = summarize(self.path)
+        return [(f.name, f.value, f.unit) for f in figs]
+
+    # Keeping it
+    def save(self, path: str | Path) -> Run:
+        """Keep the run at `path` (which must not exist); a temporary run moves there."""
+        from credsim.results import outdir
+
+        target = Path(path)
+        outdir.check_target(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if self._owned is not None:
+                shutil.move(str(self.path), str(target))
+                self._finalizer.detach()
+                shutil.rmtree(self._owned, ignore_errors=True)
+                self._owned = None
+            else:
+                shutil.copytree(self.path, target)
+        except OSError as exc:
+            raise InputError(f"{target}: cannot save the run ({exc.strerror})") from None
+        self.path = target
+        return self
+
+    # Display
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (f"<credsim.Run {m['scenario_name']!r}: {m['people']:,} people, "
+                f"{m['days']} days, seed {m['scenario']['run']['seed']} at {self.path}>")
+
+    def _repr_html_(self) -> str:
+        from credsim.notebook import run_html
+
+        return run_html(self)
+
+
+def run(source: Source, *, set: Mapping[str, Any] | None = None,  # noqa: A002
+        people: int | None = None, days: int | None = None, seed: int | None = None,
+        out: str | Path | None = None, progress: bool = False, force: bool = False) -> Run:
+    """Run a scenario (a Scenario, a preset name or a TOML path, with the same overrides
+    as `load`) and return the Run. `out=None` runs into a temporary folder the Run owns;
+    `progress=True` shows a progress bar (also in a notebook); `force=True` skips the
+    memory check."""
+    from credsim.memory import check_fits
+    from credsim.progress import DayProgress
+    from credsim.results import outdir, run_dir
+
+    scenario = load(source, set=set, people=people, days=days, seed=seed)
+    check_fits(scenario, force=force)
+    owned = None
+    if out is None:
+        owned = Path(tempfile.mkdtemp(prefix="credsim-run-"))
+        target = owned / "run"
+    else:
+        target = Path(out)
+    try:
+        tmp = run_dir.prepare(target)
+    except BaseException:
+        if owned is not None:
+            shutil.rmtree(owned, ignore_errors=True)
+        raise
+    try:
+        with DayProgress(scenario.run.days, scenario.run.people, enabled=progress,
+                         always=progress) as bar:
+            run_dir.simulate(scenario, tmp, on_day=bar.update)
+        run_dir.commit(tmp, target)
+    except OSError as exc:
+        run_dir.abort(tmp)
+        raise outdir.write_error(target, exc) from None
+    except BaseException:
+        run_dir.abort(tmp)
+        if owned is not None:
+            shutil.rmtree(owned, ignore_errors=True)
+        raise
+    return Run(target, _owned_root=owned)
+
+
+def open(path: str | Path) -> Run:  # noqa: A001 - credsim.open, as the docs name it
+    """A Run from an existing run folder."""
+    return Run(path)
+
+
+# ---------------------------------------------------------------- results
+
+
+class Audit:
+    """The harm audit's measures of one run."""
+
+    def __init__(self, measures: list, path: Path):
+        self.measures = measures
+        self.path = path
+
+    def table(self) -> pa.Table:
+        """measure, key, value, unit: one row per measure (docs/measures.md)."""
+        from credsim.audit.measures import to_table
+
+        return to_table(self.measures)
+
+    def value(self, measure: str, key: str = "") -> float | None:
+        for m in self.measures:
+            if m.measure == measure and m.key == key:
+                return m.value
+        raise InputError(f"audit: no measure {measure!r} with key {key!r} in this run")
+
+    def save(self) -> Path:
+        """Write measures.parquet into the run folder (as `credsim audit` does)."""
+        from credsim.audit.measures import write_measures
+
+        return write_measures(self.measures, self.path)
+
+    def __repr__(self) -> str:
+        return f"<credsim.Audit of {self.path}: {len(self.measures)} measures>"
+
+    def _repr_html_(self) -> str:
+        from credsim.notebook import audit_html
+
+        return audit_html(self)
+
+
+class Record:
+    """One person's or firm's record: str() is the portal view with its explanation."""
+
+    def __init__(self, record):
+        self.record = record
+
+    @property
+    def kind(self) -> str:
+        return self.record.kind
+
+    @property
+    def entries(self) -> pa.Table:
+        """Every ledger entry of the record, with what ended it and its explanation."""
+        rows = [{"day": e.day, "kind": e.kind, "cause": e.cause, "channel": e.channel,
+                 "record": e.record, "delta": e.delta, "value": e.value, "change": e.change,
+                 "ended_day": e.ended_day, "ended_by": e.ended_by, "note": e.note}
+                for e in self.record.ledger]
+        schema = pa.schema([("day", pa.int32()), ("kind", pa.string()), ("cause", pa.string()),
+                            ("channel", pa.string()), ("record", pa.string()),
+                            ("delta", pa.int64()), ("value", pa.int64()),
+                            ("change", pa.string()), ("ended_day", pa.int32()),
+                            ("ended_by", pa.string()), ("note", pa.string())])
+        return pa.Table.from_pylist(rows, schema=schema)
+
+    def __getattr__(self, name: str):
+        if name == "record":
+            raise AttributeError(name)
+        return getattr(self.record, name)
+
+    def __str__(self) -> str:
+        from credsim.results.lookup import render
+
+        buf = io.StringIO()
+        render(self.record, Console(file=buf, width=100, no_color=True, highlight=False))
+        return buf.getvalue()
+
+    def __repr__(self) -> str:
+        r = self.record
+        who = f"person {r.id}" if r.kind == "person" else f"firm {r.uscc}"
+        return f"<credsim.Record {who}: {len(r.ledger)} ledger entries>"
+
+    def _repr_html_(self) -> str:
+        from credsim.notebook import record_html
+
+        return record_html(self)
+
+
+class Comparison:
+    """A compare or sweep folder: every measure's mean and 95 % interval per scenario or
+    grid point, and the paired difference from the first one."""
+
+    def __init__(self, path: str | Path, *, _owned_root: Path | None = None):
+        from credsim.results.run_dir import read_manifest
+
+        self.path = Path(path)
+        self.manifest = read_manifest(self.path, "no such compare or sweep folder",
+                                      "not a compare or sweep folder (no manifest.json)")
+        if self.manifest.get("kind") not in ("compare", "sweep"):
+            raise InputError(f"{self.path}: not a compare or sweep folder; a run folder opens "
+                             "with credsim.open")
+        self._owned = _owned_root
+        self._finalizer = (weakref.finalize(self, shutil.rmtree, str(_owned_root), True)
+                           if _owned_root is not None else None)
+
+    @property
+    def kind(self) -> str:
+        return self.manifest["kind"]
+
+    @property
+    def labels(self) -> list[str]:
+        return [p["label"] for p in self.manifest["points"]]
+
+    def table(self) -> pa.Table:
+        """summary.parquet: scenario, point, measure, key, unit, n, mean, sd, ci_low,
+        ci_high, and versus, diff_* and unpaired_* for points after the first."""
+        try:
+            return pq.read_table(self.path / "summary.parquet")
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{self.path / 'summary.parquet'}: unreadable ({exc})") from None
+
+    def runs(self) -> pa.Table:
+        """Every replicate's measures, one row per run and measure."""
+        files = sorted((self.path / "runs").glob("*.parquet"))
+        return pa.concat_tables([pq.read_table(f) for f in files])
+
+    def report(self, out: str | Path | None = None) -> Path:
+        from credsim.audit.report import write_report
+
+        return write_report(self.path, Path(out) if out is not None else None)
+
+    def save(self, path: str | Path) -> Comparison:
+        from credsim.results import outdir
+
+        target = Path(path)
+        outdir.check_target(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if self._owned is not None:
+            shutil.move(str(self.path), str(target))
+            self._finalizer.detach()
+            shutil.rmtree(self._owned, ignore_errors=True)
+            self._owned = None
+        else:
+            shutil.copytree(self.path, target)
+        self.path = target
+        return self
+
+    def __repr__(self) -> str:
+        return (f"<credsim.Comparison ({self.kind}) of {', '.join(self.labels)}: "
+                f"{self.manifest['replicates']} replicates at {self.path}>")
+
+    def _repr_html_(self) -> str:
+        from credsim.notebook import comparison_html
+
+        return comparison_html(self)
+
+
+def _console(progress: bool) -> Console:
+    return Console(stderr=True) if progress else Console(file=io.StringIO())
+
+
+def _settings_as_strings(set: Mapping[str, Any] | None) -> list[str]:  # noqa: A002
+    """`set` overrides as the command line's key=value strings (TOML values)."""
+    return [f"{k}={toml_value(v)}" for k, v in (set or {}).items()]
+
+
+def _out_or_temp(out: str | Path | None, name: str) -> tuple[Path, Path | None]:
+    if out is not None:
+        return Path(out), None
+    owned = Path(tempfile.mkdtemp(prefix=f"credsim-{name}-"))
+    return owned / name, owned
+
+
+def compare(scenarios: Sequence[Source], *, replicates: int = 10,
+            set: Mapping[str, Any] | None = None,  # noqa: A002
+            people: int | None = None, days: int | None = None, seed: int | None = None,
+            workers: int | None = None, scheduler: str | None = None,
+            out: str | Path | None = None, progress: bool = False) -> Comparison:
+    """Run each scenario `replicates` times with common random numbers (replicate r uses
+    seed + r) and return the Comparison."""
+    from credsim.audit import replicates as rep
+
+    sources = [_source_text(s) for s in scenarios]
+    target, owned = _out_or_temp(out, "compare")
+    try:
+        with sources_as_files(sources) as paths:
+            rep.compare_command(paths, replicates=replicates, out=target,
+                                overrides=_settings_as_strings(set), seed=seed, days=days,
+                                people=people, workers=workers, scheduler=scheduler,
+                                console=_console(progress))
+    except BaseException:
+        if owned is not None:
+            shutil.rmtree(owned, ignore_errors=True)
+        raise
+    return Comparison(target, _owned_root=owned)
+
+
+def sweep(source: Source, *, vary: Mapping[str, Sequence[Any]], replicates: int = 10,
+          set: Mapping[str, Any] | None = None,  # noqa: A002
+          people: int | None = None, days: int | None = None, seed: int | None = None,
+          workers: int | None = None, scheduler: str | None = None,
+          out: str | Path | None = None, progress: bool = False) -> Comparison:
+    """Run the grid of `vary` ({"dotted.key": [values]}), `replicates` runs per point."""
+    from credsim.audit import replicates as rep
+
+    if not isinstance(vary, Mapping) or not vary:
+        raise InputError("sweep: vary needs at least one {'dotted.key': [values]}")
+    items = []
+    for key, values in vary.items():
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
+            raise InputError(f"sweep: vary[{key!r}] must be a non-empty list of values")
+        items.append(f"{key}=" + ",".join(toml_value(v) for v in values))
+    target, owned = _out_or_temp(out, "sweep")
+    try:
+        with sources_as_files([_source_text(source)]) as (path,):
+            rep.sweep_command(path, vary=items, replicates=replicates, out=target,
+                              overrides=_settings_as_strings(set), seed=seed, days=days,
+                              people=people, workers=workers, scheduler=scheduler,
+                              console=_console(progress))
+    except BaseException:
+        if owned is not None:
+            shutil.rmtree(owned, ignore_errors=True)
+        raise
+    return Comparison(target, _owned_root=owned)
+
+
+def _source_text(source: Source) -> str | tuple[str, str]:
+    """A preset name or path as it is, a Scenario as (name, TOML text)."""
+    if isinstance(source, Scenario):
+        return (source.name, _load.scenario_to_toml(_load.validate(
+            source.model_dump(mode="json"), "scenario")))
+    if isinstance(source, str | Path):
+        return str(source)
+    raise InputError(f"expected a preset name, a TOML path or a Scenario, got "
+                     f"{type(source).__name__}")
+
+
+class sources_as_files:  # noqa: N801 - used as a context manager, like open()
+    """Scenarios given as objects are written to TOML files for the commands' planners,
+    in a temporary folder removed afterwards."""
+
+    def __init__(self, sources: list[str | tuple[str, str]]):
+        self.sources = sources
+        self.folder: Path | None = None
+
+    def __enter__(self) -> list[str]:
+        out = []
+        for i, s in enumerate(self.sources):
+            if isinstance(s, str):
+                out.append(s)
+                continue
+            if self.folder is None:
+                self.folder = Path(tempfile.mkdtemp(prefix="credsim-scenarios-"))
+            name, text = s
+            path = self.folder / f"{i}-{_safe(name)}.toml"
+            tomllib.loads(text)  # written by credsim: always valid
+            path.write_text(text, "utf-8")
+            out.append(str(path))
+        return out
+
+    def __exit__(self, *exc) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40] or "scenario"
