@@ -29,8 +29,8 @@ from rich.console import Console
 
 from credsim.errors import InputError
 from credsim.scenario import load as _load
-from credsim.scenario.values import set_value, toml_value
 from credsim.scenario.model import Scenario
+from credsim.scenario.values import set_value, toml_value
 
 Source = str | Path | Scenario
 
