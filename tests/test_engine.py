@@ -550,7 +550,7 @@ def test_instant_grade_caps_apply_for_their_whole_allowed_length():
 
 
 def _stress0(sim) -> np.ndarray:
-    """Day-0 economic stress, 1 - savings / buffer clipped to [0, 1] (MODEL.md feedback)."""
+    """Day-0 economic stress, 1 - savings / buffer clipped to [0, 1] (the economic feedback)."""
     p, fb = sim.people, sim.scenario.feedback
     buffer = p.income.astype(np.float64) / 12 * fb.buffer_months
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -1,4 +1,4 @@
-"""MODEL.md section 9, invariant 1: with adaptation and feedback off, a points
+"""The closed form: with adaptation and feedback off, a points
 score at day T is a compound sum of independent observed events, so its mean
 and variance across citizens follow in closed form.
 

@@ -1,4 +1,5 @@
-"""Each safeguard moves its measures in the expected direction (MODEL.md sections 6, 9).
+"""Each safeguard moves its measures in the expected direction, and none increases
+wrongful sanctions.
 
 Runs are paired by common random numbers: the same seed gives the same
 candidate events, detections and false records with and without the lever,
@@ -133,7 +134,7 @@ def test_no_safeguard_changes_the_events_themselves(plain):
     "safeguards.domain_separation=true",
 ])
 def test_no_safeguard_increases_wrongful_sanctions(plain, lever):
-    """MODEL.md section 9, invariant 4, over the paired seeds."""
+    """No safeguard increases wrongful sanctions in expectation, over the paired seeds."""
     with_lever = sum(_total(_run([lever], s), "sanctioned_wrongful") for s in SEEDS)
     without = sum(_total(plain[s], "sanctioned_wrongful") for s in SEEDS)
     assert with_lever <= without

@@ -1,4 +1,4 @@
-"""Insiders, audits and malicious informants (MODEL.md section 6), paired with a run
+"""Insiders, audits and malicious informants paired with a run
 without them by common random numbers."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The simulation: builds the society and runs the fixed daily loop.
 
 One day is: behave -> observe -> review -> score -> list -> consequences ->
-adapt -> record (MODEL.md section 2). Each phase is timed so a user can see
+adapt -> record. Each phase is timed so a user can see
 where the time goes. Every per-day step costs time in proportion to the
 day's events, not to the population, except what the scenario asks of
 everyone (none of the shipped presets do).

@@ -1,4 +1,4 @@
-"""Safeguards: human review, notice, expiry of marks (MODEL.md section 6).
+"""Safeguards: human review, notice, expiry of marks (docs/odd.md, Safeguards).
 
 Review phase, in order: a human review team checks the day's adverse
 records (deductions, grade caps, court judgments) in the order they arrive,

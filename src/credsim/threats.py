@@ -1,5 +1,5 @@
 """Threats: insiders who fabricate records, audits that catch them, and malicious
-informants (MODEL.md section 6).
+informants.
 
 Insiders are adults with edit rights. Each day they make a Poisson number of
 edits, each recording the scenario's `insider_behaviour` against a target:
