@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/credsim warmup
 	$(BIN)/credsim run rongcheng
 
 test: $(STAMP)

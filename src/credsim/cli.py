@@ -110,6 +110,7 @@ def run(
     ] = False,
 ) -> None:
     """Run a scenario and write a results folder."""
+    from credsim import warmup
     from credsim.memory import check_fits
     from credsim.progress import DayProgress
     from credsim.results import outdir, run_dir
@@ -126,10 +127,16 @@ def run(
         _fail(str(exc))
     # A terminated run cleans up like an interrupted one (the except below).
     signal.signal(signal.SIGTERM, _terminate)
+    cold = warmup.is_cold(s)
+    if cold and not quiet:
+        err.print(f"compiling the kernels of {', '.join(warmup.systems_of(s))} (once per "
+                  "install, 10-30 s; `credsim warmup` compiles every system)", highlight=False)
     try:
         with DayProgress(s.run.days, s.run.people, enabled=not quiet) as progress:
             run_dir.simulate(s, tmp, on_day=progress.update)
         run_dir.commit(tmp, target)
+        if cold:
+            warmup.mark_warm(s)
     except KeyboardInterrupt:
         run_dir.abort(tmp)
         err.print("interrupted; no results folder was left behind")
@@ -334,6 +341,15 @@ def calibrate(
         cal.calibrate_command(run_path, console=out)
     except InputError as exc:
         _fail(str(exc))
+
+
+@app.command(name="warmup")
+def warmup_command() -> None:
+    """Compile the kernels of every shipped system now (once per install), so that first
+    runs start at once."""
+    from credsim.warmup import warm_all
+
+    warm_all(lambda name, secs: out.print(f"{name:<16} {secs:5.1f} s", highlight=False))
 
 
 def _fmt(v) -> str:

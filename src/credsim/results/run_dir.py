@@ -25,6 +25,7 @@ from credsim.population.people import AGE_BANDS, CHILD, SCHOOL_STATES
 from credsim.results import outdir
 from credsim.scenario.load import scenario_to_toml
 from credsim.scenario.model import DOMAINS, GRADES, Scenario
+from credsim.threads import kernel_threads
 
 FORMAT_VERSION = 2  # 2: composite, ratings, firm lists, warnings, audit columns
 TABLES = ("timeseries", "ledger", "people", "firms", "sanctions")
@@ -89,8 +90,9 @@ def simulate(scenario: Scenario, tmp: Path,
     """Run `scenario` and write its results into the folder `tmp` (from prepare), the
     ledger streamed during the run; `on_day(days_done)` after each day."""
     t0 = time.perf_counter()
-    sim = Simulation(scenario, ledger_path=tmp / "ledger.parquet")
-    sim.run(on_day=on_day)
+    with kernel_threads(scenario.run.people):
+        sim = Simulation(scenario, ledger_path=tmp / "ledger.parquet")
+        sim.run(on_day=on_day)
     write_results(sim, tmp, time.perf_counter() - t0)
     return sim
 
