@@ -79,10 +79,9 @@ LongText = Annotated[str, Field(max_length=DESCRIPTION_MAX), AfterValidator(_che
 # in float32, above 1000 the trait is a constant; neither models a population.
 BetaParam = Annotated[float, Field(ge=0.01, le=1000)]
 BetaPair = Annotated[tuple[BetaParam, BetaParam], BeforeValidator(_list_as_tuple)]
-IntPair = Annotated[
-    tuple[Annotated[int, Field(ge=0, le=1_000_000)], Annotated[int, Field(ge=0, le=1_000_000)]],
-    BeforeValidator(_list_as_tuple),
-]
+# [low, high] ranges of days or years; each key narrows the range further in its check.
+DayCount = Annotated[int, Field(ge=1, le=36_500)]
+IntPair = Annotated[tuple[DayCount, DayCount], BeforeValidator(_list_as_tuple)]
 # Per-group multipliers of detection and false records: >= 0; 100x is far beyond any
 # reported disparity, and keeps rates x multipliers finite and small.
 GroupFactor = Annotated[float, Field(ge=0, le=100)]
@@ -132,7 +131,7 @@ class PopulationParams(Strict):
     )
     group_income_factor: list[Annotated[float, Field(gt=0, le=10)]] = Field(
         [1.0, 0.8], min_length=1, max_length=16,
-        description="Income multiplier for each group (one per group); each in (0, 10].",
+        description="Income multiplier for each group (one per group).",
     )
     elder_income_factor: float = Field(
         0.5, ge=0, le=2, description="Income of people 65+ (pensions) relative to adults."
@@ -526,13 +525,14 @@ CONDITION_MAX = 40
 class Gate(Strict):
     domain: Domain = Field(description="Domain of the service.")
     provider: ShortText = Field(
-        "", description="Who applies it (airline, bank, ...); free text, at most 100 characters."
+        "", description="Who applies it (airline, bank, ...); free text."
     )
     condition: str = Field(
         max_length=CONDITION_MAX,
         description="'listed' (court list), 'blacklisted' (legal representative of a firm "
         "on the firm blacklist), 'grade<=X' / 'grade>=X' (points grade AAA..D), "
-        "'score<N' / 'score>=N' (composite score), 'rating<N' / 'rating>=N' (peer rating)."
+        "'score<N' / 'score>=N' (composite score, N in [0, 10000]), 'rating<N' / 'rating>=N' "
+        "(peer rating, N in [0, 5])."
     )
     effect: Literal["deny", "surcharge", "perk", "shame"] = Field(
         "deny", description="What happens to a person who meets the condition."
@@ -743,10 +743,10 @@ class Threats(Strict):
 
 class Scenario(Strict):
     name: ShortText = Field(
-        "custom", description="Short name of the scenario; free text, at most 100 characters."
+        "custom", description="Short name of the scenario; free text."
     )
     description: LongText = Field(
-        "", description="One line on what it models; free text, at most 500 characters."
+        "", description="One line on what it models; free text."
     )
     run: RunParams = Field(default_factory=RunParams)
     population: PopulationParams = Field(default_factory=PopulationParams)
