@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-import unicodedata
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from credsim.errors import InputError
-from credsim.scenario.model import Scenario, _clip
+from credsim.scenario.model import Scenario, _clip, control_char_at
 
 PRESET_PACKAGE = "credsim.scenario.presets"
 
@@ -189,7 +188,7 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
     line and let the rest set other keys or vanish, so control characters are refused.
     A value that starts like a TOML array, table or string but does not parse is an
     error rather than a string, so that a typo is reported, not stored."""
-    bad = _control_char(item)
+    bad = control_char_at(item)
     if bad is not None:
         raise InputError(
             f"--set {_clip(item)}: control character {item[bad]!r} at position {bad}; "
@@ -216,14 +215,6 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
             raise InputError(f"--set {key}: {part!r} is a value, not a table")
         node = nxt
     node[parts[-1]] = value
-
-
-def _control_char(text: str) -> int | None:
-    """Position of the first control character (or unpaired surrogate) in text, or None."""
-    for i, ch in enumerate(text):
-        if unicodedata.category(ch) in ("Cc", "Cs"):
-            return i
-    return None
 
 
 # Pydantic error types meaning "this should have been a table".

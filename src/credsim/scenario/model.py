@@ -51,14 +51,25 @@ def _check_name(value: str) -> str:
 
 
 def _check_text(value: str) -> str:
-    for i, ch in enumerate(value):
-        if unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI_CONTROLS:
-            raise ValueError(f"control character {ch!r} at position {i}; use plain text")
+    i = control_char_at(value)
+    if i is not None:
+        raise ValueError(f"control character {value[i]!r} at position {i}; use plain text")
     return value
 
 
+# Control characters (Cc: newline, escape, NUL ...), line and paragraph separators (Zl, Zp:
+# they break lines too), unpaired surrogates (Cs: not writable as UTF-8).
+_CONTROL_CATEGORIES = frozenset(("Cc", "Cs", "Zl", "Zp"))
 # Bidirectional overrides reorder how text is shown ("Trojan Source"); never needed here.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def control_char_at(text: str) -> int | None:
+    """Position of the first character that could forge or break a line of output."""
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) in _CONTROL_CATEGORIES or ch in _BIDI_CONTROLS:
+            return i
+    return None
 
 
 def _clip(value: Any, limit: int = 60) -> str:
