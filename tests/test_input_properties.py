@@ -84,6 +84,12 @@ def _at(node: Any, path: tuple) -> Any:
     return node
 
 
+def _fresh(value: Any) -> Any:
+    # sampled_from gives the same list or table object each time: copy it, or a later
+    # mutation could change it in place (or put it inside itself).
+    return copy.deepcopy(value)
+
+
 @st.composite
 def mutated(draw) -> dict:
     """A preset's resolved scenario with up to four mutations (none: the run must work)."""
@@ -97,11 +103,11 @@ def mutated(draw) -> dict:
             paths = _paths(data)
             if paths:
                 path = draw(st.sampled_from(paths))
-                _at(data, path[:-1])[path[-1]] = draw(BAD_VALUES)
+                _at(data, path[:-1])[path[-1]] = _fresh(draw(BAD_VALUES))
             continue
         table = _at(data, draw(st.sampled_from(_tables(data))))
         if kind == "add":
-            table[draw(HOSTILE_TEXT)] = draw(BAD_VALUES)
+            table[draw(HOSTILE_TEXT)] = _fresh(draw(BAD_VALUES))
         elif table:
             key = draw(st.sampled_from(sorted(table, key=str)))
             value = table.pop(key)

@@ -251,7 +251,8 @@ def _format_error(err: Any, label: str) -> str:
             msg = rest
     shown = err["type"] != "missing" and "[key]" not in err["loc"]
     if shown and "input" in err and not isinstance(err["input"], dict):
-        msg += f" (got {_clip(err['input'])})"
+        got = err["input"]
+        msg += f" (got {str(got).lower() if isinstance(got, bool) else _clip(got)})"
     return f"{label}: {key}: {msg}"
 
 
