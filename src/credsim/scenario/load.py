@@ -12,7 +12,7 @@ import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from credsim.errors import InputError
-from credsim.scenario.model import Scenario, _clip, control_char_at
+from credsim.scenario.model import Scenario, control_char_at, short_repr
 
 PRESET_PACKAGE = "credsim.scenario.presets"
 
@@ -71,7 +71,7 @@ def load_scenario(
 def validate(data: dict[str, Any], label: str) -> Scenario:
     """The Scenario `data` describes, or InputError with one line per problem."""
     if not isinstance(data, dict):
-        raise InputError(f"{label}: a scenario must be a table of keys, got {_clip(data)}")
+        raise InputError(f"{label}: a scenario must be a table of keys, got {short_repr(data)}")
     _check_depth(data, label)
     try:
         return Scenario.model_validate(data)
@@ -158,7 +158,7 @@ def _resolve_extends(data: dict[str, Any], label: str, seen: tuple[str, ...]) ->
     if base_name is None:
         return data
     if not isinstance(base_name, str):
-        raise InputError(f"{label}: extends: expected a preset name, got {_clip(base_name)}")
+        raise InputError(f"{label}: extends: expected a preset name, got {short_repr(base_name)}")
     if base_name in seen:
         raise InputError(f"{label}: extends: cycle through preset {base_name!r}")
     try:
@@ -191,7 +191,7 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
     bad = control_char_at(item)
     if bad is not None:
         raise InputError(
-            f"--set {_clip(item)}: control character {item[bad]!r} at position {bad}; "
+            f"--set {short_repr(item)}: control character {item[bad]!r} at position {bad}; "
             "a value must be one line of text"
         )
     if "=" not in item:
@@ -234,10 +234,10 @@ def _format_error(err: Any, label: str) -> str:
     names = [str(p) for p in err["loc"] if p != "[key]"]  # "[key]": the key itself is bad
     key = ".".join(_key_part(p) for p in names) or "(top level)"
     if err["type"] in _TABLE_TYPES:
-        return f"{label}: {key}: must be a table (got {_clip(err.get('input'))})"
+        return f"{label}: {key}: must be a table (got {short_repr(err.get('input'))})"
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(names[:-1])
-        msg = f"unknown key {_clip(names[-1], 50)}{_suggest(names[-1], allowed)}"
+        msg = f"unknown key {short_repr(names[-1], 50)}{_suggest(names[-1], allowed)}"
         if allowed:
             msg += f"; allowed here: {', '.join(allowed)}"
         return f"{label}: {key}: {msg}"
@@ -252,16 +252,15 @@ def _format_error(err: Any, label: str) -> str:
     shown = err["type"] != "missing" and "[key]" not in err["loc"]
     if shown and "input" in err and not isinstance(err["input"], dict):
         got = err["input"]
-        msg += f" (got {str(got).lower() if isinstance(got, bool) else _clip(got)})"
+        msg += f" (got {str(got).lower() if isinstance(got, bool) else short_repr(got)})"
     return f"{label}: {key}: {msg}"
 
 
-def _key_part(part: Any) -> str:
-    """A part of a dotted key as shown in a message: names as they are, anything else
-    (spaces, quotes, control characters, very long) as a short repr."""
-    text = str(part)
-    plain = text.replace("_", "a").isalnum() and text.isascii() and len(text) <= 48
-    return text if plain or isinstance(part, int) else _clip(text, 50)
+def _key_part(part: str) -> str:
+    """A part of a dotted key as shown in a message: names and indices as they are,
+    anything else (spaces, quotes, control characters, very long) as a short repr."""
+    plain = part.replace("_", "a").isalnum() and part.isascii() and len(part) <= 48
+    return part if plain else short_repr(part, 50)
 
 
 def _allowed_keys(loc: list[str]) -> list[str]:

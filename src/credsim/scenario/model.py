@@ -46,7 +46,7 @@ ENTRIES_MAX = 256
 
 def _check_name(value: str) -> str:
     if not NAME_RE.fullmatch(value):
-        raise ValueError(f"not a valid name {_clip(value)}: use {NAME_RULE}")
+        raise ValueError(f"not a valid name {short_repr(value)}: use {NAME_RULE}")
     return value
 
 
@@ -72,7 +72,7 @@ def control_char_at(text: str) -> int | None:
     return None
 
 
-def _clip(value: Any, limit: int = 60) -> str:
+def short_repr(value: Any, limit: int = 60) -> str:
     """repr of a value, cut short so that a message stays one readable line."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
