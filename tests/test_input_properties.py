@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import signal
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ from credsim.results.run_dir import TABLES
 from credsim.scenario.load import MAX_ERRORS, load_scenario, preset_names, validate
 from credsim.scenario.model import NAME_RE, Scenario, named_columns
 
-SLOW = pytest.mark.skipif(not os.environ.get("CREDSIM_SLOW"), reason="set CREDSIM_SLOW=1")
+# The bigger profiles: marked slow, and skipped unless CREDSIM_SLOW=1.
+SKIP_UNLESS_SLOW = pytest.mark.skipif(not os.environ.get("CREDSIM_SLOW"),
+                                      reason="set CREDSIM_SLOW=1")
 RESOLVED = {name: load_scenario(name).model_dump(mode="json") for name in preset_names()}
 
 BAD_VALUES = st.sampled_from([
@@ -183,7 +186,8 @@ def test_validation_gives_a_safe_scenario_or_an_input_error(data):
     _check_validation(data)
 
 
-@SLOW
+@pytest.mark.slow
+@SKIP_UNLESS_SLOW
 @VALIDATION_SLOW
 @given(mutated())
 def test_validation_gives_a_safe_scenario_or_an_input_error_many(data):
@@ -240,7 +244,11 @@ def _check_run(data: dict, base: Path, monkeypatch) -> None:
     out = case / "out"
     before = _listing(base.parent, skip=base)
     monkeypatch.chdir(cwd)
-    result = CliRunner().invoke(app, ["run", str(scenario), "--out", str(out), "--quiet"])
+    handler = signal.getsignal(signal.SIGTERM)  # `run` installs its own
+    try:
+        result = CliRunner().invoke(app, ["run", str(scenario), "--out", str(out), "--quiet"])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
     monkeypatch.chdir(base)
     event(f"exit code {result.exit_code}")
     assert result.exception is None or isinstance(result.exception, SystemExit), (
@@ -269,7 +277,8 @@ def test_run_completes_with_finite_numbers_or_exits_2(data, tmp_path, monkeypatc
     _check_run(data, tmp_path, monkeypatch)
 
 
-@SLOW
+@pytest.mark.slow
+@SKIP_UNLESS_SLOW
 @END_TO_END_SLOW
 @given(data=mutated())
 def test_run_completes_with_finite_numbers_or_exits_2_many(data, tmp_path, monkeypatch):
