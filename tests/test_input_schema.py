@@ -69,7 +69,8 @@ def test_group_lists_must_be_finite_and_in_range(key, bad):
 
 
 @pytest.mark.parametrize("condition", ["score<nan", "score>=inf", "score<-inf", "score<1e308",
-                                       "rating<nan", "rating>=1e308", "score<-5"])
+                                       "rating<nan", "rating>=1e308", "score<-5", "score<1_000",
+                                       "score<\uff15", "score<5e2x", "rating<"])
 def test_gate_thresholds_must_be_finite_and_in_range(condition):
     msg = _error("sesame", [f"gates.flights.condition='{condition}'"])
     assert "gates.flights.condition" in msg and "threshold" in msg, msg

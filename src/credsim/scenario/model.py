@@ -589,6 +589,12 @@ class Gate(Strict):
         return self
 
 
+# Thresholds a gate may compare with: a composite score lies in [0, 10000] (the bounds of
+# composite.low and high), a peer rating in [1, 5] (a threshold from 0 to 5).
+THRESHOLDS = {"score": (0.0, 10_000.0), "rating": (0.0, 5.0)}
+THRESHOLD_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def parse_condition(cond: str) -> tuple[str, float]:
     """The kind of a gate's condition and its threshold:
     'listed' -> ('listed', 0); 'grade<=C' -> ('le', 4); 'grade>=A' -> ('ge', 2);
@@ -603,11 +609,10 @@ def parse_condition(cond: str) -> tuple[str, float]:
     for var, (lo, hi) in THRESHOLDS.items():
         for op, key in ((">=", "ge"), ("<", "lt")):
             if c.startswith(var + op):
-                try:
-                    n = float(c[len(var + op):])
-                except ValueError:
-                    break
-                # float() also reads 'nan' and 'inf', which no comparison can use.
+                # A plain decimal number: float() alone would also read 'nan', 'inf',
+                # '1_000', surrounding whitespace and non-ASCII digits.
+                text = c[len(var + op):]
+                n = float(text) if THRESHOLD_RE.fullmatch(text) else math.nan
                 if not (math.isfinite(n) and lo <= n <= hi):
                     raise ValueError(
                         f"condition {cond!r}: the threshold of {var} must be a number in "
@@ -621,9 +626,6 @@ def parse_condition(cond: str) -> tuple[str, float]:
 
 
 PERK_KINDS = ("ge", "score_ge", "rating_ge")
-# Thresholds a gate may compare with: a composite score lies in [0, 10000] (the bounds of
-# composite.low and high), a peer rating in [1, 5] (0 and 5 allowed as "never"/"always").
-THRESHOLDS = {"score": (0.0, 10_000.0), "rating": (0.0, 5.0)}
 
 
 class Adaptation(Strict):
