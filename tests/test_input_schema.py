@@ -6,10 +6,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from credsim.engine import Simulation
 from credsim.errors import InputError
+from credsim.population.people import build_people
+from credsim.rng import Streams
 from credsim.scenario import load as load_mod
 from credsim.scenario.load import MAX_ERRORS, MAX_FILE_BYTES, load_scenario, validate
 from credsim.scenario.model import (
@@ -52,6 +55,20 @@ def test_beta_parameters_must_be_finite_and_in_range(trait, bad, position):
     pair[position] = bad
     msg = _error("rongcheng", [f"population.{trait}=[{', '.join(pair)}]"])
     assert f"population.{trait}.{position}" in msg, msg
+
+
+@pytest.mark.parametrize("pair", ["[0.01, 0.01]", "[0.1, 2.0]", "[2.0, 0.19]", "[1001, 2.0]"])
+def test_beta_parameters_outside_the_drawable_range_are_refused(pair):
+    """Regression: Beta(0.01, 0.01) drew NaN traits (both float32 Gamma draws 0)."""
+    assert "population.voice." in _error("rongcheng", [f"population.voice={pair}"])
+
+
+def test_traits_at_the_lowest_beta_parameters_are_finite():
+    s = load_scenario("rongcheng", [f"population.{t}=[0.2, 0.2]" for t in TRAITS])
+    people = build_people(s.population, 200_000, Streams(1))
+    for trait in TRAITS[:-1]:  # firm_compliance is drawn for firms
+        values = getattr(people, trait)
+        assert np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1, trait
 
 
 @pytest.mark.parametrize("key", ["false_rate_by_group", "detection_by_group"])

@@ -86,9 +86,11 @@ def _list_as_tuple(value: Any) -> Any:
 Name = Annotated[str, AfterValidator(_check_name)]
 ShortText = Annotated[str, Field(max_length=NAME_MAX), AfterValidator(_check_text)]
 LongText = Annotated[str, Field(max_length=DESCRIPTION_MAX), AfterValidator(_check_text)]
-# Beta(a, b) trait distributions: a, b > 0; below 0.01 the draws collapse onto 0 and 1
-# in float32, above 1000 the trait is a constant; neither models a population.
-BetaParam = Annotated[float, Field(ge=0.01, le=1000)]
+# Beta(a, b) trait distributions, drawn as X / (X + Y) from float32 Gamma(a) and Gamma(b)
+# draws. Below a = 0.2 those draws underflow to 0 often enough (a = 0.1: 3e-5 of them,
+# a = 0.01: a third) that both are 0 for some people and the trait is 0 / 0 = NaN; at
+# 0.2 and above the rate is that of a = 1. Above 1000 the trait is a constant.
+BetaParam = Annotated[float, Field(ge=0.2, le=1000)]
 BetaPair = Annotated[tuple[BetaParam, BetaParam], BeforeValidator(_list_as_tuple)]
 # [low, high] ranges of days or years; each key narrows the range further in its check.
 DayCount = Annotated[int, Field(ge=1, le=36_500)]
@@ -121,6 +123,7 @@ class PopulationParams(Strict):
     urban_share: float = Field(
         0.6, ge=0, le=1, description="Share of regions (by population) that are urban."
     )
+    # Shares are each in [0, 1]: before, [1.5, -0.5] summed to 1 and passed.
     group_shares: list[Annotated[float, Field(ge=0, le=1)]] = Field(
         [0.85, 0.15],
         min_length=1,
@@ -140,6 +143,8 @@ class PopulationParams(Strict):
     rural_income_factor: float = Field(
         0.45, gt=0, le=2, description="Rural income relative to urban."
     )
+    # > 0: incomes are log-normal and ranked; up to 10x the majority's, far beyond any
+    # measured gap between groups.
     group_income_factor: list[Annotated[float, Field(gt=0, le=10)]] = Field(
         [1.0, 0.8], min_length=1, max_length=16,
         description="Income multiplier for each group (one per group).",
