@@ -7,6 +7,7 @@ complete run with finite numbers or exits 2 with a message, writing nothing else
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import signal
@@ -257,13 +258,14 @@ def _check_run(data: dict, base: Path, monkeypatch) -> None:
     if result.exit_code == 0:
         for table in TABLES:
             assert (out / f"{table}.parquet").is_file()
-        assert (out / "manifest.json").is_file()
+        assert json.loads((out / "manifest.json").read_text("utf-8"))["complete"] is True
         ts = pq.read_table(out / "timeseries.parquet").to_pydict()
         for col, values in ts.items():
             assert all(math.isfinite(v) for v in values if isinstance(v, float)), col
     else:
         assert result.exit_code == 2, (result.exit_code, result.stderr)
         assert result.stderr.startswith("error: "), result.stderr
+        assert result.stderr.count("error: ") == 1, result.stderr  # one message
         assert not out.exists()
     assert _listing(cwd) == set()
     assert _listing(case) <= {"cwd", "mutant.toml", "out"} | {
