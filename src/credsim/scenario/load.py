@@ -12,9 +12,21 @@ import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from credsim.errors import InputError
-from credsim.scenario.model import Scenario
+from credsim.scenario.model import Scenario, control_char_at, short_repr
 
 PRESET_PACKAGE = "credsim.scenario.presets"
+
+# Input limits. A scenario is a few kilobytes (the largest preset is about 15 KB); a file
+# far larger is a mistake, and parsing and validating one costs memory many times its
+# size (a 50 MB file took minutes and gigabytes).
+MAX_FILE_BYTES = 1_000_000
+# A scenario nests at most four levels (display_days.minor = [lo, hi]); the TOML parser
+# and the validation recurse, so thousands of levels would end in a RecursionError.
+MAX_DEPTH = 16
+# Error messages list at most this many problems; a file of thousands of unknown keys
+# should not print thousands of lines.
+MAX_ERRORS = 20
+UTF8_BOM = "\ufeff"
 
 
 def preset_names() -> list[str]:
@@ -23,7 +35,7 @@ def preset_names() -> list[str]:
 
 
 def preset_text(name: str) -> str:
-    if name not in preset_names():
+    if not isinstance(name, str) or name not in preset_names():
         raise InputError(
             f"unknown preset {name!r}{_suggest(name, preset_names())}; "
             f"presets: {', '.join(preset_names())}"
@@ -57,10 +69,27 @@ def load_scenario(
 
 
 def validate(data: dict[str, Any], label: str) -> Scenario:
+    """The Scenario `data` describes, or InputError with one line per problem."""
+    if not isinstance(data, dict):
+        raise InputError(f"{label}: a scenario must be a table of keys, got {short_repr(data)}")
+    _check_depth(data, label)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         raise InputError(_format_validation(exc, label)) from None
+
+
+def _check_depth(data: Any, label: str) -> None:
+    """Refuse values nested deeper than MAX_DEPTH, iteratively (no recursion to overflow)."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InputError(f"{label}: nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend((v, depth + 1) for v in value)
 
 
 def scenario_to_toml(scenario: Scenario) -> str:
@@ -72,21 +101,55 @@ def _read_source(source: str) -> tuple[str, dict[str, Any]]:
     if path.suffix == ".toml" or path.is_file() or "/" in source or (
         path.exists() and source not in preset_names()
     ):
-        if not path.is_file():
-            raise InputError(f"{source}: no such scenario file")
-        try:
-            text = path.read_text("utf-8")
-        except OSError as exc:
-            raise InputError(f"{source}: cannot read ({exc.strerror})") from None
         label = str(path)
+        text = _read_file(path, label)
     else:
         text = preset_text(source)
         label = f"preset {source}"
+    return label, _resolve_extends(_parse(text, label), label, seen=())
+
+
+def _read_file(path: Path, label: str) -> str:
+    """The text of a scenario file: a regular file of at most MAX_FILE_BYTES of UTF-8
+    (a leading byte-order mark is dropped), or InputError in one line."""
     try:
-        data = tomllib.loads(text)
+        if path.is_dir():
+            raise InputError(f"{label}: is a folder, not a scenario file")
+        if not path.exists():
+            raise InputError(f"{label}: no such scenario file")
+        if not path.is_file():
+            raise InputError(f"{label}: not a regular file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputError(_too_large(label, size))
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)  # the size may change after stat
+    except OSError as exc:
+        raise InputError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError(_too_large(label, len(raw)))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{label}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
+    return text.removeprefix(UTF8_BOM)
+
+
+def _too_large(label: str, size: int) -> str:
+    return (f"{label}: file too large for a scenario ({size:,} bytes; the limit is "
+            f"{MAX_FILE_BYTES:,})")
+
+
+def _parse(text: str, label: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{label}: malformed TOML: {exc}") from None
-    return label, _resolve_extends(data, label, seen=())
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise InputError(f"{label}: nested more than {MAX_DEPTH} levels deep") from None
 
 
 def _resolve_extends(data: dict[str, Any], label: str, seen: tuple[str, ...]) -> dict[str, Any]:
@@ -95,12 +158,15 @@ def _resolve_extends(data: dict[str, Any], label: str, seen: tuple[str, ...]) ->
     if base_name is None:
         return data
     if not isinstance(base_name, str):
-        raise InputError(f"{label}: extends: expected a preset name, got {base_name!r}")
+        raise InputError(f"{label}: extends: expected a preset name, got {short_repr(base_name)}")
     if base_name in seen:
         raise InputError(f"{label}: extends: cycle through preset {base_name!r}")
-    base = _resolve_extends(
-        tomllib.loads(preset_text(base_name)), f"preset {base_name}", seen + (base_name,)
-    )
+    try:
+        text = preset_text(base_name)
+    except InputError as exc:
+        raise InputError(f"{label}: extends: {exc}") from None
+    base = _resolve_extends(_parse(text, f"preset {base_name}"), f"preset {base_name}",
+                            seen + (base_name,))
     return _merge(base, data)
 
 
@@ -116,7 +182,18 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply_override(data: dict[str, Any], item: str) -> None:
-    """Apply `key.path=value`; the value is parsed as TOML, else taken as a string."""
+    """Apply `key.path=value`; the value is parsed as TOML, else taken as a plain string.
+
+    The value is parsed as the TOML line `v = <value>`; a newline in it would end that
+    line and let the rest set other keys or vanish, so control characters are refused.
+    A value that starts like a TOML array, table or string but does not parse is an
+    error rather than a string, so that a typo is reported, not stored."""
+    bad = control_char_at(item)
+    if bad is not None:
+        raise InputError(
+            f"--set {short_repr(item)}: control character {item[bad]!r} at position {bad}; "
+            "a value must be one line of text"
+        )
     if "=" not in item:
         raise InputError(f"--set {item!r}: expected key.path=value")
     key, raw = item.split("=", 1)
@@ -125,8 +202,12 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         raise InputError(f"--set {item!r}: empty key")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as exc:
+        if raw.strip()[:1] in ("[", "{", '"', "'"):
+            raise InputError(f"--set {key}: not a TOML value ({exc})") from None
         value = raw
+    except RecursionError:
+        raise InputError(f"--set {key}: nested more than {MAX_DEPTH} levels deep") from None
     node = data
     for part in parts[:-1]:
         nxt = node.setdefault(part, {})
@@ -136,31 +217,50 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
     node[parts[-1]] = value
 
 
+# Pydantic error types meaning "this should have been a table".
+_TABLE_TYPES = ("model_type", "model_attributes_type", "dict_type")
+
+
 def _format_validation(exc: ValidationError, label: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
-        key = ".".join(loc) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(loc[:-1])
-            msg = f"unknown key {loc[-1]!r}{_suggest(loc[-1], allowed)}"
-            if allowed:
-                msg += f"; allowed here: {', '.join(allowed)}"
-        else:
-            msg = err["msg"]
-            if err["type"] == "value_error":
-                # Model-level checks start their message with the key they concern.
-                msg = msg.removeprefix("Value error, ")
-                head, sep, rest = msg.partition(": ")
-                if sep and " " not in head:
-                    key = ".".join(loc + [head]) if loc else head
-                    msg = rest
-            if "input" in err and err["type"] not in ("missing",) and not isinstance(
-                err["input"], dict
-            ):
-                msg += f" (got {err['input']!r})"
-        lines.append(f"{label}: {key}: {msg}")
+    errors = exc.errors()
+    lines = [_format_error(err, label) for err in errors[:MAX_ERRORS]]
+    if len(errors) > MAX_ERRORS:
+        lines.append(f"{label}: ... and {len(errors) - MAX_ERRORS} more errors")
     return "\n".join(lines)
+
+
+def _format_error(err: Any, label: str) -> str:
+    """One line: label, dotted key, what is wrong (and the offending value, cut short)."""
+    names = [str(p) for p in err["loc"] if p != "[key]"]  # "[key]": the key itself is bad
+    key = ".".join(_key_part(p) for p in names) or "(top level)"
+    if err["type"] in _TABLE_TYPES:
+        return f"{label}: {key}: must be a table (got {short_repr(err.get('input'))})"
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(names[:-1])
+        msg = f"unknown key {short_repr(names[-1], 50)}{_suggest(names[-1], allowed)}"
+        if allowed:
+            msg += f"; allowed here: {', '.join(allowed)}"
+        return f"{label}: {key}: {msg}"
+    msg = err["msg"]
+    if err["type"] == "value_error":
+        # Model-level checks start their message with the key they concern.
+        msg = msg.removeprefix("Value error, ")
+        head, sep, rest = msg.partition(": ")
+        if sep and " " not in head:
+            key = ".".join([key, head]) if names else head
+            msg = rest
+    shown = err["type"] != "missing" and "[key]" not in err["loc"]
+    if shown and "input" in err and not isinstance(err["input"], dict):
+        got = err["input"]
+        msg += f" (got {str(got).lower() if isinstance(got, bool) else short_repr(got)})"
+    return f"{label}: {key}: {msg}"
+
+
+def _key_part(part: str) -> str:
+    """A part of a dotted key as shown in a message: names and indices as they are,
+    anything else (spaces, quotes, control characters, very long) as a short repr."""
+    plain = part.replace("_", "a").isalnum() and part.isascii() and len(part) <= 48
+    return part if plain else short_repr(part, 50)
 
 
 def _allowed_keys(loc: list[str]) -> list[str]:

@@ -6,9 +6,12 @@ that validation, `credsim show` and docs/parameters.md all come from one place.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+import re
+import unicodedata
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 DOMAINS = (
     "finance", "court", "traffic", "transport", "civic", "consumption",
@@ -24,8 +27,87 @@ Grade = Literal["AAA", "AA", "A", "B", "C", "D"]
 Driver = Literal["noncompliance", "voice", "generosity", "none"]
 
 
+# --- input limits -----------------------------------------------------------------------
+# A name the user chooses (a channel, behaviour, gate, band ...) becomes a timeseries column
+# (`gate_<name>`, `band_<name>`), a value in the results tables and a word in messages and
+# SQL queries. Letters, digits and `_`, starting with a letter, keep every such use plain:
+# no quoting, no markup, no path or query tricks. 48 characters leave room for the
+# column prefixes and suffixes and stay readable in a table header.
+NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
+NAME_RULE = "letters, digits and '_', starting with a letter, at most 48 characters"
+# Free text (scenario name and description, a gate's provider) is printed in terminals
+# and stored in manifests: no control characters (a newline or an escape sequence would
+# forge output lines), no unpaired surrogates (they cannot be written as UTF-8).
+NAME_MAX, DESCRIPTION_MAX = 100, 500
+# Tables keyed by user names: each entry costs work every simulated day and columns in
+# the outputs; far above what any modelled system has (Rongcheng has 35 behaviours).
+ENTRIES_MAX = 256
+
+
+def _check_name(value: str) -> str:
+    if not NAME_RE.fullmatch(value):
+        raise ValueError(f"not a valid name {short_repr(value)}: use {NAME_RULE}")
+    return value
+
+
+def _check_text(value: str) -> str:
+    i = control_char_at(value)
+    if i is not None:
+        raise ValueError(f"control character {value[i]!r} at position {i}; use plain text")
+    return value
+
+
+# Control characters (Cc: newline, escape, NUL ...), line and paragraph separators (Zl, Zp:
+# they break lines too), unpaired surrogates (Cs: not writable as UTF-8).
+_CONTROL_CATEGORIES = frozenset(("Cc", "Cs", "Zl", "Zp"))
+# Bidirectional overrides reorder how text is shown ("Trojan Source"); never needed here.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def control_char_at(text: str) -> int | None:
+    """Position of the first character that could forge or break a line of output."""
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) in _CONTROL_CATEGORIES or ch in _BIDI_CONTROLS:
+            return i
+    return None
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """repr of a value, cut short so that a message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _list_as_tuple(value: Any) -> Any:
+    # TOML and JSON have arrays, not tuples: accept a list where a pair is expected.
+    return tuple(value) if isinstance(value, list) else value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+ShortText = Annotated[str, Field(max_length=NAME_MAX), AfterValidator(_check_text)]
+LongText = Annotated[str, Field(max_length=DESCRIPTION_MAX), AfterValidator(_check_text)]
+# Beta(a, b) trait distributions, drawn as X / (X + Y) from float32 Gamma(a) and Gamma(b)
+# draws. Below a = 0.2 those draws underflow to 0 often enough (a = 0.1: 3e-5 of them,
+# a = 0.01: a third) that both are 0 for some people and the trait is 0 / 0 = NaN; at
+# 0.2 and above the rate is that of a = 1. Above 1000 the trait is a constant.
+BetaParam = Annotated[float, Field(ge=0.2, le=1000)]
+BetaPair = Annotated[tuple[BetaParam, BetaParam], BeforeValidator(_list_as_tuple)]
+# [low, high] ranges of days or years; each key narrows the range further in its check.
+DayCount = Annotated[int, Field(ge=1, le=36_500)]
+IntPair = Annotated[tuple[DayCount, DayCount], BeforeValidator(_list_as_tuple)]
+# Per-group multipliers of detection and false records: >= 0; 100x is far beyond any
+# reported disparity, and keeps rates x multipliers finite and small.
+GroupFactor = Annotated[float, Field(ge=0, le=100)]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: a boolean is not a number and a string is not a number (no silent
+    # `true` -> 1 or "30" -> 30); an int is still accepted where a float is expected.
+    # allow_inf_nan=False: NaN and infinities are refused everywhere, including inside
+    # lists, pairs and tables, since one NaN turns a whole run into NaNs.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False
+    )
 
 
 class RunParams(Strict):
@@ -41,7 +123,8 @@ class PopulationParams(Strict):
     urban_share: float = Field(
         0.6, ge=0, le=1, description="Share of regions (by population) that are urban."
     )
-    group_shares: list[float] = Field(
+    # Shares are each in [0, 1]: before, [1.5, -0.5] summed to 1 and passed.
+    group_shares: list[Annotated[float, Field(ge=0, le=1)]] = Field(
         [0.85, 0.15],
         min_length=1,
         max_length=16,
@@ -60,7 +143,9 @@ class PopulationParams(Strict):
     rural_income_factor: float = Field(
         0.45, gt=0, le=2, description="Rural income relative to urban."
     )
-    group_income_factor: list[float] = Field(
+    # > 0: incomes are log-normal and ranked; up to 10x the majority's, far beyond any
+    # measured gap between groups.
+    group_income_factor: list[Annotated[float, Field(gt=0, le=10)]] = Field(
         [1.0, 0.8], min_length=1, max_length=16,
         description="Income multiplier for each group (one per group).",
     )
@@ -79,19 +164,19 @@ class PopulationParams(Strict):
     firms_per_thousand: float = Field(
         20.0, ge=0, le=1000, description="Firms per 1000 citizens [firms]."
     )
-    compliance: tuple[float, float] = Field(
+    compliance: BetaPair = Field(
         (6.0, 2.0), description="Beta(a, b) of the compliance trait in [0, 1]."
     )
-    voice: tuple[float, float] = Field(
+    voice: BetaPair = Field(
         (1.5, 6.0), description="Beta(a, b) of voice: propensity to publicly criticise."
     )
-    sociability: tuple[float, float] = Field(
+    sociability: BetaPair = Field(
         (4.0, 4.0), description="Beta(a, b) of sociability (scales tie count)."
     )
-    generosity: tuple[float, float] = Field(
+    generosity: BetaPair = Field(
         (2.0, 5.0), description="Beta(a, b) of generosity (drives good acts)."
     )
-    firm_compliance: tuple[float, float] = Field(
+    firm_compliance: BetaPair = Field(
         (6.0, 2.0), description="Beta(a, b) of firms' compliance trait."
     )
 
@@ -103,10 +188,6 @@ class PopulationParams(Strict):
             )
         if len(self.group_income_factor) != len(self.group_shares):
             raise ValueError("group_income_factor: needs one value per group in group_shares")
-        for name in ("compliance", "voice", "sociability", "generosity", "firm_compliance"):
-            a, b = getattr(self, name)
-            if a <= 0 or b <= 0:
-                raise ValueError(f"{name}: Beta parameters must be > 0, got ({a}, {b})")
         return self
 
 
@@ -137,7 +218,7 @@ class GraphParams(Strict):
 
 class Behaviour(Strict):
     domain: Domain = Field(description="Domain the behaviour belongs to.")
-    channel: str = Field(description="Observation channel that can record it.")
+    channel: Name = Field(description="Observation channel that can record it.")
     rate: float = Field(
         ge=0, le=0.5, description="Base daily rate per person (or firm) [events/day]."
     )
@@ -154,23 +235,25 @@ class Behaviour(Strict):
 
 class Channel(Strict):
     detection: float = Field(ge=0, le=1, description="Probability a true event is recorded.")
-    detection_by_group: list[float] = Field(
-        [1.0], description="Detection multiplier per group (one value applies to all)."
+    detection_by_group: list[GroupFactor] = Field(
+        [1.0], min_length=1, max_length=16,
+        description="Detection multiplier per group (one value applies to all).",
     )
     false_rate: float = Field(
         0.0, ge=0, le=0.01,
         description="False records (misattributions) per adult per day [records/day].",
     )
-    false_rate_by_group: list[float] = Field(
-        [1.0], description="False-record multiplier per group (one value applies to all)."
+    false_rate_by_group: list[GroupFactor] = Field(
+        [1.0], min_length=1, max_length=16,
+        description="False-record multiplier per group (one value applies to all).",
     )
 
 
 class PointsSystem(Strict):
     enabled: bool = Field(False, description="Run a points system.")
     initial: int = Field(1000, ge=0, le=100_000, description="Starting score [points].")
-    deltas: dict[str, Annotated[int, Field(ge=-100_000, le=100_000)]] = Field(
-        default_factory=dict,
+    deltas: dict[Name, Annotated[int, Field(ge=-100_000, le=100_000)]] = Field(
+        default_factory=dict, max_length=ENTRIES_MAX,
         description="Score change per recorded behaviour [points], keyed by behaviour.",
     )
     listing_delta: int = Field(
@@ -180,8 +263,8 @@ class PointsSystem(Strict):
         default_factory=lambda: {"AAA": 1050, "AA": 1030, "A": 960, "B": 850, "C": 600},
         description="Lowest score of each grade above D [points].",
     )
-    instant_grade: dict[str, Grade] = Field(
-        default_factory=dict,
+    instant_grade: dict[Name, Grade] = Field(
+        default_factory=dict, max_length=ENTRIES_MAX,
         description="Behaviours that cap the grade at once (e.g. drunk driving -> C).",
     )
     instant_grade_days: int = Field(
@@ -211,8 +294,9 @@ class PointsSystem(Strict):
 
 class CourtList(Strict):
     enabled: bool = Field(False, description="Run the dishonest-persons list.")
-    triggers: list[str] = Field(
+    triggers: list[Name] = Field(
         default_factory=lambda: ["judgment_default", "firm_judgment_default"],
+        max_length=ENTRIES_MAX,
         description="Behaviours that open an enforcement case.",
     )
     grace_days: int = Field(
@@ -239,10 +323,10 @@ class CourtList(Strict):
         0.0, ge=0, le=1,
         description="Probability a fixed-term listing still unpaid at its end is extended.",
     )
-    extension_years: tuple[int, int] = Field(
+    extension_years: IntPair = Field(
         (1, 3), description="Range of an extension, drawn uniformly [years]."
     )
-    delist_days: tuple[int, int] = Field(
+    delist_days: IntPair = Field(
         (1, 5), description="Calendar days from payment to delisting (3 working days)."
     )
     contest_prob: float = Field(
@@ -303,13 +387,13 @@ class CompositeSystem(Strict):
                                  "identity": 0.15, "relationships": 0.05},
         description="Weight of each dimension (normalised to sum 1).",
     )
-    history_marks: dict[str, Annotated[float, Field(ge=-100, le=100)]] = Field(
-        default_factory=dict,
+    history_marks: dict[Name, Annotated[float, Field(ge=-100, le=100)]] = Field(
+        default_factory=dict, max_length=ENTRIES_MAX,
         description="Change of the history dimension's log-odds per recorded behaviour, "
         "keyed by behaviour (negative lowers) [log-odds].",
     )
-    behaviour_marks: dict[str, Annotated[float, Field(ge=-100, le=100)]] = Field(
-        default_factory=dict,
+    behaviour_marks: dict[Name, Annotated[float, Field(ge=-100, le=100)]] = Field(
+        default_factory=dict, max_length=ENTRIES_MAX,
         description="Change of the behaviour dimension's log-odds per recorded behaviour "
         "[log-odds].",
     )
@@ -336,8 +420,8 @@ class CompositeSystem(Strict):
         0, ge=0, le=10_000,
         description="Points taken off the score while on the court list [points].",
     )
-    bands: dict[str, Annotated[int, Field(ge=0, le=10_000)]] = Field(
-        default_factory=dict,
+    bands: dict[Name, Annotated[int, Field(ge=0, le=10_000)]] = Field(
+        default_factory=dict, max_length=ENTRIES_MAX,
         description="Published bands: name -> lowest score of the band [points].",
     )
     transparency: float = Field(
@@ -413,11 +497,11 @@ class FirmLists(Strict):
     """Credit China: firms' public records with display periods, black and red lists."""
 
     enabled: bool = Field(False, description="Run firm black and red lists.")
-    severity: dict[str, Severity] = Field(
-        default_factory=dict,
+    severity: dict[Name, Severity] = Field(
+        default_factory=dict, max_length=ENTRIES_MAX,
         description="Severity of each recorded firm behaviour (minor, moderate, serious).",
     )
-    display_days: dict[Severity, tuple[int, int]] = Field(
+    display_days: dict[Severity, IntPair] = Field(
         default_factory=lambda: {"minor": (90, 90), "moderate": (90, 365),
                                  "serious": (365, 1095)},
         description="Range of the public display period by severity, drawn uniformly "
@@ -450,13 +534,21 @@ class FirmLists(Strict):
         return self
 
 
+# A condition is a short formula ('grade<=C', 'score<550'); a longer one is a mistake.
+CONDITION_MAX = 40
+
+
 class Gate(Strict):
     domain: Domain = Field(description="Domain of the service.")
-    provider: str = Field("", description="Who applies it (airline, bank, ...).")
+    provider: ShortText = Field(
+        "", description="Who applies it (airline, bank, ...); free text."
+    )
     condition: str = Field(
+        max_length=CONDITION_MAX,
         description="'listed' (court list), 'blacklisted' (legal representative of a firm "
         "on the firm blacklist), 'grade<=X' / 'grade>=X' (points grade AAA..D), "
-        "'score<N' / 'score>=N' (composite score), 'rating<N' / 'rating>=N' (peer rating)."
+        "'score<N' / 'score>=N' (composite score, N in [0, 10000]), 'rating<N' / 'rating>=N' "
+        "(peer rating, N in [0, 5])."
     )
     effect: Literal["deny", "surcharge", "perk", "shame"] = Field(
         "deny", description="What happens to a person who meets the condition."
@@ -502,6 +594,12 @@ class Gate(Strict):
         return self
 
 
+# Thresholds a gate may compare with: a composite score lies in [0, 10000] (the bounds of
+# composite.low and high), a peer rating in [1, 5] (a threshold from 0 to 5).
+THRESHOLDS = {"score": (0.0, 10_000.0), "rating": (0.0, 5.0)}
+THRESHOLD_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def parse_condition(cond: str) -> tuple[str, float]:
     """The kind of a gate's condition and its threshold:
     'listed' -> ('listed', 0); 'grade<=C' -> ('le', 4); 'grade>=A' -> ('ge', 2);
@@ -513,13 +611,19 @@ def parse_condition(cond: str) -> tuple[str, float]:
     for op, key in (("<=", "le"), (">=", "ge")):
         if c.startswith("grade" + op) and c[len("grade" + op):] in GRADES:
             return key, GRADES.index(c[len("grade" + op):])
-    for var in ("score", "rating"):
+    for var, (lo, hi) in THRESHOLDS.items():
         for op, key in ((">=", "ge"), ("<", "lt")):
             if c.startswith(var + op):
-                try:
-                    return f"{var}_{key}", float(c[len(var + op):])
-                except ValueError:
-                    break
+                # A plain decimal number: float() alone would also read 'nan', 'inf',
+                # '1_000', surrounding whitespace and non-ASCII digits.
+                text = c[len(var + op):]
+                n = float(text) if THRESHOLD_RE.fullmatch(text) else math.nan
+                if not (math.isfinite(n) and lo <= n <= hi):
+                    raise ValueError(
+                        f"condition {cond!r}: the threshold of {var} must be a number in "
+                        f"[{lo:g}, {hi:g}]"
+                    )
+                return f"{var}_{key}", n
     raise ValueError(
         f"condition {cond!r} is not one of 'listed', 'blacklisted', 'grade<=X', 'grade>=X' "
         "(X in " + ", ".join(GRADES) + "), 'score<N', 'score>=N', 'rating<N', 'rating>=N'"
@@ -617,7 +721,7 @@ class Threats(Strict):
         description="Whom insiders target: anyone, critics (the most vocal 10 %), or a few "
         "personal enemies of each insider.",
     )
-    insider_behaviour: str = Field(
+    insider_behaviour: Name = Field(
         "other_bad_faith", description="The scored behaviour an insider's edit records."
     )
     enemies_per_insider: int = Field(
@@ -634,7 +738,7 @@ class Threats(Strict):
         0.0, ge=0, le=0.1,
         description="Malicious reports per adult per day against a contact [reports/day].",
     )
-    informant_behaviour: str = Field(
+    informant_behaviour: Name = Field(
         "rumour", description="The scored behaviour a malicious informant reports."
     )
     colluders_per_million: float = Field(
@@ -642,7 +746,7 @@ class Threats(Strict):
         description="People in rings that vouch for each other's good deeds to cross a "
         "threshold [per million people].",
     )
-    collusion_behaviour: str = Field(
+    collusion_behaviour: Name = Field(
         "volunteering", description="The rewarded behaviour colluders certify for each other."
     )
     collusion_rate: float = Field(
@@ -656,19 +760,23 @@ class Threats(Strict):
 
 
 class Scenario(Strict):
-    name: str = Field("custom", description="Short name of the scenario.")
-    description: str = Field("", description="One line on what it models.")
+    name: ShortText = Field(
+        "custom", description="Short name of the scenario; free text."
+    )
+    description: LongText = Field(
+        "", description="One line on what it models; free text."
+    )
     run: RunParams = Field(default_factory=RunParams)
     population: PopulationParams = Field(default_factory=PopulationParams)
     graph: GraphParams = Field(default_factory=GraphParams)
-    channels: dict[str, Channel] = Field(default_factory=dict)
-    behaviours: dict[str, Behaviour] = Field(default_factory=dict)
+    channels: dict[Name, Channel] = Field(default_factory=dict, max_length=ENTRIES_MAX)
+    behaviours: dict[Name, Behaviour] = Field(default_factory=dict, max_length=ENTRIES_MAX)
     points: PointsSystem = Field(default_factory=PointsSystem)
     court_list: CourtList = Field(default_factory=CourtList)
     composite: CompositeSystem = Field(default_factory=CompositeSystem)
     rating: PeerRating = Field(default_factory=PeerRating)
     firm_lists: FirmLists = Field(default_factory=FirmLists)
-    gates: dict[str, Gate] = Field(default_factory=dict)
+    gates: dict[Name, Gate] = Field(default_factory=dict, max_length=ENTRIES_MAX)
     adaptation: Adaptation = Field(default_factory=Adaptation)
     feedback: Feedback = Field(default_factory=Feedback)
     safeguards: Safeguards = Field(default_factory=Safeguards)
@@ -684,8 +792,6 @@ class Scenario(Strict):
                     raise ValueError(
                         f"channels.{cname}.{key}: give 1 value or one per group ({n_groups})"
                     )
-                if any(v < 0 for v in vals):
-                    raise ValueError(f"channels.{cname}.{key}: values must be >= 0")
             if max(ch.detection_by_group) * ch.detection > 1 + 1e-9:
                 raise ValueError(
                     f"channels.{cname}: detection x detection_by_group exceeds 1"
@@ -777,7 +883,39 @@ class Scenario(Strict):
                 raise ValueError(
                     f"gates.{gname}.condition: {g.condition!r} needs {system}.enabled"
                 )
+        _check_columns(self)
         return self
+
+
+# --- timeseries columns named after user names -------------------------------------------
+# The daily timeseries has a column per gate (`gate_<name>`, `gate_<name>_wrongful`, in
+# engine.Simulation._daily_row) and per composite band (`band_<name>`, beside the fixed
+# `band_below_lowest`, in systems/composite.py). The row is a dict: two names that give
+# the same column would silently overwrite one count with another. DuckDB, which serves
+# `credsim query`, matches column names without regard to case, so columns that differ
+# only in case collide too. Checked whether or not the system is enabled, so that a
+# scenario stays valid when an override switches it on.
+FIXED_NAMED_COLUMNS = {"band_below_lowest": "the count below the lowest band"}
+
+
+def named_columns(s: Scenario) -> list[tuple[str, str]]:
+    """(column, what makes it) for each timeseries column built from a user's name."""
+    cols: list[tuple[str, str]] = []
+    for g in s.gates:
+        cols += [(f"gate_{g}", f"gates.{g}"), (f"gate_{g}_wrongful", f"gates.{g} (wrongful)")]
+    cols += [(f"band_{b}", f"composite.bands.{b}") for b in s.composite.bands]
+    return cols
+
+
+def _check_columns(s: Scenario) -> None:
+    seen = {col.lower(): what for col, what in FIXED_NAMED_COLUMNS.items()}
+    for col, what in named_columns(s):
+        if col.lower() in seen:
+            raise ValueError(
+                f"{what.split(' ')[0]}: its timeseries column {col!r} is already that of "
+                f"{seen[col.lower()]}; rename one (column names ignore case)"
+            )
+        seen[col.lower()] = what
 
 
 def _known(s: Scenario) -> str:

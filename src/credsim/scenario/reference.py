@@ -6,11 +6,11 @@ from __future__ import annotations
 import typing
 from typing import Any
 
-from annotated_types import Ge, Gt, Le, Lt
-from pydantic import BaseModel
+from annotated_types import Ge, Gt, Le, Lt, MaxLen
+from pydantic import AfterValidator, BaseModel
 from pydantic_core import PydanticUndefined
 
-from credsim.scenario.model import Behaviour, Channel, Gate, Scenario
+from credsim.scenario.model import NAME_RULE, Behaviour, Channel, Gate, Scenario, _check_name
 
 # Tables keyed by a name the user chooses, and the model of each entry.
 KEYED = {"channels": Channel, "behaviours": Behaviour, "gates": Gate}
@@ -37,7 +37,13 @@ def _walk(model: type[BaseModel], prefix: str, rows: list) -> None:
                      field.description or ""))
 
 
+def _bare(ann: Any) -> Any:
+    """The type inside Annotated[type, ...]."""
+    return typing.get_args(ann)[0] if typing.get_origin(ann) is typing.Annotated else ann
+
+
 def _type_name(ann: Any) -> str:
+    ann = _bare(ann)
     origin = typing.get_origin(ann)
     if origin is typing.Literal:
         return "string"
@@ -71,9 +77,49 @@ def _allowed(field, ann: Any) -> str:
         typing.Literal
     ):
         return "values: " + ", ".join(typing.get_args(typing.get_args(ann)[1]))
+    parts = [_range(field.metadata)]
+    items = _item_type(ann)
+    if items is not None:
+        each = _range(_metadata(items))
+        parts.append(f"each {each}" if each else "")
+        if _is_name(items):
+            parts.append("each a name")
+    if _is_name(ann) or any(_is_name_validator(m) for m in field.metadata):
+        parts.append("a name")
+    for m in field.metadata:
+        if isinstance(m, MaxLen):
+            what = "characters" if _bare(ann) is str else "entries"
+            parts.append(f"at most {m.max_length} {what}")
+    return "; ".join(p for p in parts if p)
+
+
+def _item_type(ann: Any) -> Any:
+    """The type of the items of a list or pair, or of the values of a table."""
+    args = [a for a in typing.get_args(_bare(ann)) if a is not Ellipsis]
+    origin = typing.get_origin(_bare(ann))
+    if origin in (list, tuple) and args:
+        return args[0]
+    if origin is dict:
+        return args[1]
+    return None
+
+
+def _metadata(ann: Any) -> list:
+    return list(typing.get_args(ann)[1:]) if typing.get_origin(ann) is typing.Annotated else []
+
+
+def _is_name_validator(m: Any) -> bool:
+    return isinstance(m, AfterValidator) and m.func is _check_name
+
+
+def _is_name(ann: Any) -> bool:
+    return any(_is_name_validator(m) for m in _metadata(ann))
+
+
+def _range(metadata: list) -> str:
     lo = hi = None
     lo_op = hi_op = ""
-    for m in field.metadata:
+    for m in _flat(metadata):
         if isinstance(m, Ge):
             lo, lo_op = m.ge, "≤"
         elif isinstance(m, Gt):
@@ -89,6 +135,14 @@ def _allowed(field, ann: Any) -> str:
     return f"{left}x{right}"
 
 
+def _flat(metadata: list) -> list:
+    """Constraints, with those of a nested Field(...) (a FieldInfo) unpacked."""
+    out = []
+    for m in metadata:
+        out.extend(getattr(m, "metadata", [m]) if type(m).__name__ == "FieldInfo" else [m])
+    return out
+
+
 def _num(v: float) -> str:
     return f"{v:_}" if isinstance(v, int) else f"{v:g}"
 
@@ -100,6 +154,9 @@ def markdown() -> str:
         "Every key a scenario file accepts, generated from the code by "
         "`credsim params --markdown`. Units are in brackets in the description; "
         "`<name>` stands for a name you choose (a channel, behaviour or gate). "
+        f"Every name you choose (also band names and the keys of tables keyed by "
+        f"behaviour) uses {NAME_RULE}. "
+        "Numbers must be finite; `true`/`false` and quoted strings are not numbers. "
         "Unknown keys are rejected.",
         "",
         "| key | type | default | allowed | description |",
