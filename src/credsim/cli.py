@@ -152,31 +152,37 @@ def summary(
 @app.command()
 def query(
     run_path: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A results folder.")],
-    sql: Annotated[str, typer.Argument(help="SQL over timeseries, ledger, people, firms, "
-                                            "sanctions.")],
+    sql: Annotated[str, typer.Argument(help="One read-only query (SELECT, WITH, EXPLAIN, "
+                                            "DESCRIBE, SHOW) over timeseries, ledger, "
+                                            "people, firms, sanctions.")],
     fmt: Annotated[str, typer.Option("--format", help="table or csv.")] = "table",
-    limit: Annotated[int, typer.Option(help="Most rows shown as a table.")] = 50,
+    limit: Annotated[int, typer.Option(help="Most rows shown as a table (at least 1); csv "
+                                            "prints every row.", min=1)] = 50,
 ) -> None:
-    """Run SQL (DuckDB) over a run's tables."""
-    from credsim.results.query import query as run_query
+    """Run one read-only SQL query (DuckDB) over a run's tables; nothing else is read or
+    written."""
+    from credsim.results.query import stream
 
     if fmt not in ("table", "csv"):
         _fail(f"--format {fmt!r}: allowed: table, csv")
     try:
-        cols, rows = run_query(run_path, sql)
+        with stream(run_path, sql) as result:
+            if fmt == "csv":
+                w = csv.writer(sys.stdout)
+                w.writerow(result.columns)
+                for batch in result.batches():
+                    w.writerows(batch)
+                return
+            rows = result.fetch(limit + 1)  # one more than shown: are there more?
     except InputError as exc:
         _fail(str(exc))
-    if fmt == "csv":
-        w = csv.writer(sys.stdout)
-        w.writerow(cols)
-        w.writerows(rows)
-        return
-    t = Table(*cols)
+    t = Table(*(escape(c) for c in result.columns))
     for r in rows[:limit]:
-        t.add_row(*(_fmt(v) for v in r))
+        t.add_row(*(escape(_fmt(v)) for v in r))
     out.print(t)
     if len(rows) > limit:
-        out.print(f"({len(rows) - limit} more rows; use --limit or --format csv)")
+        out.print(f"(more rows than the {limit:,} shown; use --limit N or --format csv)",
+                  highlight=False)
 
 
 @app.command()
