@@ -222,15 +222,17 @@ def audit(
         path = write_measures(measures, run_path)
     except InputError as exc:
         _fail(str(exc))
-    t = Table(title=f"harm audit of {run_path}")
+    t = Table(title=f"harm audit of {escape(str(run_path))}")
     # Names and values stay whole on a narrow terminal; the units wrap.
     for c, j, whole in (("measure", "left", True), ("key", "left", True),
                         ("value", "right", True), ("unit", "left", False)):
         t.add_column(c, justify=j, no_wrap=whole, min_width=6 if not whole else None)
     for m in measures:
-        t.add_row(m.measure, m.key, "n/a" if m.value is None else f"{m.value:,.4g}", m.unit)
+        t.add_row(m.measure, escape(m.key), "n/a" if m.value is None else f"{m.value:,.4g}",
+                  escape(m.unit))
     out.print(t)
-    out.print(f"measures: [bold]{path}[/] (definitions: docs/measures.md)", highlight=False)
+    out.print(f"measures: [bold]{escape(str(path))}[/] (definitions: docs/measures.md)",
+              highlight=False)
 
 
 _Workers = Annotated[
@@ -313,7 +315,7 @@ def report(
         written = rpt.write_report(path, out_file)
     except InputError as exc:
         _fail(str(exc))
-    out.print(f"report: [bold]{written}[/]", highlight=False)
+    out.print(f"report: [bold]{escape(str(written))}[/]", highlight=False)
 
 
 @app.command()
@@ -339,17 +341,17 @@ def _print_summary(run_path: Path, baseline: Path | None) -> None:
     from credsim.results.summary import summarize
 
     manifest, figs = summarize(run_path, baseline)
-    t = Table(title=f"{manifest['scenario_name']}: {manifest['people']:,} people, "
+    t = Table(title=f"{escape(manifest['scenario_name'])}: {manifest['people']:,} people, "
                     f"{manifest['days']} days, seed {manifest['scenario']['run']['seed']}")
     t.add_column("figure")
     t.add_column("value", justify="right")
     t.add_column("unit")
     for f in figs:
-        t.add_row(f.name, "n/a" if f.value is None else f"{f.value:,.4g}", f.unit)
+        t.add_row(escape(f.name), "n/a" if f.value is None else f"{f.value:,.4g}", f.unit)
     out.print(t)
-    pds = manifest.get("person_days_per_second")
-    if pds:
-        out.print(f"{manifest['wall_seconds']:.1f} s, {pds:,.0f} person-days/s", highlight=False)
+    pds, wall = manifest.get("person_days_per_second"), manifest.get("wall_seconds")
+    if pds and wall is not None:
+        out.print(f"{wall:.1f} s, {pds:,.0f} person-days/s", highlight=False)
 
 
 def _terminate(signum, frame) -> None:

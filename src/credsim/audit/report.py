@@ -39,10 +39,11 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from credsim import __version__
 from credsim.audit.measures import FOUR_FIFTHS, Measure, compute
+from credsim.audit.measures import SCHEMA as MEASURES_SCHEMA
 from credsim.audit.replicates import FORMAT_VERSION as COMPARISON_FORMAT_VERSION
 from credsim.errors import InputError
 from credsim.results.query import connect
-from credsim.results.run_dir import open_run, read_manifest
+from credsim.results.run_dir import open_run, read_manifest, reading
 from credsim.scenario.model import GRADES
 
 COMPARISON_KINDS = ("compare", "sweep")
@@ -62,14 +63,41 @@ def write_report(path: Path, out: Path | None = None) -> Path:
     manifest = read_manifest(
         path, "no such folder (expected a run folder or a compare/sweep folder)",
         "neither a run folder nor a compare/sweep folder (no manifest.json)")
-    text = _comparison_report(path, manifest) if "kind" in manifest else _run_report(path)
     target = Path(out) if out is not None else path / "report.html"
+    _check_replaceable(target)  # before the work, so a refusal comes at once
+    text = _comparison_report(path, manifest) if "kind" in manifest else _run_report(path)
     return _write_atomic(target, text)
 
 
-def _write_atomic(target: Path, text: str) -> Path:
+# Every report carries this in its head; only a file that has it is ever replaced.
+GENERATOR = f'<meta name="generator" content="credsim {html.escape(__version__)}">'
+_MARK = b'<meta name="generator" content="credsim '
+# Reports written before the mark existed begin with exactly this.
+_LEGACY_START = (b'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+                 b'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+                 b"<title>credsim ")
+_HEAD_BYTES = 4096  # the mark is within the head's first lines
+
+
+def _check_replaceable(target: Path) -> None:
+    """Refuse a target that is a folder or an existing file credsim did not write as a
+    report (a run's manifest or tables, or any other file)."""
     if target.is_dir():
         raise InputError(f"{target}: is a folder; give --out a file name")
+    if not (target.exists() or target.is_symlink()):
+        return
+    try:
+        with open(target, "rb") as f:
+            head = f.read(_HEAD_BYTES)
+    except OSError as exc:
+        raise InputError(f"{target}: cannot read the existing file ({exc.strerror})") from None
+    if target.is_symlink() or not (_MARK in head or head.startswith(_LEGACY_START)):
+        raise InputError(f"{target}: already exists and is not a report written by credsim; "
+                         "it is left unchanged (give --out a new file name)")
+
+
+def _write_atomic(target: Path, text: str) -> Path:
+    _check_replaceable(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +166,7 @@ details{margin:.8em 0}
 
 def _page(title: str, subtitle: str, body: list[str]) -> str:
     return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">', GENERATOR,
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{e(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body><main>",
         f"<h1>{e(title)}</h1>", f'<p class="sub">{subtitle}</p>', *body,
@@ -220,6 +248,7 @@ def _load_measures(path: Path) -> list[Measure]:
     mp = path / "measures.parquet"
     if not mp.is_file():
         return fresh
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -230,6 +259,11 @@ def _load_measures(path: Path) -> list[Measure]:
     if missing:
         raise InputError(f"{mp}: not a measures file (missing columns: "
                          f"{', '.join(sorted(missing))})")
+    try:
+        t = t.select(MEASURES_SCHEMA.names).cast(MEASURES_SCHEMA)
+    except (pa.ArrowException, ValueError) as exc:
+        raise InputError(f"{mp}: not a measures file (columns of the wrong type: "
+                         f"{str(exc).splitlines()[0]})") from None
     saved = {(r["measure"], r["key"] or ""): Measure(r["measure"], r["key"] or "", r["value"],
                                                      r["unit"])
              for r in t.to_pylist()}
@@ -240,6 +274,11 @@ def _load_measures(path: Path) -> list[Measure]:
 def _load_run(path: Path) -> _RunData:
     manifest = open_run(path)
     measures = _load_measures(path)
+    with reading(path):
+        return _read_tables(path, manifest, measures)
+
+
+def _read_tables(path: Path, manifest: dict, measures: list[Measure]) -> _RunData:
     con = connect(path)
     try:
         ts = con.execute("SELECT * FROM timeseries ORDER BY day").fetchnumpy()

@@ -1355,8 +1355,8 @@ def _render_ledger(entries: list[LedgerEntry], con: Console, title: str) -> None
         t.add_column(c, justify=j, no_wrap=True)
     t.add_column("what it did / what ended it", overflow="fold", min_width=30)
     for e in entries:
-        t.add_row(str(e.day), e.kind, e.cause, e.channel, _record_text(e.record), e.change,
-                  e.note)
+        t.add_row(str(e.day), *(escape(str(x)) for x in (e.kind, e.cause, e.channel)),
+                  _record_text(e.record), escape(e.change), escape(e.note))
     con.print(t)
 
 
