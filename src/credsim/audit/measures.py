@@ -127,6 +127,11 @@ class _Audit:
         self.year = 365.0 / self.days
         self.ts_cols = {r[0] for r in con.execute("DESCRIBE timeseries").fetchall()}
         self.people_cols = {r[0] for r in con.execute("DESCRIBE people").fetchall()}
+        (counted,) = con.execute("SELECT count(*) FROM people WHERE age_band != 'child'"
+                                 ).fetchone()
+        if counted != self.adults:
+            raise InputError(f"{run / 'manifest.json'}: adults is {self.adults:,} but "
+                             f"people.parquet has {counted:,} adults")
         self.out: list[Measure] = []
 
     def add(self, measure: str, value, unit: str, key: str = "") -> None:

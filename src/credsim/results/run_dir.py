@@ -312,7 +312,8 @@ def open_run(path: Path) -> dict:
                          f"({_first_error(exc, 'scenario')})") from None
     _check_consistent(mf, m)
     check_tables(path, m, scenario)
-    return manifest
+    # The readers see the scenario as validated: every key present, defaults filled in.
+    return {**manifest, "scenario": scenario.model_dump(mode="json")}
 
 
 def _first_error(exc: ValidationError, prefix: str = "") -> str:
@@ -348,6 +349,24 @@ BASE_COLUMNS: dict[str, tuple[str, ...]] = {
     "sanctions": ("day", "id", "gate", "effect", "gate_domain", "trigger_domain",
                   "wrongful"),
 }
+
+
+# The required columns that hold labels or flags; every other one holds numbers.
+TEXT_COLUMNS = {"entity", "kind", "cause", "channel", "record", "age_band", "school", "grade",
+                "grade_true", "uscc", "sector", "gate", "effect", "gate_domain",
+                "trigger_domain"}
+FLAG_COLUMNS = {"sanctioned", "sanctioned_wrongful", "ever_listed", "wrongful",
+                "composite_participant", "blacklisted", "blacklisted_true", "red_listed"}
+
+
+def _type_ok(column: str, t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if column in TEXT_COLUMNS:
+        return pa.types.is_string(t) or pa.types.is_large_string(t)
+    if column in FLAG_COLUMNS:
+        return pa.types.is_boolean(t) or pa.types.is_integer(t)
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
 
 
 def required_columns(s: Scenario) -> dict[str, set[str]]:
@@ -388,18 +407,40 @@ def check_tables(path: Path, m: RunManifest, s: Scenario) -> None:
             raise InputError(f"{path}: {table}.parquet is missing")
         try:
             meta = pq.ParquetFile(f).metadata
-            names = set(meta.schema.to_arrow_schema().names)
+            schema = meta.schema.to_arrow_schema()
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{f}: not a readable Parquet file "
                              f"({_first_line(exc)})") from None
-        missing = sorted(needed - names)
+        missing = sorted(needed - set(schema.names))
         if missing:
             raise InputError(f"{f}: missing column{'s' * (len(missing) > 1)} "
                              f"{', '.join(missing)} (this scenario's run writes them)")
+        wrong = sorted(c for c in needed if not _type_ok(c, schema.field(c).type))
+        if wrong:
+            raise InputError(f"{f}: column {wrong[0]} has the wrong type "
+                             f"({schema.field(wrong[0]).type})")
         expected = rows.get(table)
         if expected is not None and meta.num_rows != expected:
             raise InputError(f"{f}: {meta.num_rows:,} rows but the manifest says "
                              f"{expected:,} ({'days' if table == 'timeseries' else table})")
+    if s.points.enabled:
+        _check_adults(path / "timeseries.parquet", m.adults)
+
+
+def _check_adults(ts: Path, adults: int) -> None:
+    """Every adult holds a grade: the grade counts of each day add up to the adults."""
+    try:
+        t = pq.read_table(ts, columns=[f"grade_{g}" for g in GRADES])
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{ts}: not a readable Parquet file ({_first_line(exc)})") from None
+    try:
+        totals = set(np.sum([np.asarray(c, dtype=np.int64) for c in t.columns], axis=0))
+    except (TypeError, ValueError):
+        raise InputError(f"{ts}: the grade columns are not counts") from None
+    if totals != {adults}:
+        raise InputError(f"{ts}: the grade counts add up to "
+                         f"{', '.join(f'{int(x):,}' for x in sorted(totals)[:3])} adults but "
+                         f"the manifest says {adults:,}")
 
 
 def _first_line(exc: BaseException) -> str:
