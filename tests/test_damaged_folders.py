@@ -278,3 +278,98 @@ def test_a_run_inside_a_compare_folder_is_not_a_run(tmp_path):
     for name, args in COMMANDS.items():
         r = _invoke(name, str(tmp_path / "runs"), *args)
         assert r.exit_code == 2 and "manifest.json" in r.stderr
+
+
+# Damaged compare and sweep folders ---------------------------------------------------------
+
+def _comparison(folder: Path, kind: str = "compare") -> Path:
+    """A compare (or sweep) folder as credsim.audit.replicates writes it, made-up numbers."""
+    folder.mkdir()
+    labels = ["baseline", "rongcheng"]
+    (folder / "manifest.json").write_text(json.dumps({
+        "kind": kind, "format_version": COMPARISON_FORMAT_VERSION, "complete": True,
+        "replicates": 3, "seeds": "base seed + replicate: 1 to 3", "bound_days": 30.0,
+        "vary": [{"key": "points.initial", "values": [900, 1000]}] if kind == "sweep" else [],
+        "points": [{"point": i, "label": lab} for i, lab in enumerate(labels)]}))
+    rows = []
+    for pt, label in enumerate(labels):
+        for measure, key in (("wrongful_share", ""), ("sanction_impact_ratio", "group=1"),
+                             ("voice_per_1000_person_days", "")):
+            mean = 0.5 + 0.1 * pt
+            rows.append({"scenario": label, "point": pt, "measure": measure, "key": key,
+                         "unit": "share", "n": 3, "mean": mean, "sd": 0.01,
+                         "ci_low": mean - 0.02, "ci_high": mean + 0.02,
+                         "versus": "baseline" if pt else None, "diff_n": 3 if pt else None,
+                         "diff_mean": 0.1 * pt if pt else None, "diff_sd": None,
+                         "diff_ci_low": 0.05 * pt if pt else None,
+                         "diff_ci_high": 0.15 * pt if pt else None})
+    pq.write_table(pa.Table.from_pylist(rows), folder / "summary.parquet")
+    return folder
+
+
+comparison_damage = st.one_of(
+    st.tuples(st.just("file"), st.sampled_from(["truncate", "empty", "random", "delete"]),
+              st.floats(0, 1, exclude_max=True), st.binary(min_size=1, max_size=64)),
+    st.tuples(st.just("column"), st.sampled_from(["point", "mean", "ci_low", "measure",
+                                                  "key", "scenario", "unit", "diff_mean"]),
+              st.sampled_from(["text", "drop", "null"])),
+    st.tuples(st.just("manifest"), st.sampled_from(["kind", "format_version", "complete",
+                                                    "replicates", "seeds", "bound_days",
+                                                    "vary", "points"]), values),
+)
+
+
+def _damage_comparison(folder: Path, damage: tuple) -> None:
+    sp = folder / "summary.parquet"
+    if damage[0] == "file":
+        data = sp.read_bytes()
+        how, where, noise = damage[1:]
+        if how == "delete":
+            sp.unlink()
+        else:
+            sp.write_bytes({"truncate": data[:int(where * len(data))], "empty": b"",
+                            "random": noise}[how])
+    elif damage[0] == "column":
+        t = pq.read_table(sp)
+        col, how = damage[1:]
+        if how == "drop":
+            t = t.drop_columns([col])
+        else:
+            i = t.column_names.index(col)
+            new = (pa.array(["x"] * t.num_rows) if how == "text"
+                   else pa.nulls(t.num_rows, t.schema.field(col).type))
+            t = t.set_column(i, col, new)
+        pq.write_table(t, sp)
+    else:
+        m = json.loads((folder / "manifest.json").read_text("utf-8"))
+        m[damage[1]] = damage[2]
+        (folder / "manifest.json").write_text(json.dumps(m), "utf-8")
+
+
+@_settings(25)
+@given(kind=st.sampled_from(["compare", "sweep"]), damage=comparison_damage)
+def test_damaged_comparison_folders(tmp_path_factory, kind, damage):
+    work = tmp_path_factory.mktemp("cmp")
+    folder = _comparison(work / "cmp", kind)
+    _damage_comparison(folder, damage)
+    for name, args in COMMANDS.items():
+        r = _invoke(name, str(folder), *args)
+        assert r.exception is None or isinstance(r.exception, SystemExit), (
+            name, damage, repr(r.exception))
+        assert r.exit_code in (0, 2), (name, damage, r.stderr)
+        if r.exit_code == 2:
+            lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+            assert len(lines) == 1 and lines[0].startswith("error: "), (name, damage, r.stderr)
+        else:
+            assert name == "report", (name, damage)
+    assert sorted(p.name for p in work.iterdir()) == ["cmp"]
+    left = {p.name for p in folder.iterdir()} - {"manifest.json", "summary.parquet"}
+    assert left <= {"report.html"}, left
+
+
+def test_an_intact_comparison_folder_gets_its_report(tmp_path):
+    for kind in ("compare", "sweep"):
+        folder = _comparison(tmp_path / kind, kind)
+        r = _invoke("report", str(folder))
+        assert r.exit_code == 0, r.stderr
+        assert (folder / "report.html").is_file()

@@ -33,9 +33,12 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from credsim import __version__
 from credsim.audit.measures import FOUR_FIFTHS, Measure, compute
@@ -248,7 +251,6 @@ def _load_measures(path: Path) -> list[Measure]:
     mp = path / "measures.parquet"
     if not mp.is_file():
         return fresh
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -788,6 +790,31 @@ def _run_report(path: Path) -> str:
 
 SUMMARY_COLUMNS = ("scenario", "point", "measure", "key", "unit", "n", "mean", "ci_low",
                    "ci_high", "diff_mean", "diff_ci_low", "diff_ci_high")
+_TEXT, _WHOLE = ("scenario", "measure", "key", "unit"), ("point", "n")
+REQUIRED_VALUES = ("scenario", "point", "measure")  # never null
+
+
+class _ComparisonManifest(BaseModel):
+    """The fields of a compare/sweep manifest that the report shows, with their types."""
+
+    model_config = ConfigDict(extra="allow")
+
+    replicates: int | None = None
+    seeds: str | None = None
+    bound_days: float = Field(30.0, ge=0)
+    vary: list[dict[str, Any]] = []
+
+    @field_validator("vary")
+    @classmethod
+    def _values_are_lists(cls, vary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if any(not isinstance(v.get("values", []), list) for v in vary):
+            raise ValueError("each entry's values must be a list")
+        return vary
+
+
+def _summary_schema() -> pa.Schema:
+    return pa.schema([(c, pa.string() if c in _TEXT else pa.int64() if c in _WHOLE
+                       else pa.float64()) for c in SUMMARY_COLUMNS])
 HEADLINE = [
     ("sanctioned_person_days_per_million", ""), ("wrongful_share", ""),
     ("new_listings_per_million", ""), ("listed_per_million", ""),
@@ -844,6 +871,12 @@ def _load_comparison(path: Path, manifest: dict) -> _Comparison:
         hint = (f"finish it with `credsim sweep --resume {path}`" if kind == "sweep"
                 else "run the comparison again")
         raise InputError(f"{mf}: the {kind} is not marked complete; {hint}")
+    try:
+        manifest = {**manifest, **_ComparisonManifest.model_validate(manifest).model_dump()}
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(f"{mf}: not a valid {kind} manifest "
+                         f"({'.'.join(map(str, err['loc']))}: {err['msg']})") from None
     sp = path / "summary.parquet"
     if not sp.is_file():
         raise InputError(f"{path}: summary.parquet is missing (the {kind}'s means and "
@@ -858,6 +891,14 @@ def _load_comparison(path: Path, manifest: dict) -> _Comparison:
     if missing:
         raise InputError(f"{sp}: not a credsim summary (missing columns: "
                          f"{', '.join(missing)})")
+    try:
+        table = table.select(list(SUMMARY_COLUMNS)).cast(_summary_schema())
+    except (pa.ArrowException, ValueError) as exc:
+        raise InputError(f"{sp}: not a credsim summary (a column of the wrong type: "
+                         f"{str(exc).splitlines()[0]})") from None
+    nulls = [c for c in REQUIRED_VALUES if table.column(c).null_count]
+    if nulls:
+        raise InputError(f"{sp}: not a credsim summary (empty values in {nulls[0]})")
     rows = table.to_pylist()
     if not rows:
         raise InputError(f"{sp}: the summary has no rows")
