@@ -99,7 +99,7 @@ def test_hostile_gate_name_runs_no_sql(run, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ['fl"ights', "fl'ights", "a\\b", "[bold]x[/]", "x;--",
-                                  "<b>g</b>"])
+                                  "<b>g</b>", "x[/]"])
 def test_quotes_in_gate_names_do_not_crash_the_readers(run, tmp_path, name):
     folder = _rename_gate(run, tmp_path / "q", "flights", name)
     for args in READERS:

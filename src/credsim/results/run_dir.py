@@ -320,7 +320,7 @@ def _first_error(exc: ValidationError, prefix: str = "") -> str:
     """The first validation error as `key: message` (and how many more there are)."""
     errors = exc.errors()
     first = errors[0]
-    key = ".".join([prefix] * bool(prefix) + [str(x) for x in first["loc"]]) or "(top)"
+    key = ".".join(([prefix] if prefix else []) + [str(x) for x in first["loc"]]) or "(top)"
     more = f"; and {len(errors) - 1} more" if len(errors) > 1 else ""
     return f"{key}: {first['msg']}{more}"
 
