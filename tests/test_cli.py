@@ -246,9 +246,10 @@ def test_query_csv_is_not_truncated_by_limit(cli, cli_run):
     assert rows[0] == ["id"] and len(rows) == 2001 and rows[-1] == ["1999"]
 
 
-def test_query_table_limit_says_how_many_more(cli, cli_run):
+def test_query_table_limit_says_there_are_more(cli, cli_run):
+    # The table fetches one row more than it shows, so it cannot say how many more.
     r = cli("query", str(cli_run), "select id from people", "--limit", "5")
-    assert r.returncode == 0 and "1995 more rows" in r.stdout
+    assert r.returncode == 0 and "more rows than the 5 shown" in r.stdout
 
 
 @pytest.mark.parametrize("sql", ["selec 1", "select * from nosuch",

@@ -53,7 +53,7 @@ def hand_run(tmp_path) -> Path:
     run = tmp_path / "hand"
     run.mkdir()
     manifest = {"format_version": FORMAT_VERSION, "complete": True, "scenario": scen,
-                "scenario_name": "hand", "people": 8, "adults": 6, "days": DAYS,
+                "scenario_name": "hand", "people": 8, "adults": 6, "days": DAYS, "firms": 0,
                 "tables": ["timeseries", "ledger", "people", "firms", "sanctions"],
                 "score_assortativity": {"points": 0.25}}
     (run / "manifest.json").write_text(json.dumps(manifest))
@@ -70,6 +70,7 @@ def hand_run(tmp_path) -> Path:
         "voice_events": [4, 0, 0, 4], "ties_dropped": [0, 2, 0, 0],
         "events_court": [1, 0, 0, 1], "events_finance": [0, 0, 0, 0],
         "events_traffic": [3, 3, 3, 3],
+        "records_false": [0] * DAYS, "new_firm_listings": [0] * DAYS, "payments": [0] * DAYS,
     }
     for g, n in zip(("AAA", "AA", "A", "B", "C", "D"), (0, 1, 3, 0, 2, 0), strict=True):
         ts[f"grade_{g}"] = [n] * DAYS
@@ -94,8 +95,17 @@ def hand_run(tmp_path) -> Path:
         "contacts": [3, 2, 2, 1, 4, 0, 0, 0],
         "school": ["none"] * 6 + ["lost_private_place", "private"],
         "parent1": [-1] * 6 + [0, 4], "listings": [0, 0, 0, 1, 1, 0, 0, 0],
+        # Columns the other readers need; the measures do not depend on them.
+        "household": list(range(8)), "region": [0] * 8, "parent2": [-1] * 8,
+        "sanctioned": [False] * 8, "sanctioned_wrongful": [False] * 8,
+        "score_true": [1000] * 8, "grade_true": ["A"] * 8, "listings_false": [0] * 8,
+        "ever_listed": [False] * 3 + [True] * 2 + [False] * 3,
     })
-    _write(run, "firms", {"id": pa.array([], pa.int32())})
+    _write(run, "firms", {"id": pa.array([], pa.int32()), "uscc": pa.array([], pa.string()),
+                          "legal_rep": pa.array([], pa.int32()),
+                          "region": pa.array([], pa.int32()),
+                          "sector": pa.array([], pa.string()),
+                          "listed": pa.array([], pa.uint8())})
     # Five sanction applications, one perk: two outside their trigger's domain; the
     # bank_loans ones (45 days of income) exceed a 30-day bound.
     _write(run, "sanctions", {
@@ -205,7 +215,7 @@ def test_a_baseline_of_another_society_is_refused(hand_run, tmp_path):
     for f in hand_run.iterdir():
         (other / f.name).write_bytes(f.read_bytes())
     mf = json.loads((other / "manifest.json").read_text())
-    mf["days"] = DAYS + 1
+    mf["scenario"]["run"]["seed"] += 1
     (other / "manifest.json").write_text(json.dumps(mf))
     with pytest.raises(InputError, match="same people, days and seed"):
         compute(hand_run, other)
@@ -229,3 +239,46 @@ def test_audit_command_writes_measures_that_match_the_time_series(cli, busy_run)
 def test_audit_of_a_missing_folder_fails_cleanly(cli, tmp_path):
     r = cli("audit", str(tmp_path / "nope"))
     assert r.returncode == 2 and "no such run folder" in r.stderr
+
+
+# Small populations: counts that round to zero ------------------------------------------
+
+ROUNDS_TO_ZERO = {
+    # the shipped preset's 50 insiders per million are 0.25 people at 5,000
+    "safeguarded_insiders": ("safeguarded", ()),
+    "insiders": ("rongcheng", ("threats.insiders_per_million=50",)),
+    "insiders_with_informants": ("rongcheng", ("threats.insiders_per_million=50",
+                                               "threats.informant_rate=1e-4")),
+    "colluders": ("rongcheng", ("threats.colluders_per_million=50",)),
+    "no_firms": ("rongcheng", ("population.firms_per_thousand=0",)),
+    "no_children": ("rongcheng", ("population.household_size_mean=1",)),
+    "no_gates": ("rongcheng", ("gates={}",)),
+    "no_system": ("baseline", ()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROUNDS_TO_ZERO))
+def test_small_populations_where_counts_round_to_zero(simulate, tmp_path, case):
+    """Every reader works on a run whose insiders, colluders, firms, children or gates
+    are none; the insider measures then say no edits were made."""
+    from typer.testing import CliRunner
+
+    from credsim.audit.report import write_report
+    from credsim.cli import app
+
+    source, overrides = ROUNDS_TO_ZERO[case]
+    run = simulate(tmp_path / "run", source, overrides, people=5000, days=30).path
+    m = _by_key(compute(run))
+    s = load_scenario(source, list(overrides), people=5000, days=30)
+    if s.threats.insiders_per_million > 0:
+        assert m["insider_edits", ""] == 0
+        assert m["audit_catch_share", ""] is None
+        assert m["insider_reach_points", ""] is None
+    assert write_report(run).is_file()
+    for args in (("summary",), ("audit",), ("calibrate",), ("lookup", "0"),
+                 ("query", "select count(*) from firms")):
+        r = CliRunner().invoke(app, [args[0], str(run), *args[1:]])
+        assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
+        # calibrate refuses, with one message, a run that has no court list
+        assert r.exit_code == 0 or (args[0] == "calibrate" and not s.court_list.enabled
+                                    and "no court list" in r.stderr), (args, r.stderr)

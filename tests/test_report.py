@@ -150,6 +150,36 @@ def test_cli_report_with_out(run, tmp_path, cli):
     assert r.returncode == 2 and "no such folder" in r.stderr
 
 
+def test_report_never_replaces_a_file_it_did_not_write(run, tmp_path, cli, one_error):
+    """--out naming the run's own manifest or tables, or any other existing file, is
+    refused and the file left as it was."""
+    other = tmp_path / "notes.html"
+    other.write_text("<!DOCTYPE html><html><head><title>mine</title></head></html>")
+    link = tmp_path / "link.html"
+    link.symlink_to(run / "manifest.json")
+    for target in (run / "manifest.json", run / "people.parquet", other, link):
+        before = target.read_bytes()
+        msg = one_error(cli("report", str(run), "--out", str(target)))
+        assert str(target) in msg and "not a report written by credsim" in msg
+        assert target.read_bytes() == before
+        assert not list(target.parent.glob(f".{target.name}.tmp*"))
+    assert link.is_symlink()
+
+
+def test_an_earlier_report_is_replaced(run, report, tmp_path):
+    out = tmp_path / "r.html"
+    rpt.write_report(run, out)
+    assert rpt.GENERATOR in out.read_text("utf-8")[:1000]
+    out.write_text(out.read_text("utf-8").replace("</main>", "<p>edited</p></main>"))
+    rpt.write_report(run, out)
+    assert out.read_text("utf-8") == report[1]  # the same run's report, written again
+    # A report from before the generator mark existed is recognised by how it begins.
+    legacy = tmp_path / "old.html"
+    legacy.write_text(report[1].replace(rpt.GENERATOR + "\n", ""), "utf-8")
+    rpt.write_report(run, legacy)
+    assert legacy.read_text("utf-8") == report[1]
+
+
 def test_bad_folders(tmp_path, run):
     with pytest.raises(InputError, match="no such folder"):
         rpt.write_report(tmp_path / "nope")

@@ -172,31 +172,37 @@ def summary(
 @app.command()
 def query(
     run_path: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A results folder.")],
-    sql: Annotated[str, typer.Argument(help="SQL over timeseries, ledger, people, firms, "
-                                            "sanctions.")],
+    sql: Annotated[str, typer.Argument(help="One read-only query (SELECT, WITH, EXPLAIN, "
+                                            "DESCRIBE, SHOW) over timeseries, ledger, "
+                                            "people, firms, sanctions.")],
     fmt: Annotated[str, typer.Option("--format", help="table or csv.")] = "table",
-    limit: Annotated[int, typer.Option(help="Most rows shown as a table.")] = 50,
+    limit: Annotated[int, typer.Option(help="Most rows shown as a table (at least 1); csv "
+                                            "prints every row.", min=1)] = 50,
 ) -> None:
-    """Run SQL (DuckDB) over a run's tables."""
-    from credsim.results.query import query as run_query
+    """Run one read-only SQL query (DuckDB) over a run's tables; nothing else is read or
+    written."""
+    from credsim.results.query import stream
 
     if fmt not in ("table", "csv"):
         _fail(f"--format {fmt!r}: allowed: table, csv")
     try:
-        cols, rows = run_query(run_path, sql)
+        with stream(run_path, sql) as result:
+            if fmt == "csv":
+                w = csv.writer(sys.stdout)
+                w.writerow(result.columns)
+                for batch in result.batches():
+                    w.writerows(batch)
+                return
+            rows = result.fetch(limit + 1)  # one more than shown: are there more?
     except InputError as exc:
         _fail(str(exc))
-    if fmt == "csv":
-        w = csv.writer(sys.stdout)
-        w.writerow(cols)
-        w.writerows(rows)
-        return
-    t = Table(*cols)
+    t = Table(*(escape(c) for c in result.columns))
     for r in rows[:limit]:
-        t.add_row(*(_fmt(v) for v in r))
+        t.add_row(*(escape(_fmt(v)) for v in r))
     out.print(t)
     if len(rows) > limit:
-        out.print(f"({len(rows) - limit} more rows; use --limit or --format csv)")
+        out.print(f"(more rows than the {limit:,} shown; use --limit N or --format csv)",
+                  highlight=False)
 
 
 @app.command()
@@ -236,15 +242,17 @@ def audit(
         path = write_measures(measures, run_path)
     except InputError as exc:
         _fail(str(exc))
-    t = Table(title=f"harm audit of {run_path}")
+    t = Table(title=f"harm audit of {escape(str(run_path))}")
     # Names and values stay whole on a narrow terminal; the units wrap.
     for c, j, whole in (("measure", "left", True), ("key", "left", True),
                         ("value", "right", True), ("unit", "left", False)):
         t.add_column(c, justify=j, no_wrap=whole, min_width=6 if not whole else None)
     for m in measures:
-        t.add_row(m.measure, m.key, "n/a" if m.value is None else f"{m.value:,.4g}", m.unit)
+        t.add_row(m.measure, escape(m.key), "n/a" if m.value is None else f"{m.value:,.4g}",
+                  escape(m.unit))
     out.print(t)
-    out.print(f"measures: [bold]{path}[/] (definitions: docs/measures.md)", highlight=False)
+    out.print(f"measures: [bold]{escape(str(path))}[/] (definitions: docs/measures.md)",
+              highlight=False)
 
 
 _Workers = Annotated[
@@ -327,7 +335,7 @@ def report(
         written = rpt.write_report(path, out_file)
     except InputError as exc:
         _fail(str(exc))
-    out.print(f"report: [bold]{written}[/]", highlight=False)
+    out.print(f"report: [bold]{escape(str(written))}[/]", highlight=False)
 
 
 @app.command()
@@ -362,17 +370,17 @@ def _print_summary(run_path: Path, baseline: Path | None) -> None:
     from credsim.results.summary import summarize
 
     manifest, figs = summarize(run_path, baseline)
-    t = Table(title=f"{manifest['scenario_name']}: {manifest['people']:,} people, "
+    t = Table(title=f"{escape(manifest['scenario_name'])}: {manifest['people']:,} people, "
                     f"{manifest['days']} days, seed {manifest['scenario']['run']['seed']}")
     t.add_column("figure")
     t.add_column("value", justify="right")
     t.add_column("unit")
     for f in figs:
-        t.add_row(f.name, "n/a" if f.value is None else f"{f.value:,.4g}", f.unit)
+        t.add_row(escape(f.name), "n/a" if f.value is None else f"{f.value:,.4g}", f.unit)
     out.print(t)
-    pds = manifest.get("person_days_per_second")
-    if pds:
-        out.print(f"{manifest['wall_seconds']:.1f} s, {pds:,.0f} person-days/s", highlight=False)
+    pds, wall = manifest.get("person_days_per_second"), manifest.get("wall_seconds")
+    if pds and wall is not None:
+        out.print(f"{wall:.1f} s, {pds:,.0f} person-days/s", highlight=False)
 
 
 def _terminate(signum, frame) -> None:

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from credsim.errors import InputError
-from credsim.results.query import connect
-from credsim.results.run_dir import open_run
+from credsim.results.query import connect, ident
+from credsim.results.run_dir import open_run, reading
 
 POPULATION = 1.4e9  # China, people (1.395 bn end 2018, 1.408 bn end 2024)
 LISTED_2018 = 13e6  # listed people, end 2018 (MODEL.md §8): travel bans per listed person
@@ -138,6 +138,11 @@ def figures(run_dir: Path) -> dict:
         raise InputError(f"{run_dir}: the run has no court list (court_list.enabled = false); "
                          "calibration compares court-list figures")
     days, people = int(manifest["days"]), int(manifest["people"])
+    with reading(run_dir):
+        return _figures(run_dir, days, people)
+
+
+def _figures(run_dir: Path, days: int, people: int) -> dict:
     con = connect(run_dir)
     try:
         cols = {r[0] for r in con.execute("DESCRIBE timeseries").fetchall()}
@@ -146,7 +151,7 @@ def figures(run_dir: Path) -> dict:
         def ts(col: str, since: int = 0) -> float | None:
             if col not in cols:
                 return None
-            return float(con.execute(f'SELECT coalesce(sum("{col}"), 0) FROM timeseries '
+            return float(con.execute(f"SELECT coalesce(sum({ident(col)}), 0) FROM timeseries "
                                      "WHERE day >= ?", [since]).fetchone()[0])
 
         person_delist, firm_delist = con.execute(

@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from credsim.errors import InputError
-from credsim.results.query import connect
-from credsim.results.run_dir import open_run
+from credsim.results.query import connect, ident
+from credsim.results.run_dir import open_run, reading
 from credsim.scenario.model import GRADES, Scenario
 
 FOUR_FIFTHS = 0.8
@@ -62,10 +62,16 @@ def compute(run: Path, baseline: Path | None = None, bound_days: float = 30.0) -
     """Every measure of the run folder `run`; `baseline`, the same society run without
     the system (same people, days and seed), adds the measures relative to it."""
     manifest = open_run(run)
-    s = Scenario.model_validate(manifest["scenario"])
+    s = Scenario.model_validate(manifest["scenario"])  # open_run checked it
+    with reading(run):
+        return _compute(run, manifest, s, baseline, bound_days)
+
+
+def _compute(run: Path, manifest: dict, s: Scenario, baseline: Path | None,
+             bound_days: float) -> list[Measure]:
     con = connect(run)
     try:
-        a = _Audit(con, manifest, s, bound_days)
+        a = _Audit(con, run, manifest, s, bound_days)
         a.distributions()
         a.sanctions()
         a.wrongful_and_disparity()
@@ -82,11 +88,12 @@ def compute(run: Path, baseline: Path | None = None, bound_days: float = 30.0) -
                     bm["scenario"]["run"]["seed"] != s.run.seed):
                 raise InputError(f"{baseline}: the baseline must have the same people, days "
                                  f"and seed as {run}")
-            bcon = connect(baseline)
-            try:
-                a.against_baseline(bcon)
-            finally:
-                bcon.close()
+            with reading(baseline):
+                bcon = connect(baseline)
+                try:
+                    a.against_baseline(bcon)
+                finally:
+                    bcon.close()
         return a.out
     finally:
         con.close()
@@ -112,13 +119,19 @@ def gini(x: np.ndarray) -> float | None:
 
 
 class _Audit:
-    def __init__(self, con, manifest: dict, s: Scenario, bound_days: float):
+    def __init__(self, con, run: Path, manifest: dict, s: Scenario, bound_days: float):
         self.con, self.m, self.s, self.bound_days = con, manifest, s, bound_days
+        self.run = run
         self.n, self.days = manifest["people"], manifest["days"]
         self.adults = manifest["adults"]
         self.year = 365.0 / self.days
         self.ts_cols = {r[0] for r in con.execute("DESCRIBE timeseries").fetchall()}
         self.people_cols = {r[0] for r in con.execute("DESCRIBE people").fetchall()}
+        (counted,) = con.execute("SELECT count(*) FROM people WHERE age_band != 'child'"
+                                 ).fetchone()
+        if counted != self.adults:
+            raise InputError(f"{run / 'manifest.json'}: adults is {self.adults:,} but "
+                             f"people.parquet has {counted:,} adults")
         self.out: list[Measure] = []
 
     def add(self, measure: str, value, unit: str, key: str = "") -> None:
@@ -129,26 +142,36 @@ class _Audit:
     def q(self, sql: str, params: list | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
 
+    def ts_column(self, col: str) -> str:
+        """`col` quoted for SQL, once it is known to be a column of the time series (its
+        name may come from the scenario: a gate's or a band's)."""
+        if col not in self.ts_cols:
+            raise InputError(f"{self.run / 'timeseries.parquet'}: no column {col!r}, which "
+                             "this run's scenario needs")
+        return ident(col)
+
     def ts_sum(self, col: str) -> float:
-        return float(self.q(f'SELECT coalesce(sum("{col}"), 0) FROM timeseries')[0][0])
+        return float(self.q(f"SELECT coalesce(sum({self.ts_column(col)}), 0) "
+                            "FROM timeseries")[0][0])
 
     def ts_last(self, col: str) -> float:
-        return float(self.q(f'SELECT "{col}" FROM timeseries ORDER BY day DESC LIMIT 1')[0][0])
+        return float(self.q(f"SELECT {self.ts_column(col)} FROM timeseries "
+                            "ORDER BY day DESC LIMIT 1")[0][0])
 
     # Distributions -------------------------------------------------------------
     def distributions(self) -> None:
         s = self.s
         if s.points.enabled:
             for g in GRADES:
-                self.add("grade_share", self.ts_last(f"grade_{g}") / self.adults, "share",
-                         f"grade={g}")
+                self.add("grade_share", _ratio(self.ts_last(f"grade_{g}"), self.adults),
+                         "share", f"grade={g}")
             mean, sd = self.q("SELECT avg(score), stddev_pop(score) FROM people "
                               "WHERE age_band != 'child'")[0]
             self.add("score_mean", mean, "points")
             self.add("score_sd", sd, "points")
         if s.composite.enabled:
             n_in = self.ts_last("composite_participants")
-            self.add("composite_participation", n_in / self.adults, "share")
+            self.add("composite_participation", _ratio(n_in, self.adults), "share")
             for name in s.composite.bands:
                 self.add("band_share", _ratio(self.ts_last(f"band_{name}"), n_in), "share",
                          f"band={name}")
@@ -244,7 +267,7 @@ class _Audit:
         if g0 < c_index:
             fallen = self.q("SELECT count(DISTINCT id) FROM ledger WHERE entity = 'person' "
                             "AND kind = 'grade' AND value >= ? AND day < 365", [c_index])[0][0]
-            self.add("fall_to_c_within_year", fallen / self.adults,
+            self.add("fall_to_c_within_year", _ratio(fallen, self.adults),
                      f"share of adults starting at {GRADES[g0]}")
         self._recovery()
 
@@ -291,7 +314,9 @@ class _Audit:
                      "share of children who held a private place", f"parent={st}")
 
     def _col(self, col: str, where: str) -> np.ndarray:
-        return self.con.execute(f"SELECT {col} FROM people WHERE {where}").fetchnumpy()[col]
+        """A people column (a fixed name, as is the fixed condition `where`)."""
+        return self.con.execute(f"SELECT {ident(col)} AS v FROM people WHERE {where}"
+                                ).fetchnumpy()["v"]
 
     # Chilling -------------------------------------------------------------------
     def chilling(self) -> None:
@@ -315,9 +340,13 @@ class _Audit:
     def manipulation(self) -> None:
         if self.s.threats.insiders_per_million <= 0:
             return
-        edits = self.ts_sum("insider_edits")
+        # A small population may round its insiders to none: the run then writes no
+        # insider columns, and there were no edits to catch.
+        active = "insider_edits" in self.ts_cols
+        edits = self.ts_sum("insider_edits") if active else 0.0
         self.add("insider_edits", edits * self.year, "per year")
-        self.add("audit_catch_share", _ratio(self.ts_sum("audit_catches"), edits),
+        self.add("audit_catch_share",
+                 _ratio(self.ts_sum("audit_catches"), edits) if active else None,
                  "share of edits")
         (reach,) = self.q("SELECT avg(t) FROM (SELECT id, sum(delta) AS t FROM ledger "
                           "WHERE entity = 'person' AND kind = 'score' AND record = 'insider' "
@@ -343,14 +372,14 @@ class _Audit:
         for d in BENEFIT_DOMAINS:
             col = f"events_{d}"
             if col in self.ts_cols:
-                self.add("true_event_rate", self.ts_sum(col) / pd * 1e3,
+                self.add("true_event_rate", _ratio(self.ts_sum(col) * 1e3, pd),
                          "true events per 1000 adult person-days", f"domain={d}")
 
     def against_baseline(self, bcon) -> None:
         bcols = {r[0] for r in bcon.execute("DESCRIBE timeseries").fetchall()}
 
-        def bsum(col: str) -> float:
-            return float(bcon.execute(f'SELECT coalesce(sum("{col}"), 0) FROM timeseries')
+        def bsum(col: str) -> float:  # col: a fixed name found in both time series
+            return float(bcon.execute(f"SELECT coalesce(sum({ident(col)}), 0) FROM timeseries")
                          .fetchall()[0][0])
 
         self.add("voice_vs_baseline", _ratio(self.ts_sum("voice_events"), bsum("voice_events")),

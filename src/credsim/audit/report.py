@@ -33,16 +33,20 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from credsim import __version__
 from credsim.audit.measures import FOUR_FIFTHS, Measure, compute
+from credsim.audit.measures import SCHEMA as MEASURES_SCHEMA
 from credsim.audit.replicates import FORMAT_VERSION as COMPARISON_FORMAT_VERSION
 from credsim.errors import InputError
 from credsim.results.query import connect
-from credsim.results.run_dir import open_run, read_manifest
+from credsim.results.run_dir import open_run, read_manifest, reading
 from credsim.scenario.model import GRADES
 
 COMPARISON_KINDS = ("compare", "sweep")
@@ -62,14 +66,41 @@ def write_report(path: Path, out: Path | None = None) -> Path:
     manifest = read_manifest(
         path, "no such folder (expected a run folder or a compare/sweep folder)",
         "neither a run folder nor a compare/sweep folder (no manifest.json)")
-    text = _comparison_report(path, manifest) if "kind" in manifest else _run_report(path)
     target = Path(out) if out is not None else path / "report.html"
+    _check_replaceable(target)  # before the work, so a refusal comes at once
+    text = _comparison_report(path, manifest) if "kind" in manifest else _run_report(path)
     return _write_atomic(target, text)
 
 
-def _write_atomic(target: Path, text: str) -> Path:
+# Every report carries this in its head; only a file that has it is ever replaced.
+GENERATOR = f'<meta name="generator" content="credsim {html.escape(__version__)}">'
+_MARK = b'<meta name="generator" content="credsim '
+# Reports written before the mark existed begin with exactly this.
+_LEGACY_START = (b'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+                 b'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+                 b"<title>credsim ")
+_HEAD_BYTES = 4096  # the mark is within the head's first lines
+
+
+def _check_replaceable(target: Path) -> None:
+    """Refuse a target that is a folder or an existing file credsim did not write as a
+    report (a run's manifest or tables, or any other file)."""
     if target.is_dir():
         raise InputError(f"{target}: is a folder; give --out a file name")
+    if not (target.exists() or target.is_symlink()):
+        return
+    try:
+        with open(target, "rb") as f:
+            head = f.read(_HEAD_BYTES)
+    except OSError as exc:
+        raise InputError(f"{target}: cannot read the existing file ({exc.strerror})") from None
+    if target.is_symlink() or not (_MARK in head or head.startswith(_LEGACY_START)):
+        raise InputError(f"{target}: already exists and is not a report written by credsim; "
+                         "it is left unchanged (give --out a new file name)")
+
+
+def _write_atomic(target: Path, text: str) -> Path:
+    _check_replaceable(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +169,7 @@ details{margin:.8em 0}
 
 def _page(title: str, subtitle: str, body: list[str]) -> str:
     return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">', GENERATOR,
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{e(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body><main>",
         f"<h1>{e(title)}</h1>", f'<p class="sub">{subtitle}</p>', *body,
@@ -230,6 +261,11 @@ def _load_measures(path: Path) -> list[Measure]:
     if missing:
         raise InputError(f"{mp}: not a measures file (missing columns: "
                          f"{', '.join(sorted(missing))})")
+    try:
+        t = t.select(MEASURES_SCHEMA.names).cast(MEASURES_SCHEMA)
+    except (pa.ArrowException, ValueError) as exc:
+        raise InputError(f"{mp}: not a measures file (columns of the wrong type: "
+                         f"{str(exc).splitlines()[0]})") from None
     saved = {(r["measure"], r["key"] or ""): Measure(r["measure"], r["key"] or "", r["value"],
                                                      r["unit"])
              for r in t.to_pylist()}
@@ -240,6 +276,11 @@ def _load_measures(path: Path) -> list[Measure]:
 def _load_run(path: Path) -> _RunData:
     manifest = open_run(path)
     measures = _load_measures(path)
+    with reading(path):
+        return _read_tables(path, manifest, measures)
+
+
+def _read_tables(path: Path, manifest: dict, measures: list[Measure]) -> _RunData:
     con = connect(path)
     try:
         ts = con.execute("SELECT * FROM timeseries ORDER BY day").fetchnumpy()
@@ -749,6 +790,31 @@ def _run_report(path: Path) -> str:
 
 SUMMARY_COLUMNS = ("scenario", "point", "measure", "key", "unit", "n", "mean", "ci_low",
                    "ci_high", "diff_mean", "diff_ci_low", "diff_ci_high")
+_TEXT, _WHOLE = ("scenario", "measure", "key", "unit"), ("point", "n")
+REQUIRED_VALUES = ("scenario", "point", "measure")  # never null
+
+
+class _ComparisonManifest(BaseModel):
+    """The fields of a compare/sweep manifest that the report shows, with their types."""
+
+    model_config = ConfigDict(extra="allow")
+
+    replicates: int | None = None
+    seeds: str | None = None
+    bound_days: float = Field(30.0, ge=0)
+    vary: list[dict[str, Any]] = []
+
+    @field_validator("vary")
+    @classmethod
+    def _values_are_lists(cls, vary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if any(not isinstance(v.get("values", []), list) for v in vary):
+            raise ValueError("each entry's values must be a list")
+        return vary
+
+
+def _summary_schema() -> pa.Schema:
+    return pa.schema([(c, pa.string() if c in _TEXT else pa.int64() if c in _WHOLE
+                       else pa.float64()) for c in SUMMARY_COLUMNS])
 HEADLINE = [
     ("sanctioned_person_days_per_million", ""), ("wrongful_share", ""),
     ("new_listings_per_million", ""), ("listed_per_million", ""),
@@ -805,6 +871,12 @@ def _load_comparison(path: Path, manifest: dict) -> _Comparison:
         hint = (f"finish it with `credsim sweep --resume {path}`" if kind == "sweep"
                 else "run the comparison again")
         raise InputError(f"{mf}: the {kind} is not marked complete; {hint}")
+    try:
+        manifest = {**manifest, **_ComparisonManifest.model_validate(manifest).model_dump()}
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(f"{mf}: not a valid {kind} manifest "
+                         f"({'.'.join(map(str, err['loc']))}: {err['msg']})") from None
     sp = path / "summary.parquet"
     if not sp.is_file():
         raise InputError(f"{path}: summary.parquet is missing (the {kind}'s means and "
@@ -819,6 +891,14 @@ def _load_comparison(path: Path, manifest: dict) -> _Comparison:
     if missing:
         raise InputError(f"{sp}: not a credsim summary (missing columns: "
                          f"{', '.join(missing)})")
+    try:
+        table = table.select(list(SUMMARY_COLUMNS)).cast(_summary_schema())
+    except (pa.ArrowException, ValueError) as exc:
+        raise InputError(f"{sp}: not a credsim summary (a column of the wrong type: "
+                         f"{str(exc).splitlines()[0]})") from None
+    nulls = [c for c in REQUIRED_VALUES if table.column(c).null_count]
+    if nulls:
+        raise InputError(f"{sp}: not a credsim summary (empty values in {nulls[0]})")
     rows = table.to_pylist()
     if not rows:
         raise InputError(f"{sp}: the summary has no rows")

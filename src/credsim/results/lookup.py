@@ -37,8 +37,8 @@ from rich.text import Text
 
 from credsim.errors import InputError
 from credsim.population.firms import validate_uscc
-from credsim.results.query import connect
-from credsim.results.run_dir import open_run
+from credsim.results.query import connect, ident
+from credsim.results.run_dir import open_run, reading
 from credsim.scenario.model import GRADES, Scenario, parse_condition
 
 DELISTING_CAUSES = {
@@ -322,6 +322,12 @@ def lookup(run_dir: Path, key: str) -> Record:
         scenario = Scenario.model_validate(manifest["scenario"])
     except (KeyError, ValidationError) as exc:
         raise InputError(f"{run_dir / 'manifest.json'}: unreadable scenario ({exc})") from None
+    with reading(run_dir):
+        return _lookup(run_dir, manifest, scenario, what, value)
+
+
+def _lookup(run_dir: Path, manifest: dict, scenario: Scenario, what: str,
+            value: str) -> Record:
     con = connect(run_dir)
     try:
         people_cols = _columns(con, "people")
@@ -349,14 +355,12 @@ def lookup(run_dir: Path, key: str) -> Record:
                 f"credsim query {run_dir} \"SELECT uscc FROM firms LIMIT 5\")"
             )
         return _firm(con, run_dir, run, scenario, int(row["id"]))
-    except duckdb.Error as exc:
-        raise InputError(f"{run_dir}: cannot read the run ({str(exc).splitlines()[0]})") from None
     finally:
         con.close()
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    return {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    return {r[0] for r in con.execute(f"DESCRIBE {ident(table)}").fetchall()}
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> dict | None:
@@ -378,14 +382,14 @@ def _ledger(con: duckdb.DuckDBPyConnection, run_dir: Path, entity: str,
     """Ledger rows of some persons or firms, in the order they were written."""
     if not ids:
         return []
-    path = str((run_dir / "ledger.parquet").resolve()).replace("'", "''")
+    path = str((run_dir / "ledger.parquet").resolve())
     marks = ", ".join("?" for _ in ids)
     return _all(
         con,
         "SELECT id, day, kind, cause, channel, record, delta, value "
-        f"FROM read_parquet('{path}', file_row_number = true) "
+        "FROM read_parquet(?, file_row_number = true) "
         f"WHERE entity = ? AND id IN ({marks}) ORDER BY file_row_number",
-        [entity, *ids],
+        [path, entity, *ids],
     )
 
 
@@ -1351,8 +1355,8 @@ def _render_ledger(entries: list[LedgerEntry], con: Console, title: str) -> None
         t.add_column(c, justify=j, no_wrap=True)
     t.add_column("what it did / what ended it", overflow="fold", min_width=30)
     for e in entries:
-        t.add_row(str(e.day), e.kind, e.cause, e.channel, _record_text(e.record), e.change,
-                  e.note)
+        t.add_row(str(e.day), *(escape(str(x)) for x in (e.kind, e.cause, e.channel)),
+                  _record_text(e.record), escape(e.change), escape(e.note))
     con.print(t)
 
 

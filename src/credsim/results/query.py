@@ -1,30 +1,112 @@
-"""SQL over a run folder's tables with DuckDB (each table is a view of its Parquet file)."""
+"""SQL over a run folder's tables with DuckDB (each table is a view of its Parquet file).
+
+Every connection made here is confined: once the views exist, DuckDB may read only
+the run's five Parquet files, may not write, attach or load anything, and its
+configuration is locked. `query` also accepts only one reading statement.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from credsim.errors import InputError
-from credsim.results.run_dir import open_run
+from credsim.results.run_dir import TABLES, open_run, reading
+
+# Statements `credsim query` runs; DESCRIBE, SHOW, SUMMARIZE, FROM-first and VALUES
+# queries parse as SELECT.
+READ_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
+
+
+def ident(name: str) -> str:
+    """`name` as a quoted SQL identifier, whatever characters it holds."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def connect(run: Path) -> duckdb.DuckDBPyConnection:
-    manifest = open_run(run)
-    con = duckdb.connect()
-    for t in manifest["tables"]:
-        path = str((run / f"{t}.parquet").resolve()).replace("'", "''")
-        con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{path}')")
+    """A confined DuckDB connection with one view per table of the run folder `run`
+    (check the folder with open_run first)."""
+    paths = [str((run / f"{t}.parquet").resolve()) for t in TABLES]
+    con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
+    try:
+        with reading(run):
+            for table, path in zip(TABLES, paths, strict=True):
+                con.read_parquet(path).create_view(table)
+        con.execute("SET allowed_paths = ?", [paths])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
-def query(run: Path, sql: str) -> tuple[list[str], list[tuple]]:
-    con = connect(run)
+def read_statement(sql: str) -> str:
+    """`sql` if it is exactly one reading statement; else InputError saying what is
+    accepted."""
     try:
-        rel = con.execute(sql)
+        statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
         raise InputError(f"query failed: {str(exc).splitlines()[0]}") from None
-    if rel.description is None:
-        return [], []
-    return [d[0] for d in rel.description], rel.fetchall()
+    if not statements:
+        raise InputError("the SQL is empty; give one query, e.g. \"SELECT count(*) FROM "
+                         "people\"")
+    if len(statements) > 1:
+        raise InputError(f"the SQL holds {len(statements)} statements; give exactly one query")
+    kind = statements[0].type
+    if kind not in READ_STATEMENTS:
+        raise InputError(f"{kind.name} statements are not allowed: credsim query only reads "
+                         "the run's tables (SELECT, WITH, EXPLAIN, DESCRIBE, SHOW)")
+    return sql
+
+
+@dataclass
+class Result:
+    """The rows of a query, fetched on demand."""
+
+    columns: list[str]
+    _con: duckdb.DuckDBPyConnection
+
+    def fetch(self, n: int) -> list[tuple]:
+        """The next at most `n` rows ([] at the end)."""
+        try:
+            return self._con.fetchmany(n)
+        except duckdb.Error as exc:
+            raise InputError(f"query failed: {str(exc).splitlines()[0]}") from None
+
+    def batches(self, n: int = 10_000) -> Iterator[list[tuple]]:
+        while rows := self.fetch(n):
+            yield rows
+
+
+@contextmanager
+def stream(run: Path, sql: str) -> Iterator[Result]:
+    """Run one reading statement over the run folder `run`; the rows are fetched from
+    the Result while the context is open."""
+    open_run(run)
+    read_statement(sql)
+    con = connect(run)
+    try:
+        try:
+            con.execute(sql)
+        except duckdb.PermissionException as exc:
+            raise InputError(f"query refused: {str(exc).splitlines()[0]} (credsim query "
+                             "reads only the run's tables)") from None
+        except duckdb.Error as exc:
+            raise InputError(f"query failed: {str(exc).splitlines()[0]}") from None
+        yield Result([d[0] for d in con.description or []], con)
+    finally:
+        con.close()
+
+
+def query(run: Path, sql: str, limit: int | None = None) -> tuple[list[str], list[tuple]]:
+    """The columns and rows (at most `limit` if given) of one reading statement."""
+    with stream(run, sql) as result:
+        if limit is not None:
+            return result.columns, result.fetch(limit)
+        return result.columns, [r for batch in result.batches() for r in batch]

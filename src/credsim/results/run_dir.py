@@ -10,12 +10,15 @@ import json
 import platform
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from credsim import __version__
 from credsim.engine import Simulation
@@ -261,23 +264,211 @@ def read_manifest(folder: Path, missing: str, no_manifest: str) -> dict:
     return manifest
 
 
+COMPARISON_KINDS = ("compare", "sweep")  # folders of credsim.audit.replicates
+
+
+class RunManifest(BaseModel):
+    """The manifest fields that the readers of a run folder use, with their types."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    complete: Literal[True]
+    scenario_name: str
+    scenario: dict[str, Any]
+    people: int = Field(ge=1)
+    adults: int = Field(ge=0)
+    days: int = Field(ge=1)
+    firms: int = Field(ge=0)
+    tables: list[Literal[TABLES]]  # type: ignore[valid-type]
+    ledger_rows: int | None = Field(None, ge=0)
+    score_assortativity: dict[str, float | None] = {}
+    scenario_toml: str = ""
+    wall_seconds: float | None = Field(None, ge=0)
+    person_days_per_second: float | None = Field(None, ge=0)
+
+
 def open_run(path: Path) -> dict:
-    """Read and check a run folder's manifest; raise InputError if it is not usable."""
+    """Read and check a run folder: its manifest against RunManifest and the scenario
+    model, and its tables (see check_tables). Returns the manifest; raises InputError
+    with one message naming the folder or the file if the folder is not usable."""
     manifest = read_manifest(path, "no such run folder",
                              "not a complete run folder (no manifest.json)")
     mf = path / "manifest.json"
+    kind = manifest.get("kind")
+    if kind in COMPARISON_KINDS:
+        raise InputError(
+            f"{path} is a {kind} folder (written by credsim {kind}), not a run folder; "
+            f"read it with `credsim report {path}` or its summary.parquet")
+    if kind is not None:
+        raise InputError(f"{mf}: kind {kind!r} is not a credsim folder kind (a run folder "
+                         f"has no kind; compare and sweep folders have "
+                         f"{' or '.join(COMPARISON_KINDS)})")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise InputError(
             f"{mf}: format_version {version!r} is not supported by credsim {__version__} "
             f"(expects {FORMAT_VERSION}); re-run the scenario with this version"
         )
-    if not manifest.get("complete"):
+    if manifest.get("complete") is not True:
         raise InputError(f"{mf}: the run is not marked complete")
-    for t in manifest.get("tables", TABLES):
-        if not (path / f"{t}.parquet").is_file():
-            raise InputError(f"{path}: {t}.parquet is missing")
-    return manifest
+    try:
+        m = RunManifest.model_validate(manifest)
+    except ValidationError as exc:
+        raise InputError(f"{mf}: not a valid run manifest ({_first_error(exc)})") from None
+    try:
+        scenario = Scenario.model_validate(m.scenario)
+    except ValidationError as exc:
+        raise InputError(f"{mf}: the scenario is not valid "
+                         f"({_first_error(exc, 'scenario')})") from None
+    _check_consistent(mf, m)
+    check_tables(path, m, scenario)
+    # The readers see the scenario as validated: every key present, defaults filled in.
+    return {**manifest, "scenario": scenario.model_dump(mode="json")}
+
+
+def _first_error(exc: ValidationError, prefix: str = "") -> str:
+    """The first validation error as `key: message` (and how many more there are)."""
+    errors = exc.errors()
+    first = errors[0]
+    key = ".".join(([prefix] if prefix else []) + [str(x) for x in first["loc"]]) or "(top)"
+    more = f"; and {len(errors) - 1} more" if len(errors) > 1 else ""
+    return f"{key}: {first['msg']}{more}"
+
+
+def _check_consistent(mf: Path, m: RunManifest) -> None:
+    """The manifest lists every table and its counts agree with each other (the tables'
+    row counts are checked against them in check_tables)."""
+    if set(m.tables) != set(TABLES):
+        raise InputError(f"{mf}: tables must list {', '.join(TABLES)} "
+                         f"(it lists {', '.join(m.tables) or 'none'})")
+    if m.adults > m.people:
+        raise InputError(f"{mf}: adults ({m.adults}) is more than people ({m.people})")
+
+
+# Columns each table must have for the readers (summary, audit, report, lookup,
+# calibrate); check_tables adds those that depend on the scenario.
+BASE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "timeseries": ("day", "sanctioned", "sanctioned_wrongful", "records_false",
+                   "ties_dropped", "voice_events"),
+    "ledger": ("entity", "id", "day", "kind", "cause", "channel", "record", "delta",
+               "value"),
+    "people": ("id", "household", "region", "group", "age_band", "parent1", "parent2",
+               "savings", "voice", "school", "contacts", "sanctioned",
+               "sanctioned_wrongful"),
+    "firms": ("id", "uscc", "legal_rep", "region", "sector", "listed"),
+    "sanctions": ("day", "id", "gate", "effect", "gate_domain", "trigger_domain",
+                  "wrongful"),
+}
+
+
+# The required columns that hold labels or flags; every other one holds numbers.
+TEXT_COLUMNS = {"entity", "kind", "cause", "channel", "record", "age_band", "school", "grade",
+                "grade_true", "uscc", "sector", "gate", "effect", "gate_domain",
+                "trigger_domain"}
+FLAG_COLUMNS = {"sanctioned", "sanctioned_wrongful", "ever_listed", "wrongful",
+                "composite_participant", "blacklisted", "blacklisted_true", "red_listed"}
+
+
+def _type_ok(column: str, t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if column in TEXT_COLUMNS:
+        return pa.types.is_string(t) or pa.types.is_large_string(t)
+    if column in FLAG_COLUMNS:
+        return pa.types.is_boolean(t) or pa.types.is_integer(t)
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def required_columns(s: Scenario) -> dict[str, set[str]]:
+    """The columns each table of a run of `s` has and the readers use."""
+    cols = {t: set(c) for t, c in BASE_COLUMNS.items()}
+    ts, people = cols["timeseries"], cols["people"]
+    ts.update(f"gate_{name}" for name in s.gates)
+    if s.points.enabled:
+        ts.update(f"grade_{g}" for g in GRADES)
+        people.update(("score", "score_true", "grade", "grade_true"))
+    if s.court_list.enabled:
+        ts.update(("listed", "new_listings", "new_firm_listings", "payments"))
+        people.update(("listings", "listings_false", "ever_listed"))
+    if s.composite.enabled:
+        ts.add("composite_participants")
+        ts.update(f"band_{name}" for name in s.composite.bands)
+        people.update(("composite_participant", "composite_initial", "composite",
+                       "composite_true"))
+    if s.rating.enabled:
+        people.update(("rating", "rating_true", "rating_shown"))
+    if s.firm_lists.enabled:
+        ts.add("firms_blacklisted")
+        people.update(("blacklisted_firms", "blacklisted_firms_false"))
+        cols["firms"].update(("items_shown", "blacklisted", "blacklisted_true",
+                              "red_listed"))
+    return cols
+
+
+def check_tables(path: Path, m: RunManifest, s: Scenario) -> None:
+    """Each table's Parquet file opens (its footer is read, not its data), has the
+    columns the readers need, and people, days, firms and ledger rows agree with the
+    manifest's counts."""
+    rows = {"people": m.people, "timeseries": m.days, "firms": m.firms,
+            "ledger": m.ledger_rows}
+    for table, needed in required_columns(s).items():
+        f = path / f"{table}.parquet"
+        if not f.is_file():
+            raise InputError(f"{path}: {table}.parquet is missing")
+        try:
+            meta = pq.ParquetFile(f).metadata
+            schema = meta.schema.to_arrow_schema()
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{f}: not a readable Parquet file "
+                             f"({_first_line(exc)})") from None
+        missing = sorted(needed - set(schema.names))
+        if missing:
+            raise InputError(f"{f}: missing column{'s' * (len(missing) > 1)} "
+                             f"{', '.join(missing)} (this scenario's run writes them)")
+        wrong = sorted(c for c in needed if not _type_ok(c, schema.field(c).type))
+        if wrong:
+            raise InputError(f"{f}: column {wrong[0]} has the wrong type "
+                             f"({schema.field(wrong[0]).type})")
+        expected = rows.get(table)
+        if expected is not None and meta.num_rows != expected:
+            raise InputError(f"{f}: {meta.num_rows:,} rows but the manifest says "
+                             f"{expected:,} ({'days' if table == 'timeseries' else table})")
+    if s.points.enabled:
+        _check_adults(path / "timeseries.parquet", m.adults)
+
+
+def _check_adults(ts: Path, adults: int) -> None:
+    """Every adult holds a grade: the grade counts of each day add up to the adults."""
+    try:
+        t = pq.read_table(ts, columns=[f"grade_{g}" for g in GRADES])
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{ts}: not a readable Parquet file ({_first_line(exc)})") from None
+    try:
+        totals = set(np.sum([np.asarray(c, dtype=np.int64) for c in t.columns], axis=0))
+    except (TypeError, ValueError):
+        raise InputError(f"{ts}: the grade columns are not counts") from None
+    if totals != {adults}:
+        raise InputError(f"{ts}: the grade counts add up to "
+                         f"{', '.join(f'{int(x):,}' for x in sorted(totals)[:3])} adults but "
+                         f"the manifest says {adults:,}")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn an error from reading a run's tables (a file damaged beyond its footer, a
+    column of the wrong type) into an InputError naming the folder."""
+    import duckdb
+
+    try:
+        yield
+    except (duckdb.Error, pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path}: cannot read the run's tables "
+                         f"({_first_line(exc)})") from None
 
 
 def _assortativity(sim: Simulation) -> dict[str, float | None]:

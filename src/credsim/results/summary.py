@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from credsim.errors import InputError
-from credsim.results.run_dir import open_run
+from credsim.results.run_dir import open_run, reading
 from credsim.scenario.model import GRADES
 
 
@@ -21,7 +21,8 @@ class Figure:
 
 def summarize(run: Path, baseline: Path | None = None) -> tuple[dict, list[Figure]]:
     manifest = open_run(run)
-    ts = pq.read_table(run / "timeseries.parquet").to_pydict()
+    with reading(run):
+        ts = pq.read_table(run / "timeseries.parquet").to_pydict()
     n, days = manifest["people"], manifest["days"]
     person_days = n * days
     figs: list[Figure] = []
@@ -47,7 +48,7 @@ def summarize(run: Path, baseline: Path | None = None) -> tuple[dict, list[Figur
         adults = manifest["adults"]  # children are not scored
         for g in GRADES:
             figs.append(Figure(f"grade {g} share of adults (last day)",
-                               last[f"grade_{g}"] / adults, "share"))
+                               last[f"grade_{g}"] / adults if adults else None, "share"))
     figs.append(Figure("false records per million person-days",
                        sum(ts["records_false"]) / person_days * 1e6, "per 1e6"))
     figs.append(Figure("ties dropped per thousand people", sum(ts["ties_dropped"]) / n * 1e3,
@@ -61,7 +62,8 @@ def summarize(run: Path, baseline: Path | None = None) -> tuple[dict, list[Figur
             raise InputError(
                 f"{baseline}: baseline must have the same people, days and seed as {run}"
             )
-        bts = pq.read_table(baseline / "timeseries.parquet", columns=["voice_events"])
+        with reading(baseline):
+            bts = pq.read_table(baseline / "timeseries.parquet", columns=["voice_events"])
         bvoice = sum(bts.column("voice_events").to_pylist()) / person_days
         figs.append(Figure("voice relative to baseline", voice / bvoice if bvoice else None,
                            "ratio"))
