@@ -219,7 +219,8 @@ class DaskExecutor(_ClosesOnce):
                              f"({exc}); expected e.g. tcp://host:8786") from None
         self._quiet = _QuietLoggers("distributed")
         try:
-            self.client = Client(address, timeout=connect_timeout, set_as_default=False)
+            self.client = _quiet_client_class(Client)(address, timeout=connect_timeout,
+                                                      set_as_default=False)
         except Exception as exc:  # OSError, TimeoutError
             self._quiet.restore()
             raise InputError(f"--scheduler {address}: cannot connect to a Dask scheduler "
@@ -348,6 +349,24 @@ class DaskExecutor(_ClosesOnce):
                 self.client.close(timeout=CLOSE_TIMEOUT)
         finally:
             self._quiet.restore()
+
+
+def _quiet_client_class(client_class: type) -> type:
+    """A Dask Client that, when it cannot connect, gives up at once: a plain Client left
+    half-started tries to close from its finaliser, waits twice the connect timeout and
+    prints a traceback ("Exception ignored in Client.__del__")."""
+
+    class QuietClient(client_class):
+        def start(self, **kwargs):
+            try:
+                super().start(**kwargs)
+            except BaseException:
+                self.status = "closed"  # never connected: nothing to close but the loop
+                with contextlib.suppress(Exception):
+                    self._loop_runner.stop()
+                raise
+
+    return QuietClient
 
 
 def _credsim_version() -> str:
