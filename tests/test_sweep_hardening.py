@@ -535,3 +535,32 @@ def test_resume_of_a_folder_it_cannot_write_in_is_one_message(swept):
     with pytest.raises(InputError, match="cannot write in the sweep folder"):
         _resume(out)
     assert (out / "status.log").read_bytes() == log
+
+
+# ---------------------------------------------------------------------------------------
+# Callers without a main guard
+
+UNGUARDED = """
+import sys
+from pathlib import Path
+from credsim.audit import replicates as rep
+
+rep.compare_command(["rongcheng", "baseline"], replicates=2, out=Path(sys.argv[-1]),
+                    days=10, people=1000, workers=1)
+print("compared")
+"""
+
+
+@pytest.mark.parametrize("how", ["stdin", "script"])
+def test_compare_from_a_program_without_a_main_guard(tmp_path, how):
+    # Spawned workers must not run the calling program again (nor fail to find it).
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    out = tmp_path / "c"
+    args = ["-", str(out)] if how == "stdin" else [str(script), str(out)]
+    with open(script) as stdin:
+        r = subprocess.run([sys.executable, *args], cwd=tmp_path, stdin=stdin,
+                           capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("compared") == 1 and "Traceback" not in r.stderr
+    assert json.loads((out / "manifest.json").read_text())["complete"]

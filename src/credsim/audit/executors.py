@@ -30,7 +30,9 @@ import math
 import multiprocessing
 import os
 import queue
+import sys
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -134,11 +136,14 @@ class LocalExecutor(_ClosesOnce):
         # the variables are restored on close.
         self._saved_env = {k: os.environ.get(k) for k in WORKER_ENV}
         os.environ.update(WORKER_ENV)
+        self._initializer = initializer
         self._pool = ProcessPoolExecutor(max_workers=workers,
                                          mp_context=multiprocessing.get_context("spawn"),
                                          initializer=initializer, initargs=(workers,))
 
     def map_unordered(self, fn, tasks):
+        main_needed = any(getattr(f, "__module__", None) == "__main__"
+                          for f in (fn, self._initializer))
         it = iter(tasks)
         running: dict[Future, Any] = {}
 
@@ -148,7 +153,8 @@ class LocalExecutor(_ClosesOnce):
                     task = next(it)
                 except StopIteration:
                     return
-                running[self._pool.submit(fn, task)] = task
+                with _main_hidden_unless(main_needed):  # a worker may start here
+                    running[self._pool.submit(fn, task)] = task
 
         fill()
         while running:
@@ -189,6 +195,24 @@ class LocalExecutor(_ClosesOnce):
             if p.is_alive():
                 p.kill()
                 p.join(timeout=5)
+
+
+@contextlib.contextmanager
+def _main_hidden_unless(needed: bool):
+    """A spawned worker first runs the caller's __main__ module again, to find the
+    functions defined there. That fails for a program read from standard input
+    (`python - < script.py`), and a script without an `if __name__ == "__main__":` guard
+    would start its work again in every worker. When the worker's functions live
+    elsewhere, workers are started while __main__ is a bare module, so they skip it."""
+    main = sys.modules.get("__main__")
+    if needed or main is None:
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 class DaskExecutor(_ClosesOnce):
