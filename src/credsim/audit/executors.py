@@ -10,7 +10,10 @@ sweep never queues more than it can run.
   no worker inherits Numba's threads or open files from the parent), also for
   a single worker.
 - `DaskExecutor`: the workers of a Dask distributed cluster, given the address
-  of its scheduler.
+  of its scheduler. It never waits for ever: a cluster with no worker for
+  $CREDSIM_DASK_WORKER_TIMEOUT seconds (default 60), or a lost scheduler,
+  ends the run with ExecutorError, and Dask's own log messages are silenced
+  while the client is in use (the caller reports every failure itself).
 
 Results never depend on the executor: each task must be fully determined by
 its own contents (for credsim, a scenario's text and a seed), and every task
