@@ -24,7 +24,7 @@ from types import SimpleNamespace
 
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
@@ -158,6 +158,48 @@ def test_resume_runs_again_a_file_copied_over_another(swept):
     assert "2 result files did not match their recorded hash; running them again" in \
         _said(console)
     assert _rerun_ids(out) == {"p0-r001", "p1-r002"}
+    assert _runs(out) == before
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> tuple[Path, dict]:
+    """A finished 2 × 3 sweep on stand-in measures, never changed: tests copy it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rep, "make_executor", lambda *a, **k: SerialExecutor())
+        mp.setattr(rep, "_simulate_and_measure", _fake_measures)
+        out = _sweep(tmp_path_factory.mktemp("pristine") / "sw")
+    return out, _runs(out)
+
+
+IDS = [f"p{p}-r00{r}" for r in range(3) for p in range(2)]
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tampered=st.dictionaries(st.sampled_from(IDS),
+                                st.one_of(st.sampled_from(IDS), st.integers(0, 2000)),
+                                max_size=4))
+def test_resume_runs_again_exactly_the_tampered_files(pristine, tmp_path_factory, tampered):
+    """Each tampered file is replaced by another run's file or has one byte changed."""
+    src, before = pristine
+    out = tmp_path_factory.mktemp("tamper") / "sw"
+    shutil.copytree(src, out)
+    changed = set()
+    for run_id, how in tampered.items():
+        path = out / "runs" / f"{run_id}.parquet"
+        data = bytearray(path.read_bytes())
+        if isinstance(how, str):
+            data = bytearray((src / "runs" / f"{how}.parquet").read_bytes())
+        else:
+            data[how % len(data)] ^= 0xFF
+        if data != path.read_bytes():
+            path.write_bytes(bytes(data))
+            changed.add(run_id)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rep, "make_executor", lambda *a, **k: SerialExecutor())
+        mp.setattr(rep, "_simulate_and_measure", _fake_measures)
+        _resume(out)
+    assert _rerun_ids(out) == changed
     assert _runs(out) == before
 
 
