@@ -566,6 +566,12 @@ def test_an_unwritable_output_folder_fails_before_any_worker(tmp_path, monkeypat
     with pytest.raises(InputError, match="--replicates 1: compare needs at least 2"):
         rep.compare_command(["rongcheng", "baseline"], replicates=1, out=tmp_path / "c",
                             console=_quiet())
+    monkeypatch.undo()
+    with pytest.raises(InputError, match="--workers 0: must be at least 1"):
+        rep.compare_command(["rongcheng", "baseline"], replicates=2, out=tmp_path / "c",
+                            days=10, people=1000, workers=0, console=_quiet())
+    with pytest.raises(InputError, match="--workers 0: must be at least 1"):
+        _sweep(tmp_path / "s", workers=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 

@@ -225,7 +225,8 @@ class DaskExecutor(_ClosesOnce):
     handed to the scheduler a few at a time (twice the cluster's threads), so a sweep
     never floods it and an interrupted sweep leaves little behind. If the cluster has
     no worker for `worker_timeout` seconds (default: $CREDSIM_DASK_WORKER_TIMEOUT, else
-    60), connecting or running fails with ExecutorError instead of waiting for ever.
+    60), connecting fails with InputError and running with ExecutorError, instead of
+    waiting for ever.
     """
 
     def __init__(self, address: str, connect_timeout: float = 10.0,
