@@ -369,6 +369,55 @@ def test_a_signal_during_compare_prints_one_line(tmp_path, sig, how):
     assert list(tmp_path.iterdir()) == []
 
 
+def _workers(pid: int) -> list[int]:
+    """The spawned worker processes of process `pid` (/proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if (int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid
+                    and b"spawn_main" in (stat.parent / "cmdline").read_bytes()):
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _sigint_disposition(pid: int) -> str:
+    """'caught' (Python's own handler: a worker still starting), 'ignored' (a worker
+    ready) or '' for process `pid` (/proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return ""
+    masks = {k: int(v, 16) for k, v in (ln.split(":\t") for ln in status.splitlines()
+                                        if ln.startswith(("SigCgt:", "SigIgn:")))}
+    bit = 1 << (signal.SIGINT - 1)
+    return ("caught" if masks.get("SigCgt", 0) & bit else
+            "ignored" if masks.get("SigIgn", 0) & bit else "")
+
+
+def _a_worker_is_starting(pid: int) -> bool:
+    """A worker of `pid` is importing (or, if that was missed, both are ready)."""
+    states = [_sigint_disposition(w) for w in _workers(pid)]
+    return "caught" in states or states.count("ignored") >= 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_ctrl_c_to_the_process_group_while_workers_start_is_one_line(tmp_path):
+    # A terminal's Ctrl-C signals every process of the group, workers still starting too.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "credsim", "compare", "rongcheng", "baseline",
+         "--replicates", "4", "--workers", "2", "--out", str(tmp_path / "c"), *RUNS],
+        cwd=tmp_path, env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for(proc, lambda: _a_worker_is_starting(proc.pid), "a worker starting")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = _finish(proc)
+    assert proc.returncode == 130, err
+    assert _lines(err) == ["interrupted; no results folder was left behind"]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sigterm_during_credsim_run_still_says_so_once(tmp_path):
     out = tmp_path / "r"
     proc = _popen("run", "rongcheng", "--people", "20000", "--days", "400", "--quiet",

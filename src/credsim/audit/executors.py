@@ -33,6 +33,7 @@ import math
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import time
 import types
@@ -156,7 +157,7 @@ class LocalExecutor(_ClosesOnce):
                     task = next(it)
                 except StopIteration:
                     return
-                with _main_hidden_unless(main_needed):  # a worker may start here
+                with _starting_workers(main_needed):  # a worker may start here
                     running[self._pool.submit(fn, task)] = task
 
         fill()
@@ -201,21 +202,32 @@ class LocalExecutor(_ClosesOnce):
 
 
 @contextlib.contextmanager
-def _main_hidden_unless(needed: bool):
-    """A spawned worker first runs the caller's __main__ module again, to find the
-    functions defined there. That fails for a program read from standard input
-    (`python - < script.py`), and a script without an `if __name__ == "__main__":` guard
-    would start its work again in every worker. When the worker's functions live
-    elsewhere, workers are started while __main__ is a bare module, so they skip it."""
+def _starting_workers(main_needed: bool):
+    """While local workers may start:
+
+    - SIGINT is blocked, and the workers inherit the block: Ctrl-C in a terminal
+      signals every process of the group, and a worker still importing would print a
+      KeyboardInterrupt traceback (Ctrl-C is the parent's to handle; it gets the
+      signal as soon as the block ends).
+    - A spawned worker first runs the caller's __main__ module again, to find the
+      functions defined there. That fails for a program read from standard input
+      (`python - < script.py`), and a script without an `if __name__ == "__main__":`
+      guard would start its work again in every worker. Unless the worker's
+      functions live there, __main__ is a bare module meanwhile, so workers skip it.
+    """
     main = sys.modules.get("__main__")
-    if needed or main is None:
-        yield
-        return
-    sys.modules["__main__"] = types.ModuleType("__main__")
+    hide = not main_needed and main is not None
+    mask = (signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            if hasattr(signal, "pthread_sigmask") else None)
+    if hide:
+        sys.modules["__main__"] = types.ModuleType("__main__")
     try:
         yield
     finally:
-        sys.modules["__main__"] = main
+        if hide:
+            sys.modules["__main__"] = main
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 class DaskExecutor(_ClosesOnce):
