@@ -454,8 +454,9 @@ def test_ctrl_c_while_python_imports_credsim_is_one_line(tmp_path):
 # ---------------------------------------------------------------------------------------
 # 5. Leftovers of killed workers
 
-def _worker_folder(where: Path, pid: int, run_id: str = "p0-r001", age: float = 0) -> Path:
-    path = where / f"credsim-{pid}-{run_id}-abc123"
+def _worker_folder(where: Path, pid: int, run_id: str = "p0-r001", age: float = 0,
+                   host: str | None = None) -> Path:
+    path = where / f"credsim-{pid}-{host or rep._host_tag()}-{run_id}-abc123"
     (path / "run").mkdir(parents=True)
     if age:
         t = time.time() - age
@@ -473,11 +474,13 @@ def test_folders_of_dead_workers_are_removed_and_live_ones_kept(tmp_path):
         running = _worker_folder(tmp_path, alive.pid, "p1-r000")
         other = tmp_path / "credsim-notapid-p0-r000-x"
         other.mkdir()
-        link = tmp_path / f"credsim-{dead.pid}-p2-r000-link"
+        elsewhere = _worker_folder(tmp_path, dead.pid, "p4-r000", host="another-host.lan")
+        link = tmp_path / f"credsim-{dead.pid}-{rep._host_tag()}-p2-r000-link"
         link.symlink_to(mine)
         removed = rep.remove_stale_worker_folders(tmp_path)
         assert removed == [gone] and not gone.exists()
         assert mine.exists() and running.exists() and other.exists() and link.is_symlink()
+        assert elsewhere.exists()  # another host's PIDs cannot be checked here
         if rep._process_start(alive.pid) is not None:  # PID reuse can be told apart
             # A folder older than the live process with its PID: that PID was reused.
             reused = _worker_folder(tmp_path, alive.pid, "p3-r000", age=3600)
@@ -498,7 +501,7 @@ def test_a_sigkilled_worker_leaves_a_folder_the_next_sweep_removes(tmp_path):
                   cwd=tmp_path, env=env)
     _wait_for(proc, lambda: any(tmp.glob("credsim-*")), "a worker folder")
     folder = next(tmp.glob("credsim-*"))
-    os.kill(int(folder.name.split("-")[1]), signal.SIGKILL)
+    os.kill(int(rep.WORKER_FOLDER.fullmatch(folder.name).group(1)), signal.SIGKILL)
     _, err = _finish(proc)
     assert proc.returncode == 1, err
     assert "worker process died" in err

@@ -164,9 +164,14 @@ def error_line(exc: BaseException) -> str:
     return " ".join(" ".join(line.split()) for line in lines if line.strip())
 
 
-# A worker's temporary folder: credsim-<worker pid>-<run id>-<random>, so that a folder
-# left by a killed worker can be told from one in use (see remove_stale_worker_folders).
-WORKER_FOLDER = re.compile(r"credsim-(\d+)-p\d+-r\d+-[^/]*")
+# A worker's temporary folder: credsim-<worker pid>-<host>-<run id>-<random>, so that a
+# folder left by a killed worker can be told from one in use, even in a temporary
+# directory that several hosts share (see remove_stale_worker_folders).
+WORKER_FOLDER = re.compile(r"credsim-(\d+)-(.+)-p\d+-r\d+-[A-Za-z0-9_]+")
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
 
 
 def _simulate_and_measure(task: Task):
@@ -174,7 +179,7 @@ def _simulate_and_measure(task: Task):
     from credsim.audit.measures import compute
 
     s = task_scenario(task)
-    work = Path(tempfile.mkdtemp(prefix=f"credsim-{os.getpid()}-{task.run_id}-"))
+    work = Path(tempfile.mkdtemp(prefix=f"credsim-{os.getpid()}-{_host_tag()}-{task.run_id}-"))
     _CURRENT_TMP = work
     try:
         out = work / "run"
@@ -190,9 +195,10 @@ def _simulate_and_measure(task: Task):
 def remove_stale_worker_folders(where: Path | None = None) -> list[Path]:
     """Remove the temporary folders of workers that no longer run (killed with SIGKILL,
     a worker cannot remove its folder) from `where` (default: the temporary directory);
-    return them. A folder is kept while a process with its PID runs, unless that
-    process started after the folder was last modified (its PID was reused); where the
-    start of a process cannot be read (no /proc), a reused PID keeps a folder."""
+    return them. Only folders of this host and user count. A folder is kept while a
+    process with its PID runs, unless that process started after the folder was last
+    modified (its PID was reused); where the start of a process cannot be read (no
+    /proc), a reused PID keeps a folder."""
     where = Path(where or tempfile.gettempdir())
     removed = []
     try:
@@ -201,7 +207,7 @@ def remove_stale_worker_folders(where: Path | None = None) -> list[Path]:
         return removed
     for path in entries:
         m = WORKER_FOLDER.fullmatch(path.name)
-        if m is None:
+        if m is None or m.group(2) != _host_tag():
             continue
         try:
             st = path.lstat()
