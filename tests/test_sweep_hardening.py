@@ -615,6 +615,8 @@ def test_an_unwritable_output_folder_fails_before_any_worker(tmp_path, monkeypat
     with pytest.raises(InputError, match="cannot write the results folder"):
         rep.compare_command(["rongcheng", "baseline"], replicates=2, out=blocker / "c",
                             days=10, people=1000, console=_quiet())
+    with pytest.raises(InputError, match="cannot write the results folder"):
+        _sweep(blocker / "s")
     with pytest.raises(InputError, match="--replicates 1: compare needs at least 2"):
         rep.compare_command(["rongcheng", "baseline"], replicates=1, out=tmp_path / "c",
                             console=_quiet())

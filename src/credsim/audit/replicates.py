@@ -976,10 +976,18 @@ def sweep_command(scenario: str | None, *, vary: list[str] | None = None,
             raise InputError(f"{target}: already exists; choose another --out or remove it "
                              f"first{hint}")
         tasks = plan.tasks()
-        _remove_leftovers(console)
-        executor = make_executor(workers, scheduler, tasks=len(tasks), initializer=init_worker)
+        tmp: Path | None = None
         try:
-            _create_sweep_folder(target, plan, executor, stopper)
+            tmp = run_dir.prepare(target)  # the folder can be written: before any worker
+            _remove_leftovers(console)
+            executor = make_executor(workers, scheduler, tasks=len(tasks),
+                                     initializer=init_worker)
+        except BaseException:
+            if tmp is not None:
+                run_dir.abort(tmp)
+            raise
+        try:
+            _create_sweep_folder(tmp, target, plan, executor, stopper)
             console.print(f"sweep: {len(plan.points)} grid points × {replicates} replicates "
                           f"= {len(tasks)} runs, seeds {plan.base_seed} to "
                           f"{plan.base_seed + replicates - 1}, on {executor.description}; "
@@ -992,20 +1000,17 @@ def sweep_command(scenario: str | None, *, vary: list[str] | None = None,
     return target
 
 
-def _create_sweep_folder(target: Path, plan: Plan, executor: Executor,
+def _create_sweep_folder(tmp: Path, target: Path, plan: Plan, executor: Executor,
                          stopper: _Stopper) -> None:
-    """The sweep folder with its manifest and the first line of its status log, whole
-    or not at all."""
-    tmp: Path | None = None
+    """The sweep folder, from its temporary folder `tmp`, with its manifest and the
+    first line of its status log: whole or not at all."""
     try:
         with stopper.hold():
-            tmp = run_dir.prepare(target)
             _new_folder(tmp, plan, executor)
             run_dir.commit(tmp, target)
             stopper.report = _resume_report(target, 0, len(plan.tasks()))
     except BaseException:
-        if tmp is not None:
-            run_dir.abort(tmp)  # nothing to do once committed
+        run_dir.abort(tmp)  # nothing to do once committed
         raise
 
 
