@@ -281,14 +281,16 @@ def compare(
 ) -> None:
     """Run scenarios R times each with common random numbers; report every measure with a
     95 % interval and the paired differences from the first scenario."""
-    from credsim.audit import replicates as rep
-
     try:
+        from credsim.audit import replicates as rep
+
         rep.compare_command(scenarios, replicates=replicates, out=out_dir, overrides=set_,
                             seed=seed, days=days, people=people, workers=workers,
                             scheduler=scheduler, console=out)
     except InputError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:  # while importing, before the command handles Ctrl-C itself
+        _interrupted_early()
 
 
 @app.command()
@@ -310,14 +312,16 @@ def sweep(
     scheduler: _Scheduler = None,
 ) -> None:
     """Run a grid of parameter values, R replicates each; resumable."""
-    from credsim.audit import replicates as rep
-
     try:
+        from credsim.audit import replicates as rep
+
         rep.sweep_command(scenario, vary=vary, replicates=replicates, out=out_dir,
                           resume=resume, overrides=set_, seed=seed, days=days, people=people,
                           workers=workers, scheduler=scheduler, console=out)
     except InputError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:  # while importing, before the command handles Ctrl-C itself
+        _interrupted_early()
 
 
 @app.command()
@@ -383,9 +387,20 @@ def _print_summary(run_path: Path, baseline: Path | None) -> None:
         out.print(f"{wall:.1f} s, {pds:,.0f} person-days/s", highlight=False)
 
 
-def _terminate(signum, frame) -> None:
-    raise SystemExit(128 + signum)
+class _Terminated(SystemExit):
+    """SIGTERM during `credsim run` (see _terminate)."""
 
+
+def _terminate(signum, frame) -> None:
+    """`credsim run`'s SIGTERM handler: unwinds like Ctrl-C, so the run's temporary folder
+    is removed; main() then says so. Other commands print their own line and exit 143
+    with a plain SystemExit."""
+    raise _Terminated(128 + signum)
+
+
+def _interrupted_early() -> None:
+    err.print("interrupted; nothing was written", highlight=False)
+    raise typer.Exit(130)
 
 
 def main() -> None:
@@ -394,7 +409,6 @@ def main() -> None:
     use_system_allocator()
     try:
         app()
-    except SystemExit as exc:
-        if exc.code == 128 + signal.SIGTERM:
-            err.print("terminated; no results folder was left behind")
+    except _Terminated:
+        err.print("terminated; no results folder was left behind")
         raise

@@ -12,18 +12,23 @@ audit's measures on it (credsim.audit.measures) and deletes the folder; only
 the measures come back. This process writes them, one Parquet file per run,
 under a temporary name first, and appends to an append-only status log, so an
 interrupted sweep loses at most the runs in progress and `--resume` carries on
-where it stopped. At the end, summary.parquet gives every measure's mean and
-95 % Student-t interval per scenario or grid point, and the paired difference
-from the first one with its interval (and the unpaired interval, for
-reference). docs/cli.md describes the folder.
+where it stopped. The log's first line records a hash of the plan and each
+"done" line the hash of its run's file, so a resume refuses an edited manifest
+and runs again any file that is not the one it wrote. At the end,
+summary.parquet gives every measure's mean and 95 % Student-t interval per
+scenario or grid point, and the paired difference from the first one with its
+interval (and the unpaired interval, for reference). docs/cli.md describes the
+folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,7 +37,7 @@ import threading
 import time
 import tomllib
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +58,7 @@ from credsim.results import run_dir
 from credsim.scenario.load import _apply_override, load_scenario, scenario_to_toml, validate
 
 FORMAT_VERSION = 1  # of the compare/sweep folder (manifest.json, runs/*.parquet, summary)
+MAX_SEED = 2**63 - 1  # the largest run.seed
 DEFAULT_REPLICATES = 10  # the command line's default for --replicates
 CONFIDENCE = 0.95
 BOUND_DAYS = 30.0  # the proportionality bound passed to measures.compute
@@ -134,14 +140,16 @@ def _watch_parent(parent: int) -> None:  # pragma: no cover - runs in a worker
 
 def run_task(task: Task) -> dict:
     """Simulate one run and return its measures: {'run_id', 'measures': [(measure, key,
-    value, unit), ...], 'seconds', 'host', 'pid'}, or {'run_id', 'error': traceback} if
-    it failed. Module-level, so every executor can ship it to its workers."""
+    value, unit), ...], 'seconds', 'host', 'pid'}, or {'run_id', 'error': 'Type:
+    message', 'traceback': the full traceback} if it failed. Module-level, so every
+    executor can ship it to its workers."""
     with _LOCK:
         t0 = time.perf_counter()
         try:
             ms = _simulate_and_measure(task)
-        except Exception:
-            return {"run_id": task.run_id, "error": traceback.format_exc(),
+        except Exception as exc:
+            return {"run_id": task.run_id, "error": error_line(exc),
+                    "traceback": traceback.format_exc(),
                     "host": socket.gethostname(), "pid": os.getpid()}
         return {"run_id": task.run_id, "measures": [(m.measure, m.key, m.value, m.unit)
                                                      for m in ms],
@@ -149,12 +157,29 @@ def run_task(task: Task) -> dict:
                 "host": socket.gethostname(), "pid": os.getpid()}
 
 
+def error_line(exc: BaseException) -> str:
+    """An exception as one line, 'Type: message' (the last line of a traceback can be a
+    caret line instead)."""
+    lines = traceback.format_exception_only(type(exc), exc)
+    return " ".join(" ".join(line.split()) for line in lines if line.strip())
+
+
+# A worker's temporary folder: credsim-<worker pid>-<host>-<run id>-<random>, so that a
+# folder left by a killed worker can be told from one in use, even in a temporary
+# directory that several hosts share (see remove_stale_worker_folders).
+WORKER_FOLDER = re.compile(r"credsim-(\d+)-(.+)-p\d+-r\d+-[A-Za-z0-9_]+")
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
+
+
 def _simulate_and_measure(task: Task):
     global _CURRENT_TMP
     from credsim.audit.measures import compute
 
     s = task_scenario(task)
-    work = Path(tempfile.mkdtemp(prefix=f"credsim-{task.run_id}-"))
+    work = Path(tempfile.mkdtemp(prefix=f"credsim-{os.getpid()}-{_host_tag()}-{task.run_id}-"))
     _CURRENT_TMP = work
     try:
         out = work / "run"
@@ -165,6 +190,69 @@ def _simulate_and_measure(task: Task):
     finally:
         _CURRENT_TMP = None
         shutil.rmtree(work, ignore_errors=True)
+
+
+def remove_stale_worker_folders(where: Path | None = None) -> list[Path]:
+    """Remove the temporary folders of workers that no longer run (killed with SIGKILL,
+    a worker cannot remove its folder) from `where` (default: the temporary directory);
+    return them. Only folders of this host and user count. A folder is kept while a
+    process with its PID runs, unless that process started after the folder was last
+    modified (its PID was reused); where the start of a process cannot be read (no
+    /proc), a reused PID keeps a folder."""
+    where = Path(where or tempfile.gettempdir())
+    removed = []
+    try:
+        entries = list(where.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        m = WORKER_FOLDER.fullmatch(path.name)
+        if m is None or m.group(2) != _host_tag():
+            continue
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if not stat_is_own_dir(st) or _owner_alive(int(m.group(1)), st.st_mtime):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    return removed
+
+
+def stat_is_own_dir(st: os.stat_result) -> bool:
+    """A real folder (not a link) of this user."""
+    import stat as stat_mod
+
+    getuid = getattr(os, "getuid", None)  # not on Windows
+    return stat_mod.S_ISDIR(st.st_mode) and (getuid is None or st.st_uid == getuid())
+
+
+def _owner_alive(pid: int, modified: float) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # another user's process, or cannot tell: keep the folder
+    started = _process_start(pid)
+    # Two seconds' slack: the boot time in /proc/stat is in whole seconds.
+    return started is None or modified >= started - 2.0
+
+
+def _process_start(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), from /proc; None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text()
+                    .splitlines() if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -293,6 +381,17 @@ class Plan:
                      self.base_seed + r, p.scenario_toml, self.bound_days)
                 for r in range(self.replicates) for p in self.points]
 
+    def digest(self) -> str:
+        """sha256 of everything that determines the runs and the summary: the points
+        (labels, values, resolved scenarios), the replicates, the base seed, the grid and
+        the bound. The status log records it when the folder is created, so a resume can
+        tell an edited manifest."""
+        plan = {"kind": self.kind, "replicates": self.replicates, "base_seed": self.base_seed,
+                "vary": [[k, list(vs)] for k, vs in self.vary], "bound_days": self.bound_days,
+                "points": [[p.index, p.label, p.values, p.scenario_toml]
+                           for p in self.points]}
+        return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+
     def manifest(self) -> dict:
         return {
             "kind": self.kind,
@@ -408,6 +507,7 @@ def plan_compare(sources: Sequence[str], replicates: int, overrides: list[str] |
     _check_replicates(replicates, 2, "compare")
     first = load_scenario(sources[0], overrides, seed=seed, days=days, people=people)
     base_seed = first.run.seed
+    check_seed_range(base_seed, replicates, seed is not None, sources[0])
     loaded = [load_scenario(src, overrides, seed=base_seed, days=days, people=people)
               for src in sources]
     labels = _unique_labels([s.name for s in loaded], list(sources))
@@ -430,6 +530,7 @@ def plan_sweep(source: str, vary_items: Sequence[str], replicates: int,
                              f"leave out {flag}")
     base = load_scenario(source, overrides, seed=seed, days=days, people=people)
     base_seed = base.run.seed
+    check_seed_range(base_seed, replicates, seed is not None, source)
     over = list(overrides or [])
     # Each value on its own first, so an error names the value at fault.
     for key, values in vary:
@@ -455,6 +556,18 @@ def plan_sweep(source: str, vary_items: Sequence[str], replicates: int,
 
 def _settings(overrides, seed, days, people) -> dict:
     return {"set": list(overrides or []), "seed": seed, "days": days, "people": people}
+
+
+def check_seed_range(base_seed: int, replicates: int, given: bool, source: str) -> None:
+    """Replicate r runs with base seed + r: every one of them must be a valid seed."""
+    last = base_seed + replicates - 1
+    if last <= MAX_SEED:
+        return
+    what = f"--seed {base_seed}" if given else f"base seed {base_seed} (run.seed of {source})"
+    raise InputError(f"{what}: replicate r runs with seed {base_seed} + r, so with "
+                     f"--replicates {replicates} the last seed would be {last}, above the "
+                     f"largest seed {MAX_SEED}; the largest allowed base seed is "
+                     f"{MAX_SEED - replicates + 1}")
 
 
 def _check_replicates(r: int, minimum: int, what: str) -> None:
@@ -519,7 +632,8 @@ def _run_path(folder: Path, run_id: str) -> Path:
     return folder / "runs" / f"{run_id}.parquet"
 
 
-def _write_run(folder: Path, task: Task, rows: list[tuple]) -> None:
+def _write_run(folder: Path, task: Task, rows: list[tuple]) -> str:
+    """Write the run's file (under a temporary name first); return its sha256."""
     n = len(rows)
     table = pa.table({
         "run_id": [task.run_id] * n, "scenario": [task.label] * n, "point": [task.point] * n,
@@ -530,7 +644,31 @@ def _write_run(folder: Path, task: Task, rows: list[tuple]) -> None:
     final = _run_path(folder, task.run_id)
     tmp = final.with_name(f".{final.name}.tmp")
     pq.write_table(table, tmp)
+    digest = file_sha256(tmp)
     os.replace(tmp, final)
+    return digest
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _run_file_matches(path: Path, task: Task, digest: str | None) -> bool:
+    """The run's file is the one logged as done (same sha256) and is the task's run."""
+    try:
+        if digest is None or file_sha256(path) != digest:
+            return False
+        t = pq.read_table(path, columns=["run_id", "point", "replicate", "seed"])
+    except Exception:  # missing, unreadable or not Parquet
+        return False
+    want = {"run_id": task.run_id, "point": task.point, "replicate": task.replicate,
+            "seed": task.seed}
+    return t.num_rows > 0 and all(set(t.column(k).to_pylist()) == {v}
+                                  for k, v in want.items())
 
 
 def _complete_manifest(folder: Path) -> None:
@@ -538,10 +676,14 @@ def _complete_manifest(folder: Path) -> None:
     _write_json(folder / "manifest.json", {**manifest, "complete": True, "finished": _now()})
 
 
-def _new_folder(tmp: Path, plan: Plan) -> None:
+def _new_folder(tmp: Path, plan: Plan, executor: Executor) -> StatusLog:
+    """The folder's manifest and a status log that starts with the plan's digest."""
     (tmp / "runs").mkdir()
     _write_json(tmp / "manifest.json", plan.manifest())
-    (tmp / "status.log").touch()
+    log = StatusLog(tmp / "status.log")
+    n = len(plan.points) * plan.replicates
+    log.write("begin", runs=n, todo=n, executor=executor.description, plan_sha256=plan.digest())
+    return log
 
 
 def summary_table(folder: Path, plan: Plan) -> pa.Table:
@@ -613,14 +755,21 @@ class _Stop(BaseException):
         self.signum = signum
 
 
+def _nothing_written(how: str) -> str:
+    return f"{how}; nothing was written"
+
+
 class _Stopper:
     """Turns the first SIGINT/SIGTERM into _Stop, but not inside `hold()` (while a
-    finished run is written and logged): there it waits until the block ends."""
+    finished run is written and logged): there it waits until the block ends.
+    `report(how)` is the one line that says what a stop leaves behind; the command
+    keeps it up to date."""
 
     def __init__(self):
         self.signum: int | None = None
         self.critical = False
         self.previous: dict = {}
+        self.report: Callable[[str], str] = _nothing_written
 
     def __enter__(self) -> _Stopper:
         if threading.current_thread() is threading.main_thread():
@@ -648,6 +797,18 @@ class _Stopper:
             self.critical = False
         if self.signum is not None:
             raise _Stop(self.signum)
+
+
+@contextmanager
+def _command() -> Iterator[_Stopper]:
+    """The whole of a compare or sweep: Ctrl-C (exit code 130) or SIGTERM (143) anywhere
+    in it ends it with one line on standard error, the stopper's report."""
+    with _Stopper() as stopper:
+        try:
+            yield stopper
+        except _Stop as stop:
+            how = "interrupted" if stop.signum == signal.SIGINT else "terminated"
+            _exit_interrupted(stop.signum, stopper.report(how))
 
 
 @dataclass
@@ -682,19 +843,19 @@ def _execute(folder: Path, plan: Plan, todo: list[Task], executor: Executor, log
             stop_on_failure = True
         head = f"[{progress.done + len(progress.failed) + 1:>{width}}/{progress.total}]"
         if "error" in res:
-            last = res["error"].strip().splitlines()[-1]
+            message = " ".join(str(res["error"]).split()) or "failed without a message"
             with stopper.hold():
                 log.write("failed", run_id=task.run_id, host=res.get("host"),
-                          pid=res.get("pid"), error=res["error"])
-            progress.failed.append((task, last))
-            console.print(f"{head} {task.run_id} FAILED: {escape(last)}", highlight=False)
+                          pid=res.get("pid"), error=message, traceback=res.get("traceback"))
+            progress.failed.append((task, message))
+            console.print(f"{head} {task.run_id} FAILED: {escape(message)}", highlight=False)
             if stop_on_failure:
                 return
             continue
         with stopper.hold():
-            _write_run(folder, task, res["measures"])
+            digest = _write_run(folder, task, res["measures"])
             log.write("done", run_id=task.run_id, seconds=res["seconds"], host=res["host"],
-                      pid=res["pid"])
+                      pid=res["pid"], sha256=digest)
             progress.done += 1
         console.print(f"{head} {task.run_id}  {escape(short[task.point])}  seed {task.seed}  "
                       f"{res['seconds']:.1f} s", highlight=False)
@@ -717,6 +878,14 @@ def _exit_failed(progress: _Progress, folder: Path | None, hint: str) -> None:
     raise SystemExit(1)
 
 
+def _remove_leftovers(console: Console) -> None:
+    removed = remove_stale_worker_folders()
+    if removed:
+        console.print(f"removed {len(removed)} temporary folder{'s' if len(removed) > 1 else ''}"
+                      f" left in {escape(str(removed[0].parent))} by credsim workers that "
+                      "were killed", highlight=False)
+
+
 # ---------------------------------------------------------------------------------------
 # The commands
 
@@ -728,20 +897,23 @@ def compare_command(scenarios: Sequence[str], *, replicates: int = DEFAULT_REPLI
     """`credsim compare`: R replicates of each scenario with common random numbers, into a
     folder written atomically (a folder under the target name is always complete)."""
     console = console or Console()
-    plan = plan_compare(scenarios, replicates, overrides, seed, days, people)
-    target = out or run_dir.default_out("compare-" + "-vs-".join(p.label for p in plan.points[:3]),
-                                 plan.base_seed)
-    if target.exists():
-        raise InputError(f"{target}: already exists; choose another --out or remove it first")
-    tasks = plan.tasks()
-    executor = make_executor(workers, scheduler, tasks=len(tasks), initializer=init_worker)
-    tmp: Path | None = None
-    with _Stopper() as stopper:
+    with _command() as stopper:
+        plan = plan_compare(scenarios, replicates, overrides, seed, days, people)
+        target = out or run_dir.default_out(
+            "compare-" + "-vs-".join(p.label for p in plan.points[:3]), plan.base_seed)
+        if target.exists():
+            raise InputError(f"{target}: already exists; choose another --out or remove it "
+                             "first")
+        tasks = plan.tasks()
+        executor: Executor | None = None
+        tmp: Path | None = None
         try:
-            tmp = run_dir.prepare(target)
-            _new_folder(tmp, plan)
-            log = StatusLog(tmp / "status.log")
-            log.write("begin", runs=len(tasks), todo=len(tasks), executor=executor.description)
+            tmp = run_dir.prepare(target)  # the folder can be written: before any worker
+            stopper.report = lambda how: f"{how}; no results folder was left behind"
+            _remove_leftovers(console)
+            executor = make_executor(workers, scheduler, tasks=len(tasks),
+                                     initializer=init_worker)
+            log = _new_folder(tmp, plan, executor)
             console.print(f"compare: {len(plan.points)} scenarios × {replicates} replicates "
                           f"= {len(tasks)} runs, seeds {plan.base_seed} to "
                           f"{plan.base_seed + replicates - 1}, on {executor.description}",
@@ -755,24 +927,20 @@ def compare_command(scenarios: Sequence[str], *, replicates: int = DEFAULT_REPLI
                 _exit_failed(progress, None, "No results folder was left behind.")
             executor.close()
             table = _write_summary(tmp, plan)
-            log.write("finished", runs=len(tasks))
-            _complete_manifest(tmp)
-            run_dir.commit(tmp, target)
-        except _Stop as stop:
-            executor.close(cancel=True)
-            if tmp is not None:
-                run_dir.abort(tmp)
-            _exit_interrupted(stop.signum, ("interrupted" if stop.signum == signal.SIGINT
-                                            else "terminated") + "; no results folder was "
-                              "left behind")
+            with stopper.hold():
+                log.write("finished", runs=len(tasks))
+                _complete_manifest(tmp)
+                run_dir.commit(tmp, target)
+                stopper.report = lambda how: f"{how}; the comparison is complete in {target}"
         except BaseException:
-            executor.close(cancel=True)
+            if executor is not None:
+                executor.close(cancel=True)
             if tmp is not None:
-                run_dir.abort(tmp)
+                run_dir.abort(tmp)  # nothing to do once committed
             raise
-    _print_compare(console, plan, table)
-    console.print(f"results: [bold]{escape(str(target))}[/] (summary.parquet: every measure; "
-                  "runs/: one file per run)", highlight=False)
+        _print_compare(console, plan, table)
+        console.print(f"results: [bold]{escape(str(target))}[/] (summary.parquet: every "
+                      "measure; runs/: one file per run)", highlight=False)
     return target
 
 
@@ -785,45 +953,70 @@ def sweep_command(scenario: str | None, *, vary: list[str] | None = None,
     """`credsim sweep`: a grid of parameter values, R replicates each; the folder grows run
     by run and `--resume DIR` finishes an interrupted sweep."""
     console = console or Console()
-    if resume is not None:
-        given = [name for name, v in (("SCENARIO", scenario), ("--vary", vary),
-                                      ("--out", out), ("--set", overrides), ("--seed", seed),
-                                      ("--days", days), ("--people", people))
-                 if v is not None and v != []]
-        if given:
-            raise InputError(f"--resume takes the sweep's settings from {resume}/manifest.json; "
-                             f"leave out {', '.join(given)}")
-        return _resume(resume, replicates, workers, scheduler, console)
-    if scenario is None:
-        raise InputError("sweep needs a SCENARIO (a preset or TOML file), or --resume DIR")
-    plan = plan_sweep(scenario, vary or [], replicates, overrides, seed, days, people)
-    name = tomllib.loads(plan.points[0].scenario_toml).get("name", "scenario")
-    target = out or run_dir.default_out(f"sweep-{name}", plan.base_seed)
-    if target.exists():
-        hint = ""
-        if _folder_kind(target) == "sweep" and not _folder_complete(target):
-            hint = f", or finish that sweep with: credsim sweep --resume {target}"
-        raise InputError(f"{target}: already exists; choose another --out or remove it "
-                         f"first{hint}")
-    tasks = plan.tasks()
-    executor = make_executor(workers, scheduler, tasks=len(tasks), initializer=init_worker)
-    try:
-        tmp = run_dir.prepare(target)
+    with _command() as stopper:
+        if resume is not None:
+            given = [name for name, v in (("SCENARIO", scenario), ("--vary", vary),
+                                          ("--out", out), ("--set", overrides),
+                                          ("--seed", seed), ("--days", days),
+                                          ("--people", people))
+                     if v is not None and v != []]
+            if given:
+                raise InputError(f"--resume takes the sweep's settings from "
+                                 f"{resume}/manifest.json; leave out {', '.join(given)}")
+            return _resume(resume, replicates, workers, scheduler, console, stopper)
+        if scenario is None:
+            raise InputError("sweep needs a SCENARIO (a preset or TOML file), or --resume DIR")
+        plan = plan_sweep(scenario, vary or [], replicates, overrides, seed, days, people)
+        name = tomllib.loads(plan.points[0].scenario_toml).get("name", "scenario")
+        target = out or run_dir.default_out(f"sweep-{name}", plan.base_seed)
+        if target.exists():
+            hint = ""
+            if _folder_kind(target) == "sweep" and not _folder_complete(target):
+                hint = f", or finish that sweep with: credsim sweep --resume {target}"
+            raise InputError(f"{target}: already exists; choose another --out or remove it "
+                             f"first{hint}")
+        tasks = plan.tasks()
+        tmp: Path | None = None
         try:
-            _new_folder(tmp, plan)
-            run_dir.commit(tmp, target)
+            tmp = run_dir.prepare(target)  # the folder can be written: before any worker
+            _remove_leftovers(console)
+            executor = make_executor(workers, scheduler, tasks=len(tasks),
+                                     initializer=init_worker)
         except BaseException:
-            run_dir.abort(tmp)
+            if tmp is not None:
+                run_dir.abort(tmp)
             raise
-        console.print(f"sweep: {len(plan.points)} grid points × {replicates} replicates = "
-                      f"{len(tasks)} runs, seeds {plan.base_seed} to "
-                      f"{plan.base_seed + replicates - 1}, on {executor.description}; grid: "
-                      f"{escape(', '.join(k for k, _ in plan.vary))}", highlight=False)
-        with _folder_lock(target):
-            _run_sweep(target, plan, tasks, executor, console, resumed=False)
-    finally:
-        executor.close(cancel=True)
+        try:
+            _create_sweep_folder(tmp, target, plan, executor, stopper)
+            console.print(f"sweep: {len(plan.points)} grid points × {replicates} replicates "
+                          f"= {len(tasks)} runs, seeds {plan.base_seed} to "
+                          f"{plan.base_seed + replicates - 1}, on {executor.description}; "
+                          f"grid: {escape(', '.join(k for k, _ in plan.vary))}",
+                          highlight=False)
+            with _folder_lock(target):
+                _run_sweep(target, plan, tasks, executor, console, stopper, resumed=False)
+        finally:
+            executor.close(cancel=True)
     return target
+
+
+def _create_sweep_folder(tmp: Path, target: Path, plan: Plan, executor: Executor,
+                         stopper: _Stopper) -> None:
+    """The sweep folder, from its temporary folder `tmp`, with its manifest and the
+    first line of its status log: whole or not at all."""
+    try:
+        with stopper.hold():
+            _new_folder(tmp, plan, executor)
+            run_dir.commit(tmp, target)
+            stopper.report = _resume_report(target, 0, len(plan.tasks()))
+    except BaseException:
+        run_dir.abort(tmp)  # nothing to do once committed
+        raise
+
+
+def _resume_report(folder: Path, done: int, total: int) -> Callable[[str], str]:
+    return lambda how: (f"{how}: {done} of {total} runs are done in {folder}; finish the "
+                        f"sweep with: credsim sweep --resume {folder}")
 
 
 def _folder_manifest(path: Path) -> dict:
@@ -863,7 +1056,7 @@ def _read_sweep_manifest(folder: Path) -> dict:
 
 
 def _resume(folder: Path, replicates: int, workers: int | None, scheduler: str | None,
-            console: Console) -> Path:
+            console: Console, stopper: _Stopper) -> Path:
     m = _read_sweep_manifest(folder)
     plan = Plan.from_manifest(m, folder)
     if replicates not in (plan.replicates, DEFAULT_REPLICATES):
@@ -871,31 +1064,72 @@ def _resume(folder: Path, replicates: int, workers: int | None, scheduler: str |
                          f"{plan.replicates} replicates, and resuming does not change them")
     tasks = plan.tasks()
     with _folder_lock(folder):
+        events = read_status(folder / "status.log")
+        _check_plan(folder, plan, events)
         (folder / "runs").mkdir(exist_ok=True)
         for stale in (folder / "runs").glob(".*.tmp"):
             stale.unlink(missing_ok=True)
-        done_logged = {e.get("run_id") for e in read_status(folder / "status.log")
-                       if e.get("event") == "done"}
-        todo = [t for t in tasks if not (t.run_id in done_logged and
-                                         _readable(_run_path(folder, t.run_id)))]
-        console.print(f"resuming {escape(str(folder))}: {len(tasks) - len(todo)} of "
-                      f"{len(tasks)} runs are done, {len(todo)} to run", highlight=False)
+        done, mismatched = _verified_runs(folder, tasks, events)
+        for t in mismatched:  # a wrong file must not outlive a failed re-run
+            _run_path(folder, t.run_id).unlink(missing_ok=True)
+        todo = [t for t in tasks if t.run_id not in done]
+        stopper.report = _resume_report(folder, len(done), len(tasks))
+        console.print(f"resuming {escape(str(folder))}: {len(done)} of {len(tasks)} runs "
+                      f"are done, {len(todo)} to run", highlight=False)
+        if mismatched:
+            n = len(mismatched)
+            console.print(f"{n} result file{'s' if n > 1 else ''} did not match "
+                          f"{'their' if n > 1 else 'its'} recorded hash; running "
+                          f"{'them' if n > 1 else 'it'} again", highlight=False)
+        _remove_leftovers(console)
         executor = make_executor(workers, scheduler, tasks=len(todo), initializer=init_worker)
         try:
             if todo:
                 console.print(f"on {executor.description}", highlight=False)
-            _run_sweep(folder, plan, tasks, executor, console, resumed=True, todo=todo)
+            _run_sweep(folder, plan, tasks, executor, console, stopper, resumed=True,
+                       todo=todo, rerun=[t.run_id for t in mismatched])
         finally:
             executor.close(cancel=True)
     return folder
 
 
-def _readable(path: Path) -> bool:
-    try:
-        pq.read_metadata(path)
-    except Exception:
-        return False
-    return True
+def _check_plan(folder: Path, plan: Plan, events: list[dict]) -> None:
+    """The manifest still describes the sweep that was begun (the plan_sha256 of the
+    status log's first 'begin' line)."""
+    begin = next((e for e in events if e.get("event") == "begin"), {})
+    recorded = begin.get("plan_sha256")
+    if not isinstance(recorded, str):
+        raise InputError(f"{folder / 'status.log'}: no record of the plan the sweep began "
+                         "with (plan_sha256 in its first 'begin' line), so "
+                         f"{folder / 'manifest.json'} cannot be checked; start the sweep "
+                         "again")
+    if recorded != plan.digest():
+        raise InputError(f"{folder / 'manifest.json'}: its grid points, scenarios, "
+                         "replicates or seed differ from those the sweep began with (the "
+                         "plan_sha256 in status.log): the manifest was edited; restore it or "
+                         "start a new sweep")
+
+
+def _verified_runs(folder: Path, tasks: list[Task],
+                   events: list[dict]) -> tuple[set[str], list[Task]]:
+    """The run ids whose file is the one the log's last 'done' line for it records (by
+    sha256, and by its run columns), and the tasks whose file is there but is not."""
+    logged: dict[str, str | None] = {}
+    for e in events:
+        if e.get("event") == "done" and isinstance(e.get("run_id"), str):
+            digest = e.get("sha256")
+            logged[e["run_id"]] = digest if isinstance(digest, str) else None
+    done: set[str] = set()
+    mismatched: list[Task] = []
+    for t in tasks:
+        if t.run_id not in logged:
+            continue
+        path = _run_path(folder, t.run_id)
+        if _run_file_matches(path, t, logged[t.run_id]):
+            done.add(t.run_id)
+        elif path.exists():
+            mismatched.append(t)
+    return done, mismatched
 
 
 @contextmanager
@@ -906,7 +1140,12 @@ def _folder_lock(folder: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows: no lock
         yield
         return
-    with open(folder / ".lock", "a+") as f:
+    try:
+        f = open(folder / ".lock", "a+")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot write in the sweep folder ({exc.strerror})"
+                         ) from None
+    with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -919,36 +1158,40 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 
 
 def _run_sweep(folder: Path, plan: Plan, tasks: list[Task], executor: Executor,
-               console: Console, *, resumed: bool, todo: list[Task] | None = None) -> None:
+               console: Console, stopper: _Stopper, *, resumed: bool,
+               todo: list[Task] | None = None, rerun: list[str] | None = None) -> None:
     """Run `todo` (default: every task) in the sweep folder, then write the summary; the
     caller holds the folder's lock."""
     todo = tasks if todo is None else todo
     log = StatusLog(folder / "status.log")
-    log.write("resume" if resumed else "begin", runs=len(tasks), todo=len(todo),
-              executor=executor.description)
+    if resumed:
+        log.write("resume", runs=len(tasks), todo=len(todo), executor=executor.description,
+                  rerun_mismatched=rerun or [])
     progress = _Progress(len(tasks), len(tasks) - len(todo))
-    with _Stopper() as stopper:
-        try:
-            _execute(folder, plan, todo, executor, log, stopper, progress, console,
-                     stop_on_failure=False)
-            if progress.failed:
-                log.write("stopped", failed=len(progress.failed), done=progress.done,
-                          runs=len(tasks))
-                _exit_failed(progress, folder, f"The {progress.done} completed runs are "
-                             f"kept; `credsim sweep --resume {folder}` runs the failed and "
-                             "missing ones again.")
-            executor.close()
-            table = _write_summary(folder, plan)
+    stopper.report = lambda how: _resume_report(folder, progress.done, len(tasks))(how)
+    finished = False
+    try:
+        _execute(folder, plan, todo, executor, log, stopper, progress, console,
+                 stop_on_failure=False)
+        if progress.failed:
+            log.write("stopped", failed=len(progress.failed), done=progress.done,
+                      runs=len(tasks))
+            _exit_failed(progress, folder, f"The {progress.done} completed runs are "
+                         f"kept; `credsim sweep --resume {folder}` runs the failed and "
+                         "missing ones again.")
+        executor.close()
+        table = _write_summary(folder, plan)
+        with stopper.hold():
             log.write("finished", runs=len(tasks))
             _complete_manifest(folder)
-        except _Stop as stop:
+            finished = True
+            stopper.report = lambda how: f"{how}; the sweep is complete in {folder}"
+    except _Stop as stop:
+        if not finished:
             executor.close(cancel=True)
             log.write("interrupted", signal=signal.Signals(stop.signum).name,
                       done=progress.done, runs=len(tasks))
-            how = "interrupted" if stop.signum == signal.SIGINT else "terminated"
-            _exit_interrupted(stop.signum, f"{how}: {progress.done} of {len(tasks)} runs are "
-                              f"done in {folder}; finish the sweep with: credsim sweep "
-                              f"--resume {folder}")
+        raise
     _print_sweep(console, plan, table)
     console.print(f"results: [bold]{escape(str(folder))}[/] (summary.parquet: every measure; "
                   "runs/: one file per run)", highlight=False)
