@@ -84,6 +84,13 @@ class Result:
             yield rows
 
 
+def _refusal(exc: duckdb.Error) -> InputError:
+    first = str(exc).splitlines()[0]
+    if isinstance(exc, duckdb.PermissionException):
+        return InputError(f"query refused: {first} (credsim query reads only the run's tables)")
+    return InputError(f"query failed: {first}")
+
+
 @contextmanager
 def stream(run: Path, sql: str) -> Iterator[Result]:
     """Run one reading statement over the run folder `run`; the rows are fetched from
@@ -94,12 +101,27 @@ def stream(run: Path, sql: str) -> Iterator[Result]:
     try:
         try:
             con.execute(sql)
-        except duckdb.PermissionException as exc:
-            raise InputError(f"query refused: {str(exc).splitlines()[0]} (credsim query "
-                             "reads only the run's tables)") from None
         except duckdb.Error as exc:
-            raise InputError(f"query failed: {str(exc).splitlines()[0]}") from None
+            raise _refusal(exc) from None
         yield Result([d[0] for d in con.description or []], con)
+    finally:
+        con.close()
+
+
+def query_arrow(run: Path, sql: str):
+    """The result of one reading statement as a pyarrow.Table (the Python API's
+    Run.sql), confined as `credsim query` is."""
+    open_run(run)
+    read_statement(sql)
+    con = connect(run)
+    try:
+        rel = con.sql(sql)
+        if rel is None:  # a statement without a result
+            raise InputError("the statement returns no rows")
+        # DuckDB 2 names it to_arrow_table; DuckDB 1 calls it arrow.
+        return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+    except duckdb.Error as exc:
+        raise _refusal(exc) from None
     finally:
         con.close()
 
@@ -110,3 +132,4 @@ def query(run: Path, sql: str, limit: int | None = None) -> tuple[list[str], lis
         if limit is not None:
             return result.columns, result.fetch(limit)
         return result.columns, [r for batch in result.batches() for r in batch]
+
