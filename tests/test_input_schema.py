@@ -463,8 +463,7 @@ def test_cli_refuses_a_multiline_set_value(cli, one_error):
     assert "control character" in line
 
 
-@pytest.mark.xfail(strict=True, reason="the CLI prints error messages as Rich markup, so a "
-                   "name like '[/x]' in a message raises MarkupError (credsim/cli.py _fail)")
 def test_cli_prints_names_that_look_like_markup(cli, one_error):
-    line = one_error(cli("show", "rongcheng", "--set", "gates.[/x].domain=civic"))
+    line = one_error(cli("show", "rongcheng", "--set", 'gates.[/x]={condition="listed", '
+                         'domain="civic", provider="p", effect="deny"}'))
     assert "[/x]" in line

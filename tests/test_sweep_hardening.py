@@ -30,7 +30,7 @@ from rich.console import Console
 
 from credsim.audit import executors
 from credsim.audit import replicates as rep
-from credsim.errors import InputError
+from credsim.errors import InputError, RunsFailed
 
 MAX = rep.MAX_SEED
 TINY = ("--people", "1000", "--days", "10")
@@ -271,14 +271,13 @@ def test_a_failed_run_reports_its_exception_not_a_caret_line(monkeypatch):
 
 
 def test_worker_failures_show_type_and_message_and_log_the_traceback(serial, monkeypatch,
-                                                                     tmp_path, capsys):
+                                                                     tmp_path):
     monkeypatch.setattr(rep, "_simulate_and_measure", _fails_for("p1-r001"))
     console = _quiet()
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(RunsFailed) as info:
         _sweep(tmp_path / "sw", console)
-    assert info.value.code == 1
     assert "p1-r001 FAILED: ZeroDivisionError: division by zero" in _said(console)
-    err = capsys.readouterr().err
+    err = str(info.value)
     assert "p1-r001 (grace_days=30, seed 2): ZeroDivisionError: division by zero" in \
         " ".join(err.split()).replace("court_list.", "")
     assert "^^^" not in err and "~~~" not in err
@@ -288,10 +287,10 @@ def test_worker_failures_show_type_and_message_and_log_the_traceback(serial, mon
     assert "Traceback" in failed[0]["traceback"] and "^" in failed[0]["traceback"]
     assert "in _divide" in failed[0]["traceback"]
     # compare stops at the failure, with the same line.
-    with pytest.raises(SystemExit):
+    with pytest.raises(RunsFailed) as info:
         rep.compare_command(["rongcheng", "baseline"], replicates=2, out=tmp_path / "c",
                             seed=1, days=10, people=1000, console=_quiet())
-    err = " ".join(capsys.readouterr().err.split())
+    err = " ".join(str(info.value).split())
     assert "p1-r001 (baseline, seed 2): ZeroDivisionError: division by zero" in err
     assert not (tmp_path / "c").exists()
 
@@ -571,13 +570,12 @@ def test_a_sweep_whose_only_worker_dies_stops(tmp_path, monkeypatch, capfd):
         killer = threading.Thread(target=kill_the_worker)
         killer.start()
         try:
-            with pytest.raises(SystemExit) as info:
+            with pytest.raises(RunsFailed) as info:
                 _sweep(out, scheduler=cluster.scheduler_address)
         finally:
             release.set()
             killer.join()
-    assert info.value.code == 1
-    err = capfd.readouterr().err
+    err = str(info.value) + capfd.readouterr().err
     assert "has had no worker for 0.5 s" in err and "Traceback" not in err
     assert any(e["event"] == "stopped" for e in _events(out))
 

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from credsim import __version__
-from credsim.errors import InputError
+from credsim.errors import InputError, RunsFailed, Stopped
 
 app = typer.Typer(
     add_completion=False,
@@ -26,7 +26,8 @@ err = Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Messages quote user input (names, paths): printed as text, never as Rich markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -258,6 +259,9 @@ def audit(
 _Workers = Annotated[
     int | None, typer.Option(help="Local worker processes (default: the number of cores).", min=1)
 ]
+_Force = Annotated[bool, typer.Option(
+    "--force", help="Start even if the memory estimate for the workers' runs side by side "
+    "exceeds the memory available.")]
 _Scheduler = Annotated[
     str | None, typer.Option(help="Dask scheduler address (e.g. tcp://host:8786): run on that "
                              "cluster instead of local processes.")
@@ -278,6 +282,7 @@ def compare(
     people: Annotated[int | None, typer.Option(help="Number of citizens.")] = None,
     workers: _Workers = None,
     scheduler: _Scheduler = None,
+    force: _Force = False,
 ) -> None:
     """Run scenarios R times each with common random numbers; report every measure with a
     95 % interval and the paired differences from the first scenario."""
@@ -286,9 +291,15 @@ def compare(
 
         rep.compare_command(scenarios, replicates=replicates, out=out_dir, overrides=set_,
                             seed=seed, days=days, people=people, workers=workers,
-                            scheduler=scheduler, console=out)
+                            scheduler=scheduler, console=out, force=force)
     except InputError as exc:
         _fail(str(exc))
+    except RunsFailed as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except Stopped as stop:
+        err.print(escape(stop.message), highlight=False, soft_wrap=True)
+        raise typer.Exit(128 + stop.signum) from None
     except KeyboardInterrupt:  # while importing, before the command handles Ctrl-C itself
         _interrupted_early()
 
@@ -310,6 +321,7 @@ def sweep(
     people: Annotated[int | None, typer.Option(help="Number of citizens.")] = None,
     workers: _Workers = None,
     scheduler: _Scheduler = None,
+    force: _Force = False,
 ) -> None:
     """Run a grid of parameter values, R replicates each; resumable."""
     try:
@@ -317,9 +329,15 @@ def sweep(
 
         rep.sweep_command(scenario, vary=vary, replicates=replicates, out=out_dir,
                           resume=resume, overrides=set_, seed=seed, days=days, people=people,
-                          workers=workers, scheduler=scheduler, console=out)
+                          workers=workers, scheduler=scheduler, console=out, force=force)
     except InputError as exc:
         _fail(str(exc))
+    except RunsFailed as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except Stopped as stop:
+        err.print(escape(stop.message), highlight=False, soft_wrap=True)
+        raise typer.Exit(128 + stop.signum) from None
     except KeyboardInterrupt:  # while importing, before the command handles Ctrl-C itself
         _interrupted_early()
 

@@ -3,3 +3,18 @@
 
 class InputError(Exception):
     """Bad user input: a scenario, an override, a path or a run folder."""
+
+
+class RunsFailed(Exception):
+    """Runs of a compare or sweep failed, or their workers were lost. The message says
+    which run, why, and what was kept; the command line prints it and exits with code 1."""
+
+
+class Stopped(KeyboardInterrupt):
+    """A compare or sweep stopped by Ctrl-C or SIGTERM. `message` says what it left
+    behind; the command line prints it and exits with 128 + `signum`. A KeyboardInterrupt,
+    so that a notebook's interrupt behaves as usual."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum, self.message = signum, message

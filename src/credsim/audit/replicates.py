@@ -53,7 +53,7 @@ from rich.table import Table
 
 from credsim import __version__
 from credsim.audit.executors import Executor, ExecutorError, make_executor
-from credsim.errors import InputError
+from credsim.errors import InputError, RunsFailed, Stopped
 from credsim.results import run_dir
 from credsim.scenario.load import _apply_override, load_scenario, scenario_to_toml, validate
 
@@ -861,21 +861,15 @@ def _execute(folder: Path, plan: Plan, todo: list[Task], executor: Executor, log
                       f"{res['seconds']:.1f} s", highlight=False)
 
 
-_err = Console(stderr=True)
-
-
 def _exit_interrupted(signum: int, message: str) -> None:
-    _err.print(message, highlight=False, soft_wrap=True)
-    raise SystemExit(128 + signum)
+    raise Stopped(signum, message)
 
 
 def _exit_failed(progress: _Progress, folder: Path | None, hint: str) -> None:
     task, last = progress.failed[0]
     where = f"; see {folder / 'status.log'}" if folder else ""
-    _err.print(f"[bold red]error:[/] {len(progress.failed)} run(s) failed; the first, "
-               f"{task.run_id} ({escape(task.label)}, seed {task.seed}): {escape(last)}"
-               f"{where}. {hint}", highlight=False, soft_wrap=True)
-    raise SystemExit(1)
+    raise RunsFailed(f"{len(progress.failed)} run(s) failed; the first, {task.run_id} "
+                     f"({task.label}, seed {task.seed}): {last}{where}. {hint}")
 
 
 def _remove_leftovers(console: Console) -> None:
@@ -893,22 +887,21 @@ def compare_command(scenarios: Sequence[str], *, replicates: int = DEFAULT_REPLI
                     out: Path | None = None, overrides: list[str] | None = None,
                     seed: int | None = None, days: int | None = None,
                     people: int | None = None, workers: int | None = None,
-                    scheduler: str | None = None, console: Console | None = None) -> Path:
+                    scheduler: str | None = None, console: Console | None = None,
+                    force: bool = False) -> Path:
     """`credsim compare`: R replicates of each scenario with common random numbers, into a
     folder written atomically (a folder under the target name is always complete)."""
     console = console or Console()
     with _command() as stopper:
         plan = plan_compare(scenarios, replicates, overrides, seed, days, people)
-        target = out or run_dir.default_out(
-            "compare-" + "-vs-".join(p.label for p in plan.points[:3]), plan.base_seed)
-        if target.exists():
-            raise InputError(f"{target}: already exists; choose another --out or remove it "
-                             "first")
         tasks = plan.tasks()
+        _check_memory(plan, workers, scheduler, len(tasks), force)
         executor: Executor | None = None
         tmp: Path | None = None
         try:
-            tmp = run_dir.prepare(target)  # the folder can be written: before any worker
+            # The folder is claimed before any worker starts.
+            target, tmp = _claim(out, "compare-" + "-vs-".join(
+                p.label for p in plan.points[:3]), plan.base_seed)
             stopper.report = lambda how: f"{how}; no results folder was left behind"
             _remove_leftovers(console)
             executor = make_executor(workers, scheduler, tasks=len(tasks),
@@ -949,7 +942,8 @@ def sweep_command(scenario: str | None, *, vary: list[str] | None = None,
                   resume: Path | None = None, overrides: list[str] | None = None,
                   seed: int | None = None, days: int | None = None,
                   people: int | None = None, workers: int | None = None,
-                  scheduler: str | None = None, console: Console | None = None) -> Path:
+                  scheduler: str | None = None, console: Console | None = None,
+                  force: bool = False) -> Path:
     """`credsim sweep`: a grid of parameter values, R replicates each; the folder grows run
     by run and `--resume DIR` finishes an interrupted sweep."""
     console = console or Console()
@@ -968,17 +962,18 @@ def sweep_command(scenario: str | None, *, vary: list[str] | None = None,
             raise InputError("sweep needs a SCENARIO (a preset or TOML file), or --resume DIR")
         plan = plan_sweep(scenario, vary or [], replicates, overrides, seed, days, people)
         name = tomllib.loads(plan.points[0].scenario_toml).get("name", "scenario")
-        target = out or run_dir.default_out(f"sweep-{name}", plan.base_seed)
-        if target.exists():
+        if out is not None and out.exists():
             hint = ""
-            if _folder_kind(target) == "sweep" and not _folder_complete(target):
-                hint = f", or finish that sweep with: credsim sweep --resume {target}"
-            raise InputError(f"{target}: already exists; choose another --out or remove it "
+            if _folder_kind(out) == "sweep" and not _folder_complete(out):
+                hint = f", or finish that sweep with: credsim sweep --resume {out}"
+            raise InputError(f"{out}: already exists; choose another --out or remove it "
                              f"first{hint}")
         tasks = plan.tasks()
+        _check_memory(plan, workers, scheduler, len(tasks), force)
         tmp: Path | None = None
         try:
-            tmp = run_dir.prepare(target)  # the folder can be written: before any worker
+            # The folder is claimed before any worker starts.
+            target, tmp = _claim(out, f"sweep-{name}", plan.base_seed)
             _remove_leftovers(console)
             executor = make_executor(workers, scheduler, tasks=len(tasks),
                                      initializer=init_worker)
@@ -998,6 +993,28 @@ def sweep_command(scenario: str | None, *, vary: list[str] | None = None,
         finally:
             executor.close(cancel=True)
     return target
+
+
+def _claim(out: Path | None, stem: str, seed: int) -> tuple[Path, Path]:
+    """Check and claim the output folder (a default one if `out` is None); return it
+    and the temporary folder to write into."""
+    if out is None:
+        return run_dir.prepare_default(stem, seed)
+    return out, run_dir.prepare(out)
+
+
+def _check_memory(plan: Plan, workers: int | None, scheduler: str | None, tasks: int,
+                  force: bool) -> None:
+    """Local workers run side by side on this machine: their runs must fit together.
+    (A Dask cluster's workers are elsewhere; their memory is theirs to check.)"""
+    if scheduler is not None:
+        return
+    from credsim.memory import check_fits
+
+    at_once = min(workers or os.cpu_count() or 1, max(tasks, 1))
+    largest = max((task_scenario(t) for t in plan.tasks()[:len(plan.points)]),
+                  key=lambda s: s.run.people * (1 + s.graph.mean_degree))
+    check_fits(largest, runs_at_once=at_once, force=force)
 
 
 def _create_sweep_folder(tmp: Path, target: Path, plan: Plan, executor: Executor,
