@@ -359,7 +359,7 @@ def test_a_signal_during_compare_prints_one_line(tmp_path, sig, how):
     out = tmp_path / "c"
     proc = _popen("compare", "rongcheng", "baseline", "--replicates", "6", "--workers", "1",
                   "--out", str(out), *RUNS, cwd=tmp_path)
-    _wait_for(proc, lambda: _done_in(tmp_path, ".c.tmp-*/status.log")() >= 1,
+    _wait_for(proc, lambda: _done_in(tmp_path, ".credsim-*.tmp/status.log")() >= 1,
               "a finished run")
     proc.send_signal(sig)
     _, err = _finish(proc)
@@ -421,7 +421,7 @@ def test_sigterm_during_credsim_run_still_says_so_once(tmp_path):
     out = tmp_path / "r"
     proc = _popen("run", "rongcheng", "--people", "20000", "--days", "400", "--quiet",
                   "--out", str(out), cwd=tmp_path)
-    _wait_for(proc, lambda: any(tmp_path.glob(".r.tmp-*")), "its temporary folder")
+    _wait_for(proc, lambda: any(tmp_path.glob(".credsim-*.tmp")), "its temporary folder")
     proc.send_signal(signal.SIGTERM)
     _, err = _finish(proc)
     assert proc.returncode == 143, err
@@ -588,7 +588,7 @@ def test_a_lost_scheduler_is_one_clean_message(tmp_path):
         proc = _popen("compare", "rongcheng", "baseline", "--replicates", "6",
                       "--scheduler", cluster.scheduler_address, "--out", str(out), *RUNS,
                       cwd=tmp_path)
-        _wait_for(proc, lambda: _done_in(tmp_path, ".c.tmp-*/status.log")() >= 1,
+        _wait_for(proc, lambda: _done_in(tmp_path, ".credsim-*.tmp/status.log")() >= 1,
                   "a finished run")
         cluster.close()
         _, err = _finish(proc)
@@ -610,10 +610,10 @@ def test_an_unwritable_output_folder_fails_before_any_worker(tmp_path, monkeypat
     monkeypatch.setattr(rep, "make_executor", no_executor)
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(InputError, match="cannot write the results folder"):
+    with pytest.raises(InputError, match="is not a folder"):
         rep.compare_command(["rongcheng", "baseline"], replicates=2, out=blocker / "c",
                             days=10, people=1000, console=_quiet())
-    with pytest.raises(InputError, match="cannot write the results folder"):
+    with pytest.raises(InputError, match="is not a folder"):
         _sweep(blocker / "s")
     with pytest.raises(InputError, match="--replicates 1: compare needs at least 2"):
         rep.compare_command(["rongcheng", "baseline"], replicates=1, out=tmp_path / "c",

@@ -136,6 +136,9 @@ def run(
         with DayProgress(s.run.days, s.run.people, enabled=not quiet) as progress:
             run_dir.simulate(s, tmp, on_day=progress.update)
         run_dir.commit(tmp, target)
+        # From here the folder is complete: a SIGTERM just ends the process, and says
+        # nothing about a folder left behind.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if cold:
             warmup.mark_warm(s)
     except KeyboardInterrupt:
