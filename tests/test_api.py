@@ -162,3 +162,10 @@ def test_every_public_name_is_documented():
     for name in credsim.__all__:
         if not name.startswith("_"):
             assert f"`credsim.{name}" in doc or f"`{name}" in doc, name
+
+
+def test_a_scenario_writes_toml_that_loads_back_to_itself(tmp_path):
+    sc = credsim.load("sesame", set={"composite.refresh_days": 20}, people=3000)
+    path = tmp_path / "s.toml"
+    path.write_text(sc.to_toml())
+    assert credsim.load(path) == sc

@@ -14,7 +14,13 @@ from credsim.errors import InputError
 from credsim.population.people import build_people
 from credsim.rng import Streams
 from credsim.scenario import load as load_mod
-from credsim.scenario.load import MAX_ERRORS, MAX_FILE_BYTES, load_scenario, validate
+from credsim.scenario.load import (
+    MAX_ERRORS,
+    MAX_FILE_BYTES,
+    load_scenario,
+    preset_names,
+    validate,
+)
 from credsim.scenario.model import (
     DESCRIPTION_MAX,
     ENTRIES_MAX,
@@ -467,3 +473,12 @@ def test_cli_prints_names_that_look_like_markup(cli, one_error):
     line = one_error(cli("show", "rongcheng", "--set", 'gates.[/x]={condition="listed", '
                          'domain="civic", provider="p", effect="deny"}'))
     assert "[/x]" in line
+
+
+def test_deltas_that_could_wrap_the_32_bit_score_are_refused():
+    with pytest.raises(InputError, match="past the score's range"):
+        load_scenario("rongcheng", ["points.deltas.fraud=-100000"], days=10_000)
+    # The same delta over a short run cannot reach the limit.
+    assert load_scenario("rongcheng", ["points.deltas.fraud=-100000"], days=30)
+    for name in preset_names():  # every preset, at the longest run allowed
+        load_scenario(name, days=10_000)

@@ -884,7 +884,38 @@ class Scenario(Strict):
                     f"gates.{gname}.condition: {g.condition!r} needs {system}.enabled"
                 )
         _check_columns(self)
+        _check_score_range(self)
         return self
+
+    def to_toml(self) -> str:
+        """The scenario as a TOML file that `credsim run` and `credsim.load` read back to
+        the same scenario."""
+        from credsim.scenario.load import scenario_to_toml
+
+        return scenario_to_toml(self)
+
+
+# --- scores stay within their 32-bit range --------------------------------------------------
+# A points score is a 32-bit integer. With every delta, rate and the run's length at their
+# limits, the sum of deductions could pass 2^31 and wrap round without a word. A person
+# has at most a few records of one behaviour a day, plus threats' edits; SCORE_SAFETY
+# covers that generously, so only scenarios far outside any reported system are refused.
+SCORE_LIMIT = 2**31 - 1
+SCORE_SAFETY = 16  # records per behaviour per person per day, an upper bound with threats
+
+
+def _check_score_range(s: Scenario) -> None:
+    p = s.points
+    if not p.enabled:
+        return
+    daily = sum(abs(d) for d in p.deltas.values()) + abs(p.listing_delta)
+    reach = abs(p.initial) + s.run.days * SCORE_SAFETY * daily
+    if reach > SCORE_LIMIT:
+        raise ValueError(
+            f"points.deltas: over {s.run.days:,} days these deltas could move a score by "
+            f"up to {reach:,.0f} points, past the score's range of ±{SCORE_LIMIT:,}; use "
+            "smaller deltas or fewer days"
+        )
 
 
 # --- timeseries columns named after user names -------------------------------------------
