@@ -169,3 +169,25 @@ def test_a_scenario_writes_toml_that_loads_back_to_itself(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(sc.to_toml())
     assert credsim.load(path) == sc
+
+
+def test_frames_through_arrow_or_a_clear_hint(api_run, monkeypatch):
+    import builtins
+
+    audit = api_run.audit()
+    real_import = builtins.__import__
+
+    def no_frames(name, *args, **kwargs):
+        if name.split(".")[0] in ("pandas", "polars"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    try:
+        import pandas  # noqa: F401
+        assert list(audit.to_pandas().columns)[:4] == ["measure", "key", "value", "unit"]
+    except ImportError:
+        pass
+    monkeypatch.setattr(builtins, "__import__", no_frames)
+    for convert in (audit.to_pandas, audit.to_polars):
+        with pytest.raises(credsim.InputError, match=r"credsim\[notebook\]"):
+            convert()

@@ -231,7 +231,35 @@ def open(path: str | Path) -> Run:  # noqa: A001 - credsim.open, as the docs nam
 # ---------------------------------------------------------------- results
 
 
-class Audit:
+def _to_pandas(table: pa.Table):
+    try:
+        return table.to_pandas()
+    except ImportError:
+        raise InputError("to_pandas() needs pandas: pip install 'credsim[notebook]'") from None
+
+
+def _to_polars(table: pa.Table):
+    try:
+        import polars
+    except ImportError:
+        raise InputError("to_polars() needs Polars: pip install 'credsim[notebook]'") from None
+    return polars.from_arrow(table)
+
+
+class _Frames:
+    """to_pandas() and to_polars() of the object's table(), through Arrow."""
+
+    def table(self) -> pa.Table:  # pragma: no cover - each class defines it
+        raise NotImplementedError
+
+    def to_pandas(self):
+        return _to_pandas(self.table())
+
+    def to_polars(self):
+        return _to_polars(self.table())
+
+
+class Audit(_Frames):
     """The harm audit's measures of one run."""
 
     def __init__(self, measures: list, path: Path):
@@ -289,6 +317,14 @@ class Record:
                             ("ended_by", pa.string()), ("note", pa.string())])
         return pa.Table.from_pylist(rows, schema=schema)
 
+    def to_pandas(self):
+        """The entries as a pandas DataFrame."""
+        return _to_pandas(self.entries)
+
+    def to_polars(self):
+        """The entries as a Polars DataFrame."""
+        return _to_polars(self.entries)
+
     def __getattr__(self, name: str):
         if name == "record":
             raise AttributeError(name)
@@ -312,7 +348,7 @@ class Record:
         return record_html(self)
 
 
-class Comparison:
+class Comparison(_Frames):
     """A compare or sweep folder: every measure's mean and 95 % interval per scenario or
     grid point, and the paired difference from the first one."""
 
