@@ -18,7 +18,8 @@ README = Path(__file__).parents[1] / "README.md"
 def tour_blocks() -> list[str]:
     """The indented code blocks of the README's tour, each as a shell script."""
     text = README.read_text("utf-8")
-    tour = text[text.index("## A five-minute tour"):text.index("## How it works")]
+    start = text.index("## A five-minute tour")
+    tour = text[start:text.index("\n## ", start + 1)]
     blocks, current = [], []
     for line in tour.splitlines():
         if line.startswith("    ") or (current and not line.strip()):
@@ -90,3 +91,15 @@ def test_false_court_cases_lead_to_wrongful_sanctions_in_both_groups(tour):
 def test_the_firm_lookup_shows_a_blacklisted_firm(tour):
     out = _output_of(tour, "credsim lookup runs/cc")
     assert "Firm" in out and "blacklist" in out.lower(), out
+
+
+def test_the_python_example_runs_and_finds_a_wrongful_sanction(tmp_path):
+    text = README.read_text("utf-8")
+    code = re.search(r"## From Python.*?```python\n(.*?)```", text, re.S).group(1)
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "Person " in r.stdout and "FALSE" in r.stdout, r.stdout
+    ratio = float(r.stdout.splitlines()[0])
+    assert 0 < ratio < 1, "voice falls under the points system"
+    assert (tmp_path / "runs" / "rc-python" / "manifest.json").is_file()
