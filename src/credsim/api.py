@@ -64,13 +64,7 @@ def load(source: Source, *, set: Mapping[str, Any] | None = None,  # noqa: A002
                          f"{type(source).__name__}")
     for key, value in (set or {}).items():
         set_value(data, key, value, f"set[{key!r}]")
-    run_table = data.setdefault("run", {})
-    if not isinstance(run_table, dict):
-        raise InputError(f"{label}: key 'run' must be a table")
-    for key, value in (("seed", seed), ("days", days), ("people", people)):
-        if value is not None:
-            run_table[key] = value
-    return _load.validate(data, label)
+    return _load.validate_sized(data, label, seed=seed, days=days, people=people)
 
 
 # ---------------------------------------------------------------- runs
@@ -442,19 +436,13 @@ def compare(scenarios: Sequence[Source], *, replicates: int = 10,
     seed + r) and return the Comparison."""
     from credsim.audit import replicates as rep
 
-    sources = [_source_text(s) for s in scenarios]
-    target, owned = _out_or_temp(out, "compare")
-    try:
-        with sources_as_files(sources) as paths:
-            rep.compare_command(paths, replicates=replicates, out=target,
-                                overrides=_settings_as_strings(set), seed=seed, days=days,
-                                people=people, workers=workers, scheduler=scheduler,
-                                console=_console(progress))
-    except BaseException:
-        if owned is not None:
-            shutil.rmtree(owned, ignore_errors=True)
-        raise
-    return Comparison(target, _owned_root=owned)
+    def command(paths: list[str], target: Path) -> None:
+        rep.compare_command(paths, replicates=replicates, out=target,
+                            overrides=_settings_as_strings(set), seed=seed, days=days,
+                            people=people, workers=workers, scheduler=scheduler,
+                            console=_console(progress))
+
+    return _replicated("compare", [_source_text(s) for s in scenarios], out, command)
 
 
 def sweep(source: Source, *, vary: Mapping[str, Sequence[Any]], replicates: int = 10,
@@ -472,13 +460,23 @@ def sweep(source: Source, *, vary: Mapping[str, Sequence[Any]], replicates: int 
         if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
             raise InputError(f"sweep: vary[{key!r}] must be a non-empty list of values")
         items.append(f"{key}=" + ",".join(toml_value(v) for v in values))
-    target, owned = _out_or_temp(out, "sweep")
+    def command(paths: list[str], target: Path) -> None:
+        rep.sweep_command(paths[0], vary=items, replicates=replicates, out=target,
+                          overrides=_settings_as_strings(set), seed=seed, days=days,
+                          people=people, workers=workers, scheduler=scheduler,
+                          console=_console(progress))
+
+    return _replicated("sweep", [_source_text(source)], out, command)
+
+
+def _replicated(kind: str, sources: list[str | tuple[str, str]], out: str | Path | None,
+                command) -> Comparison:
+    """Run a compare or sweep `command(paths, target)` into `out`, or into a temporary
+    folder the Comparison owns (removed again if the command fails)."""
+    target, owned = _out_or_temp(out, kind)
     try:
-        with sources_as_files([_source_text(source)]) as (path,):
-            rep.sweep_command(path, vary=items, replicates=replicates, out=target,
-                              overrides=_settings_as_strings(set), seed=seed, days=days,
-                              people=people, workers=workers, scheduler=scheduler,
-                              console=_console(progress))
+        with sources_as_files(sources) as paths:
+            command(paths, target)
     except BaseException:
         if owned is not None:
             shutil.rmtree(owned, ignore_errors=True)

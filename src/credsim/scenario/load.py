@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from credsim.errors import InputError
 from credsim.scenario.model import Scenario, control_char_at, short_repr
+from credsim.scenario.values import set_path
 
 PRESET_PACKAGE = "credsim.scenario.presets"
 
@@ -59,6 +60,13 @@ def load_scenario(
     label, data = _read_source(source)
     for item in overrides or []:
         _apply_override(data, item)
+    return validate_sized(data, label, seed=seed, days=days, people=people)
+
+
+def validate_sized(data: dict[str, Any], label: str, *, seed: int | None = None,
+                   days: int | None = None, people: int | None = None) -> Scenario:
+    """Set the run's seed, days and people where given (they win over the data), then
+    validate."""
     run = data.setdefault("run", {})
     if not isinstance(run, dict):
         raise InputError(f"{label}: key 'run' must be a table")
@@ -208,13 +216,7 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         value = raw
     except RecursionError:
         raise InputError(f"--set {key}: nested more than {MAX_DEPTH} levels deep") from None
-    node = data
-    for part in parts[:-1]:
-        nxt = node.setdefault(part, {})
-        if not isinstance(nxt, dict):
-            raise InputError(f"--set {key}: {part!r} is a value, not a table")
-        node = nxt
-    node[parts[-1]] = value
+    set_path(data, parts, value, f"--set {key}")
 
 
 # Pydantic error types meaning "this should have been a table".

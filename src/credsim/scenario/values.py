@@ -21,13 +21,18 @@ def set_value(data: dict[str, Any], key: str, value: Any, label: str) -> None:
     parts = key.split(".")
     if not all(parts):
         raise InputError(f"{label}: {key!r} is not a dotted key such as 'run.days'")
+    set_path(data, parts, _plain(value, label), label)
+
+
+def set_path(data: dict[str, Any], parts: list[str], value: Any, label: str) -> None:
+    """data[parts[0]][parts[1]]... = value, creating tables on the way."""
     node = data
     for part in parts[:-1]:
         nxt = node.setdefault(part, {})
         if not isinstance(nxt, dict):
-            raise InputError(f"{label}: {part!r} in {key!r} is a value, not a table")
+            raise InputError(f"{label}: {part!r} is a value, not a table")
         node = nxt
-    node[parts[-1]] = _plain(value, label)
+    node[parts[-1]] = value
 
 
 def _plain(value: Any, label: str) -> Any:
