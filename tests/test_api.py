@@ -191,3 +191,65 @@ def test_frames_through_arrow_or_a_clear_hint(api_run, monkeypatch):
     for convert in (audit.to_pandas, audit.to_polars):
         with pytest.raises(credsim.InputError, match=r"credsim\[notebook\]"):
             convert()
+
+
+@pytest.fixture(scope="module")
+def api_comparison():
+    base = credsim.load("rongcheng", people=1500, days=40, seed=3)
+    reviewed = credsim.load(base, set={"safeguards.review_capacity": 400})
+    reviewed.name = "reviewed"
+    return credsim.compare([base, reviewed], replicates=3, workers=1)
+
+
+def test_compare_takes_scenario_objects_and_pairs_them(api_comparison):
+    cmp = api_comparison
+    assert cmp.kind == "compare" and cmp.labels == ["rongcheng", "reviewed"]
+    rows = cmp.table().to_pylist()
+    second = [r for r in rows if r["scenario"] == "reviewed"]
+    assert second and all(r["versus"] == "rongcheng" for r in second)
+    assert {r["n"] for r in rows if r["measure"] == "voice_per_1000_person_days"} == {3}
+    assert cmp.runs().num_rows == 6 * len({(r["measure"], r["key"]) for r in rows
+                                           if r["point"] == 0})
+    html = cmp._repr_html_()
+    assert "<table" in html and "reviewed" in html
+
+
+def test_a_comparison_is_saved_and_reopened(api_comparison, tmp_path):
+    temp = api_comparison.path.parent
+    api_comparison.save(tmp_path / "cmp")
+    assert not temp.exists()
+    again = credsim.Comparison(tmp_path / "cmp")
+    assert again.table().equals(api_comparison.table())
+    a_run = credsim.run("baseline", people=300, days=2)
+    with pytest.raises(credsim.InputError, match="not a compare or sweep folder"):
+        credsim.Comparison(a_run.path)
+
+
+def test_sweep_takes_python_values(tmp_path):
+    sw = credsim.sweep("rongcheng", vary={"safeguards.review_capacity": [0, 400]},
+                       replicates=2, people=1500, days=30, workers=1, out=tmp_path / "sw")
+    assert sw.kind == "sweep" and sw.path == tmp_path / "sw"
+    assert sw.labels == ["safeguards.review_capacity=0", "safeguards.review_capacity=400"]
+    assert set(sw.table().column("safeguards.review_capacity").to_pylist()) == {0.0, 400.0}
+
+
+def test_failed_replicates_raise_instead_of_exiting(monkeypatch):
+    from credsim.audit import replicates as rep
+
+    def boom(task):
+        raise ZeroDivisionError("division by zero")
+
+    class InProcess:  # runs each task here, so the patched simulation is the one used
+        description = "this process"
+
+        def map_unordered(self, fn, tasks):
+            for t in tasks:
+                yield t, fn(t)
+
+        def close(self, cancel=False):
+            pass
+
+    monkeypatch.setattr(rep, "_simulate_and_measure", boom)
+    monkeypatch.setattr(rep, "make_executor", lambda *a, **k: InProcess())
+    with pytest.raises(credsim.RunsFailed, match="ZeroDivisionError: division by zero"):
+        credsim.compare(["rongcheng", "baseline"], replicates=2, people=500, days=5)

@@ -8,13 +8,13 @@ The names below are imported on first use, so that `import credsim` (and the
 command line) start quickly.
 """
 
-from credsim.errors import InputError
+from credsim.errors import InputError, RunsFailed, Stopped
 
 __version__ = "0.1.0"
 
 _API = ("Audit", "Comparison", "Record", "Run", "compare", "load", "open", "presets",
         "run", "sweep")
-__all__ = ["InputError", "Scenario", "__version__", *_API]
+__all__ = ["InputError", "RunsFailed", "Scenario", "Stopped", "__version__", *_API]
 
 
 def __getattr__(name: str):

@@ -70,7 +70,40 @@ def load(source: Source, *, set: Mapping[str, Any] | None = None,  # noqa: A002
 # ---------------------------------------------------------------- runs
 
 
-class Run:
+class _Folder:
+    """A results folder, perhaps a temporary one this object owns: removed with the object
+    (or at exit) unless save() keeps it."""
+
+    path: Path
+
+    def _own(self, root: Path | None) -> None:
+        self._owned = root
+        self._finalizer = (weakref.finalize(self, shutil.rmtree, str(root), True)
+                           if root is not None else None)
+
+    def save(self, path: str | Path):
+        """Keep the folder at `path` (which must not exist): a temporary folder moves
+        there, one opened from disk is copied. Returns self, now at `path`."""
+        from credsim.results import outdir
+
+        target = Path(path)
+        outdir.check_target(target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if self._owned is not None:
+                shutil.move(str(self.path), str(target))
+                self._finalizer.detach()
+                shutil.rmtree(self._owned, ignore_errors=True)
+                self._owned = None
+            else:
+                shutil.copytree(self.path, target)
+        except OSError as exc:
+            raise InputError(f"{target}: cannot save the folder ({exc.strerror})") from None
+        self.path = target
+        return self
+
+
+class Run(_Folder):
     """A complete run folder: its tables, SQL over them, its audit, lookups, reports.
 
     A Run made by `credsim.run(..., out=None)` lives in a temporary folder that is
@@ -83,9 +116,7 @@ class Run:
 
         self.path = Path(path)
         self.manifest = open_run(self.path)
-        self._owned = _owned_root
-        self._finalizer = (weakref.finalize(self, shutil.rmtree, str(_owned_root), True)
-                           if _owned_root is not None else None)
+        self._own(_owned_root)
 
     # Reading
     @property
@@ -142,27 +173,6 @@ class Run:
 
         _, figs = summarize(self.path)
         return [(f.name, f.value, f.unit) for f in figs]
-
-    # Keeping it
-    def save(self, path: str | Path) -> Run:
-        """Keep the run at `path` (which must not exist); a temporary run moves there."""
-        from credsim.results import outdir
-
-        target = Path(path)
-        outdir.check_target(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            if self._owned is not None:
-                shutil.move(str(self.path), str(target))
-                self._finalizer.detach()
-                shutil.rmtree(self._owned, ignore_errors=True)
-                self._owned = None
-            else:
-                shutil.copytree(self.path, target)
-        except OSError as exc:
-            raise InputError(f"{target}: cannot save the run ({exc.strerror})") from None
-        self.path = target
-        return self
 
     # Display
     def __repr__(self) -> str:
@@ -342,7 +352,7 @@ class Record:
         return record_html(self)
 
 
-class Comparison(_Frames):
+class Comparison(_Frames, _Folder):
     """A compare or sweep folder: every measure's mean and 95 % interval per scenario or
     grid point, and the paired difference from the first one."""
 
@@ -355,9 +365,7 @@ class Comparison(_Frames):
         if self.manifest.get("kind") not in ("compare", "sweep"):
             raise InputError(f"{self.path}: not a compare or sweep folder; a run folder opens "
                              "with credsim.open")
-        self._owned = _owned_root
-        self._finalizer = (weakref.finalize(self, shutil.rmtree, str(_owned_root), True)
-                           if _owned_root is not None else None)
+        self._own(_owned_root)
 
     @property
     def kind(self) -> str:
@@ -384,22 +392,6 @@ class Comparison(_Frames):
         from credsim.audit.report import write_report
 
         return write_report(self.path, Path(out) if out is not None else None)
-
-    def save(self, path: str | Path) -> Comparison:
-        from credsim.results import outdir
-
-        target = Path(path)
-        outdir.check_target(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if self._owned is not None:
-            shutil.move(str(self.path), str(target))
-            self._finalizer.detach()
-            shutil.rmtree(self._owned, ignore_errors=True)
-            self._owned = None
-        else:
-            shutil.copytree(self.path, target)
-        self.path = target
-        return self
 
     def __repr__(self) -> str:
         return (f"<credsim.Comparison ({self.kind}) of {', '.join(self.labels)}: "
