@@ -1,4 +1,5 @@
-"""How credsim's Python objects show themselves in a notebook (`_repr_html_`).
+"""How credsim's Python objects (credsim.api: Run, Audit, Record, Comparison) show
+themselves in a notebook (`_repr_html_`).
 
 Every text taken from a run is escaped; figures are inline SVG, so a saved
 notebook shows them offline.
@@ -8,10 +9,6 @@ from __future__ import annotations
 
 import html
 import io
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    from credsim.api import Audit, Comparison, Record, Run
 
 e = html.escape
 
@@ -46,7 +43,7 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]
 
 
-def run_html(run: Run) -> str:
+def run_html(run) -> str:
     m = run.manifest
     caption = (f"credsim run <b>{e(m['scenario_name'])}</b>: {m['people']:,} people, "
                f"{m['days']} days, seed {m['scenario']['run']['seed']}")
@@ -55,13 +52,13 @@ def run_html(run: Run) -> str:
             + f"<p><small>run folder {e(str(run.path))}</small></p>")
 
 
-def audit_html(audit: Audit) -> str:
+def audit_html(audit) -> str:
     rows = [[e(m.measure), e(m.key), _num(m.value), e(m.unit)] for m in audit.measures]
     return _table(f"harm audit of {e(str(audit.path))} (definitions: docs/measures.md)",
                   ["measure", "key", "value", "unit"], rows, {2})
 
 
-def record_html(record: Record) -> str:
+def record_html(record) -> str:
     r = record.record
     if r.kind == "person":
         head = f"person {r.id} ({e(r.age_band)}, region {r.region}, group {r.group})"
@@ -120,7 +117,7 @@ HEADLINE = ("sanctioned_person_days_per_million", "wrongful_share", "listed_per_
             "ties_dropped_per_1000")
 
 
-def comparison_html(cmp: Comparison) -> str:
+def comparison_html(cmp) -> str:
     rows_all = cmp.table().to_pylist()
     labels = cmp.labels
     by = {(r["point"], r["measure"], r["key"]): r for r in rows_all}

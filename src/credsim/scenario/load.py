@@ -8,7 +8,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from credsim.errors import InputError
@@ -101,7 +100,7 @@ def _check_depth(data: Any, label: str) -> None:
 
 
 def scenario_to_toml(scenario: Scenario) -> str:
-    return tomli_w.dumps(scenario.model_dump(mode="json"))
+    return scenario.to_toml()
 
 
 def _read_source(source: str) -> tuple[str, dict[str, Any]]:

@@ -890,9 +890,9 @@ class Scenario(Strict):
     def to_toml(self) -> str:
         """The scenario as a TOML file that `credsim run` and `credsim.load` read back to
         the same scenario."""
-        from credsim.scenario.load import scenario_to_toml
+        import tomli_w
 
-        return scenario_to_toml(self)
+        return tomli_w.dumps(self.model_dump(mode="json"))
 
 
 # --- scores stay within their 32-bit range --------------------------------------------------
