@@ -141,3 +141,14 @@ def test_the_sum_of_the_end_hazards_is_checked():
     with pytest.raises(InputError, match="no_assets_hazard"):
         load_scenario("court-blacklist", ["court_list.no_assets_hazard=0.7",
                                           "court_list.settlement_hazard=0.4"])
+
+
+def test_a_fulfilled_settlement_counts_as_a_payment():
+    """With no other payment and no other end, the day's payments are its settlements."""
+    sim = _sim({**NO_ENDS, "court_list.settlement_hazard": 0.01, "court_list.pay_hazard": 0},
+               days=120)
+    settled: list[int] = []
+    sim.run(on_day=lambda day: settled.append(sim.court.ends_today[C_SETTLEMENT]))
+    payments = [r["payments"] for r in sim.rows]
+    assert sum(settled) > 50
+    assert payments == settled
