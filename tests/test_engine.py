@@ -381,11 +381,14 @@ def test_bookkeeping_holds_under_threats_and_safeguards(variant, simulate, busy,
 
 
 def test_unpaid_cases_are_listed_after_exactly_the_grace_period(simulate, tmp_path):
-    """Nobody pays and every debtor is listable: each recorded judgment default (marked
-    by a -1 delta) is listed grace_days later; fixed-term listings end term_days later."""
+    """Nobody pays, no case ends otherwise and every debtor is listable: each recorded
+    judgment default (marked by a -1 delta) is listed grace_days later; fixed-term listings
+    end term_days later."""
     grace, term, days = 10, 25, 80
     run = simulate(tmp_path / "r", "rongcheng", [
         "court_list.pay_hazard=0", "court_list.other_grounds_share=1.0",
+        "court_list.no_assets_hazard=0", "court_list.settlement_hazard=0",
+        "court_list.death_hazard=0",
         f"court_list.grace_days={grace}", f"court_list.term_days={term}",
         "behaviours.judgment_default.rate=2e-3", "behaviours.firm_judgment_default.rate=0",
         "channels.court.false_rate=0", "points.deltas.judgment_default=-1", "points.warn_max=0",

@@ -36,10 +36,13 @@ SPECIAL_CAUSES = (
     "peer_ratings",  # a day's ratings by other people
     "display_expiry",  # a firm's public record item reaches the end of its display period
     "legal_rep_of_blacklisted_firm",  # a firm's blacklisting reaches its legal representative
+    "delisting_settlement",  # a settlement with the creditor, fulfilled
+    "delisting_no_assets",  # enforcement terminated for this time, no assets found since
+    "delisting_death",  # enforcement terminated: the debtor died with no estate
 )
 (C_LISTING, C_LEGAL_REP, C_PAID, C_EXPIRY, C_CORRECTION, C_CAP_EXPIRY, C_APPEAL,
  C_MARK_EXPIRY, C_AUDIT, C_REFRESH, C_RATINGS, C_DISPLAY_EXPIRY,
- C_BLACKLIST_REP) = range(13)
+ C_BLACKLIST_REP, C_SETTLEMENT, C_NO_ASSETS, C_DEATH) = range(16)
 
 COLUMNS = {
     "day": np.int32, "entity": np.uint8, "id": np.int32, "kind": np.uint8,

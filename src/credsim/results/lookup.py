@@ -46,6 +46,9 @@ DELISTING_CAUSES = {
     "delisting_correction": "correction",
     "delisting_appeal": "appeal",
     "delisting_expiry": "end of term",
+    "delisting_settlement": "settlement with the creditor",
+    "delisting_no_assets": "enforcement terminated, no assets found",
+    "delisting_death": "the debtor died, enforcement terminated",
 }
 RECORD_LABELS = {"true": "true", "false": "FALSE", "insider": "INSIDER EDIT",
                  "collusion": "COLLUSION", "none": "-"}

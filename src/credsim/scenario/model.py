@@ -349,9 +349,39 @@ class CourtList(Strict):
     appeal_success: float = Field(
         0.5, ge=0, le=1, description="Probability an appeal about a false case succeeds."
     )
+    # How cases of debtors unable to pay end, besides payment (competing daily hazards).
+    no_assets_hazard: float = Field(
+        0.0055, ge=0, le=1,
+        description="Daily probability that enforcement of an unable debtor's case is "
+        "terminated for this time, no assets found (about 6 months) [1/day].",
+    )
+    no_assets_delist_days: int = Field(
+        730, ge=1, le=3650,
+        description="Days from termination for this time to delisting: at least two "
+        "fruitless asset searches, six months apart, then the deletion [days].",
+    )
+    settlement_hazard: float = Field(
+        0.001, ge=0, le=1,
+        description="Daily probability that an unable debtor settles with the creditor and "
+        "fulfils the settlement [1/day].",
+    )
+    settlement_share: float = Field(
+        0.5, ge=0, le=1,
+        description="Share of the debt a settling debtor pays (a fulfilled settlement counts "
+        "as a payment).",
+    )
+    death_hazard: float = Field(
+        2e-5, ge=0, le=1,
+        description="Daily probability that an unable debtor dies, which terminates "
+        "enforcement (no estate); person cases only [1/day].",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> CourtList:
+        ends = self.no_assets_hazard + self.settlement_hazard + self.death_hazard
+        if ends > 1:
+            raise ValueError("no_assets_hazard + settlement_hazard + death_hazard: a daily "
+                             f"probability, need a sum of at most 1, got {ends:g}")
         for key, (lo, hi), top in (("delist_days", self.delist_days, 365),
                                    ("extension_years", self.extension_years, 10)):
             if not 1 <= lo <= hi <= top:

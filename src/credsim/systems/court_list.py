@@ -7,6 +7,12 @@ working days of payment, on a successful correction (false cases only), or
 at the end of the term; it stays in force while a correction is pending.
 A failed correction can be appealed to the higher court; the listing stays
 in force meanwhile. A listed firm's listing reaches its legal representative.
+
+The case of a debtor unable to pay also ends without payment: enforcement is
+terminated for this time when no assets are found (delisted after two
+fruitless asset searches), the debtor settles with the creditor, or the
+debtor dies with no estate (enforcement terminated); the last two delist
+within 3 working days, like a payment (SPC provisions, art. 10).
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ from credsim.economy import Economy
 from credsim.ledger import (
     C_APPEAL,
     C_CORRECTION,
+    C_DEATH,
     C_EXPIRY,
     C_LEGAL_REP,
     C_LISTING,
+    C_NO_ASSETS,
     C_PAID,
+    C_SETTLEMENT,
     K_LIST,
     R_FALSE,
     R_TRUE,
@@ -38,6 +47,7 @@ CASE_COLUMNS = {
     "is_false": bool, "start": np.int32, "contest_at": np.int32, "succeeds": bool,
     "appeal_at": np.int32, "appeal_succeeds": bool,
     "listed_day": np.int32, "delist_at": np.int32, "delay": np.int32,
+    "end_cause": np.int16,  # ledger cause of the delisting scheduled at delist_at
     "extension": np.int32,  # days added to a fixed term (at most once)
 }
 
@@ -55,13 +65,15 @@ class CourtList:
         # order, so a case's fate does not depend on which other cases exist.
         self.keys = {k: stream_key(f"{streams.seed}/court.{k}") for k in (
             "pay", "ground", "contest", "success", "appeal", "appeal_success", "delay",
-            "extend", "extension")}
+            "extend", "extension", "end")}
         self.n_list_true = np.zeros(people.n, dtype=np.uint8)  # active listings per person
         self.n_list_false = np.zeros(people.n, dtype=np.uint8)  # ... resting on a false case
         self.firm_listed = np.zeros(firms.n, dtype=np.uint8)
         self.ever_listed = np.zeros(people.n, dtype=bool)
         self.cases = {k: np.zeros(0, dtype=t) for k, t in CASE_COLUMNS.items()}
         self.payments_today = 0
+        # Cases of unable debtors ended today without payment, by cause (C_DEATH, ...).
+        self.ends_today = dict.fromkeys((C_DEATH, C_SETTLEMENT, C_NO_ASSETS), 0)
         self.person_listings_today = self.firm_listings_today = 0
 
     @property
@@ -74,6 +86,7 @@ class CourtList:
         case lifted by correction or appeal."""
         self._open(records, day)
         self.payments_today = self.person_listings_today = self.firm_listings_today = 0
+        self.ends_today = dict.fromkeys(self.ends_today, 0)
         c = self.cases
         if len(c["who"]) == 0:
             return [], []
@@ -93,14 +106,16 @@ class CourtList:
         for i in np.flatnonzero(won & listed):
             lifted.append((self._delist(i, day, ledger, C_APPEAL), C_APPEAL))
         closed |= won
-        # Delisting scheduled after a payment.
+        # Delisting scheduled after a payment, a settlement, a death or a termination.
         due = ~closed & (c["delist_at"] == day)
         for i in np.flatnonzero(due):
-            self._delist(i, day, ledger, C_PAID)
+            self._delist(i, day, ledger, int(c["end_cause"][i]))
         closed |= due
-        # End of a fixed term: extended once with some probability, else delisted.
+        # End of a fixed term: extended once with some probability, else delisted. A
+        # delisting pending after termination for this time does not hold the term's end.
         end = c["listed_day"] + self.p.term_days + c["extension"]
-        expire = ~closed & listed & c["has_term"] & (c["delist_at"] < 0) & (day >= end)
+        unscheduled = (c["delist_at"] < 0) | (c["end_cause"] == C_NO_ASSETS)
+        expire = ~closed & listed & c["has_term"] & unscheduled & (day >= end)
         if self.p.extension_prob > 0 and expire.any():
             extend = expire & (c["extension"] == 0) & (
                 counter_uniform(self.keys["extend"], day, c["key"]) < self.p.extension_prob)
@@ -112,6 +127,7 @@ class CourtList:
         for i in np.flatnonzero(expire):
             self._delist(i, day, ledger, C_EXPIRY)
         closed |= expire
+        closed |= self._end_unable(day, listed, closed)
         # Payments: pressure of the listing raises the hazard.
         able = c["listable"] & ~c["has_term"]
         hazard = self.p.pay_hazard * np.where(able, 1.0, self.p.unable_pay_factor)
@@ -121,10 +137,12 @@ class CourtList:
         )
         hazard = hazard * 2.0 * compliance
         pays = ~closed & (c["delist_at"] < 0) & (u_pay < hazard)
-        self.payments_today = int(pays.sum())
+        # A fulfilled settlement is a payment too (of the agreed part of the debt).
+        self.payments_today = int(pays.sum()) + self.ends_today[C_SETTLEMENT]
         pay_persons = pays & ~c["is_firm"]
         self.economy.charge(c["who"][pay_persons], c["debt"][pay_persons].astype(np.float64), day)
         c["delist_at"][pays & listed] = day + c["delay"][pays & listed]
+        c["end_cause"][pays & listed] = C_PAID
         closed |= pays & ~listed
         # Listing once the grace period is over.
         to_list = (
@@ -138,6 +156,33 @@ class CourtList:
         keep = ~closed
         self.cases = {k: v[keep] for k, v in c.items()}
         return new_listings, lifted
+
+    def _end_unable(self, day: int, listed: np.ndarray, closed: np.ndarray) -> np.ndarray:
+        """End today's cases of unable debtors that die, settle or are terminated for this
+        time (competing hazards, one uniform per case and day); return the unlisted ones,
+        closed at once. A settling person pays `settlement_share` of the debt. A listed case
+        is delisted later: `delay` days after a death or a settlement, `no_assets_delist_days`
+        after a termination."""
+        c, p = self.cases, self.p
+        u = counter_uniform(self.keys["end"], day, c["key"])
+        death = np.where(c["is_firm"], 0.0, p.death_hazard)  # firms do not die
+        settle = death + p.settlement_hazard
+        unable = ~c["listable"] | c["has_term"]
+        at_risk = ~closed & unable & (c["delist_at"] < 0)
+        dies = at_risk & (u < death)
+        settles = at_risk & ~dies & (u < settle)
+        no_assets = at_risk & ~dies & ~settles & (u < settle + p.no_assets_hazard)
+        settled_persons = settles & ~c["is_firm"]
+        self.economy.charge(c["who"][settled_persons],
+                            p.settlement_share * c["debt"][settled_persons].astype(np.float64),
+                            day)
+        for mask, cause, lag in ((dies, C_DEATH, c["delay"]), (settles, C_SETTLEMENT, c["delay"]),
+                                 (no_assets, C_NO_ASSETS, p.no_assets_delist_days)):
+            self.ends_today[cause] = int(mask.sum())
+            later = mask & listed
+            c["delist_at"][later] = day + (lag[later] if np.ndim(lag) else lag)
+            c["end_cause"][later] = cause
+        return (dies | settles | no_assets) & ~listed
 
     def _person(self, c: dict) -> np.ndarray:
         return np.where(c["is_firm"], 0, c["who"])
@@ -181,6 +226,7 @@ class CourtList:
             ),
             "appeal_succeeds": u_appeal_success < self.p.appeal_success,
             "listed_day": np.full(k, -1), "delist_at": np.full(k, -1), "delay": delay,
+            "end_cause": np.full(k, -1),
             "extension": np.zeros(k),
         }
         self.cases = {
