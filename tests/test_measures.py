@@ -181,6 +181,15 @@ def test_spirals_recovery_and_stratification_by_hand(hand_run):
     assert m["private_school_lost_share", "parent=C"] == 0.0
 
 
+def _without_system(run: Path) -> None:
+    """Switch every system off in the manifest of `run`, as in a baseline run."""
+    mf = json.loads((run / "manifest.json").read_text())
+    for system in ("points", "court_list", "composite", "rating", "firm_lists"):
+        mf["scenario"][system]["enabled"] = False
+    mf["scenario"]["gates"] = {}
+    (run / "manifest.json").write_text(json.dumps(mf))
+
+
 def test_chilling_and_benefits_by_hand(hand_run, tmp_path):
     m = _by_key(compute(hand_run))
     assert m["voice_per_1000_person_days", ""] == pytest.approx(8 / 32 * 1e3)
@@ -198,6 +207,7 @@ def test_chilling_and_benefits_by_hand(hand_run, tmp_path):
     ts = pq.read_table(base / "timeseries.parquet").to_pydict()
     ts["events_traffic"] = [6] * DAYS
     _write(base, "timeseries", ts)
+    _without_system(base)
     m = _by_key(compute(hand_run, base))
     assert m["true_events_vs_baseline", "domain=traffic"] == pytest.approx(0.5)
     assert m["voice_vs_baseline", ""] == pytest.approx(1.0)
@@ -214,11 +224,37 @@ def test_a_baseline_of_another_society_is_refused(hand_run, tmp_path):
     other.mkdir()
     for f in hand_run.iterdir():
         (other / f.name).write_bytes(f.read_bytes())
+    _without_system(other)
+    compute(hand_run, other)  # the same society without the system: accepted
     mf = json.loads((other / "manifest.json").read_text())
     mf["scenario"]["run"]["seed"] += 1
     (other / "manifest.json").write_text(json.dumps(mf))
-    with pytest.raises(InputError, match="same people, days and seed"):
+    with pytest.raises(InputError, match="same people, days and seed") as err:
         compute(hand_run, other)
+    assert "seed: " in str(err.value) and "population" not in str(err.value).split(";", 1)[1]
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (lambda mf: mf["scenario"]["population"].update(group_shares=[0.5, 0.5]),
+     "population.group_shares"),
+    (lambda mf: mf["scenario"]["graph"].update(mean_degree=3.0), "graph.mean_degree"),
+    (lambda mf: mf["scenario"]["composite"].update(enabled=True),
+     "the baseline runs a system (composite)"),
+])
+def test_a_baseline_that_is_not_the_same_society_is_refused_naming_what_differs(
+        hand_run, tmp_path, change, named):
+    """A rongcheng run audited against a sesame run (a system at work) or a society of
+    another population or graph is refused, and the message says why (another size:
+    test_cli's summary test and the seed test above)."""
+    other = tmp_path / "other"
+    shutil.copytree(hand_run, other)
+    _without_system(other)
+    mf = json.loads((other / "manifest.json").read_text())
+    change(mf)
+    (other / "manifest.json").write_text(json.dumps(mf))
+    with pytest.raises(InputError) as err:
+        compute(hand_run, other)
+    assert named in str(err.value)
 
 
 def test_audit_command_writes_measures_that_match_the_time_series(cli, busy_run):
