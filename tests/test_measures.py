@@ -238,8 +238,8 @@ def test_a_baseline_of_another_society_is_refused(hand_run, tmp_path):
     (lambda mf: mf["scenario"]["population"].update(group_shares=[0.5, 0.5]),
      "population.group_shares"),
     (lambda mf: mf["scenario"]["graph"].update(mean_degree=3.0), "graph.mean_degree"),
-    (lambda mf: mf["scenario"]["composite"].update(enabled=True),
-     "the baseline runs a system (composite)"),
+    (lambda mf: mf["scenario"]["points"].update(enabled=True),
+     "the baseline runs a system (points)"),
 ])
 def test_a_baseline_that_is_not_the_same_society_is_refused_naming_what_differs(
         hand_run, tmp_path, change, named):
