@@ -382,3 +382,20 @@ def test_katz_interval_coverage_is_95_percent():
         coverage = np.mean((lo <= truth) & (truth <= hi))
         tolerance = 3 * math.sqrt(0.95 * 0.05 / draws)
         assert abs(coverage - 0.95) <= tolerance, (n_ref, p_ref, n, p, coverage)
+
+
+def test_summary_and_audit_give_the_same_figures_under_the_same_units(busy_run):
+    """`summary` and `audit` agree: every headline figure that is also a measure has the
+    audit's value and unit (flows per year, stocks and person-days as labelled)."""
+    from credsim.results.summary import summarize
+
+    audit = {(m.measure, m.key): m for m in compute(busy_run.path)}
+    _, figures = summarize(busy_run.path)
+    shared = [f for f in figures if (f.measure, f.key) in audit]
+    assert {"new_listings_per_million", "listed_per_million", "sanctions_per_million",
+            "wrongful_person_days_per_million"} <= {f.measure for f in shared}
+    for f in shared:
+        m = audit[f.measure, f.key]
+        assert f.unit == m.unit and f.name == m.label, f
+        assert f.value == pytest.approx(m.value), f
+    assert figures[0].measure == "wrongful_person_days_per_million"
