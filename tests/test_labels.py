@@ -130,3 +130,19 @@ def test_every_calibration_target_has_a_label():
     for t in cal.TARGETS:
         _has_words(TARGETS[t.key])
         assert t.unit == TARGETS[t.key].unit
+
+
+def test_a_measures_file_without_labels_is_still_read(simulate, tmp_path):
+    """Files written before measures had labels keep working: the labels are the
+    registry's."""
+    from credsim.audit.measures import SCHEMA, to_table, write_measures
+    from credsim.audit.report import _load_measures, write_report
+
+    run = simulate(tmp_path / "r", "rongcheng", (), people=PEOPLE, days=DAYS).path
+    write_measures(compute(run), run)
+    old = pq.read_table(run / "measures.parquet").select(SCHEMA.names)
+    pq.write_table(old, run / "measures.parquet")
+    assert write_report(run).is_file()
+    loaded = _load_measures(run)
+    assert all(m.label == measure_label(m.measure, m.key).label for m in loaded)
+    assert to_table(loaded).column_names == [*SCHEMA.names, "label"]

@@ -46,12 +46,16 @@ class Measure:
                 self.label = measure_label(self.measure, self.key).label
 
 
+# The columns every measures file has, and that its readers require: files written before
+# measures had labels lack `label` (a reader fills it from credsim.labels).
 SCHEMA = pa.schema([("measure", pa.string()), ("key", pa.string()),
-                    ("value", pa.float64()), ("unit", pa.string()), ("label", pa.string())])
+                    ("value", pa.float64()), ("unit", pa.string())])
+# What write_measures writes.
+LABELLED_SCHEMA = SCHEMA.append(pa.field("label", pa.string()))
 
 
 def to_table(measures: list[Measure]) -> pa.Table:
-    return pa.Table.from_pylist([asdict(m) for m in measures], schema=SCHEMA)
+    return pa.Table.from_pylist([asdict(m) for m in measures], schema=LABELLED_SCHEMA)
 
 
 def write_measures(measures: list[Measure], run: Path) -> Path:
