@@ -101,6 +101,11 @@ _GROUP_COL = re.compile(r"sanctioned(_wrongful)?_group(\d+)")
 _EVENTS_COL = re.compile(r"events_(" + "|".join(DOMAINS) + ")")
 
 
+# A note for any table that shows figures by audit group.
+GROUPS_NOTE = ("Audit groups are abstract groups of the synthetic population (no real "
+               "ethnic or other group), with the shares set by population.group_shares.")
+
+
 def group_label(g: int | str) -> str:
     return f"audit group {g}"
 
