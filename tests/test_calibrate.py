@@ -1,4 +1,4 @@
-"""Calibration against published aggregates (MODEL.md §8): the scaling by hand, the counts
+"""Calibration against published national court-list figures: the scaling by hand, the counts
 read from a run, and the tuned court-blacklist preset within the published ranges."""
 
 from __future__ import annotations
@@ -173,3 +173,32 @@ def test_bad_input(simulate, tmp_path, cli):
         cal.calibrate(run)
     r = cli("calibrate", str(tmp_path / "nothing"))
     assert r.returncode == 2 and "no such run folder" in r.stderr
+
+
+def test_short_runs_say_how_many_days_each_target_needs():
+    rows = _rows(_counts())  # 730 days
+    for key in ("flights_per_capita_2018", "rail_per_capita_2018", "restored_2024",
+                "fulfilled_2018"):
+        assert "needs a run of at least 1,825 days: --days 1825" in rows[key].note, key
+    assert "needs a run of 1,700-2,200 days: --days 1917" in rows[
+        "listed_cumulative_2018"].note
+    judged = sum(r.within is not None for r in rows.values())
+    assert cal.comparable_line(list(rows.values()), 730).startswith(
+        f"{judged} of {len(cal.TARGETS)} targets could be compared at this length (730 days)")
+    assert judged == len(FLOWS)
+
+
+def test_the_table_shows_labels_and_no_outside_document(simulate, tmp_path):
+    from credsim.labels import target_label
+
+    run = simulate(tmp_path / "cb", "court-blacklist", (), people=2000, days=30).path
+    buf = io.StringIO()
+    rows = cal.calibrate_command(run, Console(file=buf, width=250))
+    text = buf.getvalue()
+    assert "MODEL" not in text
+    for r in rows:
+        assert target_label(r.key).label in text and r.unit == target_label(r.key).unit
+    judged = sum(r.within is not None for r in rows)
+    assert f"{judged} of {len(cal.TARGETS)} targets could be compared" in text
+    assert f"{len(STOCKS)} need a run of another length" in text
+    assert "--days 1825" in text

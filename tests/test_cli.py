@@ -94,7 +94,7 @@ def test_loud_run_prints_the_summary_and_the_folder(cli, tmp_path):
     out = tmp_path / "o"
     r = cli("run", "rongcheng", "--people", "1000", "--days", "5", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert "grade A share" in r.stdout and f"results: {out}" in r.stdout
+    assert "on the last day: grade A" in r.stdout and f"results: {out}" in r.stdout
 
 
 def test_default_output_folder_is_never_overwritten(cli, tmp_path):
@@ -273,8 +273,9 @@ def test_query_on_a_missing_folder_exits_2(one_error, cli, tmp_path):
 def test_summary_prints_headline_figures(cli, cli_run):
     r = cli("summary", str(cli_run))
     assert r.returncode == 0, r.stderr
-    for figure in ("listed per million", "sanctioned person-days per million",
-                   "grade A share", "false records per million", "voice events per thousand"):
+    for figure in ("people on the court list on an average day",
+                   "sanctioned person-days per million", "holding a grade on the last day: grade A",
+                   "false records created", "spoke out per 1000 person-days"):
         assert figure in r.stdout, figure
     assert "2,000 people, 30 days" in r.stdout
 
@@ -282,8 +283,8 @@ def test_summary_prints_headline_figures(cli, cli_run):
 def test_summary_against_the_baseline(cli, cli_run, cli_baseline):
     r = cli("summary", str(cli_run), "--baseline", str(cli_baseline))
     assert r.returncode == 0, r.stderr
-    line = next(ln for ln in r.stdout.splitlines() if "voice relative to baseline" in ln)
-    ratio = float(re.search(r"(\d+(?:\.\d+)?)", line.split("baseline", 1)[1]).group(1))
+    line = next(ln for ln in r.stdout.splitlines() if "speaking out, relative to" in ln)
+    ratio = float(re.search(r"(\d+(?:\.\d+)?)", line.split("system", 1)[1]).group(1))
     # Same society, same random numbers: the system can only chill voice, never add to it.
     assert 0 < ratio <= 1
 

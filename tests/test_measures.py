@@ -8,6 +8,7 @@ line and the agreement with the time series.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -147,6 +148,8 @@ def test_no_sanction_in_any_group_leaves_impact_ratios_undefined(hand_run, tmp_p
         assert m["sanction_rate", g] == 0.0
         assert m["sanction_impact_ratio", g] is None
         assert m["sanction_four_fifths_flag", g] is None
+        assert m["sanction_impact_ratio_low", g] is m["sanction_impact_ratio_high", g] is None
+        assert m["sanction_four_fifths", g] is None
 
 
 def test_sanctions_and_listings_per_million_per_year_by_hand(hand_run):
@@ -181,6 +184,15 @@ def test_spirals_recovery_and_stratification_by_hand(hand_run):
     assert m["private_school_lost_share", "parent=C"] == 0.0
 
 
+def _without_system(run: Path) -> None:
+    """Switch every system off in the manifest of `run`, as in a baseline run."""
+    mf = json.loads((run / "manifest.json").read_text())
+    for system in ("points", "court_list", "composite", "rating", "firm_lists"):
+        mf["scenario"][system]["enabled"] = False
+    mf["scenario"]["gates"] = {}
+    (run / "manifest.json").write_text(json.dumps(mf))
+
+
 def test_chilling_and_benefits_by_hand(hand_run, tmp_path):
     m = _by_key(compute(hand_run))
     assert m["voice_per_1000_person_days", ""] == pytest.approx(8 / 32 * 1e3)
@@ -198,6 +210,7 @@ def test_chilling_and_benefits_by_hand(hand_run, tmp_path):
     ts = pq.read_table(base / "timeseries.parquet").to_pydict()
     ts["events_traffic"] = [6] * DAYS
     _write(base, "timeseries", ts)
+    _without_system(base)
     m = _by_key(compute(hand_run, base))
     assert m["true_events_vs_baseline", "domain=traffic"] == pytest.approx(0.5)
     assert m["voice_vs_baseline", ""] == pytest.approx(1.0)
@@ -214,11 +227,37 @@ def test_a_baseline_of_another_society_is_refused(hand_run, tmp_path):
     other.mkdir()
     for f in hand_run.iterdir():
         (other / f.name).write_bytes(f.read_bytes())
+    _without_system(other)
+    compute(hand_run, other)  # the same society without the system: accepted
     mf = json.loads((other / "manifest.json").read_text())
     mf["scenario"]["run"]["seed"] += 1
     (other / "manifest.json").write_text(json.dumps(mf))
-    with pytest.raises(InputError, match="same people, days and seed"):
+    with pytest.raises(InputError, match="same people, days and seed") as err:
         compute(hand_run, other)
+    assert "seed: " in str(err.value) and "population" not in str(err.value).split(";", 1)[1]
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (lambda mf: mf["scenario"]["population"].update(group_shares=[0.5, 0.5]),
+     "population.group_shares"),
+    (lambda mf: mf["scenario"]["graph"].update(mean_degree=3.0), "graph.mean_degree"),
+    (lambda mf: mf["scenario"]["points"].update(enabled=True),
+     "the baseline runs a system (points)"),
+])
+def test_a_baseline_that_is_not_the_same_society_is_refused_naming_what_differs(
+        hand_run, tmp_path, change, named):
+    """A rongcheng run audited against a sesame run (a system at work) or a society of
+    another population or graph is refused, and the message says why (another size:
+    test_cli's summary test and the seed test above)."""
+    other = tmp_path / "other"
+    shutil.copytree(hand_run, other)
+    _without_system(other)
+    mf = json.loads((other / "manifest.json").read_text())
+    change(mf)
+    (other / "manifest.json").write_text(json.dumps(mf))
+    with pytest.raises(InputError) as err:
+        compute(hand_run, other)
+    assert named in str(err.value)
 
 
 def test_audit_command_writes_measures_that_match_the_time_series(cli, busy_run):
@@ -282,3 +321,81 @@ def test_small_populations_where_counts_round_to_zero(simulate, tmp_path, case):
         # calibrate refuses, with one message, a run that has no court list
         assert r.exit_code == 0 or (args[0] == "calibrate" and not s.court_list.enabled
                                     and "no court list" in r.stderr), (args, r.stderr)
+
+
+# Wrongful rate first; impact ratios with their n and interval ---------------------------
+
+def test_wrongful_rate_per_million_person_days_by_hand_and_before_the_share(hand_run):
+    ms = compute(hand_run)
+    m = _by_key(ms)
+    # 7 wrongful sanctioned person-days of 8 people x 4 days; per group, of all people in
+    # the group (group 0: 5 people, group 1: 3, children included) x 4 days.
+    assert m["wrongful_person_days_per_million", ""] == pytest.approx(7 / 32 * 1e6)
+    assert m["wrongful_person_days_per_million", "group=0"] == pytest.approx(3 / 20 * 1e6)
+    assert m["wrongful_person_days_per_million", "group=1"] == pytest.approx(4 / 12 * 1e6)
+    order = [x.measure for x in ms]
+    assert order.index("wrongful_person_days_per_million") < order.index("wrongful_share")
+
+
+def test_impact_ratio_n_interval_and_verdict_by_hand(hand_run):
+    from credsim.audit.measures import FLAGGED, INCONCLUSIVE, NOT_FLAGGED, katz_interval
+
+    m = _by_key(compute(hand_run))
+    assert m["sanction_impact_n", "group=0"] == 4 and m["sanction_impact_n", "group=1"] == 2
+    # Group 0 is the least burdened: mean sanctioned a day 6/4 of 4 adults; group 1: 4/4 of 2.
+    ratio, lo, hi = katz_interval(6 / 4, 4, 4 / 4, 2)
+    assert ratio == pytest.approx(0.75)
+    se = math.sqrt(1 / 1.5 - 1 / 4 + 1 / 1 - 1 / 2)
+    assert lo == pytest.approx(0.75 * math.exp(-1.959964 * se))
+    assert hi == pytest.approx(0.75 * math.exp(1.959964 * se))
+    assert m["sanction_impact_ratio_low", "group=1"] == pytest.approx(lo)
+    assert m["sanction_impact_ratio_high", "group=1"] == pytest.approx(hi)
+    assert m["sanction_impact_ratio_low", "group=0"] == m["sanction_impact_ratio_high",
+                                                          "group=0"] == 1.0
+    # Six adults cannot show more: 0.75 is below 0.8 but the interval spans it.
+    assert m["sanction_four_fifths_flag", "group=1"] == 1.0
+    assert m["sanction_four_fifths", "group=1"] == INCONCLUSIVE
+    assert m["sanction_four_fifths", "group=0"] == NOT_FLAGGED
+    assert FLAGGED == 2.0
+
+
+def test_four_fifths_verdict_needs_the_whole_interval():
+    from credsim.audit.measures import four_fifths_verdict as v
+
+    assert v(0.5, 0.79) == 2.0 and v(0.5, 0.81) == 1.0 and v(0.8, 1.2) == 0.0
+    assert v(None, None) is None
+
+
+def test_katz_interval_coverage_is_95_percent():
+    """Draws of two binomial groups: the share of 95 % intervals that hold the true ratio
+    lies within 3 standard errors of 0.95, the standard error being that of a share of
+    `draws` Bernoulli(0.95) outcomes."""
+    from credsim.audit.measures import katz_interval
+
+    rng = np.random.default_rng(20261202)
+    draws = 20_000
+    for n_ref, p_ref, n, p in ((2000, 0.05, 600, 0.08), (10_000, 0.01, 1500, 0.02),
+                               (400, 0.3, 400, 0.3)):
+        x_ref, x = rng.binomial(n_ref, p_ref, draws), rng.binomial(n, p, draws)
+        _, lo, hi = katz_interval(x_ref, n_ref, x, n)
+        truth = p_ref / p
+        coverage = np.mean((lo <= truth) & (truth <= hi))
+        tolerance = 3 * math.sqrt(0.95 * 0.05 / draws)
+        assert abs(coverage - 0.95) <= tolerance, (n_ref, p_ref, n, p, coverage)
+
+
+def test_summary_and_audit_give_the_same_figures_under_the_same_units(busy_run):
+    """`summary` and `audit` agree: every headline figure that is also a measure has the
+    audit's value and unit (flows per year, stocks and person-days as labelled)."""
+    from credsim.results.summary import summarize
+
+    audit = {(m.measure, m.key): m for m in compute(busy_run.path)}
+    _, figures = summarize(busy_run.path)
+    shared = [f for f in figures if (f.measure, f.key) in audit]
+    assert {"new_listings_per_million", "listed_per_million", "sanctions_per_million",
+            "wrongful_person_days_per_million"} <= {f.measure for f in shared}
+    for f in shared:
+        m = audit[f.measure, f.key]
+        assert f.unit == m.unit and f.name == m.label, f
+        assert f.value == pytest.approx(m.value), f
+    assert figures[0].measure == "wrongful_person_days_per_million"

@@ -1,4 +1,5 @@
-"""Calibration: a run's court-list figures against published aggregates (MODEL.md §8).
+"""Calibration: a run's court-list figures against the published national aggregates of
+the court list (each target's source text below; docs/presets.md, "Calibration").
 
 Only aggregate figures enter here, never records about persons. Each target
 below carries the published text it comes from, how that text is turned into
@@ -9,7 +10,7 @@ Denominators (stated once, used for every target):
 - population of China: 1.4 billion (1.395 billion at the end of 2018,
   1.408 billion at the end of 2024; one round figure for both years);
 - listed people in 2018: 13 million, the size of the list reported for the
-  end of 2018 (MODEL.md §8). Travel bans per listed person are divided by
+  end of 2018 (reported as the list's size then). Travel bans per listed person are divided by
   it; it is a count at the end of the year, so the mean stock during 2018
   was probably smaller and the published rate per listed person, if
   anything, an underestimate;
@@ -23,7 +24,8 @@ travel bans and restorations per capita) do not: after one simulated year
 the list holds at most one year's listings, while the published stock had
 built up over five years. Such targets are compared only in runs long
 enough (`min_days`, and for the cumulative count also `max_days`); for
-shorter runs their figures are printed with the flag `n/a` and the reason.
+shorter runs their figures are printed with the flag `n/a`, the reason and the
+`--days` a run needs.
 
 Distance: the natural log of run / published (0 = equal; ±0.69 = a factor
 of 2). A target is within range when the run's figure lies within a factor
@@ -41,11 +43,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from credsim.errors import InputError
+from credsim.labels import PER_LISTED_YEAR, PER_M_PEOPLE, PER_M_YEAR, target_label
 from credsim.results.query import connect, ident
 from credsim.results.run_dir import open_run, reading
 
 POPULATION = 1.4e9  # China, people (1.395 bn end 2018, 1.408 bn end 2024)
-LISTED_2018 = 13e6  # listed people, end 2018 (MODEL.md §8): travel bans per listed person
+LISTED_2018 = 13e6  # listed people, end 2018 (reported size): travel bans per listed person
 LIST_AGE_END_2018 = 1917  # days from the list's opening (Oct 2013) to the end of 2018
 FIFTH_YEAR = 1825  # a run this long has a fifth year, like the list in 2018
 RANGE_FACTOR = 2.0  # within range: run / published in [1/2, 2]
@@ -55,18 +58,26 @@ PER_M = 1e6 / POPULATION  # published national count -> per million people
 @dataclass(frozen=True)
 class Target:
     key: str
-    source: str  # the published text (MODEL.md §8)
-    published: float  # per capita, in `unit`
+    source: str  # the published text
+    published: float  # per capita, in `unit` (credsim.labels declares each target's unit)
     unit: str
     derivation: str  # how `published` follows from the source
     run_figure: str  # what is taken from the run
     min_days: int = 0  # shorter runs are not comparable
     max_days: int | None = None  # longer runs are not comparable
     why_days: str = ""
+    suggest_days: int | None = None  # the --days to propose (default: min_days)
 
+    @property
+    def label(self) -> str:
+        return target_label(self.key).label
 
-PER_M_YEAR = "per million people per year"
-PER_LISTED_YEAR = "per listed person-year"
+    def days_needed(self) -> str:
+        """What run length the target needs, as a sentence with the option to ask for it."""
+        span = (f"{self.min_days:,}-{self.max_days:,} days" if self.max_days
+                else f"at least {self.min_days:,} days")
+        return f"needs a run of {span}: --days {self.suggest_days or self.min_days}"
+
 
 TARGETS: tuple[Target, ...] = (
     Target("new_listings_2024", "2024: 2.457 M new listings",
@@ -87,9 +98,9 @@ TARGETS: tuple[Target, ...] = (
            "applications of the gate high_speed_rail / listed person-days x 365"),
     Target("listed_cumulative_2018",
            "court list, cumulative: ~13 million (end 2018, about 0.9 % of the population)",
-           13e6 * 1e6 / POPULATION, "per million people", "13 M / 1.4 bn",
+           13e6 * 1e6 / POPULATION, PER_M_PEOPLE, "13 M / 1.4 bn",
            "people ever listed by the end of the run (people.ever_listed)",
-           min_days=1700, max_days=2200,
+           min_days=1700, max_days=2200, suggest_days=LIST_AGE_END_2018,
            why_days="built up over the list's first 5.25 years (1,917 days)"),
     Target("flights_per_capita_2018", "flight purchases blocked: 17.46 M in 2018",
            17.46e6 * PER_M, PER_M_YEAR, "17.46 M / 1.4 bn",
@@ -224,9 +235,8 @@ def compare(f: dict) -> list[Row]:
         within = _within(log_ratio)
         days = f["days"]
         if value is not None and (days < t.min_days or (t.max_days and days > t.max_days)):
-            span = (f"{t.min_days:,}-{t.max_days:,} days" if t.max_days
-                    else f"at least {t.min_days:,} days")
-            note = f"not comparable: needs a run of {span} ({t.why_days}); this run: {days:,}"
+            note = (f"not comparable: {t.days_needed()} ({t.why_days}); this run: "
+                    f"{days:,} days")
             within = None
         rows.append(Row(t.key, value, t.published, t.unit, log_ratio, within, note, t.source))
     return rows
@@ -252,15 +262,17 @@ def calibrate_command(run_dir: Path, console) -> list[Row]:
     rows = calibrate(run_dir)
     manifest = open_run(run_dir)
     t = Table(title=f"calibration of {escape(str(run_dir))}: {manifest['people']:,} people, "
-                    f"{manifest['days']:,} days, against MODEL.md §8")
-    for c, j in (("target", "left"), ("run", "right"), ("published", "right"),
-                 ("unit", "left"), ("ln(run/pub)", "right"), ("within x2", "left")):
+                    f"{manifest['days']:,} days, against the published national figures of "
+                    "the court list")
+    for c, j in (("target", "left"), ("what", "left"), ("run", "right"),
+                 ("published", "right"), ("unit", "left"), ("ln(run/pub)", "right"),
+                 ("within x2", "left")):
         t.add_column(c, justify=j)
-    for r in rows:
+    for r, tg in zip(rows, TARGETS, strict=True):
         lr = "n/a" if r.log_ratio is None else (
             "-inf" if math.isinf(r.log_ratio) else f"{r.log_ratio:+.2f}")
         flag = "n/a" if r.within is None else ("yes" if r.within else "NO")
-        t.add_row(r.key, _num(r.run), _num(r.published), r.unit, lr, flag)
+        t.add_row(r.key, tg.label, _num(r.run), _num(r.published), r.unit, lr, flag)
     console.print(t)
     for r, tg in zip(rows, TARGETS, strict=True):
         line = f"{r.key}: {tg.source} ({tg.derivation}); run: {tg.run_figure}"
@@ -271,4 +283,22 @@ def calibrate_command(run_dir: Path, console) -> list[Row]:
                   f"person: {LISTED_2018 / 1e6:g} million listed (end 2018). Within range: "
                   f"within a factor of {RANGE_FACTOR:g} either way.", highlight=False,
                   soft_wrap=True)
+    console.print(comparable_line(rows, int(manifest["days"])), highlight=False,
+                  soft_wrap=True)
     return rows
+
+
+def comparable_line(rows: list[Row], days: int) -> str:
+    """How many targets a run of `days` days could be compared with, and how many of
+    those are within range."""
+    judged = [r for r in rows if r.within is not None]
+    inside = sum(1 for r in judged if r.within)
+    longer = sum(1 for r in rows if r.run is not None and r.within is None)
+    unmeasured = sum(1 for r in rows if r.run is None)
+    line = (f"{len(judged)} of {len(rows)} targets could be compared at this length "
+            f"({days:,} days), {inside} of them within range")
+    if longer:
+        line += f"; {longer} need a run of another length (see above)"
+    if unmeasured:
+        line += f"; {unmeasured} cannot be measured in this run"
+    return line + "."

@@ -1,14 +1,15 @@
-"""The harm audit's measures (MODEL.md section 7), computed from one run folder.
+"""The harm audit's measures, computed from one run folder.
 
 Each measure is a number with a name, an optional key (a group, a gate, a
-grade, a domain ...) and a unit; docs/measures.md defines every one. The
-functions read the run's Parquet tables with DuckDB, so no table is loaded
-whole. Per-run rates are per year (scaled by 365 / days) so that runs of
-different lengths compare.
+grade, a domain ...), a unit and a label in plain words, both from
+`credsim.labels`; docs/measures.md defines every one. The functions read the
+run's Parquet tables with DuckDB, so no table is loaded whole. Flows are per
+year (scaled by 365 / days) so that runs of different lengths compare.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,13 +18,17 @@ import numpy as np
 import pyarrow as pa
 
 from credsim.errors import InputError
+from credsim.labels import measure_label
 from credsim.results.query import connect, ident
 from credsim.results.run_dir import open_run, reading
 from credsim.scenario.model import GRADES, Scenario
 
 FOUR_FIFTHS = 0.8
 CRITIC_QUANTILE = 0.9  # critics: the most vocal tenth of adults, as for insiders' targets
-BENEFIT_DOMAINS = ("court", "finance", "traffic")  # the claimed benefits of MODEL.md §7
+BENEFIT_DOMAINS = ("court", "finance", "traffic")  # where the claimed benefits are sought
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+# The four-fifths verdicts of `*_four_fifths` (docs/measures.md).
+NOT_FLAGGED, INCONCLUSIVE, FLAGGED = 0.0, 1.0, 2.0
 
 
 @dataclass
@@ -32,14 +37,25 @@ class Measure:
     key: str  # '' or what the value is for: 'group=1', 'gate=flights', 'grade=C', ...
     value: float | None  # None: not defined for this run (e.g. no sanctions at all)
     unit: str
+    label: str = ""  # plain words; filled from credsim.labels when left empty
+
+    def __post_init__(self) -> None:
+        if not self.label and self.measure:
+            # A measure this version does not know (read from a file) keeps no label.
+            with contextlib.suppress(KeyError):
+                self.label = measure_label(self.measure, self.key).label
 
 
+# The columns every measures file has, and that its readers require: files written before
+# measures had labels lack `label` (a reader fills it from credsim.labels).
 SCHEMA = pa.schema([("measure", pa.string()), ("key", pa.string()),
                     ("value", pa.float64()), ("unit", pa.string())])
+# What write_measures writes.
+LABELLED_SCHEMA = SCHEMA.append(pa.field("label", pa.string()))
 
 
 def to_table(measures: list[Measure]) -> pa.Table:
-    return pa.Table.from_pylist([asdict(m) for m in measures], schema=SCHEMA)
+    return pa.Table.from_pylist([asdict(m) for m in measures], schema=LABELLED_SCHEMA)
 
 
 def write_measures(measures: list[Measure], run: Path) -> Path:
@@ -82,12 +98,7 @@ def _compute(run: Path, manifest: dict, s: Scenario, baseline: Path | None,
         a.cross_context()
         a.benefits()
         if baseline is not None:
-            bm = open_run(baseline)
-            key = ("people", "days")
-            if any(bm[k] != manifest[k] for k in key) or (
-                    bm["scenario"]["run"]["seed"] != s.run.seed):
-                raise InputError(f"{baseline}: the baseline must have the same people, days "
-                                 f"and seed as {run}")
+            check_baseline(run, manifest, baseline, open_run(baseline))
             with reading(baseline):
                 bcon = connect(baseline)
                 try:
@@ -97,6 +108,67 @@ def _compute(run: Path, manifest: dict, s: Scenario, baseline: Path | None,
         return a.out
     finally:
         con.close()
+
+
+SYSTEMS = ("points", "court_list", "composite", "rating", "firm_lists")
+
+
+def society_differences(manifest: dict, base: dict) -> list[str]:
+    """What keeps the run of the manifest `base` from being the counterfactual of the run
+    of `manifest`: another society, or a system at work; [] when it is a fair baseline."""
+    diffs = [f"{k}: {base[k]:,} in the baseline, {manifest[k]:,} in the run"
+             for k in ("people", "days") if base[k] != manifest[k]]
+    s, b = manifest["scenario"], base["scenario"]
+    if b["run"]["seed"] != s["run"]["seed"]:
+        diffs.append(f"seed: {b['run']['seed']} in the baseline, {s['run']['seed']} in the run")
+    for section in ("population", "graph"):
+        changed = sorted(k for k in set(s[section]) | set(b[section])
+                         if s[section].get(k) != b[section].get(k))
+        diffs += [f"{section}.{k}: {b[section].get(k)} in the baseline, "
+                  f"{s[section].get(k)} in the run" for k in changed]
+    running = [x for x in SYSTEMS if b.get(x, {}).get("enabled")]
+    if b.get("gates"):
+        running.append("gates")
+    if running:
+        diffs.append(f"the baseline runs a system ({', '.join(running)})")
+    return diffs
+
+
+def check_baseline(run: Path, manifest: dict, baseline: Path, base: dict) -> None:
+    """Refuse, naming what differs, a baseline that is not the same society as `run`
+    (same people, days and seed, population and graph) run without any system."""
+    diffs = society_differences(manifest, base)
+    if diffs:
+        raise InputError(f"{baseline}: not a baseline for {run}: a baseline must be the same "
+                         "society (the same people, days and seed, population and graph) run "
+                         f"without any system; {'; '.join(diffs)}")
+
+
+def katz_interval(x_ref, n_ref, x, n, z: float = Z95):
+    """The ratio of two proportions (x_ref / n_ref) / (x / n) and its interval by the Katz
+    log method: exp(ln ratio ± z × sqrt(1/x_ref − 1/n_ref + 1/x − 1/n)). A zero count
+    gets 0.5 added to each count (and 1 to each n), so the interval stays defined.
+    Works on numbers or NumPy arrays; returns (ratio, low, high)."""
+    x_ref, n_ref, x, n = (np.asarray(v, dtype=np.float64) for v in (x_ref, n_ref, x, n))
+    ratio = (x_ref / n_ref) / np.where(x > 0, x / n, np.nan)
+    zero = (x_ref == 0) | (x == 0)
+    a, b = np.where(zero, x_ref + 0.5, x_ref), np.where(zero, x + 0.5, x)
+    na, nb = np.where(zero, n_ref + 1, n_ref), np.where(zero, n + 1, n)
+    log_r = np.log((a / na) / (b / nb))
+    se = np.sqrt(np.maximum(1 / a - 1 / na + 1 / b - 1 / nb, 0.0))
+    return ratio, np.exp(log_r - z * se), np.exp(log_r + z * se)
+
+
+def four_fifths_verdict(low: float | None, high: float | None) -> float | None:
+    """FLAGGED when the whole interval lies below 0.8, NOT_FLAGGED when it lies at or
+    above, INCONCLUSIVE when it spans 0.8."""
+    if low is None or high is None:
+        return None
+    if high < FOUR_FIFTHS:
+        return FLAGGED
+    if low >= FOUR_FIFTHS:
+        return NOT_FLAGGED
+    return INCONCLUSIVE
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -134,10 +206,13 @@ class _Audit:
                              f"people.parquet has {counted:,} adults")
         self.out: list[Measure] = []
 
-    def add(self, measure: str, value, unit: str, key: str = "") -> None:
+    def add(self, measure: str, value, key: str = "", unit: str | None = None) -> None:
+        """Add a measure; its label and unit come from credsim.labels (`unit` only makes
+        the registry's unit more precise for this run)."""
         v = None if value is None or (isinstance(value, float) and math.isnan(value)) else (
             float(value))
-        self.out.append(Measure(measure, key, v, unit))
+        lab = measure_label(measure, key)
+        self.out.append(Measure(measure, key, v, unit or lab.unit, lab.label))
 
     def q(self, sql: str, params: list | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
@@ -164,93 +239,105 @@ class _Audit:
         if s.points.enabled:
             for g in GRADES:
                 self.add("grade_share", _ratio(self.ts_last(f"grade_{g}"), self.adults),
-                         "share", f"grade={g}")
+                         f"grade={g}")
             mean, sd = self.q("SELECT avg(score), stddev_pop(score) FROM people "
                               "WHERE age_band != 'child'")[0]
-            self.add("score_mean", mean, "points")
-            self.add("score_sd", sd, "points")
+            self.add("score_mean", mean)
+            self.add("score_sd", sd)
         if s.composite.enabled:
             n_in = self.ts_last("composite_participants")
-            self.add("composite_participation", _ratio(n_in, self.adults), "share")
+            self.add("composite_participation", _ratio(n_in, self.adults))
             for name in s.composite.bands:
-                self.add("band_share", _ratio(self.ts_last(f"band_{name}"), n_in), "share",
+                self.add("band_share", _ratio(self.ts_last(f"band_{name}"), n_in),
                          f"band={name}")
             mean, sd = self.q("SELECT avg(composite), stddev_pop(composite) FROM people "
                               "WHERE composite >= 0")[0]
-            self.add("composite_mean", mean, "points")
-            self.add("composite_sd", sd, "points")
+            self.add("composite_mean", mean)
+            self.add("composite_sd", sd)
         if s.rating.enabled:
             mean, sd = self.q("SELECT avg(rating), stddev_pop(rating) FROM people "
                               "WHERE age_band != 'child'")[0]
-            self.add("rating_mean", mean, "stars")
-            self.add("rating_sd", sd, "stars")
+            self.add("rating_mean", mean)
+            self.add("rating_sd", sd)
 
     # Listings and sanctions -------------------------------------------------------
     def sanctions(self) -> None:
         s = self.s
         per_m = 1e6 / self.n
         if s.court_list.enabled:
-            self.add("listed_per_million", self.ts_sum("listed") / self.days * per_m,
-                     "per million people (mean stock)")
+            self.add("listed_per_million", self.ts_sum("listed") / self.days * per_m)
             self.add("new_listings_per_million",
-                     self.ts_sum("new_listings") * self.year * per_m,
-                     "per million people per year")
+                     self.ts_sum("new_listings") * self.year * per_m)
         if s.firm_lists.enabled:
-            self.add("firms_blacklisted", self.ts_sum("firms_blacklisted") / self.days,
-                     "firms (mean stock)")
+            self.add("firms_blacklisted", self.ts_sum("firms_blacklisted") / self.days)
         for name, g in s.gates.items():
             what = "perks_per_million" if g.effect == "perk" else "sanctions_per_million"
-            self.add(what, self.ts_sum(f"gate_{name}") * self.year * per_m,
-                     "per million people per year", f"gate={name}")
+            self.add(what, self.ts_sum(f"gate_{name}") * self.year * per_m, f"gate={name}")
         sanctioned = self.ts_sum("sanctioned")
-        self.add("sanctioned_person_days_per_million", sanctioned / (self.n * self.days) * 1e6,
-                 "per million person-days")
+        self.add("sanctioned_person_days_per_million", sanctioned / (self.n * self.days) * 1e6)
 
     # Wrongful sanctions and disparate impact ------------------------------------
     def wrongful_and_disparity(self) -> None:
+        """The rate of wrongful sanctioned person-days comes before their share: a share
+        rises when a safeguard removes rightful sanctions, with no fewer wrongful ones."""
         sanctioned, wrongful = self.ts_sum("sanctioned"), self.ts_sum("sanctioned_wrongful")
-        self.add("wrongful_share", _ratio(wrongful, sanctioned), "share of sanctioned person-days")
+        self.add("wrongful_person_days_per_million", wrongful / (self.n * self.days) * 1e6)
+        self.add("wrongful_share", _ratio(wrongful, sanctioned))
         adults = dict(self.q('SELECT "group", count(*) FROM people WHERE age_band != \'child\' '
                              'GROUP BY 1'))
-        rates: dict[int, float] = {}
+        people = dict(self.q('SELECT "group", count(*) FROM people GROUP BY 1'))
+        burden: dict[int, tuple[float, float]] = {}  # group: (count, adults)
         for g in sorted(adults):
             col = f"sanctioned_group{g}"
             if col not in self.ts_cols:
                 continue
             sg, wg = self.ts_sum(col), self.ts_sum(f"sanctioned_wrongful_group{g}")
-            self.add("wrongful_share", _ratio(wg, sg), "share of sanctioned person-days",
-                     f"group={g}")
-            rates[g] = sg / (adults[g] * self.days)
-            self.add("sanction_rate", rates[g], "sanctioned share of adult person-days",
-                     f"group={g}")
-        self._disparate("sanction", rates)
+            key = f"group={g}"
+            self.add("wrongful_person_days_per_million",
+                     _ratio(wg * 1e6, people[g] * self.days), key)
+            self.add("wrongful_share", _ratio(wg, sg), key)
+            self.add("sanction_rate", sg / (adults[g] * self.days), key)
+            # As a proportion of people: the mean number sanctioned on a day, of the adults.
+            burden[g] = (sg / self.days, adults[g])
+        self._disparate("sanction", burden)
         if self.s.court_list.enabled:
             rows = dict(self.q(
                 'SELECT p."group", count(*) FROM ledger l JOIN people p ON p.id = l.id '
                 "WHERE l.entity = 'person' AND l.kind = 'list' AND l.delta > 0 "
                 "AND l.value = 1 GROUP BY 1"))
-            lrates = {g: rows.get(g, 0) * self.year / adults[g] for g in sorted(adults)}
-            for g, r in lrates.items():
-                self.add("listing_rate", r, "entries onto the list per adult per year",
-                         f"group={g}")
-            self._disparate("listing", lrates)
+            entries = {g: (float(rows.get(g, 0)), adults[g]) for g in sorted(adults)}
+            for g, (x, n) in entries.items():
+                self.add("listing_rate", x * self.year / n, f"group={g}")
+            self._disparate("listing", entries)
 
-    def _disparate(self, what: str, rates: dict[int, float]) -> None:
+    def _disparate(self, what: str, burden: dict[int, tuple[float, float]]) -> None:
         """Ratio of the least-burdened group's rate to each group's: below 0.8 flags
-        adverse impact (the four-fifths rule, read for an adverse outcome). With no one
-        burdened in any group there is no disparity to measure: the ratios are undefined."""
-        if not rates:
+        adverse impact (the four-fifths rule, read for an adverse outcome), with its 95 %
+        interval as a ratio of two proportions (count / adults of each group) and the
+        verdict of the interval. With no one burdened in any group there is no disparity
+        to measure: the ratios are undefined."""
+        if not burden:
             return
-        best = min(rates.values())
+        rates = {g: x / n for g, (x, n) in burden.items()}
+        ref = min(rates, key=lambda g: (rates[g], g))
         nobody = max(rates.values()) == 0
         for g, r in rates.items():
-            ratio = None if nobody else (best / r if r > 0 else 1.0)
-            self.add(f"{what}_impact_ratio", ratio, "ratio to the least-burdened group",
-                     f"group={g}")
+            key = f"group={g}"
+            ratio = lo = hi = None
+            if not nobody:
+                ratio = rates[ref] / r if r > 0 else 1.0
+                if g == ref:  # the least-burdened group against itself: exactly 1
+                    lo = hi = 1.0
+                else:
+                    _, low, high = katz_interval(*burden[ref], *burden[g])
+                    lo, hi = float(low), float(high)
+            self.add(f"{what}_impact_ratio", ratio, key)
+            self.add(f"{what}_impact_ratio_low", lo, key)
+            self.add(f"{what}_impact_ratio_high", hi, key)
+            self.add(f"{what}_impact_n", burden[g][1], key)
             self.add(f"{what}_four_fifths_flag",
-                     None if ratio is None else float(ratio < FOUR_FIFTHS), "1 = flagged",
-                     f"group={g}")
-
+                     None if ratio is None else float(ratio < FOUR_FIFTHS), key)
+            self.add(f"{what}_four_fifths", four_fifths_verdict(lo, hi), key)
     # Negative spirals ----------------------------------------------------------
     def spirals(self) -> None:
         s = self.s
@@ -262,13 +349,13 @@ class _Audit:
                              "GROUP BY 1"))
         for g in GRADES:  # everyone starts at the initial grade
             self.add("grade_transition", _ratio(finals.get(g, 0), self.adults),
-                     f"share of adults starting at {GRADES[g0]}", f"{GRADES[g0]}->{g}")
+                     f"{GRADES[g0]}->{g}", f"share of adults starting at {GRADES[g0]}")
         c_index = GRADES.index("C")
         if g0 < c_index:
             fallen = self.q("SELECT count(DISTINCT id) FROM ledger WHERE entity = 'person' "
                             "AND kind = 'grade' AND value >= ? AND day < 365", [c_index])[0][0]
             self.add("fall_to_c_within_year", _ratio(fallen, self.adults),
-                     f"share of adults starting at {GRADES[g0]}")
+                     unit=f"share of adults starting at {GRADES[g0]}")
         self._recovery()
 
     def _recovery(self) -> None:
@@ -282,24 +369,23 @@ class _Audit:
             "SELECT m.id, m.day, min(s.day) FROM marks m LEFT JOIN s ON s.id = m.id "
             "AND s.r > m.r AND s.value >= m.before GROUP BY m.id, m.day, m.r")
         if not rows:
-            self.add("wrongful_marks", 0, "deductions")
+            self.add("wrongful_marks", 0)
             return
         waits = np.array([(d2 - d) if d2 is not None else np.nan for _, d, d2 in rows])
         done = ~np.isnan(waits)
-        self.add("wrongful_marks", len(rows), "deductions")
-        self.add("recovered_share", done.mean(), "share of wrongful deductions")
-        self.add("recovery_days_median", float(np.median(waits[done])) if done.any() else None,
-                 "days (recovered marks only)")
+        self.add("wrongful_marks", len(rows))
+        self.add("recovered_share", done.mean())
+        self.add("recovery_days_median", float(np.median(waits[done])) if done.any() else None)
 
     # Stratification ------------------------------------------------------------
     def stratification(self) -> None:
         s = self.s
         adult = "age_band != 'child'"
         if s.points.enabled:
-            self.add("gini_score", gini(self._col("score", adult)), "Gini")
+            self.add("gini_score", gini(self._col("score", adult)))
         if s.composite.enabled:
-            self.add("gini_composite", gini(self._col("composite", "composite >= 0")), "Gini")
-        self.add("gini_savings", gini(self._col("savings", adult)), "Gini")
+            self.add("gini_composite", gini(self._col("composite", "composite >= 0")))
+        self.add("gini_savings", gini(self._col("savings", adult)))
         # Children's schooling by their first parent's standing at the end.
         standing = ("coalesce(p.grade, 'none')" if "grade" in self.people_cols
                     else "CASE WHEN p.listings > 0 THEN 'listed' ELSE 'not listed' END"
@@ -311,7 +397,7 @@ class _Audit:
             "WHERE c.age_band = 'child' GROUP BY 1 ORDER BY 1")
         for st, private, lost in rows:
             self.add("private_school_lost_share", _ratio(lost, private),
-                     "share of children who held a private place", f"parent={st}")
+                     f"parent={st}")
 
     def _col(self, col: str, where: str) -> np.ndarray:
         """A people column (a fixed name, as is the fixed condition `where`)."""
@@ -321,20 +407,17 @@ class _Audit:
     # Chilling -------------------------------------------------------------------
     def chilling(self) -> None:
         pd = self.n * self.days
-        self.add("voice_per_1000_person_days", self.ts_sum("voice_events") / pd * 1e3,
-                 "events per 1000 person-days")
-        self.add("ties_dropped_per_1000", self.ts_sum("ties_dropped") / self.n * 1e3,
-                 "per 1000 people per run")
+        self.add("voice_per_1000_person_days", self.ts_sum("voice_events") / pd * 1e3)
+        self.add("ties_dropped_per_1000", self.ts_sum("ties_dropped") / self.n * 1e3)
         if "contacts" in self.people_cols:
             (cut,) = self.q("SELECT quantile_cont(voice, ?) FROM people WHERE age_band != "
                             "'child'", [CRITIC_QUANTILE])[0]
             iso, critics = self.q("SELECT count(*) FILTER (WHERE contacts = 0), count(*) "
                                   "FROM people WHERE age_band != 'child' AND voice >= ?",
                                   [cut])[0]
-            self.add("isolated_critics_share", _ratio(iso, critics),
-                     "share of critics with no tie outside the family")
+            self.add("isolated_critics_share", _ratio(iso, critics))
         for system, v in (self.m.get("score_assortativity") or {}).items():
-            self.add("score_assortativity", v, "correlation across ties", f"system={system}")
+            self.add("score_assortativity", v, f"system={system}")
 
     # Manipulation ---------------------------------------------------------------
     def manipulation(self) -> None:
@@ -344,14 +427,13 @@ class _Audit:
         # insider columns, and there were no edits to catch.
         active = "insider_edits" in self.ts_cols
         edits = self.ts_sum("insider_edits") if active else 0.0
-        self.add("insider_edits", edits * self.year, "per year")
+        self.add("insider_edits", edits * self.year)
         self.add("audit_catch_share",
-                 _ratio(self.ts_sum("audit_catches"), edits) if active else None,
-                 "share of edits")
+                 _ratio(self.ts_sum("audit_catches"), edits) if active else None)
         (reach,) = self.q("SELECT avg(t) FROM (SELECT id, sum(delta) AS t FROM ledger "
                           "WHERE entity = 'person' AND kind = 'score' AND record = 'insider' "
                           "GROUP BY id)")[0]
-        self.add("insider_reach_points", reach, "net points per targeted person")
+        self.add("insider_reach_points", reach)
 
     # Cross-context detriment and proportionality (EU AI Act Art. 5(1)(c)) -------
     def cross_context(self) -> None:
@@ -360,10 +442,9 @@ class _Audit:
             "count(*) FILTER (WHERE gate IN (SELECT unnest(?::VARCHAR[]))) "
             "FROM sanctions WHERE effect = 'sanction'",
             [[n for n, g in self.s.gates.items() if g.loss_days > self.bound_days]])[0]
-        self.add("cross_context_share", _ratio(outside, total),
-                 "share of sanction applications outside the triggering domain")
+        self.add("cross_context_share", _ratio(outside, total))
         self.add("disproportionate_share", _ratio(heavy, total),
-                 f"share of sanction applications costing over {self.bound_days:g} days "
+                 unit=f"share of sanction applications costing over {self.bound_days:g} days "
                  "of income")
 
     # Claimed benefits -------------------------------------------------------------
@@ -373,7 +454,7 @@ class _Audit:
             col = f"events_{d}"
             if col in self.ts_cols:
                 self.add("true_event_rate", _ratio(self.ts_sum(col) * 1e3, pd),
-                         "true events per 1000 adult person-days", f"domain={d}")
+                         f"domain={d}")
 
     def against_baseline(self, bcon) -> None:
         bcols = {r[0] for r in bcon.execute("DESCRIBE timeseries").fetchall()}
@@ -382,10 +463,9 @@ class _Audit:
             return float(bcon.execute(f"SELECT coalesce(sum({ident(col)}), 0) FROM timeseries")
                          .fetchall()[0][0])
 
-        self.add("voice_vs_baseline", _ratio(self.ts_sum("voice_events"), bsum("voice_events")),
-                 "ratio to the same society without the system")
+        self.add("voice_vs_baseline", _ratio(self.ts_sum("voice_events"), bsum("voice_events")))
         for d in BENEFIT_DOMAINS:
             col = f"events_{d}"
             if col in self.ts_cols and col in bcols:
                 self.add("true_events_vs_baseline", _ratio(self.ts_sum(col), bsum(col)),
-                         "ratio to the same society without the system", f"domain={d}")
+                         f"domain={d}")

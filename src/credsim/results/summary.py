@@ -1,4 +1,10 @@
-"""Headline figures of a run, optionally against a baseline run."""
+"""Headline figures of a run, optionally against a baseline run.
+
+Each figure is one of the harm audit's measures (docs/measures.md), computed the same
+way from the time series alone, with its label and unit from `credsim.labels`: flows
+per million people per year, stocks per million people, person-days per million
+person-days. The wrongful-sanction rate comes first, before the wrongful share.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,23 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from credsim.errors import InputError
+from credsim.labels import measure_label
 from credsim.results.run_dir import open_run, reading
 from credsim.scenario.model import GRADES
 
 
 @dataclass
 class Figure:
-    name: str
+    name: str  # the label, in plain words (with the key: "sanctions applied: flights")
     value: float | None
     unit: str
+    measure: str = ""  # the measure of docs/measures.md
+    key: str = ""
+
+
+def _figure(measure: str, value: float | None, key: str = "") -> Figure:
+    lab = measure_label(measure, key)
+    return Figure(lab.label, value, lab.unit, measure, key)
 
 
 def summarize(run: Path, baseline: Path | None = None) -> tuple[dict, list[Figure]]:
@@ -25,48 +38,39 @@ def summarize(run: Path, baseline: Path | None = None) -> tuple[dict, list[Figur
         ts = pq.read_table(run / "timeseries.parquet").to_pydict()
     n, days = manifest["people"], manifest["days"]
     person_days = n * days
-    figs: list[Figure] = []
+    per_m, year = 1e6 / n, 365.0 / days
     last = {k: v[-1] for k, v in ts.items()} if ts["day"] else {}
+    sanctioned, wrongful = sum(ts["sanctioned"]), sum(ts["sanctioned_wrongful"])
+    figs = [
+        _figure("wrongful_person_days_per_million", wrongful / person_days * 1e6),
+        _figure("sanctioned_person_days_per_million", sanctioned / person_days * 1e6),
+        _figure("wrongful_share", wrongful / sanctioned if sanctioned else None),
+    ]
     if "listed" in ts:
-        figs.append(Figure("listed per million (last day)", last["listed"] / n * 1e6, "per 1e6"))
-        figs.append(Figure("listed per million (mean over days)",
-                           sum(ts["listed"]) / days / n * 1e6, "per 1e6"))
-        figs.append(Figure("new listings per million", sum(ts["new_listings"]) / n * 1e6,
-                           "per 1e6 per run"))
-    effects = {g: v["effect"] for g, v in manifest["scenario"]["gates"].items()}
-    for g, effect in effects.items():
-        what = "perks" if effect == "perk" else "sanctions"
-        figs.append(Figure(f"{what} per million: {g}", sum(ts[f"gate_{g}"]) / n * 1e6,
-                           "per 1e6 per run"))
-    sanctioned = sum(ts["sanctioned"])
-    wrongful = sum(ts["sanctioned_wrongful"])
-    figs.append(Figure("sanctioned person-days per million person-days",
-                       sanctioned / person_days * 1e6, "per 1e6"))
-    figs.append(Figure("share of sanctioned person-days resting on a false record",
-                       wrongful / sanctioned if sanctioned else None, "share"))
+        figs += [
+            _figure("listed_per_million_last_day", last["listed"] * per_m),
+            _figure("listed_per_million", sum(ts["listed"]) / days * per_m),
+            _figure("new_listings_per_million", sum(ts["new_listings"]) * year * per_m),
+        ]
+    for g, v in manifest["scenario"]["gates"].items():
+        what = "perks_per_million" if v["effect"] == "perk" else "sanctions_per_million"
+        figs.append(_figure(what, sum(ts[f"gate_{g}"]) * year * per_m, f"gate={g}"))
     if "grade_A" in ts:
         adults = manifest["adults"]  # children are not scored
-        for g in GRADES:
-            figs.append(Figure(f"grade {g} share of adults (last day)",
-                               last[f"grade_{g}"] / adults if adults else None, "share"))
-    figs.append(Figure("false records per million person-days",
-                       sum(ts["records_false"]) / person_days * 1e6, "per 1e6"))
-    figs.append(Figure("ties dropped per thousand people", sum(ts["ties_dropped"]) / n * 1e3,
-                       "per 1e3"))
+        figs += [_figure("grade_share", last[f"grade_{g}"] / adults if adults else None,
+                         f"grade={g}") for g in GRADES]
+    figs.append(_figure("false_records_per_million_person_days",
+                        sum(ts["records_false"]) / person_days * 1e6))
+    figs.append(_figure("ties_dropped_per_1000", sum(ts["ties_dropped"]) / n * 1e3))
     voice = sum(ts["voice_events"]) / person_days
     if baseline is not None:
-        bm = open_run(baseline)
-        if (bm["people"], bm["days"], bm["scenario"]["run"]["seed"]) != (
-            n, days, manifest["scenario"]["run"]["seed"]
-        ):
-            raise InputError(
-                f"{baseline}: baseline must have the same people, days and seed as {run}"
-            )
+        from credsim.audit.measures import check_baseline
+
+        check_baseline(run, manifest, baseline, open_run(baseline))
         with reading(baseline):
             bts = pq.read_table(baseline / "timeseries.parquet", columns=["voice_events"])
         bvoice = sum(bts.column("voice_events").to_pylist()) / person_days
-        figs.append(Figure("voice relative to baseline", voice / bvoice if bvoice else None,
-                           "ratio"))
+        figs.append(_figure("voice_vs_baseline", voice / bvoice if bvoice else None))
     else:
-        figs.append(Figure("voice events per thousand person-days", voice * 1e3, "per 1e3"))
+        figs.append(_figure("voice_per_1000_person_days", voice * 1e3))
     return manifest, figs
