@@ -44,7 +44,7 @@ def test_rongcheng_carries_the_reported_values():
     p = s.points
     assert p.enabled and p.initial == 1000
     assert p.grade_floors == {"AAA": 1050, "AA": 1030, "A": 960, "B": 850, "C": 600}
-    # Attachment 1 deductions and the reported extras (MODEL.md section 4).
+    # Attachment 1 deductions and the reported extras (docs/presets.md).
     expected = {
         "contract_breach": -20, "sued_in_breach": -50, "loan_arrears": -10,
         "private_lending_breach": -20, "illegal_fundraising": -40, "overdue_debt": -30,

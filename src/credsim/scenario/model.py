@@ -701,7 +701,7 @@ class Feedback(Strict):
 
 
 class Safeguards(Strict):
-    """Levers that protect people from the system's errors (MODEL.md section 6)."""
+    """Levers that protect people from the system's errors."""
 
     notice_days: int = Field(
         0, ge=0, le=365,
@@ -737,7 +737,7 @@ class Safeguards(Strict):
 
 
 class Threats(Strict):
-    """Manipulation of the system's records (MODEL.md section 6)."""
+    """Manipulation of the system's records: insiders, informants, colluders."""
 
     insiders_per_million: float = Field(
         0.0, ge=0, le=1e6,
