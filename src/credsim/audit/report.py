@@ -59,16 +59,23 @@ BLUE, ORANGE, VERMILION, GREY = "#0072B2", "#E69F00", "#D55E00", "#777777"
 # Entry point ---------------------------------------------------------------------------
 
 
-def write_report(path: Path, out: Path | None = None) -> Path:
+def write_report(path: Path, out: Path | None = None, baseline: Path | None = None) -> Path:
     """Write the report of the run or comparison folder `path` to `out` (default:
-    `path/report.html`) under a temporary name first; return the file written."""
+    `path/report.html`) under a temporary name first; return the file written. A run's
+    report can measure it against `baseline`, the same society run without the system."""
     path = Path(path)
     manifest = read_manifest(
         path, "no such folder (expected a run folder or a compare/sweep folder)",
         "neither a run folder nor a compare/sweep folder (no manifest.json)")
     target = Path(out) if out is not None else path / "report.html"
     _check_replaceable(target)  # before the work, so a refusal comes at once
-    text = _comparison_report(path, manifest) if "kind" in manifest else _run_report(path)
+    if "kind" in manifest:
+        if baseline is not None:
+            raise InputError(f"--baseline {baseline}: a baseline is for the report of a "
+                             f"run; {path} is a {manifest['kind']} folder")
+        text = _comparison_report(path, manifest)
+    else:
+        text = _run_report(path, None if baseline is None else Path(baseline))
     return _write_atomic(target, text)
 
 
@@ -137,6 +144,26 @@ def pct(v: float | None) -> str:
     if 0 < abs(v) < 0.001:
         return f"{100 * v:.2g} %"
     return f"{100 * v:.1f} %"
+
+
+# Words joined by a hyphen when a gate's name is written out ("high_speed_rail").
+_COMPOUNDS = ("deposit free", "high speed", "non essential", "high premium")
+
+
+def gate_words(name: str) -> str:
+    """A gate's name in words: "high_speed_rail" -> "high-speed rail"."""
+    words = " ".join(name.split("_"))
+    for c in _COMPOUNDS:
+        words = re.sub(rf"\b{c}\b", c.replace(" ", "-"), words)
+    words = re.sub(r"\baaa\b", "AAA", words)
+    if words.startswith("rep "):  # the gates of firms' legal representatives
+        words = f"{words[4:]} (legal representatives)"
+    return words
+
+
+def group_words(key: str) -> str:
+    """'group=1' -> 'group 1'."""
+    return key.replace("=", " ")
 
 
 CSS = """
@@ -244,12 +271,38 @@ class _RunData:
     gates: list[tuple]  # (gate, effect, applications, wrongful, outside domain)
     people_sanctioned: int  # distinct people with a sanction applied
     sanctioned_end: int
+    group_counts: dict[str, dict[str, int]]  # 'sanction'/'listing' -> 'group=G' -> people
+    baseline: str | None  # the baseline the measures were taken against, in words
 
 
-def _load_measures(path: Path) -> list[Measure]:
-    fresh = compute(path)
+# The parts of a scenario that make the society: a baseline must share them.
+SOCIETY = ("population", "graph")
+
+
+def _check_baseline(path: Path, manifest: dict, baseline: Path) -> dict:
+    """The baseline's manifest, if it is the same society as the run: same people, days,
+    seed, population and graph parameters; otherwise one clear refusal."""
+    bm = open_run(baseline)
+    s, bs = manifest["scenario"], bm["scenario"]
+    differ = [k for k in ("people", "days") if bm.get(k) != manifest.get(k)]
+    if bs.get("run", {}).get("seed") != s.get("run", {}).get("seed"):
+        differ.append("seed")
+    for part in SOCIETY:
+        differ += [f"{part}.{k}" for k in sorted(set(s.get(part, {})) | set(bs.get(part, {})))
+                   if s.get(part, {}).get(k) != bs.get(part, {}).get(k)]
+    if differ:
+        shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6
+                                         else "")
+        raise InputError(f"--baseline {baseline}: not the same society as {path} (they "
+                         f"differ in {shown}); a baseline must be the same people, days, "
+                         "seed, population and graph run without the system")
+    return bm
+
+
+def _load_measures(path: Path, baseline: Path | None = None) -> list[Measure]:
+    fresh = compute(path, baseline)
     mp = path / "measures.parquet"
-    if not mp.is_file():
+    if baseline is not None or not mp.is_file():
         return fresh
     import pyarrow.parquet as pq
 
@@ -273,11 +326,23 @@ def _load_measures(path: Path) -> list[Measure]:
     return out + list(saved.values())  # measures only the saved file has (baseline)
 
 
-def _load_run(path: Path) -> _RunData:
+BASELINE_MEASURES = ("voice_vs_baseline", "true_events_vs_baseline")
+
+
+def _load_run(path: Path, baseline: Path | None = None) -> _RunData:
     manifest = open_run(path)
-    measures = _load_measures(path)
+    named = None
+    if baseline is not None:
+        bm = _check_baseline(path, manifest, baseline)
+        named = f"{bm.get('scenario_name', 'the baseline')} ({baseline})"
+    measures = _load_measures(path, baseline)
+    if named is None and any(m.measure in BASELINE_MEASURES for m in measures):
+        named = ("the baseline given to `credsim audit --baseline` (measures.parquet does "
+                 "not record its folder)")
     with reading(path):
-        return _read_tables(path, manifest, measures)
+        d = _read_tables(path, manifest, measures)
+    d.baseline = named
+    return d
 
 
 def _read_tables(path: Path, manifest: dict, measures: list[Measure]) -> _RunData:
@@ -293,10 +358,73 @@ def _read_tables(path: Path, manifest: dict, measures: list[Measure]) -> _RunDat
             "SELECT count(DISTINCT id) FROM sanctions WHERE effect = 'sanction'").fetchone()
         (sanctioned_end,) = con.execute(
             "SELECT count(*) FILTER (WHERE sanctioned) FROM people").fetchone()
+        counts = _group_counts(con)
     finally:
         con.close()
     return _RunData(path, manifest, manifest["scenario"], measures, ts, gates,
-                    int(people_sanctioned), int(sanctioned_end))
+                    int(people_sanctioned), int(sanctioned_end), counts, None)
+
+
+def _group_counts(con) -> dict[str, dict[str, int]]:
+    """Per audit group: adults with a sanction applied, and entries onto the court list,
+    the independent units behind a single run's impact-ratio intervals."""
+    sanctioned = con.execute(
+        'SELECT p."group", count(DISTINCT s.id) FROM sanctions s JOIN people p ON p.id = '
+        "s.id WHERE s.effect = 'sanction' AND p.age_band != 'child' GROUP BY 1").fetchall()
+    listed = con.execute(
+        'SELECT p."group", count(*) FROM ledger l JOIN people p ON p.id = l.id '
+        "WHERE l.entity = 'person' AND l.kind = 'list' AND l.delta > 0 AND l.value = 1 "
+        "AND p.age_band != 'child' GROUP BY 1").fetchall()
+    adults = con.execute('SELECT "group", count(*) FROM people WHERE age_band != \'child\' '
+                         "GROUP BY 1").fetchall()
+    return {"sanction": {f"group={g}": int(n) for g, n in sanctioned},
+            "listing": {f"group={g}": int(n) for g, n in listed},
+            "adults": {f"group={g}": int(n) for g, n in adults}}
+
+
+# The four-fifths rule with an interval ---------------------------------------------------
+
+FLAGGED, INCONCLUSIVE, CLEAR = "flagged", "inconclusive", "not flagged"
+
+
+def four_fifths_verdict(ratio: float | None, low: float | None,
+                        high: float | None) -> str | None:
+    """Flagged only when the whole interval of the impact ratio lies below 0.8;
+    inconclusive when it spans 0.8; not flagged when it lies at or above 0.8 (without an
+    interval, the ratio alone decides)."""
+    if ratio is None:
+        return None
+    if low is None or high is None:
+        low = high = ratio
+    if high < FOUR_FIFTHS:
+        return FLAGGED
+    if low < FOUR_FIFTHS:
+        return INCONCLUSIVE
+    return CLEAR
+
+
+def run_ratio_interval(ratio: float | None, counts: dict[str, int], sizes: dict[str, int],
+                       key: str, rates: dict[str, float | None]
+                       ) -> tuple[float | None, float | None]:
+    """95 % interval of one run's impact ratio (least-burdened group's rate / this
+    group's): on the log scale, each group's rate taken as a Poisson count of people
+    (sanctioned, or entering the list) in the group, with half a person added to an empty
+    count. The least-burdened group's own ratio is 1 by definition."""
+    known = {k: r for k, r in rates.items() if r is not None}
+    if ratio is None or not known:
+        return None, None
+    best = min(known, key=known.get)
+    if best == key or ratio >= 1.0:
+        return ratio, ratio
+    a, b = max(counts.get(best, 0), 0.5), max(counts.get(key, 0), 0.5)
+    half = 1.959963984540054 * math.sqrt(1 / a + 1 / b)
+    if ratio <= 0:  # nobody in the least-burdened group: bound it with half a person
+        if not sizes.get(best) or not sizes.get(key):
+            return 0.0, None
+        ratio = (a / sizes[best]) / (b / sizes[key])
+        return 0.0, min(1.0, ratio * math.exp(half))
+    return ratio * math.exp(-half), min(1.0, ratio * math.exp(half))
+
 
 
 class _M:
@@ -375,14 +503,24 @@ def _run_summary(d: _RunData, m: _M) -> str:
             f"<b>Court list.</b> {num(_ts_sum(d, 'new_listings'))} new listings of people "
             f"({num(m.v('new_listings_per_million'))} per million people per year); on an "
             f"average day {num(m.v('listed_per_million'))} per million people were listed.")
-    flagged = [(what, f.key) for what in ("sanction", "listing")
-               for f in m.keyed(f"{what}_four_fifths_flag") if f.value == 1]
+    verdicts = _run_verdicts(d, m)
+    flagged = [v for v in verdicts if v.verdict == FLAGGED]
+    unsure = [v for v in verdicts if v.verdict == INCONCLUSIVE]
+
+    def listed(vs: list[_Verdict]) -> str:
+        return "; ".join(f"{e(group_words(v.key))} on {v.what} rates (impact ratio "
+                         f"{num(v.ratio, 3)}, 95 % interval {num(v.low, 3)} to "
+                         f"{num(v.high, 3)})" for v in vs)
+
     if flagged:
-        parts = [f"{e(k.replace('=', ' '))} on {w} rates (impact ratio "
-                 f"{num(m.v(f'{w}_impact_ratio', k), 3)})" for w, k in flagged]
-        items.append(f'<b class="flag">Four-fifths rule: flagged.</b> {"; ".join(parts)}: '
-                     f"below {FOUR_FIFTHS} of the least-burdened group's rate.")
-    elif m.keyed("sanction_four_fifths_flag"):
+        items.append(f'<b class="flag">Four-fifths rule: flagged.</b> {listed(flagged)}: '
+                     f"the whole interval is below {FOUR_FIFTHS} of the least-burdened "
+                     "group's rate.")
+    if unsure:
+        items.append(f"<b>Four-fifths rule: inconclusive.</b> {listed(unsure)}: the "
+                     f"interval spans {FOUR_FIFTHS}, so this run cannot tell whether the "
+                     "group is below the four-fifths line.")
+    if verdicts and not flagged and not unsure:
         items.append("<b>Four-fifths rule.</b> No group is flagged: every group's sanction "
                      "(and listing) impact ratio is at least 0.8, or undefined.")
     cc, dp = m.v("cross_context_share"), m.v("disproportionate_share")
@@ -401,15 +539,25 @@ def _run_summary(d: _RunData, m: _M) -> str:
         chill += (f"; voice at {num(m.v('voice_vs_baseline'), 3)} times the level of the same "
                   "society without the system")
     items.append(chill + ".")
+    items.insert(1, f"<b>Baseline.</b> Measured against {e(d.baseline)}, the same society "
+                 "without the system." if d.baseline else
+                 "<b>Baseline.</b> None: the measures that compare with the same society "
+                 "without the system (voice_vs_baseline, true_events_vs_baseline) are left "
+                 "out; `credsim report RUN --baseline BASE` adds them.")
     if m.has("fall_to_c_within_year"):
         spiral = (f"<b>Spirals.</b> {pct(m.v('fall_to_c_within_year'))} of adults fell to grade "
                   "C or worse within the first year")
         if m.has("recovered_share"):
+            median = m.v("recovery_days_median")
             spiral += (f"; {pct(m.v('recovered_share'))} of {num(m.v('wrongful_marks'))} "
                        "deductions resting on false records or insider edits were recovered "
-                       f"within the run (median {num(m.v('recovery_days_median'))} days)")
+                       "within the run" + (f" (median {num(median)} days)" if median is not None
+                                           else ""))
         items.append(spiral + ".")
     return '<ul class="summary">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+DOMINANT_SHARE = 0.99  # one grade holding this share of adults every day: no stacked chart
 
 
 def _fig_distribution(d: _RunData, figs: _Figures) -> str:
@@ -418,26 +566,38 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
     out = []
     grade_cols = [f"grade_{g}" for g in GRADES]
     if all(c in ts for c in grade_cols):
-        fig, ax = figs.new(2, height=3.2)
         counts = np.vstack([ts[c] for c in grade_cols]).astype(float)
-        total = np.maximum(counts.sum(axis=0), 1)
-        shares = counts / total
-        ax[0][0].stackplot(day, shares, labels=GRADES, colors=GRADE_COLOURS)
-        ax[0][0].set_ylim(0, 1)
-        ax[0][0].set_title("share of adults in each grade")
-        ax[0][0].set_xlabel("day")
+        shares = counts / np.maximum(counts.sum(axis=0), 1)
+        # A stacked share chart says nothing when one grade holds nearly everyone.
+        dominant = int(np.argmax(shares.min(axis=1))) if shares.size else 0
+        stacked = not (shares.size and shares[dominant].min() >= DOMINANT_SHARE)
+        fig, ax = figs.new(2 if stacked else 1, height=3.2, width=9.0 if stacked else 6.0)
+        lines = ax[0][-1]
+        if stacked:
+            ax[0][0].stackplot(day, shares, labels=GRADES, colors=GRADE_COLOURS)
+            ax[0][0].set_ylim(0, 1)
+            ax[0][0].set_title("share of adults in each grade")
+            ax[0][0].set_xlabel("day of the run")
+            ax[0][0].set_ylabel("share of adults")
+            ax[0][0].yaxis.set_major_formatter(_percent_axis())
+            ax[0][0].legend(ncols=6, fontsize=8, frameon=False, loc="upper center",
+                            bbox_to_anchor=(0.5, -0.2))
+        base = GRADES[dominant] if not stacked else GRADES[2]
         for g, c, col in zip(GRADES, grade_cols, GRADE_COLOURS, strict=True):
-            if c != f"grade_{GRADES[2]}":
-                ax[0][1].plot(day, ts[c], label=g, color=col)
-        ax[0][1].set_yscale("symlog", linthresh=10)
-        ax[0][1].set_title("adults in each grade other than A (log scale)")
-        ax[0][1].set_xlabel("day")
-        ax[0][1].legend(ncols=5, fontsize=8, frameon=False, loc="upper center",
-                        bbox_to_anchor=(0.5, -0.16))
-        ax[0][0].legend(ncols=6, fontsize=8, frameon=False, loc="upper center",
-                        bbox_to_anchor=(0.5, -0.16))
+            if g != base:
+                lines.plot(day, ts[c], label=g, color=col)
+        lines.set_yscale("symlog", linthresh=10)
+        lines.set_title(f"adults in each grade other than {base} (log scale)")
+        lines.set_xlabel("day of the run")
+        lines.set_ylabel("adults (log scale)")
+        lines.set_ylim(bottom=0)
+        lines.legend(ncols=5, fontsize=8, frameon=False, loc="upper center",
+                     bbox_to_anchor=(0.5, -0.2))
+        note = "" if stacked else (
+            f" Grade {GRADES[dominant]} held at least {DOMINANT_SHARE:.0%} of adults on "
+            "every day, so the share chart is left out; the other grades are counted.")
         out.append(figs.figure(fig, "Points grades over time (held grades, adults). "
-                               "Everyone starts at the grade of the initial score."))
+                               "Everyone starts at the grade of the initial score." + note))
     bands = [k for k in ts if k.startswith("band_")]
     if bands:
         fig, ax = figs.new(1, height=3.2)
@@ -447,7 +607,9 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
                            labels=[b.removeprefix("band_") for b in bands],
                            colors=colours[:len(bands)])
         ax[0][0].set_ylim(0, 1)
-        ax[0][0].set_xlabel("day")
+        ax[0][0].set_xlabel("day of the run")
+        ax[0][0].set_ylabel("share of participants")
+        ax[0][0].yaxis.set_major_formatter(_percent_axis())
         ax[0][0].set_title("share of participants in each band of the composite score")
         ax[0][0].legend(ncols=len(bands), fontsize=8, frameon=False, loc="upper center",
                         bbox_to_anchor=(0.5, -0.16))
@@ -456,8 +618,8 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
     if "rating_mean" in ts:
         fig, ax = figs.new(1, height=3.0)
         ax[0][0].plot(day, ts["rating_mean"], color=BLUE)
-        ax[0][0].set_xlabel("day")
-        ax[0][0].set_ylabel("stars")
+        ax[0][0].set_xlabel("day of the run")
+        ax[0][0].set_ylabel("mean rating (stars)")
         ax[0][0].set_title("mean held peer rating of adults")
         out.append(figs.figure(fig, "Peer ratings over time."))
     # Lists and sanctions over time: every system has them.
@@ -472,14 +634,16 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
         a.plot(day, ts["sanctioned"], color=BLUE, label="sanctioned")
         a.plot(day, ts["sanctioned_wrongful"], color=VERMILION,
                label="sanctioned on a false record")
-    a.set_xlabel("day")
-    a.set_ylabel("people")
+    a.set_xlabel("day of the run")
+    a.set_ylabel("people (at the end of the day)")
     a.set_ylim(bottom=0, top=max(a.get_ylim()[1], 1))
     a.set_title("people listed and sanctioned at the end of each day")
     if a.get_legend_handles_labels()[0]:
         a.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    out.append(figs.figure(fig, "Listed and sanctioned people, day by day. A person is "
-                           "sanctioned when at least one sanctioning gate can reach them."))
+    out.append(figs.figure(fig, "Listed and sanctioned people, day by day: "
+                           "“listed” dashed orange, “sanctioned” blue, “sanctioned on a false "
+                           "record” vermilion (red-orange). A person is sanctioned when at "
+                           "least one sanctioning gate can reach them."))
     if not any(c in ts for c in grade_cols) and not bands and "rating_mean" not in ts:
         out.insert(0, '<p class="note">This scenario has no score, composite or rating: the '
                    "distribution over time is that of the list.</p>")
@@ -505,7 +669,9 @@ def _fig_grade_flows(d: _RunData, m: _M, figs: _Figures) -> str:
                    (b.get_x() + b.get_width() / 2, max(v, a.get_ylim()[0])),
                    ha="center", va="bottom", fontsize=8)
     a.set_title(f"where adults starting at {start} ended the run (log scale)")
-    a.set_ylabel("share of adults")
+    a.set_xlabel("grade on the last day")
+    a.set_ylabel("share of adults (log scale)")
+    a.yaxis.set_major_formatter(_percent_axis())
     rows = [[e(f.key), pct(f.value), num(f.value)] for f in flows]
     return figs.figure(fig, f"Grade flows: the transition row from {e(start)}, the grade "
                        "everyone starts at (measure grade_transition).") + _table(
@@ -522,22 +688,26 @@ def _fig_gates(d: _RunData, m: _M, figs: _Figures) -> str:
     if sanctions:
         fig, ax = figs.new(1, height=0.6 + 0.32 * len(sanctions), width=8.5)
         a = ax[0][0]
-        names = [g[0] for g in sanctions][::-1]
+        names = [gate_words(g[0]) for g in sanctions][::-1]
         total = np.array([g[2] for g in sanctions][::-1], float) * per_m
         wrong = np.array([g[3] for g in sanctions][::-1], float) * per_m
         a.barh(names, total - wrong, color=BLUE, label="on true records")
-        a.barh(names, wrong, left=total - wrong, color=VERMILION, label="wrongful")
+        a.barh(names, wrong, left=total - wrong, color=VERMILION,
+               label="wrongful (on false records)")
         for i, t in enumerate(total):
             a.annotate(num(round(t, 1)), (t, i), xytext=(3, 0), textcoords="offset points",
                        va="center", fontsize=8)
         a.set_xlabel("applications per million people per year")
+        a.set_ylabel("gate")
         a.set_xlim(0, total.max() * 1.18 if total.max() > 0 else 1)
         a.legend(fontsize=8, frameon=False, loc="lower right")
         a.set_title("sanctions per gate")
         html_out += figs.figure(fig, "Sanction applications per gate, per million people per "
-                                "year (measure sanctions_per_million); in red those that would "
-                                "not have happened without false records.")
-    rows = [[e(g[0]), e(g[1]), num(g[2]), num(g[3]), pct(g[4] / g[2] if g[2] else None),
+                                "year (measure sanctions_per_million): in blue “on true "
+                                "records”, in vermilion (red-orange) “wrongful”, those that "
+                                "would not have happened without false records.")
+    rows = [[e(gate_words(g[0])), e(g[1]), num(g[2]), num(g[3]),
+             pct(g[4] / g[2] if g[2] else None),
              num(m.v("sanctions_per_million" if g[1] == "sanction" else "perks_per_million",
                      f"gate={g[0]}"))] for g in sanctions + perks]
     return html_out + _table(["gate", "effect", "applications", "wrongful",
@@ -572,10 +742,12 @@ def _group_bars(m: _M, measures: list[tuple[str, str]], figs: _Figures, title: s
                    xytext=(4, 0), textcoords="offset points", ha="left", va="center",
                    fontsize=8)
         top = max(top, line)
-    a.set_ylim(0, max(top * 1.2, 1e-9))
+    # All zero: a readable scale rather than ticks in billionths.
+    a.set_ylim(0, top * 1.2 if top > 0 else (0.1 if percent else 1.0))
     if percent:
         a.yaxis.set_major_formatter(_percent_axis())
-    a.set_xticks(x, [g.replace("=", " ") for g in groups])
+    a.set_xticks(x, [group_words(g) for g in groups])
+    a.set_xlabel("audit group")
     a.set_ylabel(ylabel)
     a.set_title(title)
     if len(measures) > 1:
@@ -591,7 +763,8 @@ def _percent_axis():
 
 def _fig_wrongful(d: _RunData, m: _M, figs: _Figures) -> str:
     fig = _group_bars(m, [("wrongful_share", "wrongful share")], figs,
-                      "share of sanctioned person-days resting on false records", "share",
+                      "share of sanctioned person-days resting on false records",
+                      "share of sanctioned person-days",
                       m.v("wrongful_share"), f"all: {pct(m.v('wrongful_share'))}", [VERMILION],
                       percent=True)
     if fig is None:
@@ -601,26 +774,61 @@ def _fig_wrongful(d: _RunData, m: _M, figs: _Figures) -> str:
                        "false-positive burdens.")
 
 
+@dataclass
+class _Verdict:
+    what: str  # 'sanction' or 'listing'
+    key: str
+    ratio: float | None
+    low: float | None
+    high: float | None
+    verdict: str | None
+
+
+def _run_verdicts(d: _RunData, m: _M) -> list[_Verdict]:
+    """Each group's impact ratio in this run with its interval and four-fifths verdict."""
+    out = []
+    for what in ("sanction", "listing"):
+        rates = {f.key: f.value for f in m.keyed(f"{what}_rate")}
+        for f in m.keyed(f"{what}_impact_ratio"):
+            lo, hi = run_ratio_interval(f.value, d.group_counts.get(what, {}),
+                                        d.group_counts.get("adults", {}), f.key, rates)
+            out.append(_Verdict(what, f.key, f.value, lo, hi,
+                                four_fifths_verdict(f.value, lo, hi)))
+    return out
+
+
 def _fig_impact(d: _RunData, m: _M, figs: _Figures) -> str:
     which = [("sanction_impact_ratio", "sanctions")]
     if m.keyed("listing_impact_ratio"):
         which.append(("listing_impact_ratio", "listings"))
     fig = _group_bars(m, which, figs, "impact ratio: least-burdened group's rate / group's rate",
-                      "ratio", FOUR_FIFTHS, "four-fifths line (0.8)", [BLUE, ORANGE])
+                      "impact ratio (1 = no disparity)", FOUR_FIFTHS, "four-fifths line (0.8)",
+                      [BLUE, ORANGE])
     if fig is None:
         return '<p class="note">No group-level rates were recorded.</p>'
+    verdicts = {(v.what, v.key): v for v in _run_verdicts(d, m)}
     rows = []
     for what in ("sanction", "listing"):
         for f in m.keyed(f"{what}_rate"):
-            ratio = m.v(f"{what}_impact_ratio", f.key)
-            flag = m.v(f"{what}_four_fifths_flag", f.key)
-            rows.append([e(what), e(f.key), num(f.value), num(ratio, 3),
-                         '<span class="flag">flagged</span>' if flag == 1 else
-                         ("n/a" if flag is None else "no")])
+            v = verdicts.get((what, f.key)) or _Verdict(what, f.key, None, None, None, None)
+            iv = ("" if v.low is None or v.low == v.high else
+                  f"{num(v.low, 3)} to {num(v.high, 3) if v.high is not None else 'n/a'}")
+            word = v.verdict or _NA_NO_RATIO[what]
+            rows.append([e(what), e(group_words(f.key)), num(f.value), num(v.ratio, 3),
+                         iv, f'<span class="flag">{word}</span>' if word == FLAGGED
+                         else e(word)])
     return figs.figure(fig, "Disparate impact (measures sanction_impact_ratio, "
-                       "listing_impact_ratio). A bar below the dashed 0.8 line flags adverse "
-                       "impact under the four-fifths rule.") + _table(
-        ["rate of", "group", "rate", "impact ratio", "four-fifths"], rows, {2, 3})
+                       "listing_impact_ratio). A group is flagged under the four-fifths rule "
+                       "only when the whole 95 % interval of its ratio lies below the dashed "
+                       "0.8 line, and inconclusive when the interval spans it. The interval "
+                       "treats each group's count of people sanctioned (or entering the "
+                       "list) as a Poisson count.") + _table(
+        ["rate of", "group", "rate", "impact ratio", "95 % interval", "four-fifths"], rows,
+        {2, 3, 4})
+
+
+_NA_NO_RATIO = {"sanction": "n/a: no sanctions in any group",
+                "listing": "n/a: no listings in any group"}
 
 
 def _rolling(x: np.ndarray, k: int = 7) -> np.ndarray:
@@ -639,12 +847,14 @@ def _fig_chilling(d: _RunData, m: _M, figs: _Figures) -> str:
     n = d.manifest["people"]
     ax[0][0].plot(day, _rolling(ts["voice_events"]) / n * 1e3, color=BLUE)
     ax[0][0].set_title("voice events per 1000 people a day (7-day mean)")
-    ax[0][0].set_xlabel("day")
+    ax[0][0].set_xlabel("day of the run")
+    ax[0][0].set_ylabel("events per 1000 people per day")
     ax[0][0].set_ylim(bottom=0)
     dropped = np.cumsum(ts["ties_dropped"])
     ax[0][1].plot(day, dropped, color=ORANGE)
     ax[0][1].set_title("ties dropped, cumulative")
-    ax[0][1].set_xlabel("day")
+    ax[0][1].set_xlabel("day of the run")
+    ax[0][1].set_ylabel("ties dropped since day 0")
     ax[0][1].set_ylim(0, max(float(dropped[-1]) * 1.1 if len(dropped) else 0, 1))
     if not len(dropped) or dropped[-1] == 0:
         ax[0][1].annotate("no tie was dropped", (0.5, 0.5), xycoords="axes fraction",
@@ -659,8 +869,8 @@ def _fig_chilling(d: _RunData, m: _M, figs: _Figures) -> str:
         '<p class="note">Voice relative to the same society without the system needs a '
         "baseline: run `credsim audit RUN --baseline BASE` first and the report will show "
         "it.</p>")
-    return figs.figure(fig, "Chilling: voice (criticism, \"rumours\") and ties dropped after "
-                       "falls in grade, score or rating.") + _table(
+    return figs.figure(fig, "Chilling: voice (criticism, \"rumours\"; blue, left) and ties "
+                       "dropped after falls in grade, score or rating (orange, right).") + _table(
         ["measure", "value", "unit"], rows, {1}) + note
 
 
@@ -674,7 +884,8 @@ def _fig_spirals(d: _RunData, m: _M, figs: _Figures) -> str:
         adults = d.manifest["adults"]
         ax[0][0].plot(ts["day"], (ts["grade_C"] + ts["grade_D"]) / adults, color=VERMILION)
         ax[0][0].set_title("share of adults at grade C or D")
-        ax[0][0].set_xlabel("day")
+        ax[0][0].set_xlabel("day of the run")
+        ax[0][0].set_ylabel("share of adults")
         ax[0][0].set_ylim(bottom=0)
         ax[0][0].yaxis.set_major_formatter(_percent_axis())
     else:
@@ -692,13 +903,15 @@ def _fig_spirals(d: _RunData, m: _M, figs: _Figures) -> str:
                    fontsize=8)
     a.set_ylim(0, max(vals + [0.01]) * 1.25)
     a.yaxis.set_major_formatter(_percent_axis())
+    a.set_ylabel("share (of adults; of wrongful deductions)")
     a.set_title("spirals and recovery")
     rows = [[e(name), num(m.v(name)), e(m.by[(name, '')].unit)]
             for name in ("fall_to_c_within_year", "wrongful_marks", "recovered_share",
                          "recovery_days_median", "gini_score", "gini_savings")
             if m.has(name)]
-    return figs.figure(fig, "Negative spirals: falls to the low grades, and how often a "
-                       "deduction resting on a false record was made good within the run.") + (
+    return figs.figure(fig, "Negative spirals: falls to the low grades (vermilion), and how "
+                       "often a deduction resting on a false record was made good within "
+                       "the run (green).") + (
         _table(["measure", "value", "unit"], rows, {1}))
 
 
@@ -739,7 +952,8 @@ def _eu_section(d: _RunData, m: _M) -> str:
             continue
         spec = gates.get(g[0], {})
         loss = spec.get("loss_days")
-        rows.append([e(g[0]), e(str(spec.get("domain", ""))), e(str(spec.get("condition", ""))),
+        rows.append([e(gate_words(g[0])), e(str(spec.get("domain", ""))),
+                     e(str(spec.get("condition", ""))),
                      num(g[2]), pct(g[4] / g[2] if g[2] else None), num(loss),
                      "yes" if loss is not None and loss > float(bound) else "no"])
     return "".join([
@@ -761,8 +975,8 @@ def _measures_table(m: _M) -> str:
             + _table(["measure", "key", "value", "unit"], rows, {2}) + "</details>")
 
 
-def _run_report(path: Path) -> str:
-    d = _load_run(path)
+def _run_report(path: Path, baseline: Path | None = None) -> str:
+    d = _load_run(path, baseline)
     m = _M(d.measures)
     figs = _Figures()
     mf = d.manifest
@@ -782,7 +996,8 @@ def _run_report(path: Path) -> str:
         f"again)</summary><pre>{e(mf.get('scenario_toml', ''))}</pre></details>",
     ]
     sub = (f"{num(mf['people'])} people, {num(mf['days'])} days, seed "
-           f"{num(d.scenario['run']['seed'])} &middot; run folder {e(str(path))}")
+           f"{num(d.scenario['run']['seed'])} &middot; run folder {e(str(path))}"
+           + (f" &middot; baseline: {e(d.baseline)}" if d.baseline else ""))
     return _page(f"credsim report: {mf['scenario_name']}", sub, body)
 
 
