@@ -97,8 +97,9 @@ def test_compare_folder_and_intervals_shrink_with_replicates(tmp_path, short_gra
     m = json.loads((r3 / "manifest.json").read_text())
     assert m["kind"] == "compare" and m["complete"] and m["replicates"] == 3
     assert [p["label"] for p in m["points"]] == ["rongcheng", "short-grace"]
-    assert sorted(p.stem for p in (r3 / "runs").iterdir()) == [
-        f"p{p}-r00{r}" for p in (0, 1) for r in range(3)]
+    assert sorted(p.name for p in (r3 / "runs").iterdir()) == [
+        f"p{p}-r00{r}{ext}" for p in (0, 1) for r in range(3)
+        for ext in (".parquet", ".series.parquet")]
     events = [json.loads(line)["event"] for line in (r3 / "status.log").read_text().splitlines()]
     assert events.count("done") == 6 and events[-1] == "finished"
     # Replicate r has seed 1 + r however many replicates there are: the same numbers.
