@@ -390,12 +390,12 @@ FLAGGED, INCONCLUSIVE, CLEAR = "flagged", "inconclusive", "not flagged"
 def four_fifths_verdict(ratio: float | None, low: float | None,
                         high: float | None) -> str | None:
     """Flagged only when the whole interval of the impact ratio lies below 0.8;
-    inconclusive when it spans 0.8; not flagged when it lies at or above 0.8 (without an
-    interval, the ratio alone decides)."""
+    inconclusive when it spans 0.8; not flagged when it lies at or above 0.8. Without an
+    interval (a ratio defined in one replicate only) a ratio below 0.8 is inconclusive."""
     if ratio is None:
         return None
     if low is None or high is None:
-        low = high = ratio
+        return CLEAR if ratio >= FOUR_FIFTHS else INCONCLUSIVE
     if high < FOUR_FIFTHS:
         return FLAGGED
     if low < FOUR_FIFTHS:
@@ -1003,9 +1003,9 @@ def _run_report(path: Path, baseline: Path | None = None) -> str:
 
 # Comparison report ---------------------------------------------------------------------
 
-SUMMARY_COLUMNS = ("scenario", "point", "measure", "key", "unit", "n", "mean", "ci_low",
-                   "ci_high", "diff_mean", "diff_ci_low", "diff_ci_high")
-_TEXT, _WHOLE = ("scenario", "measure", "key", "unit"), ("point", "n")
+SUMMARY_COLUMNS = ("scenario", "point", "measure", "key", "unit", "kind", "n", "mean",
+                   "ci_low", "ci_high", "diff_mean", "diff_ci_low", "diff_ci_high")
+_TEXT, _WHOLE = ("scenario", "measure", "key", "unit", "kind"), ("point", "n")
 REQUIRED_VALUES = ("scenario", "point", "measure")  # never null
 
 
@@ -1044,6 +1044,7 @@ class Interval:
     mean: float | None
     low: float | None
     high: float | None
+    n: int | None = None  # replicates in which the value is defined
 
     @property
     def excludes_zero(self) -> bool:
@@ -1066,8 +1067,15 @@ class _Comparison:
     labels: list[str]  # by point index: point 0 is the reference of the differences
     keys: list[tuple[str, str]]  # (measure, key), in the order of the summary
     units: dict[tuple[str, str], str]
+    kinds: dict[tuple[str, str], str]
     means: dict[tuple[str, str], dict[int, Interval]]
     diffs: dict[tuple[str, str], dict[int, Interval]]  # points other than 0
+    series: dict[str, dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]
+    # series name -> point -> (day, mean, low, high), from series.parquet
+
+    def mean(self, measure: str, point: int, key: str = "") -> float | None:
+        iv = self.means.get((measure, key), {}).get(point)
+        return None if iv is None else iv.mean
 
 
 def _load_comparison(path: Path, manifest: dict) -> _Comparison:
@@ -1120,6 +1128,7 @@ def _load_comparison(path: Path, manifest: dict) -> _Comparison:
     labels: dict[int, str] = {}
     keys: dict[tuple[str, str], None] = {}
     units: dict[tuple[str, str], str] = {}
+    kinds: dict[tuple[str, str], str] = {}
     means: dict[tuple[str, str], dict[int, Interval]] = defaultdict(dict)
     diffs: dict[tuple[str, str], dict[int, Interval]] = defaultdict(dict)
     for r in rows:
@@ -1127,12 +1136,43 @@ def _load_comparison(path: Path, manifest: dict) -> _Comparison:
         labels.setdefault(pt, str(r["scenario"]))
         keys.setdefault(k)
         units.setdefault(k, r["unit"] or "")
-        means[k][pt] = Interval(r["mean"], r["ci_low"], r["ci_high"])
+        kinds.setdefault(k, r["kind"] or "")
+        means[k][pt] = Interval(r["mean"], r["ci_low"], r["ci_high"], r["n"])
         if pt != 0:  # point 0 is the reference of the paired differences
             diffs[k][pt] = Interval(r["diff_mean"], r["diff_ci_low"], r["diff_ci_high"])
     order = sorted(labels)
     return _Comparison(kind, manifest, [labels[i] for i in order], list(keys), units,
-                       means, diffs)
+                       kinds, means, diffs, _load_series(path))
+
+
+SERIES_COLUMNS = {"series": pa.string(), "point": pa.int64(), "day": pa.int64(),
+                  "mean": pa.float64(), "ci_low": pa.float64(), "ci_high": pa.float64()}
+
+
+def _load_series(path: Path) -> dict:
+    """series.parquet (each point's daily series: mean over replicates and interval)."""
+    sp = path / "series.parquet"
+    if not sp.is_file():
+        raise InputError(f"{path}: series.parquet is missing (the daily series of the "
+                         "runs); run it again")
+    import pyarrow.parquet as pq
+
+    try:
+        t = pq.read_table(sp).select(list(SERIES_COLUMNS)).cast(pa.schema(
+            list(SERIES_COLUMNS.items())))
+    except Exception as exc:  # any unreadable file is the user's input
+        raise InputError(f"{sp}: not a credsim series file "
+                         f"({str(exc).splitlines()[0]})") from None
+    out: dict = {}
+    cols = {c: t.column(c).to_numpy(zero_copy_only=False) for c in SERIES_COLUMNS}
+    for name in dict.fromkeys(cols["series"]):
+        for pt in sorted(set(cols["point"][cols["series"] == name].tolist())):
+            sel = (cols["series"] == name) & (cols["point"] == pt)
+            order = np.argsort(cols["day"][sel])
+            out.setdefault(str(name), {})[int(pt)] = tuple(
+                np.asarray(cols[c][sel][order], float) for c in ("day", "mean", "ci_low",
+                                                                 "ci_high"))
+    return out
 
 
 def _forest(c: _Comparison, figs: _Figures) -> str:
@@ -1177,6 +1217,8 @@ def _forest(c: _Comparison, figs: _Figures) -> str:
         ax.set_yticks(y, names, fontsize=8)
         ax.set_ylim(-0.7, len(pts) - 0.3)
         ax.set_title(k[0] + (f" ({k[1]})" if k[1] else ""), fontsize=9)
+        unit = c.units.get(k, "")
+        ax.set_xlabel(f"change in {unit}" if paired else unit, fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
         # Few ticks, written out in full: small differences' ticks would overlap.
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
@@ -1185,7 +1227,8 @@ def _forest(c: _Comparison, figs: _Figures) -> str:
                  "interval" if paired else "mean and 95 % interval across replicates",
                  fontsize=10)
     cap = (f"Paired differences from {c.labels[0]}, replicate by replicate (common random "
-           "numbers), with 95 % intervals; red where the interval excludes 0."
+           "numbers), with 95 % intervals; vermilion (red-orange) where the interval "
+           "excludes 0, blue where it includes 0 (not distinguishable from no change)."
            if paired else "Each grid point's mean across replicates with its 95 % interval.")
     return figs.figure(fig, e(cap))
 
@@ -1197,6 +1240,11 @@ GROUP_PANELS = (
     ("sanction_impact_ratio", "sanction impact ratio", FOUR_FIFTHS),
     ("listing_impact_ratio", "listing impact ratio", FOUR_FIFTHS),
 )
+
+
+GROUP_AXES = {"wrongful_share": "share of sanctioned person-days",
+              "sanction_impact_ratio": "impact ratio (1 = no disparity)",
+              "listing_impact_ratio": "impact ratio (1 = no disparity)"}
 
 
 def _group_keys(c: _Comparison, measure: str) -> list[str]:
@@ -1230,34 +1278,192 @@ def _comparison_groups(c: _Comparison, figs: _Figures) -> str:
                        color=POINT_COLOURS[p % len(POINT_COLOURS)], label=label)
         if line is not None:
             a.axhline(line, color="#333", ls="--", lw=1)
-        a.set_xticks(x, [g.replace("=", " ") for g in groups])
+        a.set_xticks(x, [group_words(g) for g in groups])
         a.set_xlim(-0.6, len(groups) - 0.4)
         a.set_ylim(bottom=0)
+        a.set_xlabel("audit group")
+        a.set_ylabel(GROUP_AXES[name])
         a.set_title(title, fontsize=9)
     ax[0][-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return figs.figure(fig, "By audit group: each " + ("scenario" if c.kind == "compare" else
                        "grid point") + "'s mean across replicates with its 95 % interval. "
-                       "The dashed line is the four-fifths line (0.8): an impact ratio below "
-                       "it flags adverse impact (docs/measures.md).")
+                       "The dashed line is the four-fifths line (0.8): a group is flagged "
+                       "when the whole interval of its impact ratio lies below it, and "
+                       "inconclusive when the interval spans it (docs/measures.md).")
 
 
-def _four_fifths_summary(c: _Comparison) -> str | None:
-    """Scenarios or points whose mean sanction or listing impact ratio is below 0.8."""
-    found = []
+def _four_fifths_summary(c: _Comparison) -> list[str]:
+    """Scenarios or points whose impact ratio is flagged (the whole interval below 0.8)
+    or inconclusive (the interval spans 0.8)."""
+    found: dict[str, list[str]] = {FLAGGED: [], INCONCLUSIVE: []}
     for what in ("sanction", "listing"):
         name = f"{what}_impact_ratio"
         for g in _group_keys(c, name):
             for p, iv in sorted(c.means[(name, g)].items()):
-                if iv.mean is None or iv.mean >= FOUR_FIFTHS:
-                    continue
-                sure = iv.high is not None and iv.high < FOUR_FIFTHS
-                found.append(f"{e(c.labels[p])}, {e(g.replace('=', ' '))}, {what}s: "
-                             f"{_fmt_iv(iv).replace('<br>', ' ')}"
-                             + (" (the whole interval is below 0.8)" if sure else ""))
-    if not found:
+                verdict = four_fifths_verdict(iv.mean, iv.low, iv.high)
+                if verdict in found:
+                    found[verdict].append(f"{e(c.labels[p])}, {e(group_words(g))}, {what}s: "
+                                          f"{_fmt_iv(iv).replace('<br>', ' ')}"
+                                          + _defined_in(c, iv, " "))
+    out = []
+    if found[FLAGGED]:
+        out.append('<span class="flag">Four-fifths rule: flagged</span> (the whole 95 % '
+                   "interval of the mean impact ratio is below 0.8): "
+                   + "; ".join(found[FLAGGED]) + ".")
+    if found[INCONCLUSIVE]:
+        out.append("<b>Four-fifths rule: inconclusive</b> (the 95 % interval of the mean "
+                   "impact ratio spans 0.8, so the replicates cannot tell whether the group "
+                   "is below the line): " + "; ".join(found[INCONCLUSIVE]) + ".")
+    return out
+
+
+# Why a value is n/a: the measure's name -> what it needs.
+_NEEDS_SANCTIONS = ("wrongful_share", "cross_context_share", "disproportionate_share",
+                    "sanction_impact_ratio", "sanction_four_fifths_flag")
+_NEEDS_LISTINGS = ("listing_impact_ratio", "listing_four_fifths_flag")
+_UNDEFINED_BECAUSE = {
+    "audit_catch_share": "not defined: no insider edits",
+    "recovered_share": "not defined: no wrongful deductions",
+    "recovery_days_median": "not defined: no wrongful deduction was recovered",
+    "voice_vs_baseline": "needs a baseline run",
+    "true_events_vs_baseline": "needs a baseline run",
+    "isolated_critics_share": "not defined: no critics",
+    "private_school_lost_share": "not defined: no such child held a private place",
+    "score_assortativity": "not defined: no active tie between scored people",
+}
+
+
+def na_reason(c: _Comparison, k: tuple[str, str], p: int) -> str:
+    """Why the mean of measure k is n/a at point p, in words."""
+    measure, key = k
+    if p not in c.means.get(k, {}):
+        return "not measured: this scenario has no such system or gate"
+    if measure in _NEEDS_SANCTIONS:
+        if not c.mean("sanctioned_person_days_per_million", p):
+            return "no sanctions at all in this scenario"
+        if key and measure == "wrongful_share":
+            return f"no sanctions in {group_words(key)}"
+        return "not defined: no sanction was applied"
+    if measure in _NEEDS_LISTINGS:
+        return "not defined: no listings"
+    return _UNDEFINED_BECAUSE.get(measure, "not defined in any replicate")
+
+
+def _defined_in(c: _Comparison, iv: Interval, sep: str = "<br>") -> str:
+    """'(in 1 of 5 replicates)' when the value is not defined in every replicate."""
+    reps = c.manifest.get("replicates")
+    if iv.n is None or reps is None or iv.n >= reps:
+        return ""
+    return f'{sep}<span class="iv">(defined in {iv.n} of {reps} replicates)</span>'
+
+
+def _cell(c: _Comparison, k: tuple[str, str], p: int) -> str:
+    """A mean [interval], or n/a with its reason."""
+    iv = c.means.get(k, {}).get(p)
+    if iv is None or iv.mean is None:
+        return f'n/a<br><span class="iv">{e(na_reason(c, k, p))}</span>'
+    return _fmt_iv(iv) + _defined_in(c, iv)
+
+
+def _diff_cell(c: _Comparison, k: tuple[str, str], p: int) -> str:
+    iv = c.diffs.get(k, {}).get(p)
+    if iv is not None and iv.mean is not None:
+        return _fmt_iv(iv)
+    missing = next((q for q in (0, p) if c.mean(k[0], q, k[1]) is None), None)
+    why = ("no replicate pair has both values" if missing is None else
+           f"n/a in {c.labels[missing]}: {na_reason(c, k, missing)}")
+    return f'n/a<br><span class="iv">{e(why)}</span>'
+
+
+# Plain-language sentences of a comparison: (measure, what it counts, how to show it).
+SENTENCES = (
+    ("sanctioned_person_days_per_million", "sanctioned person-days per million "
+     "person-days", "count"),
+    ("wrongful_share", "the share of sanctioned days resting on false records", "share"),
+    ("new_listings_per_million", "new court listings per million people a year", "count"),
+    ("cross_context_share", "the share of sanctions outside the triggering domain", "share"),
+    ("disproportionate_share", "the share of sanctions costing more than {bound} days' "
+     "income", "share"),
+    ("voice_per_1000_person_days", "voice events per 1000 person-days", "count"),
+)
+
+
+def _level(v: float, how: str) -> str:
+    return pct(v) if how == "share" else num(v, 3)
+
+
+def _change(v: float, how: str) -> str:
+    if how == "share":
+        return f"{100 * v:+.1f}".replace("+0.0", "0.0").replace("-0.0", "0.0")
+    return f"{'+' if v > 0 else ''}{num(v, 3)}"
+
+
+def _sentence(c: _Comparison, p: int, measure: str, what: str, how: str) -> str | None:
+    k = (measure, "")
+    if k not in c.means:
         return None
-    return ('<span class="flag">Four-fifths rule: mean impact ratio below 0.8.</span> '
-            + "; ".join(found) + ".")
+    a, b = c.mean(measure, 0), c.mean(measure, p)
+    label, ref = e(c.labels[p]), e(c.labels[0])
+    if a is None or b is None:
+        if a is None and b is None:
+            return f"{e(what)}: n/a in both ({e(na_reason(c, k, p))})"
+        q = 0 if a is None else p
+        return f"{e(what)}: n/a in {e(c.labels[q])} ({e(na_reason(c, k, q))})"
+    iv = c.diffs.get(k, {}).get(p)
+    if a == b == 0:
+        return f"{e(what)}: none in either"
+    verb = "cuts" if b < a else "raises" if b > a else "leaves unchanged"
+    text = f"{label} {verb} {e(what)} from {_level(a, how)} ({ref}) to {_level(b, how)}"
+    if iv is None or iv.low is None:
+        return text
+    points = " percentage points" if how == "share" else ""
+    text += (f" (95 % interval of the change: {_change(iv.low, how)} to "
+             f"{_change(iv.high, how)}{points})")
+    if not iv.excludes_zero:
+        text += "; the change is not distinguishable from none"
+    return text
+
+
+def _plain_language(c: _Comparison) -> list[str]:
+    """One item per scenario other than the first: what it changes, in sentences."""
+    bound = num(float(c.manifest.get("bound_days", 30.0)))
+    items = []
+    for p in range(1, len(c.labels)):
+        said = [t for measure, what, how in SENTENCES
+                if (t := _sentence(c, p, measure, what.format(bound=bound), how))]
+        if said:
+            items.append(f"<b>{e(c.labels[p])} against {e(c.labels[0])}.</b> "
+                         + ". ".join(said) + ".")
+    return items
+
+
+SERIES_TITLES = {"sanctioned": "people sanctioned",
+                 "sanctioned_wrongful": "people sanctioned on a false record",
+                 "listed": "people on the court list"}
+
+
+def _series_charts(c: _Comparison, figs: _Figures) -> str:
+    """Daily series: each scenario's mean over replicates with its 95 % band."""
+    names = [n for n in SERIES_TITLES if n in c.series
+             and any(np.nanmax(v[1]) > 0 for v in c.series[n].values() if len(v[1]))]
+    if not names:
+        return ('<p class="note">Nobody was sanctioned or listed on any day in any '
+                "replicate: there is no daily series to draw.</p>")
+    fig, ax = figs.new(len(names), width=3.6 * len(names) + 1.4, height=3.0)
+    for a, name in zip(ax[0], names, strict=True):
+        for p, (day, mean, low, high) in sorted(c.series[name].items()):
+            col = POINT_COLOURS[p % len(POINT_COLOURS)]
+            label = c.labels[p] if len(c.labels[p]) <= 30 else c.labels[p][:29] + "…"
+            a.plot(day, mean, color=col, lw=1.6, label=label)
+            a.fill_between(day, low, high, color=col, alpha=0.2, lw=0)
+        a.set_title(SERIES_TITLES[name], fontsize=9)
+        a.set_xlabel("day of the run")
+        a.set_ylabel("people (mean over replicates)")
+        a.set_ylim(bottom=0)
+    ax[0][-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    what = "scenario" if c.kind == "compare" else "grid point"
+    return figs.figure(fig, f"Day by day: each {what}'s mean over replicates (line) and "
+                       "the 95 % interval of that mean (band), from series.parquet.")
 
 
 def _comparison_eu(c: _Comparison) -> str:
@@ -1270,10 +1476,10 @@ def _comparison_eu(c: _Comparison) -> str:
                  f"disproportionate_share − {e(c.labels[0])}"]
     rows = []
     for p, label in enumerate(c.labels):
-        row = [e(label)] + [_fmt_iv(c.means.get((k, ""), {}).get(p))
+        row = [e(label)] + [_cell(c, (k, ""), p)
                             for k in ("cross_context_share", "disproportionate_share")]
         if paired:
-            row += [_fmt_iv(c.diffs.get((k, ""), {}).get(p)) if p else ""
+            row += [_diff_cell(c, (k, ""), p) if p else ""
                     for k in ("cross_context_share", "disproportionate_share")]
         rows.append(row)
     return "".join([
@@ -1283,8 +1489,8 @@ def _comparison_eu(c: _Comparison) -> str:
         "<h3>(ii) Unjustified or disproportionate treatment</h3>",
         f"<p>Measured in each run: <b>disproportionate_share</b>, "
         f"{_eu_disproportionate(bound)}</p>",
-        '<p class="note">Mean [95 % interval] across replicates; n/a where no run applied '
-        "a sanction.</p>",
+        '<p class="note">Mean [95 % interval] across replicates; n/a, with the reason, where '
+        "no run applied a sanction.</p>",
         _table(head, rows, set(range(1, len(head)))),
     ])
 
@@ -1307,24 +1513,13 @@ def _comparison_report(path: Path, manifest: dict) -> str:
                            f"{e(', '.join(str(x) for x in v.get('values', [])))}"
                            for v in manifest["vary"] if isinstance(v, dict))
         items.append(f"<b>Varied.</b> {varied}.")
-    sig = []
-    for k in HEADLINE:
-        for p, iv in sorted(c.diffs.get(k, {}).items()):
-            if p and iv.mean is not None and iv.excludes_zero:
-                sig.append(f"{e(k[0])} {'rises' if iv.mean > 0 else 'falls'} in "
-                           f"{e(c.labels[p])} by {num(abs(iv.mean))} (95 % interval of the "
-                           f"difference {num(iv.low)} to {num(iv.high)})")
-    if len(c.labels) > 1:
-        items.append(f"<b>Differences from {e(c.labels[0])}.</b> "
-                     + ("; ".join(sig) + "." if sig else
-                        "No headline measure differs with a 95 % interval that excludes 0."))
-    flags = _four_fifths_summary(c)
-    if flags:
-        items.append(flags)
+    items += _plain_language(c)
+    items += _four_fifths_summary(c)
     body = ["<h2>Summary</h2>",
             '<ul class="summary">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>",
             "<h2>Differences with intervals</h2>" if paired else
             "<h2>Means with intervals</h2>", _forest(c, figs),
+            "<h2>Day by day</h2>", _series_charts(c, figs),
             "<h2>Wrongful sanctions and disparate impact by group</h2>",
             _comparison_groups(c, figs),
             "<h2>EU AI Act Art. 5(1)(c): what was measured</h2>", _comparison_eu(c)]
@@ -1334,8 +1529,8 @@ def _comparison_report(path: Path, manifest: dict) -> str:
     for k in c.keys:
         r = [e(k[0]) + (f'<br><span class="iv">{e(k[1])}</span>' if k[1] else ""),
              e(c.units[k])]
-        r += [_fmt_iv(c.means[k].get(p)) for p in range(len(c.labels))]
-        r += [_fmt_iv(c.diffs[k].get(p)) for p in range(1, len(c.labels))]
+        r += [_cell(c, k, p) for p in range(len(c.labels))]
+        r += [_diff_cell(c, k, p) for p in range(1, len(c.labels))]
         trows.append(r)
     body += ["<h2>Every measure</h2>",
              '<p class="note">Mean [95 % interval] across replicates, and the paired '
