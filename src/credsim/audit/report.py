@@ -904,6 +904,7 @@ def _fig_spirals(d: _RunData, m: _M, figs: _Figures) -> str:
     a.set_ylim(0, max(vals + [0.01]) * 1.25)
     a.yaxis.set_major_formatter(_percent_axis())
     a.set_ylabel("share (of adults; of wrongful deductions)")
+    a.set_xlabel("measure")
     a.set_title("spirals and recovery")
     rows = [[e(name), num(m.v(name)), e(m.by[(name, '')].unit)]
             for name in ("fall_to_c_within_year", "wrongful_marks", "recovered_share",
