@@ -453,3 +453,16 @@ def test_cli_report_baseline_refusal_is_one_error(run, tmp_path, cli, one_error)
     r = cli("report", str(run), "--out", str(tmp_path / "r.html"), "--baseline",
             str(tmp_path / "missing"))
     assert "missing" in one_error(r)
+
+
+def test_comparison_series_file_missing_or_damaged(tmp_path):
+    folder = _comparison(tmp_path / "a")
+    (folder / "series.parquet").unlink()
+    html = rpt.write_report(folder).read_text("utf-8")
+    assert "no series.parquet: no daily series" in html
+    (folder / "series.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match="series.parquet: not a credsim series file"):
+        rpt.write_report(folder, tmp_path / "b.html")
+    pq.write_table(pa.table({"series": ["sanctioned"]}), folder / "series.parquet")
+    with pytest.raises(InputError, match="not a credsim series file"):
+        rpt.write_report(folder, tmp_path / "b.html")

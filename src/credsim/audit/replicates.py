@@ -111,6 +111,15 @@ def task_scenario(task: Task):
 
 _LOCK = threading.Lock()  # one run at a time per process (Dask workers may have threads)
 _CURRENT_TMP: Path | None = None  # the temporary run folder of the run in progress
+_SERIES: dict[str, list[float]] = {}  # the daily series of the run just measured (_LOCK)
+
+
+def _take_series() -> dict[str, list[float]]:
+    """The daily series _simulate_and_measure kept aside (it returns only the measures,
+    the one thing a stand-in for a simulation has to provide)."""
+    global _SERIES
+    series, _SERIES = _SERIES, {}
+    return series
 
 
 def init_worker(workers: int) -> None:
@@ -156,7 +165,8 @@ def run_task(task: Task) -> dict:
     with _LOCK:
         t0 = time.perf_counter()
         try:
-            ms, series = _simulate_and_measure(task)
+            ms = _simulate_and_measure(task)
+            series = _take_series()
         except Exception as exc:
             return {"run_id": task.run_id, "error": error_line(exc),
                     "traceback": traceback.format_exc(),
@@ -186,7 +196,7 @@ def _host_tag() -> str:
 
 
 def _simulate_and_measure(task: Task):
-    global _CURRENT_TMP
+    global _CURRENT_TMP, _SERIES
     from credsim.audit.measures import compute
 
     s = task_scenario(task)
@@ -197,7 +207,9 @@ def _simulate_and_measure(task: Task):
         tmp = run_dir.prepare(out)
         run_dir.simulate(s, tmp)
         run_dir.commit(tmp, out)
-        return compute(out, None, task.bound_days), _daily_series(out)
+        measures = compute(out, None, task.bound_days)
+        _SERIES = _daily_series(out)
+        return measures
     finally:
         _CURRENT_TMP = None
         shutil.rmtree(work, ignore_errors=True)
@@ -849,10 +861,12 @@ def _run_files_match(folder: Path, task: Task, digests: tuple[str | None, str | 
     """The run's measures and series files are those logged as done (same sha256) and
     are the task's run."""
     return (_run_file_matches(_run_path(folder, task.run_id), task, digests[0])
-            and _run_file_matches(_series_path(folder, task.run_id), task, digests[1]))
+            and _run_file_matches(_series_path(folder, task.run_id), task, digests[1],
+                                  may_be_empty=True))
 
 
-def _run_file_matches(path: Path, task: Task, digest: str | None) -> bool:
+def _run_file_matches(path: Path, task: Task, digest: str | None,
+                      may_be_empty: bool = False) -> bool:
     """The file is the one logged as done (same sha256) and is the task's run."""
     try:
         if digest is None or file_sha256(path) != digest:
@@ -862,8 +876,9 @@ def _run_file_matches(path: Path, task: Task, digest: str | None) -> bool:
         return False
     want = {"run_id": task.run_id, "point": task.point, "replicate": task.replicate,
             "seed": task.seed}
-    return t.num_rows > 0 and all(set(t.column(k).to_pylist()) == {v}
-                                  for k, v in want.items())
+    if t.num_rows == 0:
+        return may_be_empty
+    return all(set(t.column(k).to_pylist()) == {v} for k, v in want.items())
 
 
 def _complete_manifest(folder: Path) -> None:

@@ -1004,7 +1004,7 @@ def _run_report(path: Path, baseline: Path | None = None) -> str:
 
 # Comparison report ---------------------------------------------------------------------
 
-SUMMARY_COLUMNS = ("scenario", "point", "measure", "key", "unit", "kind", "n", "mean",
+SUMMARY_COLUMNS = ("scenario", "point", "measure", "key", "unit", "n", "mean",
                    "ci_low", "ci_high", "diff_mean", "diff_ci_low", "diff_ci_high")
 _TEXT, _WHOLE = ("scenario", "measure", "key", "unit", "kind"), ("point", "n")
 REQUIRED_VALUES = ("scenario", "point", "measure")  # never null
@@ -1030,7 +1030,7 @@ class _ComparisonManifest(BaseModel):
 
 def _summary_schema() -> pa.Schema:
     return pa.schema([(c, pa.string() if c in _TEXT else pa.int64() if c in _WHOLE
-                       else pa.float64()) for c in SUMMARY_COLUMNS])
+                       else pa.float64()) for c in (*SUMMARY_COLUMNS, "kind")])
 HEADLINE = [
     ("sanctioned_person_days_per_million", ""), ("wrongful_share", ""),
     ("new_listings_per_million", ""), ("listed_per_million", ""),
@@ -1115,8 +1115,15 @@ def _load_comparison(path: Path, manifest: dict) -> _Comparison:
     if missing:
         raise InputError(f"{sp}: not a credsim summary (missing columns: "
                          f"{', '.join(missing)})")
+    if "kind" not in table.column_names:  # optional: decided from the measure and unit
+        from credsim.audit.replicates import _kind_of
+
+        kinds = [_kind_of(str(m), str(u or "")) for m, u in zip(
+            table.column("measure").to_pylist(), table.column("unit").to_pylist(),
+            strict=True)]
+        table = table.append_column("kind", pa.array(kinds, pa.string()))
     try:
-        table = table.select(list(SUMMARY_COLUMNS)).cast(_summary_schema())
+        table = table.select([*SUMMARY_COLUMNS, "kind"]).cast(_summary_schema())
     except (pa.ArrowException, ValueError) as exc:
         raise InputError(f"{sp}: not a credsim summary (a column of the wrong type: "
                          f"{str(exc).splitlines()[0]})") from None
@@ -1154,8 +1161,7 @@ def _load_series(path: Path) -> dict:
     """series.parquet (each point's daily series: mean over replicates and interval)."""
     sp = path / "series.parquet"
     if not sp.is_file():
-        raise InputError(f"{path}: series.parquet is missing (the daily series of the "
-                         "runs); run it again")
+        return {}  # the report says there is no daily series
     import pyarrow.parquet as pq
 
     try:
@@ -1445,6 +1451,8 @@ SERIES_TITLES = {"sanctioned": "people sanctioned",
 
 def _series_charts(c: _Comparison, figs: _Figures) -> str:
     """Daily series: each scenario's mean over replicates with its 95 % band."""
+    if not c.series:
+        return '<p class="note">The folder has no series.parquet: no daily series.</p>'
     names = [n for n in SERIES_TITLES if n in c.series
              and any(np.nanmax(v[1]) > 0 for v in c.series[n].values() if len(v[1]))]
     if not names:
