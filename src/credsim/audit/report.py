@@ -671,7 +671,8 @@ def _fig_grade_flows(d: _RunData, m: _M, figs: _Figures) -> str:
     a.set_title(f"where adults starting at {start} ended the run (log scale)")
     a.set_xlabel("grade on the last day")
     a.set_ylabel("share of adults (log scale)")
-    a.yaxis.set_major_formatter(_percent_axis())
+    # Log-scale ticks go down to 0.01 %: written with their own digits, not rounded to 0.
+    a.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{100 * v:g} %"))
     rows = [[e(f.key), pct(f.value), num(f.value)] for f in flows]
     return figs.figure(fig, f"Grade flows: the transition row from {e(start)}, the grade "
                        "everyone starts at (measure grade_transition).") + _table(
@@ -1395,8 +1396,14 @@ SENTENCES = (
 )
 
 
-def _level(v: float, how: str) -> str:
-    return pct(v) if how == "share" else num(v, 3)
+def _levels(a: float, b: float, how: str) -> tuple[str, str]:
+    """Two levels as text, with enough digits to tell them apart."""
+    for digits in range(3, 8):
+        fa, fb = ((f"{100 * a:.{digits - 2}f} %", f"{100 * b:.{digits - 2}f} %")
+                  if how == "share" else (num(a, digits), num(b, digits)))
+        if fa != fb or a == b:
+            break
+    return fa, fb
 
 
 def _change(v: float, how: str) -> str:
@@ -1420,9 +1427,12 @@ def _sentence(c: _Comparison, p: int, measure: str, what: str, how: str) -> str 
     if a == b == 0:
         return f"{e(what)}: none in either"
     verb = "cuts" if b < a else "raises" if b > a else "leaves unchanged"
-    text = f"{label} {verb} {e(what)} from {_level(a, how)} ({ref}) to {_level(b, how)}"
+    fa, fb = _levels(a, b, how)
+    text = f"{label} {verb} {e(what)} from {fa} ({ref}) to {fb}"
     if iv is None or iv.low is None:
-        return text
+        return (text + " (no interval of the change: the measure is defined in both "
+                "scenarios in fewer than two replicates, so the change cannot be told from "
+                "noise)")
     points = " percentage points" if how == "share" else ""
     text += (f" (95 % interval of the change: {_change(iv.low, how)} to "
              f"{_change(iv.high, how)}{points})")
