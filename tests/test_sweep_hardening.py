@@ -88,7 +88,9 @@ def _events(folder: Path) -> list[dict]:
 
 
 def _runs(folder: Path) -> dict[str, list[dict]]:
-    return {p.stem: pq.read_table(p).to_pylist() for p in sorted((folder / "runs").iterdir())}
+    """The measures files (stand-in runs have empty daily series)."""
+    return {p.stem: pq.read_table(p).to_pylist() for p in sorted((folder / "runs").iterdir())
+            if not p.name.endswith(".series.parquet")}
 
 
 def _rerun_ids(folder: Path) -> set[str]:
