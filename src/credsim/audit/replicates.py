@@ -9,16 +9,18 @@ or a Dask cluster; the numbers do not depend on which.
 
 A worker simulates the run into a temporary run folder, computes the harm
 audit's measures on it (credsim.audit.measures) and deletes the folder; only
-the measures come back. This process writes them, one Parquet file per run,
-under a temporary name first, and appends to an append-only status log, so an
-interrupted sweep loses at most the runs in progress and `--resume` carries on
-where it stopped. The log's first line records a hash of the plan and each
-"done" line the hash of its run's file, so a resume refuses an edited manifest
-and runs again any file that is not the one it wrote. At the end,
-summary.parquet gives every measure's mean and 95 % Student-t interval per
-scenario or grid point, and the paired difference from the first one with its
-interval (and the unpaired interval, for reference). docs/cli.md describes the
-folder.
+the measures and a few daily series come back. This process writes them, two
+Parquet files per run, under a temporary name first, and appends to an
+append-only status log, so an interrupted sweep loses at most the runs in
+progress and `--resume` carries on where it stopped. The log's first line
+records a hash of the plan and each "done" line the hashes of its run's files,
+so a resume refuses an edited manifest and runs again any file that is not the
+one it wrote. At the end, summary.parquet gives every measure's mean and 95 %
+interval per scenario or grid point, on the measure's own scale so that it
+stays in its range (see "Intervals that stay in the measure's range" below),
+and the paired difference from the first one with its Student-t interval (and
+the unpaired interval, for reference); series.parquet gives the daily series'
+means with their intervals. docs/cli.md describes the folder.
 """
 
 from __future__ import annotations
