@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
@@ -93,8 +97,9 @@ def test_compare_folder_and_intervals_shrink_with_replicates(tmp_path, short_gra
     m = json.loads((r3 / "manifest.json").read_text())
     assert m["kind"] == "compare" and m["complete"] and m["replicates"] == 3
     assert [p["label"] for p in m["points"]] == ["rongcheng", "short-grace"]
-    assert sorted(p.stem for p in (r3 / "runs").iterdir()) == [
-        f"p{p}-r00{r}" for p in (0, 1) for r in range(3)]
+    assert sorted(p.name for p in (r3 / "runs").iterdir()) == [
+        f"p{p}-r00{r}{ext}" for p in (0, 1) for r in range(3)
+        for ext in (".parquet", ".series.parquet")]
     events = [json.loads(line)["event"] for line in (r3 / "status.log").read_text().splitlines()]
     assert events.count("done") == 6 and events[-1] == "finished"
     # Replicate r has seed 1 + r however many replicates there are: the same numbers.
@@ -208,7 +213,9 @@ def test_resume_after_a_killed_sweep_gives_the_same_numbers(tmp_path, straight_s
     assert not (out / "summary.parquet").exists()
     assert not json.loads((out / "manifest.json").read_text())["complete"]
     assert not [p for p in (out / "runs").iterdir() if p.name.startswith(".")]
-    assert {p.stem for p in (out / "runs").iterdir()} == done_before
+    assert {p.name.split(".")[0] for p in (out / "runs").iterdir()} == done_before
+    assert {p.name for p in (out / "runs").iterdir()} == {
+        f"{r}{ext}" for r in done_before for ext in (".parquet", ".series.parquet")}
 
     r = _run_cli("sweep", "--resume", str(out), "--workers", "2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -232,17 +239,23 @@ def test_resume_repairs_a_hard_kill_and_reruns_only_what_is_missing(tmp_path,
     (out / "runs" / "p1-r001.parquet").unlink()  # killed before the rename
     (out / "runs" / ".p1-r001.parquet.tmp").write_bytes(b"PAR1 half")
     (out / "runs" / "p2-r002.parquet").write_bytes(b"not parquet")  # corrupt file
+    series = out / "runs" / "p0-r002.series.parquet"  # a daily series edited by hand
+    t = pq.read_table(series)
+    pq.write_table(t.set_column(t.schema.get_field_index("value"), "value",
+                                pa.array([v + 1.0 for v in t.column("value").to_pylist()])),
+                   series)
     with open(out / "status.log", "a") as f:
         f.write('{"time": "2026-01-01T00:00:00", "event": "sta')  # cut short by the kill
     rep.sweep_command(None, resume=out, workers=1, console=_quiet())
     events = _events(out)
     resumed_at = max(i for i, e in enumerate(events) if e["event"] == "resume")
     assert {e["run_id"] for e in events[resumed_at:] if e["event"] == "started"} == {
-        "p1-r001", "p2-r002"}
+        "p0-r002", "p1-r001", "p2-r002"}
     assert not (out / "runs" / ".p1-r001.parquet.tmp").exists()
     assert _runs(out) == _runs(straight_sweep)
-    assert pq.read_table(out / "summary.parquet").equals(
-        pq.read_table(straight_sweep / "summary.parquet"))
+    for name in ("summary", "series"):
+        assert pq.read_table(out / f"{name}.parquet").equals(
+            pq.read_table(straight_sweep / f"{name}.parquet"))
 
 
 def test_local_processes_and_dask_give_identical_numbers(tmp_path, short_grace):
@@ -289,7 +302,7 @@ def test_failed_runs_are_logged_and_resume_runs_them_again(tmp_path, monkeypatch
         failed = [e for e in events if e["event"] == "failed"]
         assert [e["run_id"] for e in failed] == ["p1-r001"]
         assert "MemoryError: no room for this society" in failed[0]["error"]
-        assert sorted(p.stem for p in (out / "runs").iterdir()) == [
+        assert sorted({p.name.split(".")[0] for p in (out / "runs").iterdir()}) == [
             "p0-r000", "p0-r001", "p1-r000"]
         assert not (out / "summary.parquet").exists()
         with pytest.raises(RunsFailed):
@@ -405,3 +418,135 @@ def test_vary_values_are_split_and_parsed_like_set():
     assert rep.parsed_value("c.d", "z") == "z"
     assert rep.parsed_value("c.d", "1e-4") == 1e-4
     assert rep.parsed_value("a.b", "[1.0, 2.0]") == [1.0, 2.0]
+
+
+# Intervals on the measure's scale ----------------------------------------------------
+
+DRAWS = 4000  # replicate sets per distribution
+REPLICATES = 10
+
+
+def _coverage(draw, truth: float, measure: str, unit: str, seed: int) -> tuple[float, int]:
+    """Share of DRAWS replicate sets whose interval holds `truth`, and how many
+    intervals left the measure's range."""
+    rng = np.random.default_rng(seed)
+    lo, hi = rep.measure_range(measure, unit)
+    hits = outside = 0
+    for _ in range(DRAWS):
+        st = rep.measure_interval([float(x) for x in draw(rng, REPLICATES)], measure, unit)
+        hits += st.ci_low <= truth <= st.ci_high
+        outside += st.ci_low < lo or st.ci_high > hi
+    return hits / DRAWS, outside
+
+
+def _tolerance(p: float) -> float:
+    """Four standard errors of a coverage estimate from DRAWS sets (binomial variance)."""
+    return 4 * math.sqrt(p * (1 - p) / DRAWS)
+
+
+@pytest.mark.parametrize(("name", "measure", "unit", "draw", "truth"), [
+    ("beta shares", "wrongful_share", "share of sanctioned person-days",
+     lambda rng, n: rng.beta(2, 8, n), 0.2),
+    ("symmetric beta shares", "cross_context_share", "share", lambda rng, n: rng.beta(5, 5, n),
+     0.5),
+    ("Poisson counts", "wrongful_marks", "deductions", lambda rng, n: rng.poisson(3.0, n), 3.0),
+    ("gamma rates", "sanctions_per_million", "per million people per year",
+     lambda rng, n: rng.gamma(2.0, 50.0, n), 100.0),
+])
+def test_mean_intervals_cover_at_the_nominal_rate_and_stay_in_range(name, measure, unit,
+                                                                    draw, truth):
+    seed = zlib.crc32(name.encode())
+    coverage, outside = _coverage(draw, truth, measure, unit, seed)
+    assert outside == 0
+    assert abs(coverage - rep.CONFIDENCE) <= _tolerance(rep.CONFIDENCE), (name, coverage)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_flag_intervals_are_wilson_intervals_of_the_replicates(p):
+    """A 0/1 flag's interval is the Wilson interval of the share of replicates flagged:
+    its simulated coverage matches the exact coverage (a sum over the binomial
+    distribution), which stays near the nominal 95 % even when every replicate agrees."""
+    n = REPLICATES
+    exact = sum(math.comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(n + 1)
+                if rep.wilson(k, n)[0] <= p <= rep.wilson(k, n)[1])
+    coverage, outside = _coverage(lambda rng, m: rng.binomial(1, p, m), p,
+                                  "sanction_four_fifths_flag", "1 = flagged", int(p * 1000))
+    assert outside == 0
+    assert abs(coverage - exact) <= _tolerance(exact)
+    assert exact >= 0.9  # Wilson's coverage oscillates around the nominal level
+    # Every replicate unflagged still leaves an interval above 0.
+    assert rep.measure_interval([0.0] * n, "sanction_four_fifths_flag", "1 = flagged"
+                                ).ci_high > 0.2
+
+
+def test_intervals_never_leave_the_range():
+    rng = np.random.default_rng(7)
+    cases = [("wrongful_share", "share", 0.0, 1.0), ("gini_savings", "Gini", 0.0, 1.0),
+             ("sanction_impact_ratio", "ratio to the least-burdened group", 0.0, 1.0),
+             ("score_assortativity", "correlation across ties", -1.0, 1.0),
+             ("perks_per_million", "per million people per year", 0.0, math.inf),
+             ("listing_four_fifths_flag", "1 = flagged", 0.0, 1.0)]
+    for measure, unit, lo, hi in cases:
+        assert rep.measure_range(measure, unit) == (lo, hi)
+        for _ in range(300):
+            n = int(rng.integers(2, 8))
+            top = hi if math.isfinite(hi) else 2000.0
+            # Values piled up at the ends of the range: the hard case for a t-interval.
+            xs = [float(v) for v in rng.choice([lo, top, rng.uniform(lo, top)], n)]
+            if unit == "1 = flagged":
+                xs = [float(v >= (lo + top) / 2) for v in xs]
+            st = rep.measure_interval(xs, measure, unit)
+            assert lo <= st.ci_low <= st.mean <= st.ci_high <= hi, (measure, xs, st)
+            d = rep.difference_interval([x - y for x, y in zip(xs, xs[::-1], strict=True)],
+                                        measure, unit)
+            assert lo - hi <= d.ci_low <= d.ci_high <= hi - lo
+
+
+def test_the_cases_a_student_t_interval_got_wrong():
+    # A flag raised in 3 of 5 replicates: Student t gives [-0.08, 1.28].
+    t = rep.mean_ci([1.0, 0.0, 1.0, 0.0, 1.0])
+    assert t.ci_low < 0 and t.ci_high > 1
+    w = rep.measure_interval([1.0, 0.0, 1.0, 0.0, 1.0], "sanction_four_fifths_flag",
+                             "1 = flagged")
+    assert (w.ci_low, w.ci_high) == pytest.approx(rep.wilson(3, 5))
+    # Perks in one replicate of five: the interval stays above zero.
+    perks = [0.0, 0.0, 0.0, 0.0, 4000.0]
+    assert rep.mean_ci(perks).ci_low < 0
+    st = rep.measure_interval(perks, "perks_per_million", "per million people per year")
+    assert 0 < st.ci_low < st.mean < st.ci_high
+
+
+def test_summary_records_kind_and_interval_method(compare8):
+    rows = pq.read_table(compare8 / "summary.parquet").to_pylist()
+    by = {(r["measure"], r["key"]): r for r in rows if r["point"] == 0}
+    assert by[("wrongful_share", "")]["kind"] == "share"
+    assert by[(SANCTIONED, "")]["interval"] == "log t (delta method)"
+    for r in rows:
+        lo, hi = rep.measure_range(r["measure"], r["unit"])
+        if r["ci_low"] is not None:
+            assert lo <= r["ci_low"] <= r["ci_high"] <= hi
+        if r["diff_ci_low"] is not None:
+            assert lo - hi <= r["diff_ci_low"] <= r["diff_ci_high"] <= hi - lo
+
+
+def test_compare_folder_keeps_daily_series(compare8):
+    series = pq.read_table(compare8 / "series.parquet").to_pylist()
+    per_run = pq.read_table(compare8 / "runs" / "p0-r000.series.parquet").to_pylist()
+    assert {r["series"] for r in per_run} >= {"sanctioned", "sanctioned_wrongful", "listed"}
+    assert len([r for r in per_run if r["series"] == "sanctioned"]) == DAYS
+    # The series' mean on a day is the mean of the replicates' values that day.
+    day = DAYS - 1
+    values = [r["value"] for path in sorted((compare8 / "runs").glob("p0-*.series.parquet"))
+              for r in pq.read_table(path).to_pylist()
+              if r["series"] == "sanctioned" and r["day"] == day]
+    row = next(r for r in series if r["point"] == 0 and r["series"] == "sanctioned"
+               and r["day"] == day)
+    assert row["n"] == len(values) == 8
+    assert row["mean"] == pytest.approx(sum(values) / len(values))
+    assert 0 <= row["ci_low"] <= row["mean"] <= row["ci_high"]
+    manifest = json.loads((compare8 / "manifest.json").read_text())
+    assert manifest["format_version"] == rep.FORMAT_VERSION == 2
+    done = [e for e in _events(compare8) if e["event"] == "done"]
+    assert all(e["series_sha256"] == rep.file_sha256(compare8 / "runs" /
+                                                     f"{e['run_id']}.series.parquet")
+               for e in done)

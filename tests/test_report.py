@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from credsim.audit import replicates as rep
 from credsim.audit import report as rpt
 from credsim.audit.measures import compute
 from credsim.errors import InputError
@@ -96,7 +97,12 @@ def test_report_numbers_match_the_measures(run, report):
     assert f"{rpt.num(new)} new listings" in summary
     assert rpt.pct(by[("cross_context_share", "")]) in summary
     flagged = [k for (m, k), v in by.items() if m.endswith("four_fifths_flag") and v == 1]
-    assert ("Four-fifths rule: flagged" in summary) == bool(flagged)
+    # A ratio below 0.8 is flagged, or inconclusive when its interval spans 0.8.
+    if flagged:
+        assert ("Four-fifths rule: flagged" in summary
+                or "Four-fifths rule: inconclusive" in summary)
+    if "Four-fifths rule: flagged" in summary:
+        assert flagged
     eu = html[html.index("EU AI Act Art. 5(1)(c)"):html.index("<h2>Measures</h2>")]
     assert f"cross_context_share = {rpt.num(by[('cross_context_share', '')])}" in eu
     assert f"disproportionate_share = {rpt.num(by[('disproportionate_share', '')])}" in eu
@@ -205,7 +211,7 @@ def _comparison(folder: Path, kind: str = "compare", **manifest) -> Path:
     """A compare folder as credsim.audit.replicates writes it, with made-up numbers."""
     folder.mkdir()
     (folder / "runs").mkdir()
-    m = {"kind": kind, "format_version": 1, "complete": True, "replicates": 3,
+    m = {"kind": kind, "format_version": rep.FORMAT_VERSION, "complete": True, "replicates": 3,
          "seeds": "base seed + replicate: 1 to 3",
          "points": [{"point": 0, "label": "baseline"}, {"point": 1, "label": "rongcheng"},
                     {"point": 2, "label": "<b>mine</b>"}], **manifest}
@@ -216,7 +222,8 @@ def _comparison(folder: Path, kind: str = "compare", **manifest) -> Path:
                 ("wrongful_share", "share", 0.1 * pt, 0.1 * pt),
                 ("voice_per_1000_person_days", "per 1000", 1.0 - 0.2 * pt, -0.2 * pt)):
             row = {"scenario": label, "point": pt, "measure": measure, "key": "",
-                   "unit": unit, "n": 3, "mean": mean, "sd": 0.01, "ci_low": mean - 0.02,
+                   "unit": unit, "kind": "share" if unit == "share" else "rate", "n": 3,
+                   "mean": mean, "sd": 0.01, "ci_low": mean - 0.02,
                    "ci_high": mean + 0.02, "versus": None, "diff_n": None,
                    "diff_mean": None, "diff_sd": None, "diff_ci_low": None,
                    "diff_ci_high": None}
@@ -226,51 +233,105 @@ def _comparison(folder: Path, kind: str = "compare", **manifest) -> Path:
                            diff_ci_high=diff + (0.3 if pt == 1 else 0.05))
             rows.append(row)
     pq.write_table(pa.Table.from_pylist(rows), folder / "summary.parquet")
+    days = np.arange(30)
+    series = [{"scenario": label, "point": pt, "series": "sanctioned", "day": int(d),
+               "n": 3, "mean": float(pt * d), "ci_low": float(pt * d * 0.8),
+               "ci_high": float(pt * d * 1.2)}
+              for pt, label in enumerate(["baseline", "rongcheng", "<b>mine</b>"])
+              for d in days]
+    pq.write_table(pa.Table.from_pylist(series), folder / "series.parquet")
     return folder
 
 
 def test_compare_report_shows_paired_differences(tmp_path):
     folder = _comparison(tmp_path / "cmp")
     html = rpt.write_report(folder).read_text("utf-8")
-    assert "<h2>Differences with intervals</h2>" in html and html.count("<svg") == 1
+    # The forest plot and the daily series.
+    assert "<h2>Differences with intervals</h2>" in html and html.count("<svg") == 2
     assert "<b>mine</b>" not in html and "&lt;b&gt;mine&lt;/b&gt;" in html
-    # rongcheng's intervals include 0; mine's exclude it and are named in the summary.
     summary = html[html.index("<h2>Summary</h2>"):html.index("<h2>Differences")]
-    assert "wrongful_share rises in &lt;b&gt;mine&lt;/b&gt; by 0.2" in summary
-    assert "voice_per_1000_person_days falls in &lt;b&gt;mine&lt;/b&gt; by 0.4" in summary
-    assert "in rongcheng" not in summary
+    # One plain sentence per scenario and measure; rongcheng's intervals include 0.
+    assert ("&lt;b&gt;mine&lt;/b&gt; raises the share of sanctioned days resting on false "
+            "records from 0.0 % (baseline) to 20.0 % (95 % interval of the change: +15.0 to "
+            "+25.0 percentage points)") in summary
+    assert ("&lt;b&gt;mine&lt;/b&gt; cuts voice events per 1000 person-days from 1 "
+            "(baseline) to 0.6 (95 % interval of the change: -0.45 to -0.35)") in summary
+    assert summary.count("the change is not distinguishable from none") == 2  # rongcheng
+    assert "-0.45 to -0.35); the change is not" not in summary
     iv = '<td class=n>{}<br><span class="iv">[{}, {}]</span></td>'.format
     assert iv(0.2, 0.15, 0.25) in html  # mine - baseline, wrongful share
     assert iv(0.6, 0.58, 0.62) in html  # mine's voice mean and interval
-    # The EU AI Act's test and the group measures have sections of their own.
+    # The EU AI Act's test and the group measures have sections of their own; a measure
+    # the folder lacks is n/a with its reason.
     assert "<h2>EU AI Act Art. 5(1)(c): what was measured</h2>" in html
+    assert "not measured: this scenario has no such system or gate" in html
     assert "<h2>Wrongful sanctions and disparate impact by group</h2>" in html
+    days = html[html.index("<h2>Day by day</h2>"):html.index("<h2>Wrongful")]
+    assert days.count("<svg") == 1 and "people sanctioned" in days
     refs = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]*)""", html, re.I)
     assert all(r.startswith("#") for r in refs)
 
 
-def test_compare_report_flags_the_four_fifths_rule_by_group(tmp_path):
-    folder = _comparison(tmp_path / "cmp")
+def _add_rows(folder: Path, measure: str, unit: str, kind: str,
+              values: dict[tuple[int, str], tuple]) -> None:
+    """Rows of (point, key) -> (mean, low, high), added to the folder's summary."""
     rows = pq.read_table(folder / "summary.parquet").to_pylist()
-    for pt, label in enumerate(["baseline", "rongcheng", "<b>mine</b>"]):
-        for g, (mean, lo, hi) in (("group=0", (1.0, 1.0, 1.0)),
-                                  ("group=1", [(1.0, 1.0, 1.0), (0.7, 0.5, 0.9),
-                                               (0.6, 0.55, 0.65)][pt])):
-            rows.append({**rows[0], "scenario": label, "point": pt,
-                         "measure": "sanction_impact_ratio", "key": g, "unit": "ratio",
-                         "mean": mean, "ci_low": lo, "ci_high": hi})
+    labels = {r["point"]: r["scenario"] for r in rows}
+    for (pt, key), (mean, lo, hi) in values.items():
+        rows.append({**rows[0], "scenario": labels[pt], "point": pt, "measure": measure,
+                     "key": key, "unit": unit, "kind": kind, "mean": mean, "ci_low": lo,
+                     "ci_high": hi})
     pq.write_table(pa.Table.from_pylist(rows), folder / "summary.parquet")
+
+
+def test_compare_report_four_fifths_flagged_only_below_the_whole_interval(tmp_path):
+    folder = _comparison(tmp_path / "cmp")
+    _add_rows(folder, "sanction_impact_ratio", "ratio", "ratio", {
+        **{(pt, "group=0"): (1.0, 1.0, 1.0) for pt in range(3)},
+        (0, "group=1"): (1.0, 1.0, 1.0), (1, "group=1"): (0.7, 0.5, 0.9),
+        (2, "group=1"): (0.6, 0.55, 0.65)})
     html = rpt.write_report(folder).read_text("utf-8")
     summary = html[html.index("<h2>Summary</h2>"):html.index("<h2>Differences")]
-    assert "Four-fifths rule" in summary
-    assert "rongcheng, group 1, sanctions: 0.7" in summary
-    assert "&lt;b&gt;mine&lt;/b&gt;, group 1, sanctions: 0.6" in summary
-    # Only mine's interval lies wholly below 0.8; no group 0 and no baseline entry.
-    assert summary.count("the whole interval is below 0.8") == 1
+    flagged = summary[summary.index("Four-fifths rule: flagged"):]
+    flagged = flagged[:flagged.index("</li>")]
+    unsure = summary[summary.index("Four-fifths rule: inconclusive"):]
+    unsure = unsure[:unsure.index("</li>")]
+    # mine's interval lies wholly below 0.8: flagged; rongcheng's spans 0.8: inconclusive.
+    assert "&lt;b&gt;mine&lt;/b&gt;, group 1, sanctions: 0.6" in flagged
+    assert "rongcheng" not in flagged
+    assert "rongcheng, group 1, sanctions: 0.7" in unsure and "mine" not in unsure
     assert "group 0" not in summary and "baseline, group" not in summary
     groups = html[html.index("<h2>Wrongful sanctions and disparate impact by group</h2>"):
                   html.index("<h2>EU AI Act")]
     assert groups.count("<svg") == 1
+
+
+def test_four_fifths_verdicts():
+    assert rpt.four_fifths_verdict(0.6, 0.55, 0.79) == rpt.FLAGGED
+    assert rpt.four_fifths_verdict(0.7, 0.5, 0.9) == rpt.INCONCLUSIVE
+    assert rpt.four_fifths_verdict(0.9, 0.7, 1.0) == rpt.INCONCLUSIVE
+    assert rpt.four_fifths_verdict(0.9, 0.85, 1.0) == rpt.CLEAR
+    # One replicate, no interval: cannot be flagged.
+    assert rpt.four_fifths_verdict(0.0, None, None) == rpt.INCONCLUSIVE
+    assert rpt.four_fifths_verdict(1.0, None, None) == rpt.CLEAR
+    assert rpt.four_fifths_verdict(None, None, None) is None
+
+
+def test_compare_report_says_why_a_cell_is_na(tmp_path):
+    folder = _comparison(tmp_path / "cmp")
+    nobody = {(pt, ""): (None, None, None) for pt in range(3)}
+    _add_rows(folder, "cross_context_share", "share", "share", nobody)
+    _add_rows(folder, "sanctioned_person_days_per_million", "per million person-days",
+              "rate", {(pt, ""): (0.0, 0.0, 0.0) for pt in range(3)})
+    _add_rows(folder, "listing_impact_ratio", "ratio", "ratio",
+              {(pt, "group=0"): (None, None, None) for pt in range(3)})
+    html = rpt.write_report(folder).read_text("utf-8")
+    eu = html[html.index("<h2>EU AI Act"):html.index("<h2>Every measure")]
+    assert eu.count("no sanctions at all in this scenario") >= 3
+    every = html[html.index("<h2>Every measure"):]
+    assert "not defined: no listings" in every
+    summary = html[html.index("<h2>Summary</h2>"):html.index("<h2>Differences")]
+    assert "sanctioned person-days per million person-days: none in either" in summary
 
 
 def test_sweep_report_shows_means(tmp_path):
@@ -294,8 +355,8 @@ def test_bad_comparison_folders(tmp_path):
     (folder / "summary.parquet").unlink()
     with pytest.raises(InputError, match="summary.parquet is missing"):
         rpt.write_report(folder)
-    with pytest.raises(InputError, match="format_version 2"):
-        rpt.write_report(_comparison(tmp_path / "b", format_version=2))
+    with pytest.raises(InputError, match="format_version 1"):
+        rpt.write_report(_comparison(tmp_path / "b", format_version=1))
     with pytest.raises(InputError, match="not marked complete"):
         rpt.write_report(_comparison(tmp_path / "c", kind="sweep", complete=False))
     with pytest.raises(InputError, match="kind 'grid'"):
@@ -304,3 +365,104 @@ def test_bad_comparison_folders(tmp_path):
     pq.write_table(pa.table({"measure": ["x"]}), folder / "summary.parquet")
     with pytest.raises(InputError, match="missing columns: scenario"):
         rpt.write_report(folder)
+
+
+# The single-run report's figures, four-fifths intervals and baseline ---------------------
+
+def test_every_axis_of_the_run_report_is_labelled(run, tmp_path, monkeypatch):
+    seen = []
+    real = rpt._Figures.svg
+
+    def record(self, fig):
+        seen.extend(ax for ax in fig.axes if ax.get_visible() and ax.axison)
+        return real(self, fig)
+
+    monkeypatch.setattr(rpt._Figures, "svg", record)
+    rpt.write_report(run, tmp_path / "r.html")
+    assert len(seen) >= 8
+    for ax in seen:
+        assert ax.get_xlabel() and ax.get_ylabel(), ax.get_title()
+
+
+def test_gate_names_are_written_in_words(report):
+    assert rpt.gate_words("high_speed_rail") == "high-speed rail"
+    assert rpt.gate_words("deposit_free_housing_rental") == "deposit-free housing rental"
+    assert rpt.gate_words("rep_flights") == "flights (legal representatives)"
+    _, html = report
+    gates = html[html.index("<h2>Sanctions per gate</h2>"):html.index("<h2>Wrongful")]
+    assert "<td>high-speed rail</td>" in gates and "high_speed_rail" not in gates
+
+
+def _timeseries(shares: list[list[float]], days: int = 50) -> dict:
+    ts = {"day": np.arange(days)}
+    for g, share in zip(rpt.GRADES, shares, strict=True):
+        ts[f"grade_{g}"] = np.array(share * days)[:days] * 1000
+    return ts
+
+
+def test_the_stacked_grade_chart_is_left_out_when_one_grade_holds_everyone():
+    from types import SimpleNamespace
+
+    nearly_all_a = [[0.002], [0.003], [0.991], [0.004], [0.0], [0.0]]
+    spread = [[0.1], [0.2], [0.4], [0.2], [0.05], [0.05]]
+    html = rpt._fig_distribution(SimpleNamespace(ts=_timeseries(nearly_all_a)),
+                                 rpt._Figures())
+    assert "share of adults in each grade" not in html
+    assert "Grade A held at least 99% of adults on every day" in html
+    html = rpt._fig_distribution(SimpleNamespace(ts=_timeseries(spread)), rpt._Figures())
+    assert "share of adults in each grade" in html
+
+
+def test_run_impact_ratio_interval_covers_the_true_ratio():
+    """Each group's rate is a count of people (binomial, nearly Poisson) over its size; the
+    log-scale interval of the ratio covers the true ratio about 95 % of the time."""
+    rng = np.random.default_rng(11)
+    sizes = {"group=0": 8000, "group=1": 2000}
+    p0, p1 = 0.01, 0.016
+    truth = p0 / p1
+    draws, hits = 3000, 0
+    for _ in range(draws):
+        counts = {"group=0": int(rng.binomial(sizes["group=0"], p0)),
+                  "group=1": int(rng.binomial(sizes["group=1"], p1))}
+        rates = {k: counts[k] / sizes[k] for k in counts}
+        ratio = min(rates.values()) / rates["group=1"]
+        lo, hi = rpt.run_ratio_interval(ratio, counts, sizes, "group=1", rates)
+        assert 0 <= lo <= ratio <= hi <= 1
+        hits += lo <= truth <= hi
+    coverage = hits / draws
+    assert abs(coverage - 0.95) <= 4 * (0.95 * 0.05 / draws) ** 0.5, coverage
+
+
+def test_report_names_its_baseline_and_refuses_another_society(run, simulate, tmp_path):
+    base = simulate(tmp_path / "base", "baseline", people=4000, days=90, seed=5).path
+    html = rpt.write_report(run, tmp_path / "r.html", baseline=base).read_text("utf-8")
+    assert f"baseline: baseline ({rpt.e(str(base))})" in html
+    assert "Measured against baseline" in html
+    assert "voice_vs_baseline" in html
+    other = simulate(tmp_path / "other", "baseline", ["population.urban_share=0.5"],
+                     people=4000, days=90, seed=5).path
+    with pytest.raises(InputError, match=r"not the same society .*population\.urban_share"):
+        rpt.write_report(run, tmp_path / "r2.html", baseline=other)
+    seed = simulate(tmp_path / "seed", "baseline", people=4000, days=90, seed=6).path
+    with pytest.raises(InputError, match=r"differ in seed"):
+        rpt.write_report(run, tmp_path / "r3.html", baseline=seed)
+    assert not (tmp_path / "r2.html").exists()
+
+
+def test_cli_report_baseline_refusal_is_one_error(run, tmp_path, cli, one_error):
+    r = cli("report", str(run), "--out", str(tmp_path / "r.html"), "--baseline",
+            str(tmp_path / "missing"))
+    assert "missing" in one_error(r)
+
+
+def test_comparison_series_file_missing_or_damaged(tmp_path):
+    folder = _comparison(tmp_path / "a")
+    (folder / "series.parquet").unlink()
+    html = rpt.write_report(folder).read_text("utf-8")
+    assert "no series.parquet: no daily series" in html
+    (folder / "series.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match="series.parquet: not a credsim series file"):
+        rpt.write_report(folder, tmp_path / "b.html")
+    pq.write_table(pa.table({"series": ["sanctioned"]}), folder / "series.parquet")
+    with pytest.raises(InputError, match="not a credsim series file"):
+        rpt.write_report(folder, tmp_path / "b.html")

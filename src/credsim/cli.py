@@ -352,12 +352,15 @@ def report(
     out_file: Annotated[Path | None, typer.Option("--out", help="HTML file to write "
                                                   "(default: report.html in the folder).")]
     = None,
+    baseline: Annotated[Path | None, typer.Option(
+        help="A run's baseline: the same society (people, days, seed, population, graph) "
+             "without the system.")] = None,
 ) -> None:
     """Write one self-contained HTML report that opens offline."""
     from credsim.audit import report as rpt
 
     try:
-        written = rpt.write_report(path, out_file)
+        written = rpt.write_report(path, out_file, baseline)
     except InputError as exc:
         _fail(str(exc))
     out.print(f"report: [bold]{escape(str(written))}[/]", highlight=False)

@@ -9,16 +9,18 @@ or a Dask cluster; the numbers do not depend on which.
 
 A worker simulates the run into a temporary run folder, computes the harm
 audit's measures on it (credsim.audit.measures) and deletes the folder; only
-the measures come back. This process writes them, one Parquet file per run,
-under a temporary name first, and appends to an append-only status log, so an
-interrupted sweep loses at most the runs in progress and `--resume` carries on
-where it stopped. The log's first line records a hash of the plan and each
-"done" line the hash of its run's file, so a resume refuses an edited manifest
-and runs again any file that is not the one it wrote. At the end,
-summary.parquet gives every measure's mean and 95 % Student-t interval per
-scenario or grid point, and the paired difference from the first one with its
-interval (and the unpaired interval, for reference). docs/cli.md describes the
-folder.
+the measures and a few daily series come back. This process writes them, two
+Parquet files per run, under a temporary name first, and appends to an
+append-only status log, so an interrupted sweep loses at most the runs in
+progress and `--resume` carries on where it stopped. The log's first line
+records a hash of the plan and each "done" line the hashes of its run's files,
+so a resume refuses an edited manifest and runs again any file that is not the
+one it wrote. At the end, summary.parquet gives every measure's mean and 95 %
+interval per scenario or grid point, on the measure's own scale so that it
+stays in its range (see "Intervals that stay in the measure's range" below),
+and the paired difference from the first one with its Student-t interval (and
+the unpaired interval, for reference); series.parquet gives the daily series'
+means with their intervals. docs/cli.md describes the folder.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from rich.console import Console
 from rich.markup import escape
@@ -57,7 +60,7 @@ from credsim.errors import InputError, RunsFailed, Stopped
 from credsim.results import run_dir
 from credsim.scenario.load import _apply_override, load_scenario, scenario_to_toml, validate
 
-FORMAT_VERSION = 1  # of the compare/sweep folder (manifest.json, runs/*.parquet, summary)
+FORMAT_VERSION = 2  # of the compare/sweep folder (manifest.json, runs/, summary, series)
 MAX_SEED = 2**63 - 1  # the largest run.seed
 DEFAULT_REPLICATES = 10  # the command line's default for --replicates
 CONFIDENCE = 0.95
@@ -67,6 +70,14 @@ RUN_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("scenario", pa.string()), ("point", pa.int32()),
     ("replicate", pa.int32()), ("seed", pa.int64()), ("measure", pa.string()),
     ("key", pa.string()), ("value", pa.float64()), ("unit", pa.string()),
+])
+# The daily series a worker returns with the measures (columns of the run's time series
+# that exist in it), and their schema in runs/<run_id>.series.parquet.
+SERIES = ("sanctioned", "sanctioned_wrongful", "listed")
+SERIES_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("point", pa.int32()), ("replicate", pa.int32()),
+    ("seed", pa.int64()), ("series", pa.string()), ("day", pa.int32()),
+    ("value", pa.float64()),
 ])
 SUMMARY_STATS = (
     ("n", pa.int32()), ("mean", pa.float64()), ("sd", pa.float64()),
@@ -102,6 +113,15 @@ def task_scenario(task: Task):
 
 _LOCK = threading.Lock()  # one run at a time per process (Dask workers may have threads)
 _CURRENT_TMP: Path | None = None  # the temporary run folder of the run in progress
+_SERIES: dict[str, list[float]] = {}  # the daily series of the run just measured (_LOCK)
+
+
+def _take_series() -> dict[str, list[float]]:
+    """The daily series _simulate_and_measure kept aside (it returns only the measures,
+    the one thing a stand-in for a simulation has to provide)."""
+    global _SERIES
+    series, _SERIES = _SERIES, {}
+    return series
 
 
 def init_worker(workers: int) -> None:
@@ -139,20 +159,23 @@ def _watch_parent(parent: int) -> None:  # pragma: no cover - runs in a worker
 
 
 def run_task(task: Task) -> dict:
-    """Simulate one run and return its measures: {'run_id', 'measures': [(measure, key,
-    value, unit), ...], 'seconds', 'host', 'pid'}, or {'run_id', 'error': 'Type:
-    message', 'traceback': the full traceback} if it failed. Module-level, so every
-    executor can ship it to its workers."""
+    """Simulate one run and return its measures and a few daily series: {'run_id',
+    'measures': [(measure, key, value, unit), ...], 'series': {name: [value per day]},
+    'seconds', 'host', 'pid'}, or {'run_id', 'error': 'Type: message', 'traceback': the
+    full traceback} if it failed. Module-level, so every executor can ship it to its
+    workers."""
     with _LOCK:
         t0 = time.perf_counter()
         try:
             ms = _simulate_and_measure(task)
+            series = _take_series()
         except Exception as exc:
             return {"run_id": task.run_id, "error": error_line(exc),
                     "traceback": traceback.format_exc(),
                     "host": socket.gethostname(), "pid": os.getpid()}
         return {"run_id": task.run_id, "measures": [(m.measure, m.key, m.value, m.unit)
                                                      for m in ms],
+                "series": series,
                 "seconds": round(time.perf_counter() - t0, 3),
                 "host": socket.gethostname(), "pid": os.getpid()}
 
@@ -175,7 +198,7 @@ def _host_tag() -> str:
 
 
 def _simulate_and_measure(task: Task):
-    global _CURRENT_TMP
+    global _CURRENT_TMP, _SERIES
     from credsim.audit.measures import compute
 
     s = task_scenario(task)
@@ -186,10 +209,20 @@ def _simulate_and_measure(task: Task):
         tmp = run_dir.prepare(out)
         run_dir.simulate(s, tmp)
         run_dir.commit(tmp, out)
-        return compute(out, None, task.bound_days)
+        measures = compute(out, None, task.bound_days)
+        _SERIES = _daily_series(out)
+        return measures
     finally:
         _CURRENT_TMP = None
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _daily_series(run: Path) -> dict[str, list[float]]:
+    """The SERIES columns the run's time series has, day by day (day 0 first)."""
+    ts = pq.read_table(run / "timeseries.parquet")
+    ts = ts.sort_by("day")
+    return {name: [float(v) for v in ts.column(name).to_pylist()]
+            for name in SERIES if name in ts.column_names}
 
 
 def remove_stale_worker_folders(where: Path | None = None) -> list[Path]:
@@ -353,6 +386,152 @@ def welch_ci(a: Sequence[float], b: Sequence[float],
 
 
 # ---------------------------------------------------------------------------------------
+# Intervals that stay in the measure's range
+#
+# Each measure has a kind (share, flag, count, rate, ratio, score, correlation) and a
+# range. A mean's 95 % interval is built on a scale where the range is unbounded and
+# mapped back, so it never leaves the range:
+#   - bounded [lo, hi] (shares, impact ratios, Gini, correlations): the delta method on
+#     the logit of (mean - lo) / (hi - lo) (for a correlation this is Fisher's z), with
+#     Student's t quantile;
+#   - non-negative (counts, rates, other ratios, standard deviations): the delta method
+#     on the log of the mean, with Student's t quantile;
+#   - 0/1 flags: the Wilson score interval of the proportion of replicates flagged;
+#   - unbounded (scores, points): Student's t on the values.
+# The transformation is applied to the mean, not to each replicate, so a replicate at 0
+# (no sanction in one run) is allowed and the interval is one for the mean itself. A
+# bootstrap percentile interval was not chosen: with the 5-10 replicates usual here it
+# is too narrow (it uses the normal, not the t, spread). Differences stay Student-t on
+# the paired differences, cut to the range a difference can take (a difference of shares
+# lies in [-1, 1]). docs/cli.md (compare) documents the methods.
+
+INF = math.inf
+KIND_RANGES: dict[str, tuple[float, float]] = {
+    "share": (0.0, 1.0), "flag": (0.0, 1.0), "count": (0.0, INF), "rate": (0.0, INF),
+    "ratio": (0.0, INF), "score": (-INF, INF), "correlation": (-1.0, 1.0),
+}
+# Measures whose range is narrower than their kind's.
+RANGE_OF_MEASURE: dict[str, tuple[float, float]] = {
+    "sanction_impact_ratio": (0.0, 1.0), "listing_impact_ratio": (0.0, 1.0),
+    "gini_score": (0.0, 1.0), "gini_composite": (0.0, 1.0), "gini_savings": (0.0, 1.0),
+}
+INTERVAL_METHOD = {"bounded": "logit t (delta method)", "positive": "log t (delta method)",
+                   "flag": "Wilson score", "t": "Student t"}
+
+
+def _kind_of(measure: str, unit: str) -> str:
+    """The kind of a measure, from its name and unit (docs/measures.md): the one place
+    that decides it, so that it can later be read from a registry of measures."""
+    u = unit.lower()
+    if measure.endswith("_flag") or u == "1 = flagged":
+        return "flag"
+    if u.startswith("correlation"):
+        return "correlation"
+    if (u.startswith("share") or u.startswith("sanctioned share") or u == "gini"
+            or measure.endswith("_share")):
+        return "share"
+    if measure.endswith("_impact_ratio") or u.startswith("ratio"):
+        return "ratio"
+    if "points" in u or u == "stars":
+        return "score"
+    if u in ("deductions", "days") or u.startswith("firms"):
+        return "count"
+    if "per " in u:
+        return "rate"
+    return "score"
+
+
+def measure_range(measure: str, unit: str) -> tuple[float, float]:
+    """The values the measure can take."""
+    if measure in RANGE_OF_MEASURE:
+        return RANGE_OF_MEASURE[measure]
+    if measure.endswith("_sd"):
+        return (0.0, INF)
+    return KIND_RANGES[_kind_of(measure, unit)]
+
+
+def _method(measure: str, unit: str) -> str:
+    lo, hi = measure_range(measure, unit)
+    if _kind_of(measure, unit) == "flag":
+        return "flag"
+    if math.isfinite(lo) and math.isfinite(hi):
+        return "bounded"
+    if math.isfinite(lo):
+        return "positive"
+    return "t"
+
+
+def _z(confidence: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def wilson(k: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval of a proportion: k successes in n trials."""
+    z = _z(confidence)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(max(p * (1 - p) / n + z * z / (4 * n * n), 0.0))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _expit(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def interval_in_range(xs: Sequence[float], lo: float, hi: float, method: str,
+                      confidence: float = CONFIDENCE) -> Stats:
+    """Mean, sd and the interval of the mean by `method` (INTERVAL_METHOD), inside
+    [lo, hi]."""
+    st = mean_ci(xs, confidence)
+    if method == "flag" and st.n >= 2 and all(x in (0.0, 1.0) for x in xs):
+        st.ci_low, st.ci_high = wilson(sum(xs), st.n, confidence)
+        return st  # a proportion: all replicates flagged still leaves an interval
+    if st.sd is None or st.sd == 0:
+        return st
+    n, m = st.n, st.mean
+    se = st.sd / math.sqrt(n)
+    t = t_quantile(0.5 + confidence / 2, n - 1)
+    if method in ("bounded", "flag") and lo < m < hi:
+        u = (m - lo) / (hi - lo)
+        half = t * se / ((hi - lo) * u * (1 - u))
+        logit = math.log(u / (1 - u))
+        st.ci_low = lo + (hi - lo) * _expit(logit - half)
+        st.ci_high = lo + (hi - lo) * _expit(logit + half)
+    elif method == "positive" and m > lo:
+        half = t * se / (m - lo)
+        st.ci_low = lo + (m - lo) * math.exp(-half)
+        st.ci_high = lo + (m - lo) * math.exp(half)
+    return _clip(st, lo, hi)
+
+
+def _clip(st: Stats, lo: float, hi: float) -> Stats:
+    if st.ci_low is not None:
+        st.ci_low = min(max(st.ci_low, lo), hi)
+        st.ci_high = min(max(st.ci_high, lo), hi)
+    return st
+
+
+def measure_interval(xs: Sequence[float], measure: str, unit: str,
+                     confidence: float = CONFIDENCE) -> Stats:
+    """The mean of a measure across replicates with its interval on the right scale."""
+    lo, hi = measure_range(measure, unit)
+    return interval_in_range(xs, lo, hi, _method(measure, unit), confidence)
+
+
+def difference_range(measure: str, unit: str) -> tuple[float, float]:
+    lo, hi = measure_range(measure, unit)
+    return lo - hi, hi - lo
+
+
+def difference_interval(ds: Sequence[float], measure: str, unit: str,
+                        confidence: float = CONFIDENCE) -> Stats:
+    """Student t on paired differences, cut to the range a difference can take."""
+    return _clip(mean_ci(ds, confidence), *difference_range(measure, unit))
+
+
+# ---------------------------------------------------------------------------------------
 # Plans: the scenarios or grid points, the replicates, the runs
 
 @dataclass
@@ -412,7 +591,9 @@ class Plan:
                        for p in self.points],
             "runs": [{"run_id": t.run_id, "point": t.point, "replicate": t.replicate,
                       "seed": t.seed} for t in self.tasks()],
-            "files": {"runs": "runs/<run_id>.parquet", "summary": "summary.parquet",
+            "files": {"runs": "runs/<run_id>.parquet",
+                      "run_series": "runs/<run_id>.series.parquet",
+                      "summary": "summary.parquet", "series": "series.parquet",
                       "status": "status.log"},
         }
 
@@ -632,6 +813,31 @@ def _run_path(folder: Path, run_id: str) -> Path:
     return folder / "runs" / f"{run_id}.parquet"
 
 
+def _series_path(folder: Path, run_id: str) -> Path:
+    return folder / "runs" / f"{run_id}.series.parquet"
+
+
+def _write_atomic_parquet(table: pa.Table, final: Path) -> str:
+    tmp = final.with_name(f".{final.name}.tmp")
+    pq.write_table(table, tmp)
+    digest = file_sha256(tmp)
+    os.replace(tmp, final)
+    return digest
+
+
+def _write_series(folder: Path, task: Task, series: dict[str, list[float]]) -> str:
+    """Write the run's daily series (under a temporary name first); return its sha256."""
+    names = [name for name, vs in series.items() for _ in vs]
+    days = [d for vs in series.values() for d in range(len(vs))]
+    n = len(names)
+    table = pa.table({
+        "run_id": [task.run_id] * n, "point": [task.point] * n,
+        "replicate": [task.replicate] * n, "seed": [task.seed] * n, "series": names,
+        "day": days, "value": [v for vs in series.values() for v in vs],
+    }, schema=SERIES_SCHEMA)
+    return _write_atomic_parquet(table, _series_path(folder, task.run_id))
+
+
 def _write_run(folder: Path, task: Task, rows: list[tuple]) -> str:
     """Write the run's file (under a temporary name first); return its sha256."""
     n = len(rows)
@@ -641,12 +847,7 @@ def _write_run(folder: Path, task: Task, rows: list[tuple]) -> str:
         "measure": [r[0] for r in rows], "key": [r[1] for r in rows],
         "value": [r[2] for r in rows], "unit": [r[3] for r in rows],
     }, schema=RUN_SCHEMA)
-    final = _run_path(folder, task.run_id)
-    tmp = final.with_name(f".{final.name}.tmp")
-    pq.write_table(table, tmp)
-    digest = file_sha256(tmp)
-    os.replace(tmp, final)
-    return digest
+    return _write_atomic_parquet(table, _run_path(folder, task.run_id))
 
 
 def file_sha256(path: Path) -> str:
@@ -657,8 +858,18 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _run_file_matches(path: Path, task: Task, digest: str | None) -> bool:
-    """The run's file is the one logged as done (same sha256) and is the task's run."""
+def _run_files_match(folder: Path, task: Task, digests: tuple[str | None, str | None]
+                     ) -> bool:
+    """The run's measures and series files are those logged as done (same sha256) and
+    are the task's run."""
+    return (_run_file_matches(_run_path(folder, task.run_id), task, digests[0])
+            and _run_file_matches(_series_path(folder, task.run_id), task, digests[1],
+                                  may_be_empty=True))
+
+
+def _run_file_matches(path: Path, task: Task, digest: str | None,
+                      may_be_empty: bool = False) -> bool:
+    """The file is the one logged as done (same sha256) and is the task's run."""
     try:
         if digest is None or file_sha256(path) != digest:
             return False
@@ -667,8 +878,9 @@ def _run_file_matches(path: Path, task: Task, digest: str | None) -> bool:
         return False
     want = {"run_id": task.run_id, "point": task.point, "replicate": task.replicate,
             "seed": task.seed}
-    return t.num_rows > 0 and all(set(t.column(k).to_pylist()) == {v}
-                                  for k, v in want.items())
+    if t.num_rows == 0:
+        return may_be_empty
+    return all(set(t.column(k).to_pylist()) == {v} for k, v in want.items())
 
 
 def _complete_manifest(folder: Path) -> None:
@@ -706,9 +918,11 @@ def summary_table(folder: Path, plan: Plan) -> pa.Table:
             if vals is None:
                 continue
             xs = [v for _, v in sorted(vals.items()) if v is not None]
-            st = mean_ci(xs)
+            st = measure_interval(xs, mk[0], units[mk])
             row = {"scenario": p.label, "point": p.index, "measure": mk[0], "key": mk[1],
-                   "unit": units[mk], "n": st.n, "mean": st.mean, "sd": st.sd,
+                   "unit": units[mk], "kind": _kind_of(mk[0], units[mk]),
+                   "interval": INTERVAL_METHOD[_method(mk[0], units[mk])],
+                   "n": st.n, "mean": st.mean, "sd": st.sd,
                    "ci_low": st.ci_low, "ci_high": st.ci_high}
             for k, raw in p.values.items():
                 row[f"vary:{k}"] = raw
@@ -716,8 +930,11 @@ def summary_table(folder: Path, plan: Plan) -> pa.Table:
                 base = values.get((ref.index, *mk), {})
                 pairs = [(v, base[r]) for r, v in sorted(vals.items())
                          if v is not None and base.get(r) is not None]
-                d = mean_ci([a - b for a, b in pairs])
+                d = difference_interval([a - b for a, b in pairs], mk[0], units[mk])
+                dlo, dhi = difference_range(mk[0], units[mk])
                 lo, hi = welch_ci(xs, [v for v in base.values() if v is not None])
+                if lo is not None:
+                    lo, hi = min(max(lo, dlo), dhi), min(max(hi, dlo), dhi)
                 row.update({"versus": ref.label, "diff_n": d.n, "diff_mean": d.mean,
                             "diff_sd": d.sd, "diff_ci_low": d.ci_low, "diff_ci_high": d.ci_high,
                             "unpaired_ci_low": lo, "unpaired_ci_high": hi})
@@ -732,15 +949,47 @@ def summary_table(folder: Path, plan: Plan) -> pa.Table:
             raw = row.pop(f"vary:{key}")
             row[key] = float(conv[raw]) if numeric else raw
     fields += [("measure", pa.string()), ("key", pa.string()), ("unit", pa.string()),
-               *SUMMARY_STATS]
+               ("kind", pa.string()), ("interval", pa.string()), *SUMMARY_STATS]
     return pa.Table.from_pylist(rows, schema=pa.schema(fields))
+
+
+SERIES_SUMMARY_SCHEMA = pa.schema([
+    ("scenario", pa.string()), ("point", pa.int32()), ("series", pa.string()),
+    ("day", pa.int32()), ("n", pa.int32()), ("mean", pa.float64()),
+    ("ci_low", pa.float64()), ("ci_high", pa.float64()),
+])
+
+
+def series_table(folder: Path, plan: Plan) -> pa.Table:
+    """Each point's daily series: the mean over replicates and its 95 % interval (people
+    counted on a day are non-negative: the log-scale interval)."""
+    import numpy as np
+
+    values: dict[tuple[int, str], list[np.ndarray]] = {}
+    for t in sorted(plan.tasks(), key=lambda t: (t.point, t.replicate)):
+        tab = pq.read_table(_series_path(folder, t.run_id), columns=["series", "day", "value"])
+        for name in dict.fromkeys(tab.column("series").to_pylist()):
+            part = tab.filter(pc.equal(tab.column("series"), name)).sort_by("day")
+            values.setdefault((t.point, name), []).append(
+                part.column("value").to_numpy(zero_copy_only=False))
+    rows = []
+    labels = {p.index: p.label for p in plan.points}
+    for (point, name), runs in values.items():
+        days = min(len(r) for r in runs)
+        for day in range(days):
+            st = interval_in_range([float(r[day]) for r in runs], 0.0, INF, "positive")
+            rows.append({"scenario": labels[point], "point": point, "series": name,
+                         "day": day, "n": st.n, "mean": st.mean, "ci_low": st.ci_low,
+                         "ci_high": st.ci_high})
+    return pa.Table.from_pylist(rows, schema=SERIES_SUMMARY_SCHEMA)
 
 
 def _write_summary(folder: Path, plan: Plan) -> pa.Table:
     table = summary_table(folder, plan)
-    tmp = folder / ".summary.parquet.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, folder / "summary.parquet")
+    for name, t in (("summary", table), ("series", series_table(folder, plan))):
+        tmp = folder / f".{name}.parquet.tmp"
+        pq.write_table(t, tmp)
+        os.replace(tmp, folder / f"{name}.parquet")
     return table
 
 
@@ -854,8 +1103,9 @@ def _execute(folder: Path, plan: Plan, todo: list[Task], executor: Executor, log
             continue
         with stopper.hold():
             digest = _write_run(folder, task, res["measures"])
+            series_digest = _write_series(folder, task, res.get("series") or {})
             log.write("done", run_id=task.run_id, seconds=res["seconds"], host=res["host"],
-                      pid=res["pid"], sha256=digest)
+                      pid=res["pid"], sha256=digest, series_sha256=series_digest)
             progress.done += 1
         console.print(f"{head} {task.run_id}  {escape(short[task.point])}  seed {task.seed}  "
                       f"{res['seconds']:.1f} s", highlight=False)
@@ -1089,6 +1339,7 @@ def _resume(folder: Path, replicates: int, workers: int | None, scheduler: str |
         done, mismatched = _verified_runs(folder, tasks, events)
         for t in mismatched:  # a wrong file must not outlive a failed re-run
             _run_path(folder, t.run_id).unlink(missing_ok=True)
+            _series_path(folder, t.run_id).unlink(missing_ok=True)
         todo = [t for t in tasks if t.run_id not in done]
         stopper.report = _resume_report(folder, len(done), len(tasks))
         console.print(f"resuming {escape(str(folder))}: {len(done)} of {len(tasks)} runs "
@@ -1131,20 +1382,19 @@ def _verified_runs(folder: Path, tasks: list[Task],
                    events: list[dict]) -> tuple[set[str], list[Task]]:
     """The run ids whose file is the one the log's last 'done' line for it records (by
     sha256, and by its run columns), and the tasks whose file is there but is not."""
-    logged: dict[str, str | None] = {}
+    logged: dict[str, tuple[str | None, str | None]] = {}
     for e in events:
         if e.get("event") == "done" and isinstance(e.get("run_id"), str):
-            digest = e.get("sha256")
-            logged[e["run_id"]] = digest if isinstance(digest, str) else None
+            digests = (e.get("sha256"), e.get("series_sha256"))
+            logged[e["run_id"]] = tuple(d if isinstance(d, str) else None for d in digests)
     done: set[str] = set()
     mismatched: list[Task] = []
     for t in tasks:
         if t.run_id not in logged:
             continue
-        path = _run_path(folder, t.run_id)
-        if _run_file_matches(path, t, logged[t.run_id]):
+        if _run_files_match(folder, t, logged[t.run_id]):
             done.add(t.run_id)
-        elif path.exists():
+        elif _run_path(folder, t.run_id).exists() or _series_path(folder, t.run_id).exists():
             mismatched.append(t)
     return done, mismatched
 

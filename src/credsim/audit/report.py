@@ -59,16 +59,23 @@ BLUE, ORANGE, VERMILION, GREY = "#0072B2", "#E69F00", "#D55E00", "#777777"
 # Entry point ---------------------------------------------------------------------------
 
 
-def write_report(path: Path, out: Path | None = None) -> Path:
+def write_report(path: Path, out: Path | None = None, baseline: Path | None = None) -> Path:
     """Write the report of the run or comparison folder `path` to `out` (default:
-    `path/report.html`) under a temporary name first; return the file written."""
+    `path/report.html`) under a temporary name first; return the file written. A run's
+    report can measure it against `baseline`, the same society run without the system."""
     path = Path(path)
     manifest = read_manifest(
         path, "no such folder (expected a run folder or a compare/sweep folder)",
         "neither a run folder nor a compare/sweep folder (no manifest.json)")
     target = Path(out) if out is not None else path / "report.html"
     _check_replaceable(target)  # before the work, so a refusal comes at once
-    text = _comparison_report(path, manifest) if "kind" in manifest else _run_report(path)
+    if "kind" in manifest:
+        if baseline is not None:
+            raise InputError(f"--baseline {baseline}: a baseline is for the report of a "
+                             f"run; {path} is a {manifest['kind']} folder")
+        text = _comparison_report(path, manifest)
+    else:
+        text = _run_report(path, None if baseline is None else Path(baseline))
     return _write_atomic(target, text)
 
 
@@ -137,6 +144,26 @@ def pct(v: float | None) -> str:
     if 0 < abs(v) < 0.001:
         return f"{100 * v:.2g} %"
     return f"{100 * v:.1f} %"
+
+
+# Words joined by a hyphen when a gate's name is written out ("high_speed_rail").
+_COMPOUNDS = ("deposit free", "high speed", "non essential", "high premium")
+
+
+def gate_words(name: str) -> str:
+    """A gate's name in words: "high_speed_rail" -> "high-speed rail"."""
+    words = " ".join(name.split("_"))
+    for c in _COMPOUNDS:
+        words = re.sub(rf"\b{c}\b", c.replace(" ", "-"), words)
+    words = re.sub(r"\baaa\b", "AAA", words)
+    if words.startswith("rep "):  # the gates of firms' legal representatives
+        words = f"{words[4:]} (legal representatives)"
+    return words
+
+
+def group_words(key: str) -> str:
+    """'group=1' -> 'group 1'."""
+    return key.replace("=", " ")
 
 
 CSS = """
@@ -244,12 +271,38 @@ class _RunData:
     gates: list[tuple]  # (gate, effect, applications, wrongful, outside domain)
     people_sanctioned: int  # distinct people with a sanction applied
     sanctioned_end: int
+    group_counts: dict[str, dict[str, int]]  # 'sanction'/'listing' -> 'group=G' -> people
+    baseline: str | None  # the baseline the measures were taken against, in words
 
 
-def _load_measures(path: Path) -> list[Measure]:
-    fresh = compute(path)
+# The parts of a scenario that make the society: a baseline must share them.
+SOCIETY = ("population", "graph")
+
+
+def _check_baseline(path: Path, manifest: dict, baseline: Path) -> dict:
+    """The baseline's manifest, if it is the same society as the run: same people, days,
+    seed, population and graph parameters; otherwise one clear refusal."""
+    bm = open_run(baseline)
+    s, bs = manifest["scenario"], bm["scenario"]
+    differ = [k for k in ("people", "days") if bm.get(k) != manifest.get(k)]
+    if bs.get("run", {}).get("seed") != s.get("run", {}).get("seed"):
+        differ.append("seed")
+    for part in SOCIETY:
+        differ += [f"{part}.{k}" for k in sorted(set(s.get(part, {})) | set(bs.get(part, {})))
+                   if s.get(part, {}).get(k) != bs.get(part, {}).get(k)]
+    if differ:
+        shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6
+                                         else "")
+        raise InputError(f"--baseline {baseline}: not the same society as {path} (they "
+                         f"differ in {shown}); a baseline must be the same people, days, "
+                         "seed, population and graph run without the system")
+    return bm
+
+
+def _load_measures(path: Path, baseline: Path | None = None) -> list[Measure]:
+    fresh = compute(path, baseline)
     mp = path / "measures.parquet"
-    if not mp.is_file():
+    if baseline is not None or not mp.is_file():
         return fresh
     import pyarrow.parquet as pq
 
@@ -273,11 +326,23 @@ def _load_measures(path: Path) -> list[Measure]:
     return out + list(saved.values())  # measures only the saved file has (baseline)
 
 
-def _load_run(path: Path) -> _RunData:
+BASELINE_MEASURES = ("voice_vs_baseline", "true_events_vs_baseline")
+
+
+def _load_run(path: Path, baseline: Path | None = None) -> _RunData:
     manifest = open_run(path)
-    measures = _load_measures(path)
+    named = None
+    if baseline is not None:
+        bm = _check_baseline(path, manifest, baseline)
+        named = f"{bm.get('scenario_name', 'the baseline')} ({baseline})"
+    measures = _load_measures(path, baseline)
+    if named is None and any(m.measure in BASELINE_MEASURES for m in measures):
+        named = ("the baseline given to `credsim audit --baseline` (measures.parquet does "
+                 "not record its folder)")
     with reading(path):
-        return _read_tables(path, manifest, measures)
+        d = _read_tables(path, manifest, measures)
+    d.baseline = named
+    return d
 
 
 def _read_tables(path: Path, manifest: dict, measures: list[Measure]) -> _RunData:
@@ -293,10 +358,73 @@ def _read_tables(path: Path, manifest: dict, measures: list[Measure]) -> _RunDat
             "SELECT count(DISTINCT id) FROM sanctions WHERE effect = 'sanction'").fetchone()
         (sanctioned_end,) = con.execute(
             "SELECT count(*) FILTER (WHERE sanctioned) FROM people").fetchone()
+        counts = _group_counts(con)
     finally:
         con.close()
     return _RunData(path, manifest, manifest["scenario"], measures, ts, gates,
-                    int(people_sanctioned), int(sanctioned_end))
+                    int(people_sanctioned), int(sanctioned_end), counts, None)
+
+
+def _group_counts(con) -> dict[str, dict[str, int]]:
+    """Per audit group: adults with a sanction applied, and entries onto the court list,
+    the independent units behind a single run's impact-ratio intervals."""
+    sanctioned = con.execute(
+        'SELECT p."group", count(DISTINCT s.id) FROM sanctions s JOIN people p ON p.id = '
+        "s.id WHERE s.effect = 'sanction' AND p.age_band != 'child' GROUP BY 1").fetchall()
+    listed = con.execute(
+        'SELECT p."group", count(*) FROM ledger l JOIN people p ON p.id = l.id '
+        "WHERE l.entity = 'person' AND l.kind = 'list' AND l.delta > 0 AND l.value = 1 "
+        "AND p.age_band != 'child' GROUP BY 1").fetchall()
+    adults = con.execute('SELECT "group", count(*) FROM people WHERE age_band != \'child\' '
+                         "GROUP BY 1").fetchall()
+    return {"sanction": {f"group={g}": int(n) for g, n in sanctioned},
+            "listing": {f"group={g}": int(n) for g, n in listed},
+            "adults": {f"group={g}": int(n) for g, n in adults}}
+
+
+# The four-fifths rule with an interval ---------------------------------------------------
+
+FLAGGED, INCONCLUSIVE, CLEAR = "flagged", "inconclusive", "not flagged"
+
+
+def four_fifths_verdict(ratio: float | None, low: float | None,
+                        high: float | None) -> str | None:
+    """Flagged only when the whole interval of the impact ratio lies below 0.8;
+    inconclusive when it spans 0.8; not flagged when it lies at or above 0.8. Without an
+    interval (a ratio defined in one replicate only) a ratio below 0.8 is inconclusive."""
+    if ratio is None:
+        return None
+    if low is None or high is None:
+        return CLEAR if ratio >= FOUR_FIFTHS else INCONCLUSIVE
+    if high < FOUR_FIFTHS:
+        return FLAGGED
+    if low < FOUR_FIFTHS:
+        return INCONCLUSIVE
+    return CLEAR
+
+
+def run_ratio_interval(ratio: float | None, counts: dict[str, int], sizes: dict[str, int],
+                       key: str, rates: dict[str, float | None]
+                       ) -> tuple[float | None, float | None]:
+    """95 % interval of one run's impact ratio (least-burdened group's rate / this
+    group's): on the log scale, each group's rate taken as a Poisson count of people
+    (sanctioned, or entering the list) in the group, with half a person added to an empty
+    count. The least-burdened group's own ratio is 1 by definition."""
+    known = {k: r for k, r in rates.items() if r is not None}
+    if ratio is None or not known:
+        return None, None
+    best = min(known, key=known.get)
+    if best == key or ratio >= 1.0:
+        return ratio, ratio
+    a, b = max(counts.get(best, 0), 0.5), max(counts.get(key, 0), 0.5)
+    half = 1.959963984540054 * math.sqrt(1 / a + 1 / b)
+    if ratio <= 0:  # nobody in the least-burdened group: bound it with half a person
+        if not sizes.get(best) or not sizes.get(key):
+            return 0.0, None
+        ratio = (a / sizes[best]) / (b / sizes[key])
+        return 0.0, min(1.0, ratio * math.exp(half))
+    return ratio * math.exp(-half), min(1.0, ratio * math.exp(half))
+
 
 
 class _M:
@@ -375,14 +503,24 @@ def _run_summary(d: _RunData, m: _M) -> str:
             f"<b>Court list.</b> {num(_ts_sum(d, 'new_listings'))} new listings of people "
             f"({num(m.v('new_listings_per_million'))} per million people per year); on an "
             f"average day {num(m.v('listed_per_million'))} per million people were listed.")
-    flagged = [(what, f.key) for what in ("sanction", "listing")
-               for f in m.keyed(f"{what}_four_fifths_flag") if f.value == 1]
+    verdicts = _run_verdicts(d, m)
+    flagged = [v for v in verdicts if v.verdict == FLAGGED]
+    unsure = [v for v in verdicts if v.verdict == INCONCLUSIVE]
+
+    def listed(vs: list[_Verdict]) -> str:
+        return "; ".join(f"{e(group_words(v.key))} on {v.what} rates (impact ratio "
+                         f"{num(v.ratio, 3)}, 95 % interval {num(v.low, 3)} to "
+                         f"{num(v.high, 3)})" for v in vs)
+
     if flagged:
-        parts = [f"{e(k.replace('=', ' '))} on {w} rates (impact ratio "
-                 f"{num(m.v(f'{w}_impact_ratio', k), 3)})" for w, k in flagged]
-        items.append(f'<b class="flag">Four-fifths rule: flagged.</b> {"; ".join(parts)}: '
-                     f"below {FOUR_FIFTHS} of the least-burdened group's rate.")
-    elif m.keyed("sanction_four_fifths_flag"):
+        items.append(f'<b class="flag">Four-fifths rule: flagged.</b> {listed(flagged)}: '
+                     f"the whole interval is below {FOUR_FIFTHS} of the least-burdened "
+                     "group's rate.")
+    if unsure:
+        items.append(f"<b>Four-fifths rule: inconclusive.</b> {listed(unsure)}: the "
+                     f"interval spans {FOUR_FIFTHS}, so this run cannot tell whether the "
+                     "group is below the four-fifths line.")
+    if verdicts and not flagged and not unsure:
         items.append("<b>Four-fifths rule.</b> No group is flagged: every group's sanction "
                      "(and listing) impact ratio is at least 0.8, or undefined.")
     cc, dp = m.v("cross_context_share"), m.v("disproportionate_share")
@@ -401,15 +539,25 @@ def _run_summary(d: _RunData, m: _M) -> str:
         chill += (f"; voice at {num(m.v('voice_vs_baseline'), 3)} times the level of the same "
                   "society without the system")
     items.append(chill + ".")
+    items.insert(1, f"<b>Baseline.</b> Measured against {e(d.baseline)}, the same society "
+                 "without the system." if d.baseline else
+                 "<b>Baseline.</b> None: the measures that compare with the same society "
+                 "without the system (voice_vs_baseline, true_events_vs_baseline) are left "
+                 "out; `credsim report RUN --baseline BASE` adds them.")
     if m.has("fall_to_c_within_year"):
         spiral = (f"<b>Spirals.</b> {pct(m.v('fall_to_c_within_year'))} of adults fell to grade "
                   "C or worse within the first year")
         if m.has("recovered_share"):
+            median = m.v("recovery_days_median")
             spiral += (f"; {pct(m.v('recovered_share'))} of {num(m.v('wrongful_marks'))} "
                        "deductions resting on false records or insider edits were recovered "
-                       f"within the run (median {num(m.v('recovery_days_median'))} days)")
+                       "within the run" + (f" (median {num(median)} days)" if median is not None
+                                           else ""))
         items.append(spiral + ".")
     return '<ul class="summary">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+DOMINANT_SHARE = 0.99  # one grade holding this share of adults every day: no stacked chart
 
 
 def _fig_distribution(d: _RunData, figs: _Figures) -> str:
@@ -418,26 +566,38 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
     out = []
     grade_cols = [f"grade_{g}" for g in GRADES]
     if all(c in ts for c in grade_cols):
-        fig, ax = figs.new(2, height=3.2)
         counts = np.vstack([ts[c] for c in grade_cols]).astype(float)
-        total = np.maximum(counts.sum(axis=0), 1)
-        shares = counts / total
-        ax[0][0].stackplot(day, shares, labels=GRADES, colors=GRADE_COLOURS)
-        ax[0][0].set_ylim(0, 1)
-        ax[0][0].set_title("share of adults in each grade")
-        ax[0][0].set_xlabel("day")
+        shares = counts / np.maximum(counts.sum(axis=0), 1)
+        # A stacked share chart says nothing when one grade holds nearly everyone.
+        dominant = int(np.argmax(shares.min(axis=1))) if shares.size else 0
+        stacked = not (shares.size and shares[dominant].min() >= DOMINANT_SHARE)
+        fig, ax = figs.new(2 if stacked else 1, height=3.2, width=9.0 if stacked else 6.0)
+        lines = ax[0][-1]
+        if stacked:
+            ax[0][0].stackplot(day, shares, labels=GRADES, colors=GRADE_COLOURS)
+            ax[0][0].set_ylim(0, 1)
+            ax[0][0].set_title("share of adults in each grade")
+            ax[0][0].set_xlabel("day of the run")
+            ax[0][0].set_ylabel("share of adults")
+            ax[0][0].yaxis.set_major_formatter(_percent_axis())
+            ax[0][0].legend(ncols=6, fontsize=8, frameon=False, loc="upper center",
+                            bbox_to_anchor=(0.5, -0.2))
+        base = GRADES[dominant] if not stacked else GRADES[2]
         for g, c, col in zip(GRADES, grade_cols, GRADE_COLOURS, strict=True):
-            if c != f"grade_{GRADES[2]}":
-                ax[0][1].plot(day, ts[c], label=g, color=col)
-        ax[0][1].set_yscale("symlog", linthresh=10)
-        ax[0][1].set_title("adults in each grade other than A (log scale)")
-        ax[0][1].set_xlabel("day")
-        ax[0][1].legend(ncols=5, fontsize=8, frameon=False, loc="upper center",
-                        bbox_to_anchor=(0.5, -0.16))
-        ax[0][0].legend(ncols=6, fontsize=8, frameon=False, loc="upper center",
-                        bbox_to_anchor=(0.5, -0.16))
+            if g != base:
+                lines.plot(day, ts[c], label=g, color=col)
+        lines.set_yscale("symlog", linthresh=10)
+        lines.set_title(f"adults in each grade other than {base} (log scale)")
+        lines.set_xlabel("day of the run")
+        lines.set_ylabel("adults (log scale)")
+        lines.set_ylim(bottom=0)
+        lines.legend(ncols=5, fontsize=8, frameon=False, loc="upper center",
+                     bbox_to_anchor=(0.5, -0.2))
+        note = "" if stacked else (
+            f" Grade {GRADES[dominant]} held at least {DOMINANT_SHARE:.0%} of adults on "
+            "every day, so the share chart is left out; the other grades are counted.")
         out.append(figs.figure(fig, "Points grades over time (held grades, adults). "
-                               "Everyone starts at the grade of the initial score."))
+                               "Everyone starts at the grade of the initial score." + note))
     bands = [k for k in ts if k.startswith("band_")]
     if bands:
         fig, ax = figs.new(1, height=3.2)
@@ -447,7 +607,9 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
                            labels=[b.removeprefix("band_") for b in bands],
                            colors=colours[:len(bands)])
         ax[0][0].set_ylim(0, 1)
-        ax[0][0].set_xlabel("day")
+        ax[0][0].set_xlabel("day of the run")
+        ax[0][0].set_ylabel("share of participants")
+        ax[0][0].yaxis.set_major_formatter(_percent_axis())
         ax[0][0].set_title("share of participants in each band of the composite score")
         ax[0][0].legend(ncols=len(bands), fontsize=8, frameon=False, loc="upper center",
                         bbox_to_anchor=(0.5, -0.16))
@@ -456,8 +618,8 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
     if "rating_mean" in ts:
         fig, ax = figs.new(1, height=3.0)
         ax[0][0].plot(day, ts["rating_mean"], color=BLUE)
-        ax[0][0].set_xlabel("day")
-        ax[0][0].set_ylabel("stars")
+        ax[0][0].set_xlabel("day of the run")
+        ax[0][0].set_ylabel("mean rating (stars)")
         ax[0][0].set_title("mean held peer rating of adults")
         out.append(figs.figure(fig, "Peer ratings over time."))
     # Lists and sanctions over time: every system has them.
@@ -472,14 +634,16 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
         a.plot(day, ts["sanctioned"], color=BLUE, label="sanctioned")
         a.plot(day, ts["sanctioned_wrongful"], color=VERMILION,
                label="sanctioned on a false record")
-    a.set_xlabel("day")
-    a.set_ylabel("people")
+    a.set_xlabel("day of the run")
+    a.set_ylabel("people (at the end of the day)")
     a.set_ylim(bottom=0, top=max(a.get_ylim()[1], 1))
     a.set_title("people listed and sanctioned at the end of each day")
     if a.get_legend_handles_labels()[0]:
         a.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    out.append(figs.figure(fig, "Listed and sanctioned people, day by day. A person is "
-                           "sanctioned when at least one sanctioning gate can reach them."))
+    out.append(figs.figure(fig, "Listed and sanctioned people, day by day: "
+                           "“listed” dashed orange, “sanctioned” blue, “sanctioned on a false "
+                           "record” vermilion (red-orange). A person is sanctioned when at "
+                           "least one sanctioning gate can reach them."))
     if not any(c in ts for c in grade_cols) and not bands and "rating_mean" not in ts:
         out.insert(0, '<p class="note">This scenario has no score, composite or rating: the '
                    "distribution over time is that of the list.</p>")
@@ -505,7 +669,10 @@ def _fig_grade_flows(d: _RunData, m: _M, figs: _Figures) -> str:
                    (b.get_x() + b.get_width() / 2, max(v, a.get_ylim()[0])),
                    ha="center", va="bottom", fontsize=8)
     a.set_title(f"where adults starting at {start} ended the run (log scale)")
-    a.set_ylabel("share of adults")
+    a.set_xlabel("grade on the last day")
+    a.set_ylabel("share of adults (log scale)")
+    # Log-scale ticks go down to 0.01 %: written with their own digits, not rounded to 0.
+    a.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{100 * v:g} %"))
     rows = [[e(f.key), pct(f.value), num(f.value)] for f in flows]
     return figs.figure(fig, f"Grade flows: the transition row from {e(start)}, the grade "
                        "everyone starts at (measure grade_transition).") + _table(
@@ -522,22 +689,26 @@ def _fig_gates(d: _RunData, m: _M, figs: _Figures) -> str:
     if sanctions:
         fig, ax = figs.new(1, height=0.6 + 0.32 * len(sanctions), width=8.5)
         a = ax[0][0]
-        names = [g[0] for g in sanctions][::-1]
+        names = [gate_words(g[0]) for g in sanctions][::-1]
         total = np.array([g[2] for g in sanctions][::-1], float) * per_m
         wrong = np.array([g[3] for g in sanctions][::-1], float) * per_m
         a.barh(names, total - wrong, color=BLUE, label="on true records")
-        a.barh(names, wrong, left=total - wrong, color=VERMILION, label="wrongful")
+        a.barh(names, wrong, left=total - wrong, color=VERMILION,
+               label="wrongful (on false records)")
         for i, t in enumerate(total):
             a.annotate(num(round(t, 1)), (t, i), xytext=(3, 0), textcoords="offset points",
                        va="center", fontsize=8)
         a.set_xlabel("applications per million people per year")
+        a.set_ylabel("gate")
         a.set_xlim(0, total.max() * 1.18 if total.max() > 0 else 1)
         a.legend(fontsize=8, frameon=False, loc="lower right")
         a.set_title("sanctions per gate")
         html_out += figs.figure(fig, "Sanction applications per gate, per million people per "
-                                "year (measure sanctions_per_million); in red those that would "
-                                "not have happened without false records.")
-    rows = [[e(g[0]), e(g[1]), num(g[2]), num(g[3]), pct(g[4] / g[2] if g[2] else None),
+                                "year (measure sanctions_per_million): in blue “on true "
+                                "records”, in vermilion (red-orange) “wrongful”, those that "
+                                "would not have happened without false records.")
+    rows = [[e(gate_words(g[0])), e(g[1]), num(g[2]), num(g[3]),
+             pct(g[4] / g[2] if g[2] else None),
              num(m.v("sanctions_per_million" if g[1] == "sanction" else "perks_per_million",
                      f"gate={g[0]}"))] for g in sanctions + perks]
     return html_out + _table(["gate", "effect", "applications", "wrongful",
@@ -572,10 +743,12 @@ def _group_bars(m: _M, measures: list[tuple[str, str]], figs: _Figures, title: s
                    xytext=(4, 0), textcoords="offset points", ha="left", va="center",
                    fontsize=8)
         top = max(top, line)
-    a.set_ylim(0, max(top * 1.2, 1e-9))
+    # All zero: a readable scale rather than ticks in billionths.
+    a.set_ylim(0, top * 1.2 if top > 0 else (0.1 if percent else 1.0))
     if percent:
         a.yaxis.set_major_formatter(_percent_axis())
-    a.set_xticks(x, [g.replace("=", " ") for g in groups])
+    a.set_xticks(x, [group_words(g) for g in groups])
+    a.set_xlabel("audit group")
     a.set_ylabel(ylabel)
     a.set_title(title)
     if len(measures) > 1:
@@ -591,7 +764,8 @@ def _percent_axis():
 
 def _fig_wrongful(d: _RunData, m: _M, figs: _Figures) -> str:
     fig = _group_bars(m, [("wrongful_share", "wrongful share")], figs,
-                      "share of sanctioned person-days resting on false records", "share",
+                      "share of sanctioned person-days resting on false records",
+                      "share of sanctioned person-days",
                       m.v("wrongful_share"), f"all: {pct(m.v('wrongful_share'))}", [VERMILION],
                       percent=True)
     if fig is None:
@@ -601,26 +775,61 @@ def _fig_wrongful(d: _RunData, m: _M, figs: _Figures) -> str:
                        "false-positive burdens.")
 
 
+@dataclass
+class _Verdict:
+    what: str  # 'sanction' or 'listing'
+    key: str
+    ratio: float | None
+    low: float | None
+    high: float | None
+    verdict: str | None
+
+
+def _run_verdicts(d: _RunData, m: _M) -> list[_Verdict]:
+    """Each group's impact ratio in this run with its interval and four-fifths verdict."""
+    out = []
+    for what in ("sanction", "listing"):
+        rates = {f.key: f.value for f in m.keyed(f"{what}_rate")}
+        for f in m.keyed(f"{what}_impact_ratio"):
+            lo, hi = run_ratio_interval(f.value, d.group_counts.get(what, {}),
+                                        d.group_counts.get("adults", {}), f.key, rates)
+            out.append(_Verdict(what, f.key, f.value, lo, hi,
+                                four_fifths_verdict(f.value, lo, hi)))
+    return out
+
+
 def _fig_impact(d: _RunData, m: _M, figs: _Figures) -> str:
     which = [("sanction_impact_ratio", "sanctions")]
     if m.keyed("listing_impact_ratio"):
         which.append(("listing_impact_ratio", "listings"))
     fig = _group_bars(m, which, figs, "impact ratio: least-burdened group's rate / group's rate",
-                      "ratio", FOUR_FIFTHS, "four-fifths line (0.8)", [BLUE, ORANGE])
+                      "impact ratio (1 = no disparity)", FOUR_FIFTHS, "four-fifths line (0.8)",
+                      [BLUE, ORANGE])
     if fig is None:
         return '<p class="note">No group-level rates were recorded.</p>'
+    verdicts = {(v.what, v.key): v for v in _run_verdicts(d, m)}
     rows = []
     for what in ("sanction", "listing"):
         for f in m.keyed(f"{what}_rate"):
-            ratio = m.v(f"{what}_impact_ratio", f.key)
-            flag = m.v(f"{what}_four_fifths_flag", f.key)
-            rows.append([e(what), e(f.key), num(f.value), num(ratio, 3),
-                         '<span class="flag">flagged</span>' if flag == 1 else
-                         ("n/a" if flag is None else "no")])
+            v = verdicts.get((what, f.key)) or _Verdict(what, f.key, None, None, None, None)
+            iv = ("" if v.low is None or v.low == v.high else
+                  f"{num(v.low, 3)} to {num(v.high, 3) if v.high is not None else 'n/a'}")
+            word = v.verdict or _NA_NO_RATIO[what]
+            rows.append([e(what), e(group_words(f.key)), num(f.value), num(v.ratio, 3),
+                         iv, f'<span class="flag">{word}</span>' if word == FLAGGED
+                         else e(word)])
     return figs.figure(fig, "Disparate impact (measures sanction_impact_ratio, "
-                       "listing_impact_ratio). A bar below the dashed 0.8 line flags adverse "
-                       "impact under the four-fifths rule.") + _table(
-        ["rate of", "group", "rate", "impact ratio", "four-fifths"], rows, {2, 3})
+                       "listing_impact_ratio). A group is flagged under the four-fifths rule "
+                       "only when the whole 95 % interval of its ratio lies below the dashed "
+                       "0.8 line, and inconclusive when the interval spans it. The interval "
+                       "treats each group's count of people sanctioned (or entering the "
+                       "list) as a Poisson count.") + _table(
+        ["rate of", "group", "rate", "impact ratio", "95 % interval", "four-fifths"], rows,
+        {2, 3, 4})
+
+
+_NA_NO_RATIO = {"sanction": "n/a: no sanctions in any group",
+                "listing": "n/a: no listings in any group"}
 
 
 def _rolling(x: np.ndarray, k: int = 7) -> np.ndarray:
@@ -639,12 +848,14 @@ def _fig_chilling(d: _RunData, m: _M, figs: _Figures) -> str:
     n = d.manifest["people"]
     ax[0][0].plot(day, _rolling(ts["voice_events"]) / n * 1e3, color=BLUE)
     ax[0][0].set_title("voice events per 1000 people a day (7-day mean)")
-    ax[0][0].set_xlabel("day")
+    ax[0][0].set_xlabel("day of the run")
+    ax[0][0].set_ylabel("events per 1000 people per day")
     ax[0][0].set_ylim(bottom=0)
     dropped = np.cumsum(ts["ties_dropped"])
     ax[0][1].plot(day, dropped, color=ORANGE)
     ax[0][1].set_title("ties dropped, cumulative")
-    ax[0][1].set_xlabel("day")
+    ax[0][1].set_xlabel("day of the run")
+    ax[0][1].set_ylabel("ties dropped since day 0")
     ax[0][1].set_ylim(0, max(float(dropped[-1]) * 1.1 if len(dropped) else 0, 1))
     if not len(dropped) or dropped[-1] == 0:
         ax[0][1].annotate("no tie was dropped", (0.5, 0.5), xycoords="axes fraction",
@@ -659,8 +870,8 @@ def _fig_chilling(d: _RunData, m: _M, figs: _Figures) -> str:
         '<p class="note">Voice relative to the same society without the system needs a '
         "baseline: run `credsim audit RUN --baseline BASE` first and the report will show "
         "it.</p>")
-    return figs.figure(fig, "Chilling: voice (criticism, \"rumours\") and ties dropped after "
-                       "falls in grade, score or rating.") + _table(
+    return figs.figure(fig, "Chilling: voice (criticism, \"rumours\"; blue, left) and ties "
+                       "dropped after falls in grade, score or rating (orange, right).") + _table(
         ["measure", "value", "unit"], rows, {1}) + note
 
 
@@ -674,7 +885,8 @@ def _fig_spirals(d: _RunData, m: _M, figs: _Figures) -> str:
         adults = d.manifest["adults"]
         ax[0][0].plot(ts["day"], (ts["grade_C"] + ts["grade_D"]) / adults, color=VERMILION)
         ax[0][0].set_title("share of adults at grade C or D")
-        ax[0][0].set_xlabel("day")
+        ax[0][0].set_xlabel("day of the run")
+        ax[0][0].set_ylabel("share of adults")
         ax[0][0].set_ylim(bottom=0)
         ax[0][0].yaxis.set_major_formatter(_percent_axis())
     else:
@@ -692,13 +904,16 @@ def _fig_spirals(d: _RunData, m: _M, figs: _Figures) -> str:
                    fontsize=8)
     a.set_ylim(0, max(vals + [0.01]) * 1.25)
     a.yaxis.set_major_formatter(_percent_axis())
+    a.set_ylabel("share (of adults; of wrongful deductions)")
+    a.set_xlabel("measure")
     a.set_title("spirals and recovery")
     rows = [[e(name), num(m.v(name)), e(m.by[(name, '')].unit)]
             for name in ("fall_to_c_within_year", "wrongful_marks", "recovered_share",
                          "recovery_days_median", "gini_score", "gini_savings")
             if m.has(name)]
-    return figs.figure(fig, "Negative spirals: falls to the low grades, and how often a "
-                       "deduction resting on a false record was made good within the run.") + (
+    return figs.figure(fig, "Negative spirals: falls to the low grades (vermilion), and how "
+                       "often a deduction resting on a false record was made good within "
+                       "the run (green).") + (
         _table(["measure", "value", "unit"], rows, {1}))
 
 
@@ -739,7 +954,8 @@ def _eu_section(d: _RunData, m: _M) -> str:
             continue
         spec = gates.get(g[0], {})
         loss = spec.get("loss_days")
-        rows.append([e(g[0]), e(str(spec.get("domain", ""))), e(str(spec.get("condition", ""))),
+        rows.append([e(gate_words(g[0])), e(str(spec.get("domain", ""))),
+                     e(str(spec.get("condition", ""))),
                      num(g[2]), pct(g[4] / g[2] if g[2] else None), num(loss),
                      "yes" if loss is not None and loss > float(bound) else "no"])
     return "".join([
@@ -761,8 +977,8 @@ def _measures_table(m: _M) -> str:
             + _table(["measure", "key", "value", "unit"], rows, {2}) + "</details>")
 
 
-def _run_report(path: Path) -> str:
-    d = _load_run(path)
+def _run_report(path: Path, baseline: Path | None = None) -> str:
+    d = _load_run(path, baseline)
     m = _M(d.measures)
     figs = _Figures()
     mf = d.manifest
@@ -782,15 +998,16 @@ def _run_report(path: Path) -> str:
         f"again)</summary><pre>{e(mf.get('scenario_toml', ''))}</pre></details>",
     ]
     sub = (f"{num(mf['people'])} people, {num(mf['days'])} days, seed "
-           f"{num(d.scenario['run']['seed'])} &middot; run folder {e(str(path))}")
+           f"{num(d.scenario['run']['seed'])} &middot; run folder {e(str(path))}"
+           + (f" &middot; baseline: {e(d.baseline)}" if d.baseline else ""))
     return _page(f"credsim report: {mf['scenario_name']}", sub, body)
 
 
 # Comparison report ---------------------------------------------------------------------
 
-SUMMARY_COLUMNS = ("scenario", "point", "measure", "key", "unit", "n", "mean", "ci_low",
-                   "ci_high", "diff_mean", "diff_ci_low", "diff_ci_high")
-_TEXT, _WHOLE = ("scenario", "measure", "key", "unit"), ("point", "n")
+SUMMARY_COLUMNS = ("scenario", "point", "measure", "key", "unit", "n", "mean",
+                   "ci_low", "ci_high", "diff_mean", "diff_ci_low", "diff_ci_high")
+_TEXT, _WHOLE = ("scenario", "measure", "key", "unit", "kind"), ("point", "n")
 REQUIRED_VALUES = ("scenario", "point", "measure")  # never null
 
 
@@ -814,7 +1031,7 @@ class _ComparisonManifest(BaseModel):
 
 def _summary_schema() -> pa.Schema:
     return pa.schema([(c, pa.string() if c in _TEXT else pa.int64() if c in _WHOLE
-                       else pa.float64()) for c in SUMMARY_COLUMNS])
+                       else pa.float64()) for c in (*SUMMARY_COLUMNS, "kind")])
 HEADLINE = [
     ("sanctioned_person_days_per_million", ""), ("wrongful_share", ""),
     ("new_listings_per_million", ""), ("listed_per_million", ""),
@@ -829,6 +1046,7 @@ class Interval:
     mean: float | None
     low: float | None
     high: float | None
+    n: int | None = None  # replicates in which the value is defined
 
     @property
     def excludes_zero(self) -> bool:
@@ -851,8 +1069,15 @@ class _Comparison:
     labels: list[str]  # by point index: point 0 is the reference of the differences
     keys: list[tuple[str, str]]  # (measure, key), in the order of the summary
     units: dict[tuple[str, str], str]
+    kinds: dict[tuple[str, str], str]
     means: dict[tuple[str, str], dict[int, Interval]]
     diffs: dict[tuple[str, str], dict[int, Interval]]  # points other than 0
+    series: dict[str, dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]
+    # series name -> point -> (day, mean, low, high), from series.parquet
+
+    def mean(self, measure: str, point: int, key: str = "") -> float | None:
+        iv = self.means.get((measure, key), {}).get(point)
+        return None if iv is None else iv.mean
 
 
 def _load_comparison(path: Path, manifest: dict) -> _Comparison:
@@ -891,8 +1116,15 @@ def _load_comparison(path: Path, manifest: dict) -> _Comparison:
     if missing:
         raise InputError(f"{sp}: not a credsim summary (missing columns: "
                          f"{', '.join(missing)})")
+    if "kind" not in table.column_names:  # optional: decided from the measure and unit
+        from credsim.audit.replicates import _kind_of
+
+        kinds = [_kind_of(str(m), str(u or "")) for m, u in zip(
+            table.column("measure").to_pylist(), table.column("unit").to_pylist(),
+            strict=True)]
+        table = table.append_column("kind", pa.array(kinds, pa.string()))
     try:
-        table = table.select(list(SUMMARY_COLUMNS)).cast(_summary_schema())
+        table = table.select([*SUMMARY_COLUMNS, "kind"]).cast(_summary_schema())
     except (pa.ArrowException, ValueError) as exc:
         raise InputError(f"{sp}: not a credsim summary (a column of the wrong type: "
                          f"{str(exc).splitlines()[0]})") from None
@@ -905,6 +1137,7 @@ def _load_comparison(path: Path, manifest: dict) -> _Comparison:
     labels: dict[int, str] = {}
     keys: dict[tuple[str, str], None] = {}
     units: dict[tuple[str, str], str] = {}
+    kinds: dict[tuple[str, str], str] = {}
     means: dict[tuple[str, str], dict[int, Interval]] = defaultdict(dict)
     diffs: dict[tuple[str, str], dict[int, Interval]] = defaultdict(dict)
     for r in rows:
@@ -912,12 +1145,42 @@ def _load_comparison(path: Path, manifest: dict) -> _Comparison:
         labels.setdefault(pt, str(r["scenario"]))
         keys.setdefault(k)
         units.setdefault(k, r["unit"] or "")
-        means[k][pt] = Interval(r["mean"], r["ci_low"], r["ci_high"])
+        kinds.setdefault(k, r["kind"] or "")
+        means[k][pt] = Interval(r["mean"], r["ci_low"], r["ci_high"], r["n"])
         if pt != 0:  # point 0 is the reference of the paired differences
             diffs[k][pt] = Interval(r["diff_mean"], r["diff_ci_low"], r["diff_ci_high"])
     order = sorted(labels)
     return _Comparison(kind, manifest, [labels[i] for i in order], list(keys), units,
-                       means, diffs)
+                       kinds, means, diffs, _load_series(path))
+
+
+SERIES_COLUMNS = {"series": pa.string(), "point": pa.int64(), "day": pa.int64(),
+                  "mean": pa.float64(), "ci_low": pa.float64(), "ci_high": pa.float64()}
+
+
+def _load_series(path: Path) -> dict:
+    """series.parquet (each point's daily series: mean over replicates and interval)."""
+    sp = path / "series.parquet"
+    if not sp.is_file():
+        return {}  # the report says there is no daily series
+    import pyarrow.parquet as pq
+
+    try:
+        t = pq.read_table(sp).select(list(SERIES_COLUMNS)).cast(pa.schema(
+            list(SERIES_COLUMNS.items())))
+    except Exception as exc:  # any unreadable file is the user's input
+        raise InputError(f"{sp}: not a credsim series file "
+                         f"({str(exc).splitlines()[0]})") from None
+    out: dict = {}
+    cols = {c: t.column(c).to_numpy(zero_copy_only=False) for c in SERIES_COLUMNS}
+    for name in dict.fromkeys(cols["series"]):
+        for pt in sorted(set(cols["point"][cols["series"] == name].tolist())):
+            sel = (cols["series"] == name) & (cols["point"] == pt)
+            order = np.argsort(cols["day"][sel])
+            out.setdefault(str(name), {})[int(pt)] = tuple(
+                np.asarray(cols[c][sel][order], float) for c in ("day", "mean", "ci_low",
+                                                                 "ci_high"))
+    return out
 
 
 def _forest(c: _Comparison, figs: _Figures) -> str:
@@ -962,6 +1225,8 @@ def _forest(c: _Comparison, figs: _Figures) -> str:
         ax.set_yticks(y, names, fontsize=8)
         ax.set_ylim(-0.7, len(pts) - 0.3)
         ax.set_title(k[0] + (f" ({k[1]})" if k[1] else ""), fontsize=9)
+        unit = c.units.get(k, "")
+        ax.set_xlabel(f"change in {unit}" if paired else unit, fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
         # Few ticks, written out in full: small differences' ticks would overlap.
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
@@ -970,7 +1235,8 @@ def _forest(c: _Comparison, figs: _Figures) -> str:
                  "interval" if paired else "mean and 95 % interval across replicates",
                  fontsize=10)
     cap = (f"Paired differences from {c.labels[0]}, replicate by replicate (common random "
-           "numbers), with 95 % intervals; red where the interval excludes 0."
+           "numbers), with 95 % intervals; vermilion (red-orange) where the interval "
+           "excludes 0, blue where it includes 0 (not distinguishable from no change)."
            if paired else "Each grid point's mean across replicates with its 95 % interval.")
     return figs.figure(fig, e(cap))
 
@@ -982,6 +1248,11 @@ GROUP_PANELS = (
     ("sanction_impact_ratio", "sanction impact ratio", FOUR_FIFTHS),
     ("listing_impact_ratio", "listing impact ratio", FOUR_FIFTHS),
 )
+
+
+GROUP_AXES = {"wrongful_share": "share of sanctioned person-days",
+              "sanction_impact_ratio": "impact ratio (1 = no disparity)",
+              "listing_impact_ratio": "impact ratio (1 = no disparity)"}
 
 
 def _group_keys(c: _Comparison, measure: str) -> list[str]:
@@ -1015,34 +1286,203 @@ def _comparison_groups(c: _Comparison, figs: _Figures) -> str:
                        color=POINT_COLOURS[p % len(POINT_COLOURS)], label=label)
         if line is not None:
             a.axhline(line, color="#333", ls="--", lw=1)
-        a.set_xticks(x, [g.replace("=", " ") for g in groups])
+        a.set_xticks(x, [group_words(g) for g in groups])
         a.set_xlim(-0.6, len(groups) - 0.4)
         a.set_ylim(bottom=0)
+        a.set_xlabel("audit group")
+        a.set_ylabel(GROUP_AXES[name])
         a.set_title(title, fontsize=9)
     ax[0][-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return figs.figure(fig, "By audit group: each " + ("scenario" if c.kind == "compare" else
                        "grid point") + "'s mean across replicates with its 95 % interval. "
-                       "The dashed line is the four-fifths line (0.8): an impact ratio below "
-                       "it flags adverse impact (docs/measures.md).")
+                       "The dashed line is the four-fifths line (0.8): a group is flagged "
+                       "when the whole interval of its impact ratio lies below it, and "
+                       "inconclusive when the interval spans it (docs/measures.md).")
 
 
-def _four_fifths_summary(c: _Comparison) -> str | None:
-    """Scenarios or points whose mean sanction or listing impact ratio is below 0.8."""
-    found = []
+def _four_fifths_summary(c: _Comparison) -> list[str]:
+    """Scenarios or points whose impact ratio is flagged (the whole interval below 0.8)
+    or inconclusive (the interval spans 0.8)."""
+    found: dict[str, list[str]] = {FLAGGED: [], INCONCLUSIVE: []}
     for what in ("sanction", "listing"):
         name = f"{what}_impact_ratio"
         for g in _group_keys(c, name):
             for p, iv in sorted(c.means[(name, g)].items()):
-                if iv.mean is None or iv.mean >= FOUR_FIFTHS:
-                    continue
-                sure = iv.high is not None and iv.high < FOUR_FIFTHS
-                found.append(f"{e(c.labels[p])}, {e(g.replace('=', ' '))}, {what}s: "
-                             f"{_fmt_iv(iv).replace('<br>', ' ')}"
-                             + (" (the whole interval is below 0.8)" if sure else ""))
-    if not found:
+                verdict = four_fifths_verdict(iv.mean, iv.low, iv.high)
+                if verdict in found:
+                    found[verdict].append(f"{e(c.labels[p])}, {e(group_words(g))}, {what}s: "
+                                          f"{_fmt_iv(iv).replace('<br>', ' ')}"
+                                          + _defined_in(c, iv, " "))
+    out = []
+    if found[FLAGGED]:
+        out.append('<span class="flag">Four-fifths rule: flagged</span> (the whole 95 % '
+                   "interval of the mean impact ratio is below 0.8): "
+                   + "; ".join(found[FLAGGED]) + ".")
+    if found[INCONCLUSIVE]:
+        out.append("<b>Four-fifths rule: inconclusive</b> (the 95 % interval of the mean "
+                   "impact ratio spans 0.8, so the replicates cannot tell whether the group "
+                   "is below the line): " + "; ".join(found[INCONCLUSIVE]) + ".")
+    return out
+
+
+# Why a value is n/a: the measure's name -> what it needs.
+_NEEDS_SANCTIONS = ("wrongful_share", "cross_context_share", "disproportionate_share",
+                    "sanction_impact_ratio", "sanction_four_fifths_flag")
+_NEEDS_LISTINGS = ("listing_impact_ratio", "listing_four_fifths_flag")
+_UNDEFINED_BECAUSE = {
+    "audit_catch_share": "not defined: no insider edits",
+    "recovered_share": "not defined: no wrongful deductions",
+    "recovery_days_median": "not defined: no wrongful deduction was recovered",
+    "voice_vs_baseline": "needs a baseline run",
+    "true_events_vs_baseline": "needs a baseline run",
+    "isolated_critics_share": "not defined: no critics",
+    "private_school_lost_share": "not defined: no such child held a private place",
+    "score_assortativity": "not defined: no active tie between scored people",
+}
+
+
+def na_reason(c: _Comparison, k: tuple[str, str], p: int) -> str:
+    """Why the mean of measure k is n/a at point p, in words."""
+    measure, key = k
+    if p not in c.means.get(k, {}):
+        return "not measured: this scenario has no such system or gate"
+    if measure in _NEEDS_SANCTIONS:
+        if not c.mean("sanctioned_person_days_per_million", p):
+            return "no sanctions at all in this scenario"
+        if key and measure == "wrongful_share":
+            return f"no sanctions in {group_words(key)}"
+        return "not defined: no sanction was applied"
+    if measure in _NEEDS_LISTINGS:
+        return "not defined: no listings"
+    return _UNDEFINED_BECAUSE.get(measure, "not defined in any replicate")
+
+
+def _defined_in(c: _Comparison, iv: Interval, sep: str = "<br>") -> str:
+    """'(in 1 of 5 replicates)' when the value is not defined in every replicate."""
+    reps = c.manifest.get("replicates")
+    if iv.n is None or reps is None or iv.n >= reps:
+        return ""
+    return f'{sep}<span class="iv">(defined in {iv.n} of {reps} replicates)</span>'
+
+
+def _cell(c: _Comparison, k: tuple[str, str], p: int) -> str:
+    """A mean [interval], or n/a with its reason."""
+    iv = c.means.get(k, {}).get(p)
+    if iv is None or iv.mean is None:
+        return f'n/a<br><span class="iv">{e(na_reason(c, k, p))}</span>'
+    return _fmt_iv(iv) + _defined_in(c, iv)
+
+
+def _diff_cell(c: _Comparison, k: tuple[str, str], p: int) -> str:
+    iv = c.diffs.get(k, {}).get(p)
+    if iv is not None and iv.mean is not None:
+        return _fmt_iv(iv)
+    missing = next((q for q in (0, p) if c.mean(k[0], q, k[1]) is None), None)
+    why = ("no replicate pair has both values" if missing is None else
+           f"n/a in {c.labels[missing]}: {na_reason(c, k, missing)}")
+    return f'n/a<br><span class="iv">{e(why)}</span>'
+
+
+# Plain-language sentences of a comparison: (measure, what it counts, how to show it).
+SENTENCES = (
+    ("sanctioned_person_days_per_million", "sanctioned person-days per million "
+     "person-days", "count"),
+    ("wrongful_share", "the share of sanctioned days resting on false records", "share"),
+    ("new_listings_per_million", "new court listings per million people a year", "count"),
+    ("cross_context_share", "the share of sanctions outside the triggering domain", "share"),
+    ("disproportionate_share", "the share of sanctions costing more than {bound} days' "
+     "income", "share"),
+    ("voice_per_1000_person_days", "voice events per 1000 person-days", "count"),
+)
+
+
+def _levels(a: float, b: float, how: str) -> tuple[str, str]:
+    """Two levels as text, with enough digits to tell them apart."""
+    for digits in range(3, 8):
+        fa, fb = ((f"{100 * a:.{digits - 2}f} %", f"{100 * b:.{digits - 2}f} %")
+                  if how == "share" else (num(a, digits), num(b, digits)))
+        if fa != fb or a == b:
+            break
+    return fa, fb
+
+
+def _change(v: float, how: str) -> str:
+    if how == "share":
+        return f"{100 * v:+.1f}".replace("+0.0", "0.0").replace("-0.0", "0.0")
+    return f"{'+' if v > 0 else ''}{num(v, 3)}"
+
+
+def _sentence(c: _Comparison, p: int, measure: str, what: str, how: str) -> str | None:
+    k = (measure, "")
+    if k not in c.means:
         return None
-    return ('<span class="flag">Four-fifths rule: mean impact ratio below 0.8.</span> '
-            + "; ".join(found) + ".")
+    a, b = c.mean(measure, 0), c.mean(measure, p)
+    label, ref = e(c.labels[p]), e(c.labels[0])
+    if a is None or b is None:
+        if a is None and b is None:
+            return f"{e(what)}: n/a in both ({e(na_reason(c, k, p))})"
+        q = 0 if a is None else p
+        return f"{e(what)}: n/a in {e(c.labels[q])} ({e(na_reason(c, k, q))})"
+    iv = c.diffs.get(k, {}).get(p)
+    if a == b == 0:
+        return f"{e(what)}: none in either"
+    verb = "cuts" if b < a else "raises" if b > a else "leaves unchanged"
+    fa, fb = _levels(a, b, how)
+    text = f"{label} {verb} {e(what)} from {fa} ({ref}) to {fb}"
+    if iv is None or iv.low is None:
+        return (text + " (no interval of the change: the measure is defined in both "
+                "scenarios in fewer than two replicates, so the change cannot be told from "
+                "noise)")
+    points = " percentage points" if how == "share" else ""
+    text += (f" (95 % interval of the change: {_change(iv.low, how)} to "
+             f"{_change(iv.high, how)}{points})")
+    if not iv.excludes_zero:
+        text += "; the change is not distinguishable from none"
+    return text
+
+
+def _plain_language(c: _Comparison) -> list[str]:
+    """One item per scenario other than the first: what it changes, in sentences."""
+    bound = num(float(c.manifest.get("bound_days", 30.0)))
+    items = []
+    for p in range(1, len(c.labels)):
+        said = [t for measure, what, how in SENTENCES
+                if (t := _sentence(c, p, measure, what.format(bound=bound), how))]
+        if said:
+            items.append(f"<b>{e(c.labels[p])} against {e(c.labels[0])}.</b> "
+                         + ". ".join(said) + ".")
+    return items
+
+
+SERIES_TITLES = {"sanctioned": "people sanctioned",
+                 "sanctioned_wrongful": "people sanctioned on a false record",
+                 "listed": "people on the court list"}
+
+
+def _series_charts(c: _Comparison, figs: _Figures) -> str:
+    """Daily series: each scenario's mean over replicates with its 95 % band."""
+    if not c.series:
+        return '<p class="note">The folder has no series.parquet: no daily series.</p>'
+    names = [n for n in SERIES_TITLES if n in c.series
+             and any(np.nanmax(v[1]) > 0 for v in c.series[n].values() if len(v[1]))]
+    if not names:
+        return ('<p class="note">Nobody was sanctioned or listed on any day in any '
+                "replicate: there is no daily series to draw.</p>")
+    fig, ax = figs.new(len(names), width=3.6 * len(names) + 1.4, height=3.0)
+    for a, name in zip(ax[0], names, strict=True):
+        for p, (day, mean, low, high) in sorted(c.series[name].items()):
+            col = POINT_COLOURS[p % len(POINT_COLOURS)]
+            label = c.labels[p] if len(c.labels[p]) <= 30 else c.labels[p][:29] + "…"
+            a.plot(day, mean, color=col, lw=1.6, label=label)
+            a.fill_between(day, low, high, color=col, alpha=0.2, lw=0)
+        a.set_title(SERIES_TITLES[name], fontsize=9)
+        a.set_xlabel("day of the run")
+        a.set_ylabel("people (mean over replicates)")
+        a.set_ylim(bottom=0)
+    ax[0][-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    what = "scenario" if c.kind == "compare" else "grid point"
+    return figs.figure(fig, f"Day by day: each {what}'s mean over replicates (line) and "
+                       "the 95 % interval of that mean (band), from series.parquet.")
 
 
 def _comparison_eu(c: _Comparison) -> str:
@@ -1055,10 +1495,10 @@ def _comparison_eu(c: _Comparison) -> str:
                  f"disproportionate_share − {e(c.labels[0])}"]
     rows = []
     for p, label in enumerate(c.labels):
-        row = [e(label)] + [_fmt_iv(c.means.get((k, ""), {}).get(p))
+        row = [e(label)] + [_cell(c, (k, ""), p)
                             for k in ("cross_context_share", "disproportionate_share")]
         if paired:
-            row += [_fmt_iv(c.diffs.get((k, ""), {}).get(p)) if p else ""
+            row += [_diff_cell(c, (k, ""), p) if p else ""
                     for k in ("cross_context_share", "disproportionate_share")]
         rows.append(row)
     return "".join([
@@ -1068,8 +1508,8 @@ def _comparison_eu(c: _Comparison) -> str:
         "<h3>(ii) Unjustified or disproportionate treatment</h3>",
         f"<p>Measured in each run: <b>disproportionate_share</b>, "
         f"{_eu_disproportionate(bound)}</p>",
-        '<p class="note">Mean [95 % interval] across replicates; n/a where no run applied '
-        "a sanction.</p>",
+        '<p class="note">Mean [95 % interval] across replicates; n/a, with the reason, where '
+        "no run applied a sanction.</p>",
         _table(head, rows, set(range(1, len(head)))),
     ])
 
@@ -1092,24 +1532,13 @@ def _comparison_report(path: Path, manifest: dict) -> str:
                            f"{e(', '.join(str(x) for x in v.get('values', [])))}"
                            for v in manifest["vary"] if isinstance(v, dict))
         items.append(f"<b>Varied.</b> {varied}.")
-    sig = []
-    for k in HEADLINE:
-        for p, iv in sorted(c.diffs.get(k, {}).items()):
-            if p and iv.mean is not None and iv.excludes_zero:
-                sig.append(f"{e(k[0])} {'rises' if iv.mean > 0 else 'falls'} in "
-                           f"{e(c.labels[p])} by {num(abs(iv.mean))} (95 % interval of the "
-                           f"difference {num(iv.low)} to {num(iv.high)})")
-    if len(c.labels) > 1:
-        items.append(f"<b>Differences from {e(c.labels[0])}.</b> "
-                     + ("; ".join(sig) + "." if sig else
-                        "No headline measure differs with a 95 % interval that excludes 0."))
-    flags = _four_fifths_summary(c)
-    if flags:
-        items.append(flags)
+    items += _plain_language(c)
+    items += _four_fifths_summary(c)
     body = ["<h2>Summary</h2>",
             '<ul class="summary">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>",
             "<h2>Differences with intervals</h2>" if paired else
             "<h2>Means with intervals</h2>", _forest(c, figs),
+            "<h2>Day by day</h2>", _series_charts(c, figs),
             "<h2>Wrongful sanctions and disparate impact by group</h2>",
             _comparison_groups(c, figs),
             "<h2>EU AI Act Art. 5(1)(c): what was measured</h2>", _comparison_eu(c)]
@@ -1119,8 +1548,8 @@ def _comparison_report(path: Path, manifest: dict) -> str:
     for k in c.keys:
         r = [e(k[0]) + (f'<br><span class="iv">{e(k[1])}</span>' if k[1] else ""),
              e(c.units[k])]
-        r += [_fmt_iv(c.means[k].get(p)) for p in range(len(c.labels))]
-        r += [_fmt_iv(c.diffs[k].get(p)) for p in range(1, len(c.labels))]
+        r += [_cell(c, k, p) for p in range(len(c.labels))]
+        r += [_diff_cell(c, k, p) for p in range(1, len(c.labels))]
         trows.append(r)
     body += ["<h2>Every measure</h2>",
              '<p class="note">Mean [95 % interval] across replicates, and the paired '
