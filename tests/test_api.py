@@ -212,6 +212,9 @@ def test_compare_takes_scenario_objects_and_pairs_them(api_comparison):
                                            if r["point"] == 0})
     html = cmp._repr_html_()
     assert "<table" in html and "reviewed" in html
+    series = cmp.series()
+    assert series.num_rows > 0 and set(series.column("scenario").to_pylist()) == {
+        "rongcheng", "reviewed"}
 
 
 def test_a_comparison_is_saved_and_reopened(api_comparison, tmp_path):

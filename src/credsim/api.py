@@ -376,8 +376,9 @@ class Comparison(_Frames, _Folder):
         return [p["label"] for p in self.manifest["points"]]
 
     def table(self) -> pa.Table:
-        """summary.parquet: scenario, point, measure, key, unit, n, mean, sd, ci_low,
-        ci_high, and versus, diff_* and unpaired_* for points after the first."""
+        """summary.parquet: scenario, point, measure, key, unit, kind, n, mean, sd,
+        ci_low, ci_high (on the scale `interval` names), and versus, diff_* and
+        unpaired_* for points after the first."""
         try:
             return pq.read_table(self.path / "summary.parquet")
         except (OSError, pa.ArrowException) as exc:
@@ -385,8 +386,18 @@ class Comparison(_Frames, _Folder):
 
     def runs(self) -> pa.Table:
         """Every replicate's measures, one row per run and measure."""
-        files = sorted((self.path / "runs").glob("*.parquet"))
+        files = sorted(f for f in (self.path / "runs").glob("*.parquet")
+                       if not f.name.endswith(".series.parquet"))
         return pa.concat_tables([pq.read_table(f) for f in files])
+
+    def series(self) -> pa.Table:
+        """series.parquet: per scenario and day, the mean over replicates of the daily
+        series (people sanctioned, sanctioned on a false record, listed) and its 95 %
+        interval."""
+        try:
+            return pq.read_table(self.path / "series.parquet")
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{self.path / 'series.parquet'}: unreadable ({exc})") from None
 
     def report(self, out: str | Path | None = None) -> Path:
         from credsim.audit.report import write_report
