@@ -76,9 +76,10 @@ def test_report_numbers_match_the_measures(run, report):
     by = {(m.measure, m.key): m.value for m in measures}
     # Every measure is in the table, with the value as the report prints it.
     for m in measures:
-        row = (f"<td>{rpt.e(m.measure)}</td><td>{rpt.e(m.key)}</td>"
+        row = (f"<td>{rpt._named(m.measure, m.key)}</td>"
                f"<td class=n>{rpt.num(m.value)}</td><td>{rpt.e(m.unit)}</td>")
         assert row in html, row
+        assert rpt.e(m.label) in html  # in words, as credsim.labels declares it
     con = connect(run)
     try:
         sanctioned, wrongful, new = con.execute(

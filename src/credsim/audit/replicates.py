@@ -409,6 +409,7 @@ INF = math.inf
 KIND_RANGES: dict[str, tuple[float, float]] = {
     "share": (0.0, 1.0), "flag": (0.0, 1.0), "count": (0.0, INF), "rate": (0.0, INF),
     "ratio": (0.0, INF), "score": (-INF, INF), "correlation": (-1.0, 1.0),
+    "verdict": (0.0, 2.0),  # the four-fifths codes: 0 not flagged, 1 inconclusive, 2 flagged
 }
 # Measures whose range is narrower than their kind's.
 RANGE_OF_MEASURE: dict[str, tuple[float, float]] = {
@@ -420,8 +421,12 @@ INTERVAL_METHOD = {"bounded": "logit t (delta method)", "positive": "log t (delt
 
 
 def _kind_of(measure: str, unit: str) -> str:
-    """The kind of a measure, from its name and unit (docs/measures.md): the one place
-    that decides it, so that it can later be read from a registry of measures."""
+    """The kind of a measure: as declared in credsim.labels; for a measure it does not
+    know (a file from another version), guessed from the name and unit."""
+    from credsim.labels import MEASURES
+
+    if measure in MEASURES:
+        return MEASURES[measure].kind
     u = unit.lower()
     if measure.endswith("_flag") or u == "1 = flagged":
         return "flag"

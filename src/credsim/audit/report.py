@@ -30,6 +30,7 @@ import io
 import math
 import os
 import re
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -971,10 +972,27 @@ def _eu_section(d: _RunData, m: _M) -> str:
     ])
 
 
+def _label(measure: str, key: str = "") -> str:
+    """A measure in words (credsim.labels); its identifier where it has no label (a file
+    written by another version)."""
+    from credsim.labels import measure_label
+
+    try:
+        return measure_label(measure, key).label
+    except KeyError:
+        return measure + (f" ({key})" if key else "")
+
+
+def _named(measure: str, key: str = "") -> str:
+    """A table cell: the measure in words, with its identifier small beneath."""
+    ident = measure + (f" ({key})" if key else "")
+    return f'{e(_label(measure, key))}<br><span class="iv">{e(ident)}</span>'
+
+
 def _measures_table(m: _M) -> str:
-    rows = [[e(x.measure), e(x.key), num(x.value), e(x.unit)] for x in m.all]
+    rows = [[_named(x.measure, x.key), num(x.value), e(x.unit)] for x in m.all]
     return ("<details open><summary>All measures (definitions: docs/measures.md)</summary>"
-            + _table(["measure", "key", "value", "unit"], rows, {2}) + "</details>")
+            + _table(["measure", "value", "unit"], rows, {1}) + "</details>")
 
 
 def _run_report(path: Path, baseline: Path | None = None) -> str:
@@ -1224,7 +1242,7 @@ def _forest(c: _Comparison, figs: _Figures) -> str:
             ax.axvline(0, color="#333", lw=0.8, ls="--")
         ax.set_yticks(y, names, fontsize=8)
         ax.set_ylim(-0.7, len(pts) - 0.3)
-        ax.set_title(k[0] + (f" ({k[1]})" if k[1] else ""), fontsize=9)
+        ax.set_title(textwrap.fill(_label(*k), 55), fontsize=9)
         unit = c.units.get(k, "")
         ax.set_xlabel(f"change in {unit}" if paired else unit, fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
@@ -1546,8 +1564,7 @@ def _comparison_report(path: Path, manifest: dict) -> str:
     head += [f"{e(lab)} − {e(c.labels[0])}" for lab in c.labels[1:]]
     trows = []
     for k in c.keys:
-        r = [e(k[0]) + (f'<br><span class="iv">{e(k[1])}</span>' if k[1] else ""),
-             e(c.units[k])]
+        r = [_named(*k), e(c.units[k])]
         r += [_cell(c, k, p) for p in range(len(c.labels))]
         r += [_diff_cell(c, k, p) for p in range(1, len(c.labels))]
         trows.append(r)
