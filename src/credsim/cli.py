@@ -396,7 +396,7 @@ def compare(
             scenarios, replicates=replicates, out=out_dir, overrides=set_, seed=seed,
             days=days, people=people, workers=workers, scheduler=scheduler,
             console=_progress_console(quiet, fmt), force=force)
-        if not quiet and fmt != "table":
+        if fmt != "table":  # asked for explicitly: printed even with --quiet
             fm.emit(rep.compare_output(folder), fmt, out)
     except InputError as exc:
         _fail(str(exc))
@@ -443,7 +443,7 @@ def sweep(
             scenario, vary=vary, replicates=replicates, out=out_dir, resume=resume,
             overrides=set_, seed=seed, days=days, people=people, workers=workers,
             scheduler=scheduler, console=_progress_console(quiet, fmt), force=force)
-        if not quiet and fmt != "table":
+        if fmt != "table":  # asked for explicitly: printed even with --quiet
             fm.emit(rep.sweep_output(folder), fmt, out)
     except InputError as exc:
         _fail(str(exc))

@@ -10,7 +10,7 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -40,13 +40,16 @@ def fixed(value: float, decimals: int) -> str:
     ...), with thousands separators and never in e notation."""
     if not math.isfinite(value):
         return {math.inf: "∞", -math.inf: "−∞"}.get(value, NOT_AVAILABLE)
-    # Decimal rounds the exact binary value and prints without an exponent.
-    step = Decimal(1).scaleb(-decimals)
-    rounded = Decimal(value).quantize(step, rounding=ROUND_HALF_EVEN) if decimals >= 0 else (
-        (Decimal(value) / step).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * step)
-    if rounded == 0:
-        rounded = abs(rounded)  # no "-0"
-    return f"{rounded:,.{max(decimals, 0)}f}"
+    # Decimal rounds the exact binary value and prints without an exponent; its precision
+    # must hold every digit of the largest float (309) and the smallest (1,074 decimals).
+    with localcontext(Context(prec=1_500, rounding=ROUND_HALF_EVEN)):
+        step = Decimal(1).scaleb(-decimals)
+        exact = Decimal(value)
+        rounded = exact.quantize(step) if decimals >= 0 else (
+            (exact / step).quantize(Decimal(1)) * step)
+        if rounded == 0:
+            rounded = abs(rounded)  # no "-0"
+        return f"{rounded:,.{max(decimals, 0)}f}"
 
 
 def number(value: float | None, significant: int = SIGNIFICANT) -> str:

@@ -8,6 +8,7 @@ import re
 import textwrap
 import typing
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen
@@ -231,7 +232,10 @@ def _flat(metadata: list) -> list:
 
 
 def _num(v: float) -> str:
-    return f"{v:_}" if isinstance(v, int) else f"{v:g}"
+    """A bound as people read it: 1_000_000, 0.000001 (never 1e+06)."""
+    if isinstance(v, int) or float(v).is_integer():
+        return f"{int(v):_}"
+    return format(Decimal(repr(v)), "f")
 
 
 def markdown() -> str:
