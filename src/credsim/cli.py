@@ -172,6 +172,9 @@ def params(
 
     fmt = _check_format(fmt)
     if markdown:
+        if prefix:
+            _fail("--markdown prints the whole reference page; for some keys use PREFIX "
+                  "--format markdown")
         sys.stdout.write(ref.markdown())
         return
     try:

@@ -173,9 +173,13 @@ def emit(output: Output, fmt: str, console: Console, stream: TextIO | None = Non
 
 
 def markdown(output: Output) -> str:
-    """A GitHub Markdown table of what people see (`|` in a cell escaped)."""
+    """A GitHub Markdown table of what people see (`|` and `<` in a cell escaped, so that
+    `channels.<name>` is not taken for HTML)."""
+    def cell(text: str) -> str:
+        return " ".join(text.replace("|", "\\|").replace("<", "\\<").split())
+
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(" ".join(c.replace("|", "\\|").split()) for c in cells) + " |"
+        return "| " + " | ".join(cell(c) for c in cells) + " |"
 
     rule = "|" + "|".join("---:" if c.numeric else "---" for c in output.columns) + "|"
     lines = [line([c.header for c in output.columns]), rule]
