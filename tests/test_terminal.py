@@ -19,14 +19,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 from credsim import formatting as fm
 from credsim.scenario.reference import parameters
 
 FINITE = st.floats(allow_nan=False, allow_infinity=False)
 SHARES = st.floats(-1e300, 1e300)  # as percentages (x 100) still finite
+# No deadline: the machine is shared, and time is not what these tests are about.
+untimed = settings(deadline=None)
 SMALL = ("--people", "2000", "--days", "30")
 TINY = ("--people", "500", "--days", "10", "--replicates", "2", "--workers", "1")
 
@@ -44,12 +47,14 @@ def _unit_of_last_place(text: str) -> float:
 # --- numbers --------------------------------------------------------------------------
 
 
+@untimed
 @given(SHARES)
 def test_numbers_never_use_e_notation(v):
     for text in (fm.number(v), fm.percent(v), fm.value(v, "share"), fm.value(v, "points")):
         assert "e" not in text.lower(), text
 
 
+@untimed
 @given(FINITE)
 def test_numbers_read_back_to_within_their_last_digit(v):
     text = fm.number(v)
@@ -57,24 +62,28 @@ def test_numbers_read_back_to_within_their_last_digit(v):
     assert abs(_parse(text) - v) <= _unit_of_last_place(text) / 2 + abs(v) * 1e-15
 
 
+@untimed
 @given(SHARES)
 def test_percentages_read_back_to_within_their_last_digit(v):
     shown = fm.percent(v)
     assert abs(_parse(shown) - v * 100) <= _unit_of_last_place(shown) / 2 + abs(v) * 1e-13
 
 
+@untimed
 @given(FINITE, FINITE)
 def test_numbers_are_monotone(a, b):
     lo, hi = sorted((a, b))
     assert _parse(fm.number(lo)) <= _parse(fm.number(hi))
 
 
+@untimed
 @given(SHARES, SHARES)
 def test_percentages_are_monotone(a, b):
     lo, hi = sorted((a, b))
     assert _parse(fm.percent(lo)) <= _parse(fm.percent(hi))
 
 
+@untimed
 @given(st.floats(-1e12, 1e12), st.floats(1e-9, 1e9))
 def test_intervals_show_the_digits_the_half_width_supports(mean, half):
     lo, hi = mean - half, mean + half
@@ -120,7 +129,7 @@ def _columns(table_text: str) -> dict[str, str]:
     lines = table_text.splitlines()
     head = [ln for ln in lines if ln.startswith("┃")]
     body = [ln for ln in lines if ln.startswith("│")]
-    names = ["".join(parts) for parts in zip(*[[c.strip() for c in ln.split("┃")[1:-1]]
+    names = [_squeezed("".join(parts)) for parts in zip(*[[c.strip() for c in ln.split("┃")[1:-1]]
                                                 for ln in head], strict=True)]
     cols = [_squeezed("".join(col)) for col in
             zip(*[ln.split("│")[1:-1] for ln in body], strict=True)]
@@ -171,6 +180,28 @@ def test_piped_tables_are_not_wrapped(cli_run):
     records = json.loads(_cli("audit", str(cli_run), "--format", "json").stdout)
     assert [(m, k, u) for m, k, _, u in rows] == [
         (x["measure"], x["key"], x["unit"]) for x in records]
+
+
+@untimed
+@given(st.lists(st.floats(-1e9, 1e9), min_size=1, max_size=6),
+       st.integers(min_value=40, max_value=120))
+def test_a_table_of_many_numbers_is_never_cut(means, width):
+    """Numbers stay whole when the table can fit so, and wrap rather than being cut when
+    it cannot (a grid of intervals on a narrow terminal)."""
+    o = fm.Output("t", [fm.Column("grid point"),
+                        *(fm.Column(f"measure number {i} per million", numeric=True)
+                          for i in range(len(means)))])
+    for row in range(3):
+        o.add([f"court_list.grace_days={row}",
+               *(fm.mean_pm(m, m - 1.5 - row, m + 1.5 + row) for m in means)])
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    fm.emit(o, "table", console)
+    text = console.file.getvalue()
+    assert "…" not in text and all(len(ln) <= width for ln in text.splitlines())
+    cols = _columns(text)
+    for row in o.cells:
+        for header, cell in zip((c.header for c in o.columns), row, strict=True):
+            assert _squeezed(cell) in cols[_squeezed(header)]
 
 
 # --- formats --------------------------------------------------------------------------

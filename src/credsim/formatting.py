@@ -5,6 +5,7 @@ formats (a Rich table, CSV, JSON or a GitHub Markdown table)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import sys
@@ -113,10 +114,14 @@ class Column:
     header: str
     numeric: bool = False  # right-aligned and never wrapped
 
-    def add_to(self, table: Table) -> None:
+    def add_to(self, table: Table, cells: Sequence[str], whole_numbers: bool) -> None:
+        # Long text wraps (a word too long for the column is folded), never cut; numbers
+        # keep their whole width if the table can fit so, and their header wraps above.
         if self.numeric:
-            table.add_column(escape(self.header), justify="right", no_wrap=True)
-        else:  # long text wraps (a word too long for the column is folded), never cut
+            widest = max((len(c) for c in cells), default=1) if whole_numbers else None
+            table.add_column(escape(self.header), justify="right", overflow="fold",
+                             min_width=widest)
+        else:
             table.add_column(escape(self.header), overflow="fold")
 
 
@@ -150,11 +155,10 @@ def emit(output: Output, fmt: str, console: Console, stream: TextIO | None = Non
     (standard output)."""
     stream = stream or sys.stdout
     if fmt == "table":
-        table = Table(title=escape(output.title) if output.title else None)
-        for c in output.columns:
-            c.add_to(table)
-        for row in output.cells:
-            table.add_row(*(escape(c) for c in row))
+        # Numbers are kept whole if the table can fit so; otherwise they wrap (not cut).
+        table = rich_table(output, whole_numbers=True)
+        if not _fits(table, console.width):
+            table = rich_table(output, whole_numbers=False)
         console.print(table)
     elif fmt == "markdown":
         stream.write(markdown(output))
@@ -170,6 +174,24 @@ def emit(output: Output, fmt: str, console: Console, stream: TextIO | None = Non
     else:
         raise ValueError(check_format(fmt))
     stream.flush()
+
+
+def _fits(table: Table, width: int) -> bool:
+    """Whether Rich can lay `table` out in `width` columns without cutting it (a cut
+    line lacks its right border)."""
+    probe = Console(file=io.StringIO(), width=width, color_system=None, legacy_windows=False)
+    probe.print(table)
+    lines = [ln for ln in probe.file.getvalue().splitlines() if ln[:1] in "┏┃┡│└"]
+    return all(ln[-1:] in "┓┃┩│┘" for ln in lines)
+
+
+def rich_table(output: Output, whole_numbers: bool) -> Table:
+    table = Table(title=escape(output.title) if output.title else None)
+    for i, c in enumerate(output.columns):
+        c.add_to(table, [row[i] for row in output.cells], whole_numbers)
+    for row in output.cells:
+        table.add_row(*(escape(c) for c in row))
+    return table
 
 
 def markdown(output: Output) -> str:
