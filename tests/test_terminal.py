@@ -390,7 +390,7 @@ def test_ctrl_c_in_a_reading_command_says_interrupted(cli_run):
          "SELECT sum(a.income * b.income * c.income) FROM people a, people b, people c"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(3)  # well into the query (it takes minutes)
+        time.sleep(3)  # starting, or well into the query (it takes minutes)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
@@ -398,8 +398,9 @@ def test_ctrl_c_in_a_reading_command_says_interrupted(cli_run):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 130
-    assert stderr.strip() == "interrupted"
+    # Whenever it comes (while importing, or inside DuckDB): one line and 130.
+    assert proc.returncode == 130, stderr
+    assert len(stderr.strip().splitlines()) == 1 and stderr.startswith("interrupted"), stderr
 
 
 def test_a_closed_pipe_ends_quietly(cli_run):

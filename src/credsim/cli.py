@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -30,11 +31,30 @@ class _Commands(TyperGroup):
         except KeyboardInterrupt:
             err.print("interrupted", highlight=False)
             raise typer.Exit(130) from None
+        except (click.exceptions.Exit, click.ClickException):
+            raise
         except BrokenPipeError:
             # Nothing more can reach the reader; later flushes must not fail either.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(1) from None
+        except Exception:
+            if not _ctrl_c.seen:  # DuckDB turns Ctrl-C into RuntimeError('Query interrupted')
+                raise
+            err.print("interrupted", highlight=False)
+            raise typer.Exit(130) from None
+
+
+class _ctrl_c:  # noqa: N801 - a flag, read as `_ctrl_c.seen`
+    """Whether Ctrl-C was pressed, even if a library turned the KeyboardInterrupt into an
+    error of its own."""
+
+    seen = False
+
+
+def _on_ctrl_c(signum, frame) -> None:
+    _ctrl_c.seen = True
+    signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt, as usual
 
 
 class _Command(TyperCommand):
@@ -585,6 +605,8 @@ def main() -> None:
     from credsim.results import use_system_allocator
 
     use_system_allocator()
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_ctrl_c)
     try:
         app()
     except _Terminated:
