@@ -3,26 +3,123 @@
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from credsim import __version__
+from credsim import formatting as fm
 from credsim.errors import InputError, RunsFailed, Stopped
 
+
+class _Commands(TyperGroup):
+    """Every command: Ctrl-C that the command does not handle itself ends in one line and
+    exit code 130; a closed pipe (`credsim query ... | head`) ends quietly."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            err.print("interrupted", highlight=False)
+            raise typer.Exit(130) from None
+        except (click.exceptions.Exit, click.ClickException):
+            raise
+        except BrokenPipeError:
+            # Nothing more can reach the reader; later flushes must not fail either.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(1) from None
+        except Exception:
+            if not _ctrl_c.seen:  # DuckDB turns Ctrl-C into RuntimeError('Query interrupted')
+                raise
+            err.print("interrupted", highlight=False)
+            raise typer.Exit(130) from None
+
+
+class _ctrl_c:  # noqa: N801 - a flag, read as `_ctrl_c.seen`
+    """Whether Ctrl-C was pressed, even if a library turned the KeyboardInterrupt into an
+    error of its own."""
+
+    seen = False
+
+
+def _on_ctrl_c(signum, frame) -> None:
+    _ctrl_c.seen = True
+    signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt, as usual
+
+
+class _Command(TyperCommand):
+    """A command whose help names arguments by their metavar alone (SCENARIO, RUN_DIR):
+    no Python types such as <list[str]>."""
+
+    def collect_usage_pieces(self, ctx):
+        pieces = [self.options_metavar] if self.options_metavar else []
+        return pieces + [_argument_name(p, usage=True) for p in self.get_params(ctx)
+                         if p.param_type_name == "argument"]
+
+    def format_options(self, ctx, formatter) -> None:
+        params = [p for p in self.get_params(ctx) if not getattr(p, "hidden", False)]
+        args = [(_argument_name(p), (p.help or "") + ("  [required]" if p.required else ""))
+                for p in params if p.param_type_name == "argument"]
+        opts = [r for p in params if p.param_type_name == "option"
+                if (r := p.get_help_record(ctx)) is not None]
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _argument_name(param, usage: bool = False) -> str:
+    name = param.metavar or param.name.upper()
+    if param.nargs != 1 and not name.endswith("..."):
+        name += "..."
+    return f"[{name}]" if usage and not param.required else name
+
+
 app = typer.Typer(
+    cls=_Commands,
+    rich_markup_mode=None,
     add_completion=False,
     no_args_is_help=True,
     help="credsim: simulate social credit systems on synthetic societies and audit their harms.",
 )
-out = Console()
+
+
+def _out_width() -> int | None:
+    """Standard output's width: the terminal's, or COLUMNS; piped without COLUMNS, wide
+    enough that no table is wrapped or cut."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit():
+        return None
+    return 10_000
+
+
+out = Console(width=_out_width())
 err = Console(stderr=True)
+
+# Options shared by several commands, with one name, metavar and meaning everywhere.
+_Set = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="KEY=VALUE", help="Override: key.path=value (repeatable).")]
+_Seed = Annotated[int | None, typer.Option(
+    metavar="N", help="Base seed (run.seed); for compare and sweep, replicate r uses N + r.")]
+_Days = Annotated[int | None, typer.Option(metavar="N", help="Days to simulate (run.days).")]
+_People = Annotated[int | None, typer.Option(
+    metavar="N", help="Number of citizens (run.people).")]
+_Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print no progress and no table; "
+                                      "errors are still printed.")]
+_Format = Annotated[str, typer.Option(
+    "--format", metavar="FORMAT", help="table, csv, json or markdown (csv and json: full "
+    "precision, units in their own column).")]
+_RunDir = Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A results folder.")]
+_Scenario = Annotated[str, typer.Argument(metavar="SCENARIO", help="Preset name or TOML file.")]
 
 
 def _fail(message: str) -> None:
@@ -46,7 +143,7 @@ def _root(
     pass
 
 
-@app.command()
+@app.command(cls=_Command)
 def presets() -> None:
     """List the shipped presets, one line each."""
     from credsim.scenario.load import preset_summaries
@@ -57,55 +154,73 @@ def presets() -> None:
         out.print(f"[bold]{name:<{width}}[/]  {desc}", highlight=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def show(
-    scenario: Annotated[str, typer.Argument(help="Preset name or TOML file.")],
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override: key.path=value (repeatable).")
-    ] = None,
+    scenario: _Scenario,
+    set_: _Set = None,
+    seed: _Seed = None,
+    days: _Days = None,
+    people: _People = None,
+    plain: Annotated[bool, typer.Option(
+        "--plain", help="Plain TOML, without the comments giving each key's meaning, unit "
+        "and range.")] = False,
 ) -> None:
-    """Print the fully resolved scenario as TOML (save, edit and run it)."""
+    """Print the fully resolved scenario as TOML, each key with its meaning, unit and range
+    as a comment (save, edit and run it)."""
     from credsim.scenario.load import load_scenario, scenario_to_toml
+    from credsim.scenario.reference import annotated_toml
 
     try:
-        s = load_scenario(scenario, set_)
+        s = load_scenario(scenario, set_, seed=seed, days=days, people=people)
     except InputError as exc:
         _fail(str(exc))
-    sys.stdout.write(scenario_to_toml(s))
+    sys.stdout.write(scenario_to_toml(s) if plain else annotated_toml(s))
 
 
-@app.command()
+@app.command(cls=_Command)
 def params(
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="Print as a Markdown table.")
+    prefix: Annotated[str | None, typer.Argument(
+        metavar="PREFIX", help="Only the keys that start with this (e.g. safeguards, "
+        "court_list.appeal, channels.court).")] = None,
+    fmt: _Format = "table",
+    markdown: Annotated[bool, typer.Option(
+        "--markdown", help="The reference page docs/parameters.md (every key, as Markdown).")
     ] = False,
 ) -> None:
-    """List every scenario parameter with its default, allowed range and meaning."""
-    from credsim.scenario.reference import markdown as as_markdown
-    from credsim.scenario.reference import parameter_rows
+    """List every scenario parameter with its default, allowed range, unit and meaning."""
+    from credsim.scenario import reference as ref
 
+    fmt = _check_format(fmt)
     if markdown:
-        sys.stdout.write(as_markdown())
+        if prefix:
+            _fail("--markdown prints the whole reference page; for some keys use PREFIX "
+                  "--format markdown")
+        sys.stdout.write(ref.markdown())
         return
-    t = Table("key", "default", "allowed", "description")
-    for key, _typ, default, allowed, desc in parameter_rows():
-        t.add_row(escape(key), escape(default), escape(allowed), escape(desc))
-    out.print(t)
+    try:
+        rows = ref.parameters(prefix)
+    except InputError as exc:
+        _fail(str(exc))
+    o = fm.Output("", [fm.Column("key"), fm.Column("default"), fm.Column("allowed"),
+                       fm.Column("unit"), fm.Column("description")])
+    for p in rows:
+        o.add([p.key, p.default, p.allowed, p.unit, p.description],
+              {"key": p.key, "type": p.type, "default": p.default, "allowed": p.allowed,
+               "unit": p.unit, "description": p.description})
+    fm.emit(o, fmt, out)
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
-    scenario: Annotated[str, typer.Argument(help="Preset name or TOML file.")],
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override: key.path=value (repeatable).")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Base seed (run.seed).")] = None,
-    days: Annotated[int | None, typer.Option(help="Days to simulate (run.days).")] = None,
-    people: Annotated[int | None, typer.Option(help="Number of citizens (run.people).")] = None,
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Results folder (must not exist).")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    scenario: _Scenario,
+    set_: _Set = None,
+    seed: _Seed = None,
+    days: _Days = None,
+    people: _People = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", metavar="DIR", help="Results folder to write; must not exist (default: "
+        "runs/NAME-seedSEED).")] = None,
+    quiet: _Quiet = False,
     force: Annotated[bool, typer.Option(
         "--force", help="Run even if the memory estimate exceeds the memory available.")
     ] = False,
@@ -159,29 +274,31 @@ def run(
         out.print(f"results: [bold]{target}[/]", highlight=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def summary(
-    run_path: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A results folder.")],
-    baseline: Annotated[
-        Path | None, typer.Option(help="Results folder of the counterfactual run.")
-    ] = None,
+    run_path: _RunDir,
+    baseline: Annotated[Path | None, typer.Option(
+        metavar="RUN_DIR", help="Results folder of the counterfactual run.")] = None,
+    fmt: _Format = "table",
 ) -> None:
     """Print a run's headline figures."""
+    fmt = _check_format(fmt)
     try:
-        _print_summary(run_path, baseline)
+        _print_summary(run_path, baseline, fmt)
     except InputError as exc:
         _fail(str(exc))
 
 
-@app.command()
+@app.command(cls=_Command)
 def query(
-    run_path: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A results folder.")],
-    sql: Annotated[str, typer.Argument(help="One read-only query (SELECT, WITH, EXPLAIN, "
-                                            "DESCRIBE, SHOW) over timeseries, ledger, "
-                                            "people, firms, sanctions.")],
-    fmt: Annotated[str, typer.Option("--format", help="table or csv.")] = "table",
-    limit: Annotated[int, typer.Option(help="Most rows shown as a table (at least 1); csv "
-                                            "prints every row.", min=1)] = 50,
+    run_path: _RunDir,
+    sql: Annotated[str, typer.Argument(metavar="SQL", help="One read-only query (SELECT, "
+                                       "WITH, EXPLAIN, DESCRIBE, SHOW) over timeseries, "
+                                       "ledger, people, firms, sanctions.")],
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT",
+                                     help="table or csv.")] = "table",
+    limit: Annotated[int, typer.Option(metavar="N", help="Most rows shown as a table (at "
+                                       "least 1); csv prints every row.", min=1)] = 50,
 ) -> None:
     """Run one read-only SQL query (DuckDB) over a run's tables; nothing else is read or
     written."""
@@ -209,9 +326,9 @@ def query(
                   highlight=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def lookup(
-    run_path: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A results folder.")],
+    run_path: _RunDir,
     key: Annotated[str, typer.Argument(metavar="ID_OR_USCC",
                                        help="A person's id (digits) or a firm's 18-character "
                                        "Unified Social Credit Code.")],
@@ -226,75 +343,84 @@ def lookup(
         _fail(str(exc))
 
 
-@app.command()
+@app.command(cls=_Command)
 def audit(
-    run_path: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A results folder.")],
-    baseline: Annotated[
-        Path | None, typer.Option(help="Results folder of the same society without the "
-                                  "system (same people, days and seed).")
-    ] = None,
-    bound_days: Annotated[
-        float, typer.Option(help="Proportionality bound: a sanction costing more than this "
-                            "many days of income is disproportionate.", min=0)
-    ] = 30.0,
+    run_path: _RunDir,
+    baseline: Annotated[Path | None, typer.Option(
+        metavar="RUN_DIR", help="Results folder of the same society without the system "
+        "(same people, days and seed).")] = None,
+    bound_days: Annotated[float, typer.Option(
+        metavar="N", help="Proportionality bound: a sanction costing more than this many "
+        "days of income is disproportionate.", min=0)] = 30.0,
+    fmt: _Format = "table",
 ) -> None:
     """Compute the harm audit's measures, print them and write RUN_DIR/measures.parquet."""
     from credsim.audit.measures import compute, write_measures
 
+    fmt = _check_format(fmt)
     try:
         measures = compute(run_path, baseline, bound_days)
         path = write_measures(measures, run_path)
     except InputError as exc:
         _fail(str(exc))
-    t = Table(title=f"harm audit of {escape(str(run_path))}")
-    # Names and values stay whole on a narrow terminal; the units wrap.
-    for c, j, whole in (("measure", "left", True), ("key", "left", True),
-                        ("value", "right", True), ("unit", "left", False)):
-        t.add_column(c, justify=j, no_wrap=whole, min_width=6 if not whole else None)
+    o = fm.Output(f"harm audit of {run_path}", [
+        fm.Column("measure"), fm.Column("key"), fm.Column("value", numeric=True),
+        fm.Column("unit")])
     for m in measures:
-        t.add_row(m.measure, escape(m.key), "n/a" if m.value is None else f"{m.value:,.4g}",
-                  escape(m.unit))
-    out.print(t)
-    out.print(f"measures: [bold]{escape(str(path))}[/] (definitions: docs/measures.md)",
-              highlight=False)
+        o.add([_measure_text(m), m.key, fm.value(m.value, m.unit), m.unit],
+              {"measure": m.measure, "key": m.key, "value": m.value, "unit": m.unit})
+    fm.emit(o, fmt, out)
+    # With a machine-readable format, standard output holds the data alone.
+    (out if fmt == "table" else err).print(
+        f"measures: [bold]{escape(str(path))}[/] (definitions: docs/measures.md)",
+        highlight=False)
 
 
-_Workers = Annotated[
-    int | None, typer.Option(help="Local worker processes (default: the number of cores).", min=1)
-]
+def _measure_text(m: Any) -> str:
+    """How a measure is named in tables for people (the one place to change it)."""
+    return m.measure
+
+
+_Workers = Annotated[int | None, typer.Option(
+    metavar="N", help="Local worker processes (default: the number of cores).", min=1)]
 _Force = Annotated[bool, typer.Option(
     "--force", help="Start even if the memory estimate for the workers' runs side by side "
     "exceeds the memory available.")]
-_Scheduler = Annotated[
-    str | None, typer.Option(help="Dask scheduler address (e.g. tcp://host:8786): run on that "
-                             "cluster instead of local processes.")
-]
+_Scheduler = Annotated[str | None, typer.Option(
+    metavar="ADDRESS", help="Dask scheduler address (e.g. tcp://host:8786): run on that "
+    "cluster instead of local processes.")]
 
 
-@app.command()
+@app.command(cls=_Command)
 def compare(
-    scenarios: Annotated[list[str], typer.Argument(help="Two or more presets or TOML files.")],
-    replicates: Annotated[int, typer.Option(help="Runs per scenario.", min=2)] = 10,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Results folder.")] = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override for every scenario "
-                                       "(repeatable).")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Base seed: replicate r uses seed + r.")] = None,
-    days: Annotated[int | None, typer.Option(help="Days to simulate.")] = None,
-    people: Annotated[int | None, typer.Option(help="Number of citizens.")] = None,
+    scenarios: Annotated[list[str], typer.Argument(
+        metavar="SCENARIO...", help="Two or more presets or TOML files.")],
+    replicates: Annotated[int, typer.Option(metavar="R", help="Runs per scenario.", min=2)] = 10,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", metavar="DIR", help="Results folder to write; must not exist (default: "
+        "runs/compare-NAMES-seedSEED).")] = None,
+    set_: _Set = None,
+    seed: _Seed = None,
+    days: _Days = None,
+    people: _People = None,
     workers: _Workers = None,
     scheduler: _Scheduler = None,
     force: _Force = False,
+    quiet: _Quiet = False,
+    fmt: _Format = "table",
 ) -> None:
     """Run scenarios R times each with common random numbers; report every measure with a
     95 % interval and the paired differences from the first scenario."""
+    fmt = _check_format(fmt)
     try:
         from credsim.audit import replicates as rep
 
-        rep.compare_command(scenarios, replicates=replicates, out=out_dir, overrides=set_,
-                            seed=seed, days=days, people=people, workers=workers,
-                            scheduler=scheduler, console=out, force=force)
+        folder = rep.compare_command(
+            scenarios, replicates=replicates, out=out_dir, overrides=set_, seed=seed,
+            days=days, people=people, workers=workers, scheduler=scheduler,
+            console=_progress_console(quiet, fmt), force=force)
+        if fmt != "table":  # asked for explicitly: printed even with --quiet
+            fm.emit(rep.compare_output(folder), fmt, out)
     except InputError as exc:
         _fail(str(exc))
     except RunsFailed as exc:
@@ -307,32 +433,41 @@ def compare(
         _interrupted_early()
 
 
-@app.command()
+@app.command(cls=_Command)
 def sweep(
-    scenario: Annotated[str | None, typer.Argument(help="Preset or TOML file.")] = None,
-    vary: Annotated[
-        list[str] | None, typer.Option("--vary", help="key=v1,v2,... (repeatable: a grid).")
-    ] = None,
-    replicates: Annotated[int, typer.Option(help="Runs per grid point.", min=1)] = 10,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Results folder.")] = None,
-    resume: Annotated[
-        Path | None, typer.Option(help="Resume the interrupted sweep in this folder.")
-    ] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override (repeatable).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Base seed: replicate r uses seed + r.")] = None,
-    days: Annotated[int | None, typer.Option(help="Days to simulate.")] = None,
-    people: Annotated[int | None, typer.Option(help="Number of citizens.")] = None,
+    scenario: Annotated[str | None, typer.Argument(
+        metavar="SCENARIO", help="Preset name or TOML file (none with --resume).")] = None,
+    vary: Annotated[list[str] | None, typer.Option(
+        "--vary", metavar="KEY=V1,V2,...", help="One grid dimension: a key and its values "
+        "(repeatable: a grid).")] = None,
+    replicates: Annotated[int, typer.Option(
+        metavar="R", help="Runs per grid point.", min=1)] = 10,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", metavar="DIR", help="Results folder to write; must not exist (default: "
+        "runs/sweep-NAME-seedSEED).")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Finish the interrupted sweep in this folder.")] = None,
+    set_: _Set = None,
+    seed: _Seed = None,
+    days: _Days = None,
+    people: _People = None,
     workers: _Workers = None,
     scheduler: _Scheduler = None,
     force: _Force = False,
+    quiet: _Quiet = False,
+    fmt: _Format = "table",
 ) -> None:
     """Run a grid of parameter values, R replicates each; resumable."""
+    fmt = _check_format(fmt)
     try:
         from credsim.audit import replicates as rep
 
-        rep.sweep_command(scenario, vary=vary, replicates=replicates, out=out_dir,
-                          resume=resume, overrides=set_, seed=seed, days=days, people=people,
-                          workers=workers, scheduler=scheduler, console=out, force=force)
+        folder = rep.sweep_command(
+            scenario, vary=vary, replicates=replicates, out=out_dir, resume=resume,
+            overrides=set_, seed=seed, days=days, people=people, workers=workers,
+            scheduler=scheduler, console=_progress_console(quiet, fmt), force=force)
+        if fmt != "table":  # asked for explicitly: printed even with --quiet
+            fm.emit(rep.sweep_output(folder), fmt, out)
     except InputError as exc:
         _fail(str(exc))
     except RunsFailed as exc:
@@ -345,16 +480,16 @@ def sweep(
         _interrupted_early()
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
     path: Annotated[Path, typer.Argument(metavar="RUN_OR_COMPARISON_DIR",
                                          help="A results folder or a compare/sweep folder.")],
-    out_file: Annotated[Path | None, typer.Option("--out", help="HTML file to write "
-                                                  "(default: report.html in the folder).")]
-    = None,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", metavar="FILE", help="HTML file to write (default: report.html in the "
+        "folder).")] = None,
     baseline: Annotated[Path | None, typer.Option(
-        help="A run's baseline: the same society (people, days, seed, population, graph) "
-             "without the system.")] = None,
+        metavar="RUN_DIR", help="A run's baseline: the same society (people, days, seed, "
+        "population, graph) without the system.")] = None,
 ) -> None:
     """Write one self-contained HTML report that opens offline."""
     from credsim.audit import report as rpt
@@ -366,20 +501,47 @@ def report(
     out.print(f"report: [bold]{escape(str(written))}[/]", highlight=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def calibrate(
-    run_path: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A results folder.")],
+    run_path: _RunDir,
+    fmt: _Format = "table",
 ) -> None:
     """Compare a run's per-capita listing and travel-ban rates with published aggregates."""
     from credsim.audit import calibrate as cal
+    from credsim.results.run_dir import open_run
 
+    fmt = _check_format(fmt)
     try:
-        cal.calibrate_command(run_path, console=out)
+        rows = cal.calibrate(run_path)
+        manifest = open_run(run_path)
     except InputError as exc:
         _fail(str(exc))
+    o = fm.Output(f"calibration of {run_path}: {manifest['people']:,} people, "
+                  f"{manifest['days']:,} days, against published figures", [
+                      fm.Column("target"), fm.Column("run", numeric=True),
+                      fm.Column("published", numeric=True), fm.Column("unit"),
+                      fm.Column("ln(run/pub)", numeric=True), fm.Column("within ×2")])
+    for r in rows:
+        lr = fm.NOT_AVAILABLE if r.log_ratio is None else fm.fixed(r.log_ratio, 2)
+        flag = fm.NOT_AVAILABLE if r.within is None else ("yes" if r.within else "NO")
+        o.add([r.key, fm.number(r.run), fm.number(r.published), r.unit, lr, flag],
+              {"target": r.key, "run": r.run, "published": r.published, "unit": r.unit,
+               "log_ratio": r.log_ratio, "within": r.within, "note": r.note,
+               "source": r.source})
+    fm.emit(o, fmt, out)
+    if fmt != "table":
+        return
+    for r, tg in zip(rows, cal.TARGETS, strict=True):
+        line = f"{r.key}: {tg.source} ({tg.derivation}); run: {tg.run_figure}"
+        out.print(escape(line + (f". {r.note}" if r.note else "")), highlight=False,
+                  soft_wrap=True)
+    out.print(f"Per capita: population of China {fm.number(cal.POPULATION)}; per listed "
+              f"person: {fm.number(cal.LISTED_2018)} listed (end 2018). Within range: "
+              f"within a factor of {cal.RANGE_FACTOR:g} either way.", highlight=False,
+              soft_wrap=True)
 
 
-@app.command(name="warmup")
+@app.command(name="warmup", cls=_Command)
 def warmup_command() -> None:
     """Compile the kernels of every shipped system now (once per install), so that first
     runs start at once."""
@@ -390,25 +552,40 @@ def warmup_command() -> None:
 
 def _fmt(v) -> str:
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return fm.number(v, 6)
     return "" if v is None else str(v)
 
 
-def _print_summary(run_path: Path, baseline: Path | None) -> None:
+def _check_format(fmt: str) -> str:
+    try:
+        return fm.check_format(fmt)
+    except ValueError as exc:
+        _fail(str(exc))
+    raise AssertionError("unreachable")
+
+
+def _progress_console(quiet: bool, fmt: str) -> Console:
+    """Where compare and sweep print their progress lines and table: nowhere if quiet;
+    standard error if standard output is for data (csv, json, markdown)."""
+    if quiet:
+        return Console(quiet=True)
+    return out if fmt == "table" else err
+
+
+def _print_summary(run_path: Path, baseline: Path | None, fmt: str = "table") -> None:
     from credsim.results.summary import summarize
 
     manifest, figs = summarize(run_path, baseline)
-    t = Table(title=f"{escape(manifest['scenario_name'])}: {manifest['people']:,} people, "
-                    f"{manifest['days']} days, seed {manifest['scenario']['run']['seed']}")
-    t.add_column("figure")
-    t.add_column("value", justify="right")
-    t.add_column("unit")
+    o = fm.Output(f"{manifest['scenario_name']}: {manifest['people']:,} people, "
+                  f"{manifest['days']:,} days, seed {manifest['scenario']['run']['seed']}",
+                  [fm.Column("figure"), fm.Column("value", numeric=True), fm.Column("unit")])
     for f in figs:
-        t.add_row(escape(f.name), "n/a" if f.value is None else f"{f.value:,.4g}", f.unit)
-    out.print(t)
+        o.add([f.name, fm.value(f.value, f.unit), f.unit],
+              {"figure": f.name, "value": f.value, "unit": f.unit})
+    fm.emit(o, fmt, out)
     pds, wall = manifest.get("person_days_per_second"), manifest.get("wall_seconds")
-    if pds and wall is not None:
-        out.print(f"{wall:.1f} s, {pds:,.0f} person-days/s", highlight=False)
+    if fmt == "table" and pds and wall is not None:
+        out.print(f"{fm.fixed(wall, 1)} s, {fm.fixed(pds, 0)} person-days/s", highlight=False)
 
 
 class _Terminated(SystemExit):
@@ -431,6 +608,8 @@ def main() -> None:
     from credsim.results import use_system_allocator
 
     use_system_allocator()
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_ctrl_c)
     try:
         app()
     except _Terminated:

@@ -52,9 +52,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from credsim import __version__
+from credsim import formatting as fm
 from credsim.audit.executors import Executor, ExecutorError, make_executor
 from credsim.errors import InputError, RunsFailed, Stopped
 from credsim.results import run_dir
@@ -1490,19 +1490,13 @@ SWEEP_COLUMNS = {"sanctioned_person_days_per_million": "sanctioned days per mill
                  "voice_per_1000_person_days": "voice per 1000 person-days"}
 
 
-def _num(v: float | None) -> str:
-    if v is None:
-        return "n/a"
-    if v != 0 and abs(v) >= 1e4:
-        return f"{v:,.0f}"
-    return f"{v:,.4g}" if abs(v) >= 1 or v == 0 else f"{v:.3g}"
-
-
-def _pm(mean: float | None, lo: float | None) -> str:
-    """'mean ± half-width' of a symmetric interval, or the mean alone if it has none."""
-    if mean is None:
-        return "n/a"
-    return _num(mean) if lo is None else f"{_num(mean)} ± {_num(mean - lo)}"
+def _pm(r: dict | None, prefix: str = "") -> str:
+    """'mean ± half-width' of a summary row's interval (`prefix` 'diff_': of its paired
+    difference), to the digits the interval supports."""
+    if r is None:
+        return fm.NOT_AVAILABLE
+    return fm.mean_pm(r[f"{prefix}mean"], r[f"{prefix}ci_low"], r[f"{prefix}ci_high"],
+                      r["unit"], difference=bool(prefix))
 
 
 def _headline_rows(rows: list[dict], bound: float) -> list[tuple[str, str, str]]:
@@ -1526,29 +1520,39 @@ def _headline_rows(rows: list[dict], bound: float) -> list[tuple[str, str, str]]
 
 
 def _print_compare(console: Console, plan: Plan, table: pa.Table) -> None:
-    rows = table.to_pylist()
-    by = {(r["point"], r["measure"], r["key"]): r for r in rows}
-    labels = [p.label for p in plan.points]
-    t = Table(title=f"{' vs '.join(labels)}: {plan.replicates} replicates each, common random "
-                    f"numbers; mean ± 95 % half-width")
-    t.add_column("measure")
-    for lab in labels:
-        t.add_column(escape(lab), justify="right")
-    for lab in labels[1:]:
-        t.add_column(escape(f"{lab} − {labels[0]} (paired)"), justify="right")
-    for m, k, desc in _headline_rows(rows, plan.bound_days):
-        cells = []
-        for p in plan.points:
-            r = by.get((p.index, m, k))
-            cells.append(_pm(r["mean"], r["ci_low"]) if r else "n/a")
-        for p in plan.points[1:]:
-            r = by.get((p.index, m, k))
-            cells.append(_pm(r["diff_mean"], r["diff_ci_low"]) if r else "n/a")
-        t.add_row(escape(desc), *cells)
-    console.print(t)
+    fm.emit(_compare_output(plan, table), "table", console)
     console.print(f"{table.num_rows} rows in summary.parquet: every measure of "
                   "docs/measures.md, with the unpaired interval of each difference for "
                   "reference", highlight=False)
+
+
+def _compare_output(plan: Plan, table: pa.Table) -> fm.Output:
+    """The headline measures: per scenario for people (mean ± half-width, the paired
+    differences), one record per measure and scenario for programs."""
+    rows = table.to_pylist()
+    by = {(r["point"], r["measure"], r["key"]): r for r in rows}
+    labels = [p.label for p in plan.points]
+    o = fm.Output(f"{' vs '.join(labels)}: {plan.replicates} replicates each, common random "
+                  "numbers; mean ± 95 % half-width, or mean [95 % interval]",
+                  [fm.Column("measure"), *(fm.Column(lab, numeric=True) for lab in labels),
+                   *(fm.Column(f"{lab} − {labels[0]} (paired)", numeric=True)
+                     for lab in labels[1:])])
+    o.fields = ["measure", "key", "description", "unit", "scenario", "n", "mean", "ci_low",
+                "ci_high", "versus", "diff_mean", "diff_ci_low", "diff_ci_high"]
+    for m, k, desc in _headline_rows(rows, plan.bound_days):
+        found = [by.get((p.index, m, k)) for p in plan.points]
+        o.add([desc, *(_pm(r) for r in found), *(_pm(r, "diff_") for r in found[1:])])
+        for r in found:
+            if r is not None:
+                o.records.append({"measure": m, "key": k, "description": desc,
+                                  **{f: r.get(f) for f in o.fields[3:]}})
+    return o
+
+
+def compare_output(folder: Path) -> fm.Output:
+    """The table `credsim compare` prints, from a finished compare folder."""
+    return _compare_output(Plan.from_manifest(_folder_manifest(folder), folder),
+                           pq.read_table(folder / "summary.parquet"))
 
 
 def _short_keys(keys: list[str]) -> list[str]:
@@ -1565,22 +1569,38 @@ def _short_keys(keys: list[str]) -> list[str]:
 
 
 def _print_sweep(console: Console, plan: Plan, table: pa.Table) -> None:
+    fm.emit(_sweep_output(plan, table), "table", console)
+    console.print(f"{table.num_rows} rows in summary.parquet: every measure per grid point, "
+                  "with the paired difference from the first point", highlight=False)
+
+
+def _sweep_output(plan: Plan, table: pa.Table) -> fm.Output:
+    """A few headline measures per grid point: mean ± half-width for people, one record per
+    point and measure (with the varied keys' values) for programs."""
     rows = table.to_pylist()
     by = {(r["point"], r["measure"], r["key"]): r for r in rows}
     cols = [m for m in SWEEP_COLUMNS
             if any(by.get((p.index, m, ""), {}).get("mean") is not None for p in plan.points)]
-    t = Table(title=f"sweep: {len(plan.points)} grid points × {plan.replicates} replicates; "
-                    "mean ± 95 % half-width")
-    for key in _short_keys([k for k, _ in plan.vary]):
-        t.add_column(escape(key), overflow="fold")
-    for m in cols:
-        t.add_column(SWEEP_COLUMNS[m], justify="right")
+    keys = [k for k, _ in plan.vary]
+    o = fm.Output(f"sweep: {len(plan.points)} grid points × {plan.replicates} replicates; "
+                  "mean ± 95 % half-width, or mean [95 % interval]",
+                  [*(fm.Column(k) for k in _short_keys(keys)),
+                   *(fm.Column(SWEEP_COLUMNS[m], numeric=True) for m in cols)])
+    o.fields = [*keys, "measure", "key", "description", "unit", "n", "mean", "ci_low",
+                "ci_high"]
     for p in plan.points:
-        cells = [escape(p.values[k]) for k, _ in plan.vary]
-        for m in cols:
-            r = by.get((p.index, m, ""))
-            cells.append(_pm(r["mean"], r["ci_low"]) if r else "n/a")
-        t.add_row(*cells)
-    console.print(t)
-    console.print(f"{table.num_rows} rows in summary.parquet: every measure per grid point, "
-                  "with the paired difference from the first point", highlight=False)
+        found = [by.get((p.index, m, "")) for m in cols]
+        o.add([*(p.values[k] for k in keys), *(_pm(r) for r in found)])
+        for m, r in zip(cols, found, strict=True):
+            if r is not None:
+                o.records.append({**{k: r.get(k) for k in keys}, "measure": m, "key": "",
+                                  "description": SWEEP_COLUMNS[m],
+                                  **{f: r.get(f) for f in ("unit", "n", "mean", "ci_low",
+                                                            "ci_high")}})
+    return o
+
+
+def sweep_output(folder: Path) -> fm.Output:
+    """The table `credsim sweep` prints, from a finished sweep folder."""
+    return _sweep_output(Plan.from_manifest(_folder_manifest(folder), folder),
+                         pq.read_table(folder / "summary.parquet"))

@@ -3,13 +3,19 @@ generated from the Pydantic models so that it cannot drift from the code."""
 
 from __future__ import annotations
 
+import difflib
+import re
+import textwrap
 import typing
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen
 from pydantic import AfterValidator, BaseModel
 from pydantic_core import PydanticUndefined
 
+from credsim.errors import InputError
 from credsim.scenario.model import NAME_RULE, Behaviour, Channel, Gate, Scenario, _check_name
 
 # Tables keyed by a name the user chooses, and the model of each entry.
@@ -21,6 +27,88 @@ def parameter_rows() -> list[tuple[str, str, str, str, str]]:
     rows: list[tuple[str, str, str, str, str]] = []
     _walk(Scenario, "", rows)
     return rows
+
+
+@dataclass(frozen=True)
+class Parameter:
+    key: str  # dotted; `<name>` for the name of a channel, behaviour or gate
+    type: str
+    default: str
+    allowed: str
+    unit: str  # from the [brackets] of the description; '' for a pure number or a name
+    description: str
+
+
+# The unit closing a description: "Days simulated [day]." -> "day"; not an interval such
+# as "in [0, 1]".
+_UNIT = re.compile(r"\s*\[([^\]]*[A-Za-z][^\]]*)\]\s*(?=\.?$)")
+
+
+def parameters(prefix: str | None = None) -> list[Parameter]:
+    """Every parameter, or those whose key starts with `prefix` (a concrete channel,
+    behaviour or gate name matches its `<name>` rows); InputError naming close prefixes if
+    none does."""
+    rows = [_parameter(*r) for r in parameter_rows()]
+    if not prefix:
+        return rows
+    wanted = _generic(prefix)
+    found = [r for r in rows if r.key.startswith(wanted)]
+    if found:
+        return found
+    sections = sorted({r.key.split(".")[0] for r in rows})
+    prefixes = sorted({".".join(r.key.split(".")[:i]) for r in rows
+                       for i in range(1, r.key.count(".") + 2)})
+    close = difflib.get_close_matches(wanted, prefixes, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    raise InputError(f"no parameter starts with {prefix!r}{hint}; sections: "
+                     f"{', '.join(sections)}")
+
+
+def _parameter(key: str, typ: str, default: str, allowed: str, desc: str) -> Parameter:
+    m = _UNIT.search(desc)
+    unit = m.group(1) if m else ""
+    text = (desc[:m.start()] + desc[m.end():]) if m else desc
+    return Parameter(key, typ, default, allowed, unit, text.strip())
+
+
+def _generic(key: str) -> str:
+    """`channels.court.false_rate` -> `channels.<name>.false_rate`."""
+    parts = key.split(".")
+    if len(parts) > 1 and parts[0] in KEYED and parts[1] != "<name>":
+        parts[1] = "<name>"
+    return ".".join(parts)
+
+
+def annotated_toml(scenario: Scenario) -> str:
+    """The scenario as TOML (as `scenario_to_toml`), with each key's meaning, unit,
+    allowed range and default as a comment above it: a saved file explains itself."""
+    from credsim.scenario.load import scenario_to_toml
+
+    rows = {p.key: p for p in parameters()}
+    lines = [f"# Scenario {scenario.name!r}, resolved by credsim; every key with its unit "
+             "and allowed range.", ""]
+    table = ""
+    for line in scenario_to_toml(scenario).splitlines():
+        header = re.fullmatch(r"\[([A-Za-z0-9_.-]+)\]", line)
+        key = re.match(r"([A-Za-z0-9_-]+) = ", line)
+        row = None
+        if header:
+            table = header.group(1)
+            row = rows.get(_generic(table))
+        elif key:
+            row = rows.get(_generic(f"{table}.{key.group(1)}" if table else key.group(1)))
+        if row is not None:
+            lines.extend(_comment(row))
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _comment(p: Parameter) -> list[str]:
+    facts = [f"unit: {p.unit}" if p.unit else "", f"allowed: {p.allowed}" if p.allowed else "",
+             f"default: {p.default}"]
+    text = f"{p.description} ({'; '.join(f for f in facts if f)})"
+    return textwrap.wrap(text, width=88, initial_indent="# ", subsequent_indent="# ",
+                         break_long_words=False, break_on_hyphens=False)
 
 
 def _walk(model: type[BaseModel], prefix: str, rows: list) -> None:
@@ -66,8 +154,19 @@ def _default(field) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {v}" for k, v in value.items()) + "}"
-    return str(list(value) if isinstance(value, tuple) else value)
+        return "{" + ", ".join(f"{k} = {_plain(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_plain(v) for v in value) + "]"
+    return _plain(value)
+
+
+def _plain(value: Any) -> str:
+    """A default as written in a scenario file, with no e notation (2e-05 -> 0.00002)."""
+    if isinstance(value, float):
+        import numpy as np
+
+        return np.format_float_positional(value, trim="-")
+    return str(value)
 
 
 def _allowed(field, ann: Any) -> str:
@@ -144,7 +243,10 @@ def _flat(metadata: list) -> list:
 
 
 def _num(v: float) -> str:
-    return f"{v:_}" if isinstance(v, int) else f"{v:g}"
+    """A bound as people read it: 1_000_000, 0.000001 (never 1e+06)."""
+    if isinstance(v, int) or float(v).is_integer():
+        return f"{int(v):_}"
+    return format(Decimal(repr(v)), "f")
 
 
 def markdown() -> str:
