@@ -140,10 +140,13 @@ def _squeezed(s: str) -> str:
     return "".join(s.split())
 
 
+# command: (arguments, {field of a --format json record: the column that shows it whole})
+AUDIT_NAME = "measure[identifierkey]"
 CASES = {
-    "audit": (["audit"], ("key", "unit")),
-    "calibrate": (["calibrate"], ("target", "unit")),
-    "summary": (["summary"], ("figure", "unit")),
+    "audit": (["audit"], {"measure": AUDIT_NAME, "key": AUDIT_NAME, "label": AUDIT_NAME,
+                          "unit": "unit"}),
+    "calibrate": (["calibrate"], {"target": "target", "unit": "unit"}),
+    "summary": (["summary"], {"figure": "figure", "unit": "unit"}),
 }
 
 
@@ -158,8 +161,8 @@ def test_run_tables_wrap_but_keep_every_key_and_unit_whole_at_80_columns(cli_run
     records = json.loads(_cli(*args, str(cli_run), "--format", "json").stdout)
     cols = _columns(r.stdout)
     for rec in records:
-        for f in fields:
-            assert _squeezed(rec[f]) in cols[f], (f, rec)
+        for f, column in fields.items():
+            assert _squeezed(rec[f]) in cols[column], (f, rec)
 
 
 def test_params_wrap_but_keep_every_key_whole_at_80_columns():
@@ -175,11 +178,15 @@ def test_params_wrap_but_keep_every_key_whole_at_80_columns():
 def test_piped_tables_are_not_wrapped(cli_run):
     r = _cli("audit", str(cli_run), columns=None)
     assert r.returncode == 0, r.stderr
-    rows = [[c.strip() for c in ln.split("│")[1:-1]] for ln in r.stdout.splitlines()
-            if ln.startswith("│")]
+    lines = [[c.strip() for c in ln.split("│")[1:-1]] for ln in r.stdout.splitlines()
+             if ln.startswith("│")]
     records = json.loads(_cli("audit", str(cli_run), "--format", "json").stdout)
-    assert [(m, k, u) for m, k, _, u in rows] == [
-        (x["measure"], x["key"], x["unit"]) for x in records]
+    # Each measure: its label on one line with its value and unit, its identifier below.
+    assert len(lines) == 2 * len(records)
+    for (label, _, unit), (ident, _, _), x in zip(lines[::2], lines[1::2], records,
+                                                 strict=True):
+        key = f" {x['key']}" if x["key"] else ""
+        assert (label, unit, ident) == (x["label"], x["unit"], f"[{x['measure']}{key}]")
 
 
 @untimed

@@ -364,11 +364,12 @@ def audit(
     except InputError as exc:
         _fail(str(exc))
     o = fm.Output(f"harm audit of {run_path}", [
-        fm.Column("measure"), fm.Column("key"), fm.Column("value", numeric=True),
+        fm.Column("measure [identifier key]"), fm.Column("value", numeric=True),
         fm.Column("unit")])
     for m in measures:
-        o.add([_measure_text(m), m.key, fm.value(m.value, m.unit), m.unit],
-              {"measure": m.measure, "key": m.key, "value": m.value, "unit": m.unit})
+        o.add([_measure_text(m), fm.value(m.value, m.unit), m.unit],
+              {"measure": m.measure, "key": m.key, "value": m.value, "unit": m.unit,
+               "label": getattr(m, "label", "")})
     fm.emit(o, fmt, out)
     # With a machine-readable format, standard output holds the data alone.
     (out if fmt == "table" else err).print(
@@ -377,8 +378,12 @@ def audit(
 
 
 def _measure_text(m: Any) -> str:
-    """How a measure is named in tables for people (the one place to change it)."""
-    return m.measure
+    """How a measure is named in tables for people: in words (credsim.labels, the key
+    included), with its identifier and key beneath, as docs/measures.md and
+    measures.parquet name them."""
+    ident = f"[{m.measure} {m.key}]" if m.key else f"[{m.measure}]"
+    label = getattr(m, "label", "")
+    return f"{label}\n{ident}" if label else ident
 
 
 _Workers = Annotated[int | None, typer.Option(
