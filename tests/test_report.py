@@ -467,3 +467,12 @@ def test_comparison_series_file_missing_or_damaged(tmp_path):
     pq.write_table(pa.table({"series": ["sanctioned"]}), folder / "series.parquet")
     with pytest.raises(InputError, match="not a credsim series file"):
         rpt.write_report(folder, tmp_path / "b.html")
+
+
+@pytest.mark.parametrize("v", [2.78e-05, -6.7e-05, 1.5e-09, 0.000371, 3.14159, 1234.5])
+def test_report_numbers_are_never_in_e_notation(v):
+    import re
+
+    for text in (rpt.num(v), rpt.pct(v)):
+        assert not re.search(r"\de[-+]?\d", text), text
+    assert float(rpt.num(v).replace(",", "")) == pytest.approx(v, rel=1e-3)

@@ -42,6 +42,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from credsim import __version__
+from credsim import formatting as fm
 from credsim.audit.measures import FOUR_FIFTHS, Measure, compute
 from credsim.audit.measures import SCHEMA as MEASURES_SCHEMA
 from credsim.audit.replicates import FORMAT_VERSION as COMPARISON_FORMAT_VERSION
@@ -134,7 +135,7 @@ def num(v: float | None, digits: int = 4) -> str:
         return f"{int(v):,}"
     if abs(v) >= 10 ** (digits - 1):
         return f"{v:,.0f}"
-    return f"{v:,.{digits}g}"
+    return fm.number(v, digits)  # never in e notation (0.0000278, not 2.78e-05)
 
 
 def pct(v: float | None) -> str:
@@ -143,7 +144,7 @@ def pct(v: float | None) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
     if 0 < abs(v) < 0.001:
-        return f"{100 * v:.2g} %"
+        return f"{fm.number(100 * v, 2)} %"
     return f"{100 * v:.1f} %"
 
 
