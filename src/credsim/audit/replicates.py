@@ -1188,7 +1188,8 @@ def compare_command(scenarios: Sequence[str], *, replicates: int = DEFAULT_REPLI
             raise
         _print_compare(console, plan, table)
         console.print(f"results: [bold]{escape(str(target))}[/] (summary.parquet: every "
-                      "measure; runs/: one file per run)", highlight=False)
+                      "measure; series.parquet: the daily series; runs/: each run's files)",
+                      highlight=False)
     return target
 
 
@@ -1466,7 +1467,7 @@ def _run_sweep(folder: Path, plan: Plan, tasks: list[Task], executor: Executor,
         raise
     _print_sweep(console, plan, table)
     console.print(f"results: [bold]{escape(str(folder))}[/] (summary.parquet: every measure; "
-                  "runs/: one file per run)", highlight=False)
+                  "series.parquet: the daily series; runs/: each run's files)", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------
