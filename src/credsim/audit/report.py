@@ -186,6 +186,7 @@ table{border-collapse:collapse;font-size:.9em;margin:.6em 0}
 th,td{border-bottom:1px solid #ddd;padding:3px 10px;text-align:left;vertical-align:top}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 td.n{white-space:nowrap}
+td.n .iv{white-space:normal}
 .wide{overflow-x:auto}
 thead th{background:#f0f0ee}
 .note{color:#555;font-size:.92em}
