@@ -476,3 +476,9 @@ def test_report_numbers_are_never_in_e_notation(v):
     for text in (rpt.num(v), rpt.pct(v)):
         assert not re.search(r"\de[-+]?\d", text), text
     assert float(rpt.num(v).replace(",", "")) == pytest.approx(v, rel=1e-3)
+
+
+def test_the_report_says_what_the_audit_groups_are(report):
+    _, html = report
+    assert "Audit groups are abstract groups" in html
+    assert "group 0: 85.0 % of people, group 1: 15.0 % of people" in html

@@ -765,6 +765,15 @@ def _percent_axis():
     return PercentFormatter(1.0)
 
 
+def _groups_note(scenario: dict | None) -> str:
+    """What the audit groups are, with their shares in this scenario."""
+    from credsim.labels import GROUPS_NOTE
+
+    shares = ((scenario or {}).get("population") or {}).get("group_shares") or []
+    each = ", ".join(f"group {g}: {pct(v)} of people" for g, v in enumerate(shares))
+    return f" {GROUPS_NOTE}" + (f" Here {each}." if each else "")
+
+
 def _fig_wrongful(d: _RunData, m: _M, figs: _Figures) -> str:
     fig = _group_bars(m, [("wrongful_share", "wrongful share")], figs,
                       "share of sanctioned person-days resting on false records",
@@ -775,7 +784,7 @@ def _fig_wrongful(d: _RunData, m: _M, figs: _Figures) -> str:
         return '<p class="note">No group-level sanctions were recorded.</p>'
     return figs.figure(fig, "Wrongful share by audit group (measure wrongful_share); the dashed "
                        "line is the share over everyone. Unequal shares mean unequal "
-                       "false-positive burdens.")
+                       "false-positive burdens." + _groups_note(d.scenario))
 
 
 @dataclass
@@ -826,7 +835,7 @@ def _fig_impact(d: _RunData, m: _M, figs: _Figures) -> str:
                        "only when the whole 95 % interval of its ratio lies below the dashed "
                        "0.8 line, and inconclusive when the interval spans it. The interval "
                        "treats each group's count of people sanctioned (or entering the "
-                       "list) as a Poisson count.") + _table(
+                       "list) as a Poisson count." + _groups_note(d.scenario)) + _table(
         ["rate of", "group", "rate", "impact ratio", "95 % interval", "four-fifths"], rows,
         {2, 3, 4})
 
@@ -1279,6 +1288,16 @@ def _group_keys(c: _Comparison, measure: str) -> list[str]:
     return [k[1] for k in c.keys if k[0] == measure and k[1]]
 
 
+def _first_scenario(c: _Comparison) -> dict | None:
+    """The first scenario of a compare or sweep folder, as its manifest records it."""
+    import tomllib
+
+    try:
+        return tomllib.loads(c.manifest["points"][0]["scenario_toml"])
+    except (KeyError, IndexError, TypeError, tomllib.TOMLDecodeError):
+        return None
+
+
 def _comparison_groups(c: _Comparison, figs: _Figures) -> str:
     """Each scenario's (or grid point's) group measures with their intervals, the impact
     ratios against the four-fifths line."""
@@ -1317,7 +1336,8 @@ def _comparison_groups(c: _Comparison, figs: _Figures) -> str:
                        "grid point") + "'s mean across replicates with its 95 % interval. "
                        "The dashed line is the four-fifths line (0.8): a group is flagged "
                        "when the whole interval of its impact ratio lies below it, and "
-                       "inconclusive when the interval spans it (docs/measures.md).")
+                       "inconclusive when the interval spans it (docs/measures.md)."
+                       + _groups_note(_first_scenario(c)))
 
 
 def _four_fifths_summary(c: _Comparison) -> list[str]:
