@@ -17,9 +17,9 @@ from __future__ import annotations
 import io
 import shutil
 import tempfile
-import tomllib
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -478,7 +478,7 @@ def _replicated(kind: str, sources: list[str | tuple[str, str]], out: str | Path
     folder the Comparison owns (removed again if the command fails)."""
     target, owned = _out_or_temp(out, kind)
     try:
-        with sources_as_files(sources) as paths:
+        with _as_files(sources) as paths:
             command(paths, target)
     except BaseException:
         if owned is not None:
@@ -498,32 +498,25 @@ def _source_text(source: Source) -> str | tuple[str, str]:
                      f"{type(source).__name__}")
 
 
-class sources_as_files:  # noqa: N801 - used as a context manager, like open()
-    """Scenarios given as objects are written to TOML files for the commands' planners,
-    in a temporary folder removed afterwards."""
-
-    def __init__(self, sources: list[str | tuple[str, str]]):
-        self.sources = sources
-        self.folder: Path | None = None
-
-    def __enter__(self) -> list[str]:
-        out = []
-        for i, s in enumerate(self.sources):
-            if isinstance(s, str):
-                out.append(s)
-                continue
-            if self.folder is None:
-                self.folder = Path(tempfile.mkdtemp(prefix="credsim-scenarios-"))
-            name, text = s
-            path = self.folder / f"{i}-{_safe(name)}.toml"
-            tomllib.loads(text)  # written by credsim: always valid
-            path.write_text(text, "utf-8")
-            out.append(str(path))
-        return out
-
-    def __exit__(self, *exc) -> None:
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
+@contextmanager
+def _as_files(sources: list[str | tuple[str, str]]) -> Iterator[list[str]]:
+    """Preset names and paths as they are; scenarios given as objects written to TOML
+    files (for the commands' planners) in a temporary folder removed afterwards."""
+    folder: Path | None = None
+    try:
+        paths = []
+        for i, s in enumerate(sources):
+            if isinstance(s, tuple):
+                folder = folder or Path(tempfile.mkdtemp(prefix="credsim-scenarios-"))
+                name, text = s
+                path = folder / f"{i}-{_safe(name)}.toml"
+                path.write_text(text, "utf-8")
+                s = str(path)
+            paths.append(s)
+        yield paths
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _safe(name: str) -> str:
