@@ -49,7 +49,7 @@ def _chromium() -> str | None:
 def test_report_is_self_contained(run, report):
     path, html = report
     assert path == run / "report.html"
-    assert not list(run.glob(".report.html.tmp*"))  # written under a temporary name
+    assert not list(run.glob(".credsim-*"))  # written under a temporary name
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     # Nothing to fetch: no scripts, external style sheets, images or frames, and no
     # address in any src or href.
@@ -169,7 +169,7 @@ def test_report_never_replaces_a_file_it_did_not_write(run, tmp_path, cli, one_e
         msg = one_error(cli("report", str(run), "--out", str(target)))
         assert str(target) in msg and "not a report written by credsim" in msg
         assert target.read_bytes() == before
-        assert not list(target.parent.glob(f".{target.name}.tmp*"))
+        assert not list(target.parent.glob(".credsim-*"))
     assert link.is_symlink()
 
 
@@ -482,3 +482,9 @@ def test_the_report_says_what_the_audit_groups_are(report):
     _, html = report
     assert "Audit groups are abstract groups" in html
     assert "group 0: 85.0 % of people, group 1: 15.0 % of people" in html
+
+
+def test_a_report_may_have_the_longest_name_the_file_system_allows(run, tmp_path):
+    target = tmp_path / ("r" * 250 + ".html")
+    assert rpt.write_report(run, target) == target and target.stat().st_size > 0
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]

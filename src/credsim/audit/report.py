@@ -47,6 +47,7 @@ from credsim.audit.measures import FOUR_FIFTHS, Measure, compute
 from credsim.audit.measures import SCHEMA as MEASURES_SCHEMA
 from credsim.audit.replicates import FORMAT_VERSION as COMPARISON_FORMAT_VERSION
 from credsim.errors import InputError
+from credsim.results import outdir
 from credsim.results.query import connect
 from credsim.results.run_dir import open_run, read_manifest, reading
 from credsim.scenario.model import GRADES
@@ -110,7 +111,8 @@ def _check_replaceable(target: Path) -> None:
 
 def _write_atomic(target: Path, text: str) -> Path:
     _check_replaceable(target)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    # A short temporary name, so that any name the file system takes can be the target.
+    tmp = outdir.tmp_path(target).with_suffix(".report")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text, "utf-8")
