@@ -7,10 +7,12 @@ configuration is locked. `query` also accepts only one reading statement.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -65,6 +67,33 @@ def read_statement(sql: str) -> str:
     return sql
 
 
+def interruptible(con: duckdb.DuckDBPyConnection, work: Callable[[], Any]) -> Any:
+    """Run `work()`, a DuckDB call on `con`, so that Ctrl-C stops it. DuckDB does not
+    look at Python's signals while it computes, so a long query ran on to its end; here
+    it runs in a thread, the main thread waits where Python can take the signal, and
+    Ctrl-C interrupts the query before KeyboardInterrupt goes on."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="credsim-query", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.05)
+    except KeyboardInterrupt:
+        con.interrupt()
+        thread.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
 @dataclass
 class Result:
     """The rows of a query, fetched on demand."""
@@ -75,7 +104,7 @@ class Result:
     def fetch(self, n: int) -> list[tuple]:
         """The next at most `n` rows ([] at the end)."""
         try:
-            return self._con.fetchmany(n)
+            return interruptible(self._con, lambda: self._con.fetchmany(n))
         except duckdb.Error as exc:
             raise InputError(f"query failed: {str(exc).splitlines()[0]}") from None
 
@@ -100,7 +129,7 @@ def stream(run: Path, sql: str) -> Iterator[Result]:
     con = connect(run)
     try:
         try:
-            con.execute(sql)
+            interruptible(con, lambda: con.execute(sql))
         except duckdb.Error as exc:
             raise _refusal(exc) from None
         yield Result([d[0] for d in con.description or []], con)
@@ -119,7 +148,8 @@ def query_arrow(run: Path, sql: str):
         if rel is None:  # a statement without a result
             raise InputError("the statement returns no rows")
         # DuckDB 2 names it to_arrow_table; DuckDB 1 calls it arrow.
-        return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+        fetch = rel.to_arrow_table if hasattr(rel, "to_arrow_table") else rel.arrow
+        return interruptible(con, fetch)
     except duckdb.Error as exc:
         raise _refusal(exc) from None
     finally:
