@@ -6,6 +6,8 @@ import csv
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -417,7 +419,7 @@ def compare(
     """Run scenarios R times each with common random numbers; report every measure with a
     95 % interval and the paired differences from the first scenario."""
     fmt = _check_format(fmt)
-    try:
+    with _replicates_ended():
         from credsim.audit import replicates as rep
 
         folder = rep.compare_command(
@@ -426,6 +428,14 @@ def compare(
             console=_progress_console(quiet, fmt), force=force)
         if fmt != "table":  # asked for explicitly: printed even with --quiet
             fm.emit(rep.compare_output(folder), fmt, out)
+
+
+@contextmanager
+def _replicates_ended() -> Iterator[None]:
+    """How compare and sweep end when they do not finish: bad input (exit 2), failed runs
+    (1), or Ctrl-C / SIGTERM (130 / 143), each in one line."""
+    try:
+        yield
     except InputError as exc:
         _fail(str(exc))
     except RunsFailed as exc:
@@ -464,7 +474,7 @@ def sweep(
 ) -> None:
     """Run a grid of parameter values, R replicates each; resumable."""
     fmt = _check_format(fmt)
-    try:
+    with _replicates_ended():
         from credsim.audit import replicates as rep
 
         folder = rep.sweep_command(
@@ -473,16 +483,6 @@ def sweep(
             scheduler=scheduler, console=_progress_console(quiet, fmt), force=force)
         if fmt != "table":  # asked for explicitly: printed even with --quiet
             fm.emit(rep.sweep_output(folder), fmt, out)
-    except InputError as exc:
-        _fail(str(exc))
-    except RunsFailed as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    except Stopped as stop:
-        err.print(escape(stop.message), highlight=False, soft_wrap=True)
-        raise typer.Exit(128 + stop.signum) from None
-    except KeyboardInterrupt:  # while importing, before the command handles Ctrl-C itself
-        _interrupted_early()
 
 
 @app.command(cls=_Command)
