@@ -88,6 +88,19 @@ def all_figures() -> dict:
         return {name: preset_figures(name, Path(work)) for name in preset_names()}
 
 
+def differences(golden: dict, figures: dict) -> list[str]:
+    """One line per preset, table or measure whose figures moved."""
+    out = [f"{n}: preset added or removed" for n in sorted(set(golden) ^ set(figures))]
+    for n in sorted(set(golden) & set(figures)):
+        g, f = golden[n], figures[n]
+        out += [f"{n}: table {t} changed" for t in sorted(g["tables"])
+                if g["tables"][t] != f["tables"].get(t)]
+        moved, added = same_measures(g["measures"], f["measures"])
+        out += [f"{n}: measure {k} {v}" for k, v in moved.items()]
+        out += [f"{n}: measure {k} added" for k in added]
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
@@ -96,12 +109,11 @@ def main() -> int:
     figures = all_figures()
     if args.check:
         golden = json.loads(GOLDEN_FILE.read_text())["presets"]
-        same = sorted(golden) == sorted(figures) and all(
-            golden[n]["tables"] == figures[n]["tables"]
-            and same_measures(golden[n]["measures"], figures[n]["measures"]) == ({}, [])
-            for n in golden)
-        print("golden figures match" if same else "golden figures differ")
-        return 0 if same else 1
+        drift = differences(golden, figures)
+        for line in drift:
+            print(line)
+        print("golden figures differ" if drift else "golden figures match")
+        return 1 if drift else 0
     GOLDEN_FILE.parent.mkdir(parents=True, exist_ok=True)
     GOLDEN_FILE.write_text(json.dumps(
         {"people": GOLDEN_PEOPLE, "days": GOLDEN_DAYS, "seed": 1, "presets": figures},

@@ -66,7 +66,7 @@ def test_unable_debtors_cases_end_at_the_hazards_set():
     is terminated for this time with the probabilities set: the counts are binomial in the
     case-days at risk."""
     sim = _sim({**ENDS, "court_list.other_grounds_share": 0.5})
-    court, end_unable = sim.court, sim.court._end_unable
+    court, end_unable = sim["court_list"], sim["court_list"]._end_unable
     at_risk = {"person": 0, "all": 0}
     ended = dict.fromkeys(court.ends_today, 0)
 
@@ -98,7 +98,7 @@ def test_closed_cases_no_longer_accumulate():
         counts: list[int] = []
 
         def count(day: int) -> None:
-            c = sim.court.cases
+            c = sim["court_list"].cases
             counts.append(int(np.sum((~c["listable"] | c["has_term"]) & (c["delist_at"] < 0))))
 
         sim.run(on_day=count)
@@ -125,7 +125,7 @@ def test_new_delistings_have_their_own_causes_and_delays():
     counts = {c: int(np.sum(rows["cause"] == c)) for c in (C_SETTLEMENT, C_DEATH, C_NO_ASSETS)}
     assert min(counts.values()) > 5, counts
     assert np.sum(rows["cause"] == C_EXPIRY) == 0  # no term ends within the run
-    final = sim.court.n_list_true + sim.court.n_list_false
+    final = sim["court_list"].n_list_true + sim["court_list"].n_list_false
     assert np.array_equal(np.bincount(rows["id"], weights=rows["delta"], minlength=len(final)),
                           final)
     # Every termination's delisting comes at least no_assets_delist_days + 1 after listing
@@ -148,7 +148,7 @@ def test_a_fulfilled_settlement_counts_as_a_payment():
     sim = _sim({**NO_ENDS, "court_list.settlement_hazard": 0.01, "court_list.pay_hazard": 0},
                days=120)
     settled: list[int] = []
-    sim.run(on_day=lambda day: settled.append(sim.court.ends_today[C_SETTLEMENT]))
+    sim.run(on_day=lambda day: settled.append(sim["court_list"].ends_today[C_SETTLEMENT]))
     payments = [r["payments"] for r in sim.rows]
     assert sum(settled) > 50
     assert payments == settled

@@ -427,7 +427,7 @@ def _pair(overrides, det_a=0.9, det_b=0.05, people=20_000, days=20):
 def _spy(sim):
     """Record every day's true events and records as the engine produces them."""
     seen = {"events": [], "records": []}
-    behave, observe = sim.behaviour.step, sim.observation.step
+    behave, observe = sim["society"].behaviour.step, sim["society"].observation.step
 
     def step_b(day):
         ev = behave(day)
@@ -439,7 +439,7 @@ def _spy(sim):
         seen["records"].append(rec)
         return rec
 
-    sim.behaviour.step, sim.observation.step = step_b, step_o
+    sim["society"].behaviour.step, sim["society"].observation.step = step_b, step_o
     return seen
 
 
@@ -451,7 +451,7 @@ def test_day_zero_events_off_the_changed_channel_are_identical():
     hi, lo = _pair(["behaviours.traffic_violation.rate=0.01",
                     "behaviours.criticism.rate=0.01"], people=50_000, days=1)
     online = hi.cat.channel_names.index("online")
-    eh, el = hi.behaviour.step(0), lo.behaviour.step(0)
+    eh, el = hi["society"].behaviour.step(0), lo["society"].behaviour.step(0)
     on_h, on_l = hi.cat.channel[eh.behaviour] == online, hi.cat.channel[el.behaviour] == online
     assert (~on_h).sum() > 100 and on_l.sum() > 10
     for a, b in ((eh.who, el.who), (eh.behaviour, el.behaviour), (eh.u_detect, el.u_detect)):
@@ -579,7 +579,7 @@ def _count_events(overrides, names, days=5, people=20_000):
     sim = Simulation(s)
     counts = dict.fromkeys(names, 0)
     for d in range(days):
-        ev = sim.behaviour.step(d)
+        ev = sim["society"].behaviour.step(d)
         for name in names:
             counts[name] += int(np.count_nonzero(ev.behaviour == sim.cat.names.index(name)))
     return sim, counts
@@ -621,8 +621,8 @@ def test_detection_rate_by_group():
     b = sim.cat.names.index("traffic_violation")
     true, seen = np.zeros(2), np.zeros(2)
     for d in range(4):
-        ev = sim.behaviour.step(d)
-        rec = sim.observation.step(ev, d)
+        ev = sim["society"].behaviour.step(d)
+        rec = sim["society"].observation.step(ev, d)
         mine = ev.behaviour == b
         true += np.bincount(sim.people.group[ev.who[mine]], minlength=2)
         got = (rec.behaviour == b) & ~rec.is_false
@@ -645,7 +645,7 @@ def test_false_records_rate_by_group_and_behaviour_mix():
     per_group = np.zeros(2)
     per_beh = dict.fromkeys(court, 0)
     for d in range(days):
-        rec = sim.observation.step(sim.behaviour.step(d), d)
+        rec = sim["society"].observation.step(sim["society"].behaviour.step(d), d)
         who, beh = rec.who[rec.is_false], rec.behaviour[rec.is_false]
         assert np.all(adult[who]), "false records name adults only"
         assert not np.any(rec.is_firm[rec.is_false])

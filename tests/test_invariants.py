@@ -73,7 +73,7 @@ def _closed_form(sim: Simulation) -> tuple[float, float]:
 
 
 def _check(sim: Simulation) -> None:
-    score = sim.points.score.astype(np.float64)
+    score = sim["points"].score.astype(np.float64)
     mean, var = _closed_form(sim)
     n = len(score)
     m4 = np.mean((score - score.mean()) ** 4)

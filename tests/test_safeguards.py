@@ -36,8 +36,8 @@ def _run(extra: list[str], seed: int) -> dict[str, np.ndarray]:
     sim.run()
     keys = sim.rows[-1].keys()
     ts = {k: np.array([r[k] for r in sim.rows]) for k in keys}
-    a = sim.consequences.applications()
-    gates = sim.consequences.gates
+    a = sim.gates.applications()
+    gates = sim.gates.gates
     ts["applications"] = np.array([len(a["id"])])
     domains = np.array([g.domain for g in gates])[a["gate"]]
     ts["cross_domain"] = np.array([int(np.sum(a["trigger_domain"] != domains))])

@@ -75,7 +75,7 @@ def _ledger(sim: Simulation) -> dict[str, np.ndarray]:
 
 
 def _gate_index(sim: Simulation) -> dict[str, int]:
-    return {g.name: i for i, g in enumerate(sim.consequences.gates)}
+    return {g.name: i for i, g in enumerate(sim.gates.gates)}
 
 
 def _binomial_ok(k: float, n: float, p: float) -> tuple[bool, str]:
@@ -108,7 +108,7 @@ def test_composite_scores_move_only_on_refresh_days_and_the_ledger_explains_them
     refresh_days = set(range(refresh, days, refresh))
     assert set(day[comp].tolist()) == refresh_days  # every refresh moves someone, no other day
     assert set(cause[comp].tolist()) == {"composite_refresh"}
-    c = sim.composite
+    c = sim["composite"]
     n = sim.people.n
     total = np.bincount(who[comp], weights=delta[comp], minlength=n).astype(np.int64)
     assert np.array_equal(c.initial.astype(np.int64) + total, c.score)
@@ -153,7 +153,7 @@ def test_opt_in_share_and_who_opts_in():
 
     def opted(extra):
         sim = _sim("sesame", ["composite.opt_in=0.4", *extra], people=n, days=1, seed=seed)
-        return sim, sim.composite.opted
+        return sim, sim["composite"].opted
 
     s0, o0 = opted(["composite.opt_in_income_elasticity=0", "composite.opt_in_elder_factor=1"])
     people = s0.people
@@ -161,7 +161,7 @@ def test_opt_in_share_and_who_opts_in():
     assert not o0[~adult].any()  # children never take part
     ok, msg = _binomial_ok(o0.sum(), adult.sum(), 0.4)
     assert ok, msg
-    assert s0.rows == [] and s0.composite.participants == o0.sum()
+    assert s0.rows == [] and s0["composite"].participants == o0.sum()
 
     e, f = 1.5, 0.3
     s1, o1 = opted([f"composite.opt_in_income_elasticity={e}",
@@ -204,9 +204,9 @@ def _check_threshold_gates(sim, held_by_day, true_by_day, kinds):
     """Every application of a gate of the given kinds went to someone meeting its
     condition under the held value that day; wrongful exactly when the true value did
     not meet it. Returns the number of applications checked and of wrongful ones."""
-    app = sim.consequences.applications()
+    app = sim.gates.applications()
     checked = wrongful = 0
-    for gi, g in enumerate(sim.consequences.gates):
+    for gi, g in enumerate(sim.gates.gates):
         if g.kind not in kinds:
             continue
         sel = app["gate"] == gi
@@ -225,15 +225,15 @@ def _check_threshold_gates(sim, held_by_day, true_by_day, kinds):
 
 
 def test_perks_on_score_gates_go_only_to_participants_with_the_score():
-    (score, score_true), each = _snapshots([lambda s: s.composite.score,
-                                            lambda s: s.composite.score_true])
+    (score, score_true), each = _snapshots([lambda s: s["composite"].score,
+                                            lambda s: s["composite"].score_true])
     sim = _run("sesame", ["channels.bank.false_rate=2e-5"], people=20_000, days=100, seed=9,
                each_day=each)
-    app = sim.consequences.applications()
-    perk = np.isin(app["gate"], [i for i, g in enumerate(sim.consequences.gates)
+    app = sim.gates.applications()
+    perk = np.isin(app["gate"], [i for i, g in enumerate(sim.gates.gates)
                                  if g.kind == "score_ge"])
     assert perk.sum() > 1000
-    assert np.all(sim.composite.opted[app["id"][perk]])
+    assert np.all(sim["composite"].opted[app["id"][perk]])
     checked, _ = _check_threshold_gates(sim, score, score_true, ("score_ge",))
     assert checked == perk.sum()
 
@@ -242,23 +242,23 @@ def test_score_sanctions_never_reach_non_participants():
     """City Brain with half of adults taking part: 'score<N' gates apply to participants
     below N only (a non-participant's -1 is no score), wrongful when the true score is
     not below N; the sanction status kept day by day equals one computed afresh."""
-    (score, score_true), each = _snapshots([lambda s: s.composite.score,
-                                            lambda s: s.composite.score_true])
+    (score, score_true), each = _snapshots([lambda s: s["composite"].score,
+                                            lambda s: s["composite"].score_true])
     # False online records at 2e-3 a day leave some 30 people below 600 on false marks
     # alone, so that about a dozen score sanctions are wrongful (at 2e-4, one or two).
     sim = _run("city-brain", ["composite.opt_in=0.5", "channels.online.false_rate=2e-3",
                               "behaviours.judgment_default.rate=5e-4",
                               "court_list.grace_days=10"],
                people=10_000, days=60, seed=3, each_day=each)
-    c, court = sim.composite, sim.court
+    c, court = sim["composite"], sim["court_list"]
     checked, wrongful = _check_threshold_gates(sim, score, score_true, ("score_lt", "score_ge"))
     assert checked > 500 and wrongful > 0
-    thr = max(g.grade for g in sim.consequences.gates if g.kind == "score_lt" and g.sanction)
+    thr = max(g.grade for g in sim.gates.gates if g.kind == "score_lt" and g.sanction)
     listed_held = (court.n_list_true + court.n_list_false) > 0
     held = listed_held | ((c.score >= 0) & (c.score < thr))
     true = (court.n_list_true > 0) | ((c.score_true >= 0) & (c.score_true < thr))
     expect = np.where(held, S_SANCTIONED, 0) | np.where(held & ~true, S_WRONGFUL, 0)
-    assert np.array_equal(sim.consequences.status, expect)
+    assert np.array_equal(sim.gates.status, expect)
     assert sim.rows[-1]["sanctioned"] == held.sum() > 100
     assert sim.rows[-1]["sanctioned_wrongful"] == (held & ~true).sum()
     assert not np.any(held & ~c.opted & ~listed_held)
@@ -274,8 +274,9 @@ def _penalty_pair(extra: Sequence[str]):
     snaps = {}
 
     def before(sim, day):
-        if sim.composite.due(day):  # who is listed when the last refresh reads the list
-            snaps[id(sim)] = (sim.court.n_list_true.copy(), sim.court.n_list_false.copy())
+        if sim["composite"].due(day):  # who is listed when the last refresh reads the list
+            court = sim["court_list"]
+            snaps[id(sim)] = (court.n_list_true.copy(), court.n_list_false.copy())
 
     sims = [_run("sesame", [*boost, f"composite.listing_penalty={pen}"], people=20_000,
                  days=121, seed=11, before_day=before) for pen in (100, 0)]
@@ -289,12 +290,12 @@ def test_listing_penalty_lowers_the_listed_by_the_penalty():
     (a, b), ((ta, fa), (tb, fb)) = _penalty_pair([])
     assert np.array_equal(ta, tb) and np.array_equal(fa, fb)  # same court list
     listed = (ta + fa) > 0
-    op = a.composite.opted
-    diff = a.composite.score.astype(int) - b.composite.score
-    unclipped = b.composite.score - 100 - 10 >= 350
+    op = a["composite"].opted
+    diff = a["composite"].score.astype(int) - b["composite"].score
+    unclipped = b["composite"].score - 100 - 10 >= 350
     L = listed & op & unclipped
     assert L.sum() >= 50
-    w = a.composite.weights[4]  # relationships, normalised
+    w = a["composite"].weights[4]  # relationships, normalised
     bound = math.ceil(w * 110) + 1
     assert np.all(np.abs(diff[L] + 100) <= bound)
     assert np.median(diff[L]) == -100
@@ -306,8 +307,8 @@ def test_listing_penalty_lowers_the_listed_by_the_penalty():
 
 def test_listing_penalty_exact_without_relationships_and_true_score_ignores_false_cases():
     (a, b), ((ta, fa), _) = _penalty_pair(["composite.weights.relationships=0"])
-    op = a.composite.opted
-    ca, cb = a.composite, b.composite
+    op = a["composite"].opted
+    ca, cb = a["composite"], b["composite"]
     held = ((ta + fa) > 0) & op & (cb.score - 100 >= 350)
     true = (ta > 0) & op & (cb.score_true - 100 >= 350)
     false_only = (ta == 0) & (fa > 0) & op & (cb.score - 100 >= 350)
@@ -332,17 +333,17 @@ def test_relationships_dimension_is_the_mean_of_live_contacts_scores():
     prev = {}
 
     def before(sim, day):
-        if sim.composite.due(day):
-            prev[id(sim)] = sim.composite.score.copy()
+        if sim["composite"].due(day):
+            prev[id(sim)] = sim["composite"].score.copy()
 
     base = ["feedback.enabled=false", "composite.opt_in=0.7"]
     a = _run("honest-shanghai", [*base, "composite.weights.relationships=0"], people=n,
              days=91, seed=5, before_day=before)
     b = _run("honest-shanghai", [*base, "composite.weights.relationships=1"], people=n,
              days=91, seed=5, before_day=before)
-    assert b.composite.weights[4] == pytest.approx(0.5)
+    assert b["composite"].weights[4] == pytest.approx(0.5)
     pb = prev[id(b)]
-    g, op = b.graph, b.composite.opted
+    g, op = b.graph, b["composite"].opted
     lo, hi = 0, 1000
     rel = np.full(n, 0.5)
     for p in np.flatnonzero(op):
@@ -351,11 +352,11 @@ def test_relationships_dimension_is_the_mean_of_live_contacts_scores():
         q = q[pb[q] >= 0]
         if len(q):
             rel[p] = (pb[q].mean() - lo) / (hi - lo)
-    pred = 0.5 * a.composite.score[op] + 0.5 * (lo + (hi - lo) * rel[op])
-    assert np.all(np.abs(b.composite.score[op] - pred) <= 1.0)
+    pred = 0.5 * a["composite"].score[op] + 0.5 * (lo + (hi - lo) * rel[op])
+    assert np.all(np.abs(b["composite"].score[op] - pred) <= 1.0)
 
     def corr(sim):
-        sc = sim.composite.score.astype(float)
+        sc = sim["composite"].score.astype(float)
         xs, ys = [], []
         for p in np.flatnonzero(op):
             q = g.indices[g.indptr[p]:g.indptr[p + 1]]
@@ -381,14 +382,14 @@ UNMARK = ["composite.behaviour_marks.rumour=0", "composite.behaviour_marks.traff
 def _events(preset: str, extra: Sequence[str]) -> tuple[Simulation, set]:
     sim = _sim(preset, [*BLACK_BOX_COMMON, *extra], people=30_000, days=150, seed=2)
     seen: list[np.ndarray] = []
-    orig = sim.behaviour.step
+    orig = sim["society"].behaviour.step
 
     def step(day):
         ev = orig(day)
         seen.append(np.stack([np.full(len(ev.who), day), ev.who, ev.behaviour], 1))
         return ev
 
-    sim.behaviour.step = step
+    sim["society"].behaviour.step = step
     sim.run()
     ev = np.concatenate(seen)
     return sim, Counter(map(tuple, ev.tolist()))
@@ -412,7 +413,7 @@ def test_an_opt_in_system_changes_the_conduct_of_participants_only(black_box):
     participants' deterred and chilled behaviours are a strict subset of theirs."""
     _, base = black_box["base"]
     sim, ev = black_box["opt_in"]
-    opted = sim.composite.opted
+    opted = sim["composite"].opted
     assert 0.1 < opted.sum() / np.count_nonzero(sim.people.age != 0) < 0.35
 
     def split(events):
@@ -523,28 +524,28 @@ def test_personal_deterrence_under_a_black_box_is_scaled_by_how_clearly_it_count
     b = led["cause"][mark] - sim.ledger.behaviour_cause(0)
     voice = sim.cat.adapt_kind[b] == 2
     n = sim.people.n
-    for sel, mult, k in ((~voice, sim.behaviour.deter, a.deterrence),
-                         (voice, sim.behaviour.chill, a.personal_chilling)):
+    for sel, mult, k in ((~voice, sim["society"].behaviour.deter, a.deterrence),
+                         (voice, sim["society"].behaviour.chill, a.personal_chilling)):
         pairs = np.unique(np.stack([led["id"][mark][sel], led["day"][mark][sel]]), axis=1)
         days_marked = np.bincount(pairs[0], minlength=n)
         assert days_marked.max() >= 2
         expect = np.maximum((1 - k * 0.5) ** days_marked, a.floor)
         np.testing.assert_allclose(mult, expect, rtol=1e-5)
-    assert np.all(sim.behaviour.deter[~sim.composite.opted] == 1)
+    assert np.all(sim["society"].behaviour.deter[~sim["composite"].opted] == 1)
 
 
 # 5. Nosedive: peer ratings ----------------------------------------------------------
 
 
 def _nosedive(extra: Sequence[str]):
-    (rating, rating_true), each = _snapshots([lambda s: s.rating.rating,
-                                              lambda s: s.rating.rating_true])
+    (rating, rating_true), each = _snapshots([lambda s: s["rating"].rating,
+                                              lambda s: s["rating"].rating_true])
     sim = _run("nosedive", extra, people=10_000, days=120, seed=4, each_day=each)
     return sim, rating, rating_true
 
 
 def _check_ratings(sim):
-    r = sim.rating
+    r = sim["rating"]
     adult = sim.people.age != CHILD
     assert np.all(np.isnan(r.rating[~adult]))
     assert np.all((r.rating[adult] >= 1) & (r.rating[adult] <= 5))
@@ -560,21 +561,21 @@ def _check_ratings(sim):
 
 
 def _check_rating_status(sim):
-    r = sim.rating
-    sanction = [g.grade for g in sim.consequences.gates if g.sanction]
+    r = sim["rating"]
+    sanction = [g.grade for g in sim.gates.gates if g.sanction]
     thr = max(sanction)
     with np.errstate(invalid="ignore"):
         held, true = r.rating < thr, r.rating_true < thr
     expect = np.where(held, S_SANCTIONED, 0) | np.where(held & ~true, S_WRONGFUL, 0)
-    assert np.array_equal(sim.consequences.status, expect)
+    assert np.array_equal(sim.gates.status, expect)
     return held, true
 
 
 def test_unbiased_peer_ratings_equal_the_true_ones():
     sim, rating, rating_true = _nosedive(["rating.status_bias=0"])
     adult = sim.people.age != CHILD
-    assert np.array_equal(sim.rating.rating[adult], sim.rating.rating_true[adult])
-    assert sim.rating.rating[adult].std() > 0.1
+    assert np.array_equal(sim["rating"].rating[adult], sim["rating"].rating_true[adult])
+    assert sim["rating"].rating[adult].std() > 0.1
     _check_ratings(sim)
     checked, wrongful = _check_threshold_gates(sim, rating, rating_true,
                                                ("rating_lt", "rating_ge"))
@@ -586,8 +587,8 @@ def test_unbiased_peer_ratings_equal_the_true_ones():
 def test_status_bias_spreads_ratings_and_makes_sanctions_wrongful():
     sim, rating, rating_true = _nosedive([])
     adult = sim.people.age != CHILD
-    h = sim.rating.rating[adult].astype(np.float64)
-    t = sim.rating.rating_true[adult].astype(np.float64)
+    h = sim["rating"].rating[adult].astype(np.float64)
+    t = sim["rating"].rating_true[adult].astype(np.float64)
     # Held ratings spread more than true ones (paired difference of squared deviations).
     d = (h - h.mean()) ** 2 - (t - t.mean()) ** 2
     assert d.mean() > Z * d.std() / math.sqrt(len(d))
@@ -599,7 +600,7 @@ def test_status_bias_spreads_ratings_and_makes_sanctions_wrongful():
                                                ("rating_lt", "rating_ge"))
     assert checked > 1000 and wrongful > 50
     held, true = _check_rating_status(sim)
-    assert (held & ~true).sum() > 0 and sim.consequences.counts[1] == (held & ~true).sum()
+    assert (held & ~true).sum() > 0 and sim.gates.counts[1] == (held & ~true).sum()
 
 
 # 6. Credit China: firm items, black and red lists, legal representatives -----------
@@ -616,8 +617,8 @@ CREDIT_CHINA = [
 
 
 def _credit_china(false_rate: float):
-    (rep_t, rep_f), each = _snapshots([lambda s: s.firm_lists.rep_true,
-                                       lambda s: s.firm_lists.rep_false])
+    (rep_t, rep_f), each = _snapshots([lambda s: s["firm_lists"].rep_true,
+                                       lambda s: s["firm_lists"].rep_false])
     sim = _run("credit-china", [*CREDIT_CHINA, f"firm_lists.false_rate={false_rate}"],
                people=20_000, days=150, seed=8, each_day=each)
     return sim, rep_t, rep_f
@@ -632,7 +633,7 @@ def test_items_are_shown_for_exactly_their_display_period_and_blacklist_serious_
         credit_china):
     sim, _, _ = credit_china
     days = sim.scenario.run.days
-    fl, firms = sim.firm_lists, sim.firms
+    fl, firms = sim["firm_lists"], sim.firms
     led = _ledger(sim)
     f = (led["entity"] == 1) & (led["kind"] == K_BLACKLIST)
     shown = f & (led["delta"] == 1)
@@ -682,9 +683,9 @@ def test_items_are_shown_for_exactly_their_display_period_and_blacklist_serious_
 
 def test_blacklisted_gates_apply_only_to_legal_reps_of_blacklisted_firms(credit_china):
     sim, rep_t, rep_f = credit_china
-    app = sim.consequences.applications()
+    app = sim.gates.applications()
     gates = _gate_index(sim)
-    bl = [gates[g] for g in gates if sim.consequences.gates[gates[g]].kind == "blacklisted"]
+    bl = [gates[g] for g in gates if sim.gates.gates[gates[g]].kind == "blacklisted"]
     assert np.all(np.isin(app["gate"], bl))
     d, who, wr = app["day"], app["id"], app["wrongful"]
     t = np.array([rep_t[x][p] for x, p in zip(d, who, strict=True)])
@@ -703,18 +704,18 @@ def test_blacklisted_gates_apply_only_to_legal_reps_of_blacklisted_firms(credit_
     sh = app["gate"] == gates["rep_public_shaming"]
     assert Counter(zip(d[sh], who[sh], strict=True)) == Counter(
         zip(led["day"][enter], led["id"][enter], strict=True))
-    fl = sim.firm_lists
+    fl = sim["firm_lists"]
     held = (fl.rep_true + fl.rep_false) > 0
     expect = np.where(held, S_SANCTIONED, 0) | np.where(held & (fl.rep_true == 0),
                                                         S_WRONGFUL, 0)
-    assert np.array_equal(sim.consequences.status, expect)
+    assert np.array_equal(sim.gates.status, expect)
 
 
 def test_without_false_items_no_legal_rep_is_wrongfully_sanctioned():
     sim, _, _ = _credit_china(0.0)
-    app = sim.consequences.applications()
+    app = sim.gates.applications()
     assert len(app["id"]) > 200 and not app["wrongful"].any()
-    assert sim.firm_lists.rep_false.sum() == 0
+    assert sim["firm_lists"].rep_false.sum() == 0
     led = _ledger(sim)
     assert not np.any((led["kind"] == K_BLACKLIST) & (led["record"] != R_TRUE))
 
@@ -784,8 +785,8 @@ def test_small_deductions_are_first_a_warning_that_costs_nothing():
     applied to true records only."""
     sim = _run("rongcheng", WARN, people=10_000, days=120, seed=6)
     held, true, counts = _replay_points(sim)
-    assert np.array_equal(held, sim.points.score)
-    assert np.array_equal(true, sim.points.score_true)
+    assert np.array_equal(held, sim["points"].score)
+    assert np.array_equal(true, sim["points"].score_true)
     assert counts["first_warning"] > 500 and counts["repeat_warning"] > 50
     assert counts["small_deducted"] > 50 and counts["large_deducted"] > 20
     led = _ledger(sim)
@@ -795,7 +796,7 @@ def test_small_deductions_are_first_a_warning_that_costs_nothing():
     per_day = np.bincount(led["day"][warn], minlength=120)
     assert [r["warnings"] for r in sim.rows] == per_day.tolist()
     # A false small record can spend a warning: some true records then count in full.
-    assert np.any(sim.points.score_true != sim.points.score)
+    assert np.any(sim["points"].score_true != sim["points"].score)
 
 
 def test_without_warnings_the_same_records_are_all_deducted():
@@ -815,7 +816,7 @@ def test_without_warnings_the_same_records_are_all_deducted():
                         minlength=a.people.n).astype(np.int64)
     assert saved.sum() < -1000
     # With no adaptation and no feedback, records are identical: only the warnings differ.
-    assert np.array_equal(b.points.score, a.points.score + saved)
+    assert np.array_equal(b["points"].score, a["points"].score + saved)
 
 
 COLLUDE = ["threats.colluders_per_million=5000", "threats.collusion_rate=0.3"]
@@ -823,8 +824,8 @@ COLLUDE = ["threats.colluders_per_million=5000", "threats.collusion_rate=0.3"]
 
 @pytest.fixture(scope="module")
 def collusion():
-    (grade, grade_true), each = _snapshots([lambda s: s.points.grade,
-                                            lambda s: s.points.grade_true])
+    (grade, grade_true), each = _snapshots([lambda s: s["points"].grade,
+                                            lambda s: s["points"].grade_true])
     with_ = _run("rongcheng", COLLUDE, people=10_000, days=120, seed=6, each_day=each)
     without = _run("rongcheng", [], people=10_000, days=120, seed=6)
     return with_, without, grade, grade_true
@@ -832,7 +833,7 @@ def collusion():
 
 def test_colluders_certify_each_other_only_while_below_the_target(collusion):
     sim, plain, _, _ = collusion
-    th = sim.threats
+    th = sim["threats"]
     floor = sim.scenario.points.grade_floors[sim.scenario.threats.collusion_target]
     col = np.zeros(sim.people.n, bool)
     col[th.colluders] = True
@@ -861,7 +862,7 @@ def test_colluders_certify_each_other_only_while_below_the_target(collusion):
         start[p] += led["delta"][r]
     # Scores rose to the target and stopped there: above it by no more than the gains of
     # the last day with certificates (and of genuine good acts after it).
-    s = sim.points.score[col]
+    s = sim["points"].score[col]
     assert np.mean(s >= floor) >= 0.9
     for p in th.colluders:
         mine = score_rows & (led["id"] == p)
@@ -869,8 +870,8 @@ def test_colluders_certify_each_other_only_while_below_the_target(collusion):
         gain_last = led["delta"][mine & (led["day"] == last) & (led["delta"] > 0)].sum()
         after = led["delta"][mine & (led["day"] > last) & (led["delta"] > 0)].sum()
         assert not np.any(cert & mine & (led["day"] > last))
-        assert sim.points.score[p] <= floor - 1 + gain_last + after
-    assert s.mean() > plain.points.score[col].mean() + 20
+        assert sim["points"].score[p] <= floor - 1 + gain_last + after
+    assert s.mean() > plain["points"].score[col].mean() + 20
 
 
 def test_collusion_leaves_everyone_else_untouched(collusion):
@@ -878,9 +879,10 @@ def test_collusion_leaves_everyone_else_untouched(collusion):
     grades, ledger rows and gate applications exactly."""
     sim, plain, _, _ = collusion
     col = np.zeros(sim.people.n, bool)
-    col[sim.threats.colluders] = True
+    col[sim["threats"].colluders] = True
     for attr in ("score", "score_true", "grade", "grade_true"):
-        assert np.array_equal(getattr(sim.points, attr)[~col], getattr(plain.points, attr)[~col])
+        assert np.array_equal(getattr(sim["points"], attr)[~col],
+                              getattr(plain["points"], attr)[~col])
     la, lb = _ledger(sim), _ledger(plain)
 
     def rows(led):
@@ -888,7 +890,7 @@ def test_collusion_leaves_everyone_else_untouched(collusion):
         return sorted(zip(*(led[k][keep].tolist() for k in led), strict=True))
 
     assert rows(la) == rows(lb)
-    aa, ab = sim.consequences.applications(), plain.consequences.applications()
+    aa, ab = sim.gates.applications(), plain.gates.applications()
 
     def apps(a):
         keep = ~col[a["id"]]
@@ -900,12 +902,12 @@ def test_collusion_leaves_everyone_else_untouched(collusion):
 def test_perks_won_by_collusion_are_wrongful(collusion):
     sim, plain, grade, grade_true = collusion
     held, true, _ = _replay_points(sim)
-    assert np.array_equal(held, sim.points.score)
-    assert np.array_equal(true, sim.points.score_true)  # certificates never reach it
-    app = sim.consequences.applications()
+    assert np.array_equal(held, sim["points"].score)
+    assert np.array_equal(true, sim["points"].score_true)  # certificates never reach it
+    app = sim.gates.applications()
     gi = _gate_index(sim)["aaa_perks"]
-    g = sim.consequences.gates[gi]
-    sel = (app["gate"] == gi) & np.isin(app["id"], sim.threats.colluders)
+    g = sim.gates.gates[gi]
+    sel = (app["gate"] == gi) & np.isin(app["id"], sim["threats"].colluders)
     d, who, wr = app["day"][sel], app["id"][sel], app["wrongful"][sel]
     assert sel.sum() > 50
     gh = np.array([grade[x][p] for x, p in zip(d, who, strict=True)])
@@ -913,9 +915,9 @@ def test_perks_won_by_collusion_are_wrongful(collusion):
     assert np.all(gh <= g.grade)  # AA or better as held
     assert np.array_equal(wr, gt > g.grade)
     assert wr.mean() > 0.9
-    pa = plain.consequences.applications()
+    pa = plain.gates.applications()
     # Without the ring the same people win far fewer perks.
-    assert np.isin(pa["id"][pa["gate"] == gi], sim.threats.colluders).sum() < sel.sum() / 2
+    assert np.isin(pa["id"][pa["gate"] == gi], sim["threats"].colluders).sum() < sel.sum() / 2
 
 
 # Edge cases -------------------------------------------------------------------------
@@ -924,7 +926,7 @@ def test_perks_won_by_collusion_are_wrongful(collusion):
 def test_a_composite_with_no_participants_runs():
     sim = _sim("sesame", ["composite.opt_in=0"], people=3000, days=40, seed=1)
     sim.run()
-    assert sim.composite.participants == 0
+    assert sim["composite"].participants == 0
     assert not np.any(_ledger(sim)["kind"] == K_COMPOSITE)
 
 
@@ -943,7 +945,9 @@ def test_an_interaction_weights_both_ratings_by_the_standing_before_it():
     graph = SimpleNamespace(indptr=np.array([0, 1, 2], np.int64),
                             indices=np.array([1, 0], np.int32), kind=np.array([2, 2], np.uint8))
     params = PeerRating(enabled=True, interactions=10.0, noise=0.0, status_bias=0.0)
-    pr = PeerRatings(params, people, graph, Streams(1))
+    scenario = SimpleNamespace(rating=params)
+    sim = SimpleNamespace(scenario=scenario, people=people, graph=graph, streams=Streams(1))
+    pr = PeerRatings(sim)
     pr.step(Ledger(None, [], []), 0)
     assert pr.ratings_today >= 4
     assert pr.rating[0] != pytest.approx(4.0)
@@ -990,14 +994,14 @@ def test_gates_met_by_many_apply_at_their_daily_rate(preset, condition, extra, p
                   f"gates.{name}.effect=perk", f"gates.{name}.use_rate={rate}",
                   f"gates.{name}.income_driven={driven}", f"gates.{name}.loss_days=0"]
     sim = _run(preset, ["gates={}", *extra, *gates], people=20_000, days=days, seed=11)
-    c, p = sim.consequences, sim.people
+    c, p = sim.gates, sim.people
     assert not c.score_candidates
     assert sorted(c.score_pools) == ([0, 1] if pooled else [])
     adult = p.age != CHILD
-    if sim.composite is not None:
-        adult &= sim.composite.score >= 0
+    if sim.get("composite") is not None:
+        adult &= sim["composite"].score >= 0
     else:
-        assert np.all(sim.points.grade[adult] == sim.points.grade[adult][0])
+        assert np.all(sim["points"].grade[adult] == sim["points"].grade[adult][0])
     app = c.applications()
     names = [g.name for g in c.gates]
     for gi, name in enumerate(names):

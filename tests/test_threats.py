@@ -27,7 +27,7 @@ def base() -> Simulation:
 
 
 def _score_change(sim: Simulation, base: Simulation) -> np.ndarray:
-    return sim.points.score.astype(np.int64) - base.points.score
+    return sim["points"].score.astype(np.int64) - base["points"].score
 
 
 def _ledger(sim: Simulation) -> dict[str, np.ndarray]:
@@ -37,19 +37,19 @@ def _ledger(sim: Simulation) -> dict[str, np.ndarray]:
 def test_insiders_targeting_critics_lower_critics_scores_and_nobody_elses(base):
     sim = _run([*INSIDERS, "threats.insider_target='critics'"])
     critic = np.zeros(N, bool)
-    critic[sim.threats.critics] = True
+    critic[sim["threats"].critics] = True
     change = _score_change(sim, base)
     assert sum(r["insider_edits"] for r in sim.rows) > 100
     assert change[critic].mean() < -5
     assert np.count_nonzero(change[~critic]) == 0
     # Nobody else's behaviour moved either (a critic's may: edits deter them too).
-    assert np.array_equal(sim.points.score_true[~critic], base.points.score_true[~critic])
+    assert np.array_equal(sim["points"].score_true[~critic], base["points"].score_true[~critic])
 
 
 def test_insiders_with_enemies_hit_only_their_enemies(base):
     sim = _run([*INSIDERS, "threats.insider_target='enemies'", "threats.enemies_per_insider=2"])
     enemy = np.zeros(N, bool)
-    enemy[sim.threats.enemies.ravel()] = True
+    enemy[sim["threats"].enemies.ravel()] = True
     change = _score_change(sim, base)
     assert change[enemy].mean() < -20
     assert np.count_nonzero(change[~enemy]) == 0
@@ -59,7 +59,7 @@ def test_audits_catch_and_reverse_edits(base):
     plain = _run([*INSIDERS, "threats.insider_target='critics'"])
     audited = _run([*INSIDERS, "threats.insider_target='critics'", "threats.audit_prob=0.9",
                     "threats.audit_days=10"])
-    critic = plain.threats.critics
+    critic = plain["threats"].critics
     assert sum(r["audit_catches"] for r in audited.rows) > 0
     fall_plain = _score_change(plain, base)[critic].mean()
     fall_audited = _score_change(audited, base)[critic].mean()
@@ -78,8 +78,8 @@ def test_ledger_explains_every_score_under_threats():
     led = _ledger(sim)
     score_rows = (led["kind"] == K_SCORE) & (led["entity"] == 0)
     total = np.bincount(led["id"][score_rows], weights=led["delta"][score_rows], minlength=N)
-    assert np.array_equal(sim.points.params.initial + total.astype(np.int64),
-                          sim.points.score)
+    assert np.array_equal(sim["points"].params.initial + total.astype(np.int64),
+                          sim["points"].score)
     labels = sim.ledger.channel_labels
     used = {labels[c] for c in np.unique(led["channel"][score_rows])}
     assert {"insider", "informant"} <= used
@@ -104,7 +104,7 @@ def test_review_strikes_insider_edits_too(base):
     plain = _run([*INSIDERS, "threats.insider_target='critics'"])
     reviewed = _run([*INSIDERS, "threats.insider_target='critics'",
                      "safeguards.review_capacity=1000000"])
-    critic = plain.threats.critics
+    critic = plain["threats"].critics
     assert _score_change(reviewed, base)[critic].mean() > _score_change(plain, base)[critic].mean()
 
 

@@ -11,20 +11,44 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from credsim.behaviour import Behaviour, Catalogue, day_seed
+from credsim.behaviour import day_seed
 from credsim.ledger import K_GRADE, Ledger
-from credsim.population.graph import _GOLDEN, DROPPED, FAMILY, Graph, find_entry
-from credsim.rng import Streams
-from credsim.scenario.model import GRADES, Adaptation
+from credsim.modules import Day, Hook, Module, Result
+from credsim.population.graph import _GOLDEN, DROPPED, FAMILY, find_entry
+from credsim.scenario.model import GRADES
 
 
-class Adapt:
-    def __init__(self, params: Adaptation, cat: Catalogue, behaviour: Behaviour, graph: Graph,
-                 streams: Streams):
+class Adapt(Module):
+    kind = "adaptation"
+    build_order = 95
+    record_order = 95
+    hooks = (Hook("adapt", "adapt", 50),)
+    results = (Result("ties_dropped", "int64", "ties dropped", "ties/day"),)
+
+    @classmethod
+    def needs_ties(cls, scenario, classes) -> bool:
+        a = scenario.adaptation
+        # Pruning ties to those whose grade fell: only where some module grades people.
+        graded = any("grade" in c.standings for c in classes)
+        return a.enabled and a.prune_prob > 0 and graded
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        params, cat, behaviour, graph, streams = (
+            sim.scenario.adaptation, sim.cat, sim["society"].behaviour, sim.graph,
+            sim.streams)
         self.p, self.cat, self.behaviour, self.graph = params, cat, behaviour, graph
         self.seed = streams.int_seed("adapt.prune")
         self.prune_grade = GRADES.index(params.prune_grade)
         self.ties_dropped_today = 0
+
+    def adapt(self, d: Day) -> None:
+        """Deter and chill those the systems acted on; prune ties to the fallen."""
+        who, behaviour = d.acted_on()
+        self.step(who, behaviour, self.sim.ledger, d.since, d.day, d.fallen)
+
+    def record(self, d: Day, row: dict) -> None:
+        row["ties_dropped"] = self.ties_dropped_today
 
     def step(self, who: np.ndarray, behaviour: np.ndarray, ledger: Ledger, since: int,
              day: int, extra_fallen: tuple = ()) -> None:
@@ -57,7 +81,7 @@ class Adapt:
             self.ties_dropped_today += self._prune(fallen, self.p.prune_prob, day)
 
     def _prune(self, fallen: np.ndarray, prob: float, day: int) -> int:
-        if len(fallen) == 0 or prob <= 0:
+        if len(fallen) == 0 or prob <= 0 or self.graph is None:
             return 0
         g = self.graph
         return _prune(np.asarray(fallen, dtype=np.int64), g.indptr, g.indices, g.kind, prob,

@@ -180,6 +180,33 @@ def show(
 
 
 @app.command(cls=_Command)
+def plan(
+    scenario: _Scenario,
+    set_: _Set = None,
+    fmt: _Format = "table",
+) -> None:
+    """Print the day's plan of a scenario: phase, module and hook, in the order they run,
+    and whether the social graph is built."""
+    from credsim.modules.plan import describe_plan
+    from credsim.scenario.load import load_scenario
+
+    fmt = _check_format(fmt)
+    try:
+        s = load_scenario(scenario, set_)
+    except InputError as exc:
+        _fail(str(exc))
+    steps, ties = describe_plan(s)
+    o = fm.Output(f"The day of {s.name}", [fm.Column("phase"), fm.Column("module"),
+                                          fm.Column("hook"), fm.Column("what it does")])
+    for st in steps:
+        o.add([st["phase"], st["module"], st["hook"], st["does"]], st)
+    fm.emit(o, fmt, out)
+    if fmt == "table":
+        out.print("social graph: " + ("built (read by " + ", ".join(ties) + ")" if ties
+                                      else "not built (no module reads ties)"))
+
+
+@app.command(cls=_Command)
 def params(
     prefix: Annotated[str | None, typer.Argument(
         metavar="PREFIX", help="Only the keys that start with this (e.g. safeguards, "

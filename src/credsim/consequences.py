@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
-from credsim.economy import Economy
 from credsim.ledger import K_BLACKLIST, K_GRADE, K_LIST, Ledger
-from credsim.population.people import CHILD, SCHOOL_LOST, SCHOOL_PRIVATE, People
-from credsim.rng import Streams, counter_uniform, counter_uniform_one, day_key, stream_key
-from credsim.scenario.model import DOMAINS, Scenario, parse_condition
+from credsim.modules import Day, Hook, Module, Result
+from credsim.population.people import CHILD, SCHOOL_LOST, SCHOOL_PRIVATE
+from credsim.rng import counter_uniform, counter_uniform_one, day_key, stream_key
+from credsim.scenario.model import DOMAINS, parse_condition
 
 COURT_DOMAIN = DOMAINS.index("court")
 FIRM_DOMAIN = DOMAINS.index("firm")
@@ -72,9 +72,29 @@ class GateSpec:
     domain: int
 
 
-class Consequences:
-    def __init__(self, s: Scenario, people: People, economy: Economy, streams: Streams,
-                 state: SystemState):
+class Consequences(Module):
+    """The gates of service providers: who meets a gate's condition and seeks the
+    service, and what that costs them."""
+
+    kind = "gates"
+    build_order = 90
+    record_order = 60
+    hooks = (Hook("consequences", "consequences", 50),)
+    results = (
+        Result("sanctioned", "int64", "people under a sanction", "people"),
+        Result("sanctioned_wrongful", "int64", "people sanctioned on false records",
+               "people"),
+        Result("gate_{gate}", "int64", "uses of a gate", "uses/day"),
+        Result("gate_{gate}_wrongful", "int64", "uses of a gate resting on false records",
+               "uses/day"),
+    )
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        s, people, economy, streams = sim.scenario, sim.people, sim.economy, sim.streams
+        state = SystemState(people.n)
+        for m in sim.modules.values():
+            m.gate_state(state)
         self.people, self.economy, self.streams = people, economy, streams
         self.st = state
         self.separate = s.safeguards.domain_separation
@@ -122,6 +142,35 @@ class Consequences:
         self.applied_today = np.zeros(len(self.gates), dtype=np.int64)
         self.wrongful_today = np.zeros(len(self.gates), dtype=np.int64)
         self._rows: list[dict[str, np.ndarray]] = []
+
+        if sim.provider("score") is not None:
+            self.update_score_candidates()
+
+    # Hooks -------------------------------------------------------------------
+    def consequences(self, d: Day) -> None:
+        """Apply the gates to those who meet a condition and seek the service."""
+        rows = self.sim.ledger.rows(d.since)
+        # Rows that can move a sanction (scores, grades, lists); composite and rating
+        # changes come from their systems, limited to those that cross a gate's line.
+        status = (rows["entity"] == 0) & (
+            (rows["kind"] <= K_LIST) | (rows["kind"] == K_BLACKLIST))
+        d.touched.append(rows["id"][status])
+        self.refresh(_distinct(d.touched, self.people.n))
+        self.step(self.sim.ledger, d.since, d.day)
+
+    def record(self, d: Day, row: dict) -> None:
+        row["sanctioned"] = int(self.counts[0])
+        row["sanctioned_wrongful"] = int(self.counts[1])
+        for g in range(self.n_groups):
+            row[f"sanctioned_group{g}"] = int(self.by_group[0, 1 + g])
+            row[f"sanctioned_wrongful_group{g}"] = int(self.by_group[1, 1 + g])
+        for gi, g in enumerate(self.gates):
+            row[f"gate_{g.name}"] = int(self.applied_today[gi])
+            row[f"gate_{g.name}_wrongful"] = int(self.wrongful_today[gi])
+
+    def people_columns(self, part: slice) -> dict:
+        status = self.status[part]
+        return {"sanctioned": (status & 1) > 0, "sanctioned_wrongful": (status & 2) > 0}
 
     def refresh(self, persons: np.ndarray) -> None:
         """Recompute sanctioned / wrongful status of persons whose state moved."""
@@ -530,3 +579,15 @@ def _list_in_ranges(v, vt, bounds, want, counts, offsets):  # pragma: no cover
                     out[cursor[2 * r + 1]] = i
                     cursor[2 * r + 1] += 1
     return out
+
+
+def _distinct(parts: list[np.ndarray], n: int) -> np.ndarray:
+    """The distinct ids in parts, sorted. Many ids (a composite refresh touches nearly
+    everyone): a mask over the population is cheaper than sorting them."""
+    total = sum(len(x) for x in parts)
+    if total > n // 16:
+        mask = np.zeros(n, dtype=bool)
+        for x in parts:
+            mask[x] = True
+        return np.flatnonzero(mask)
+    return np.unique(np.concatenate([x.astype(np.int64) for x in parts]))

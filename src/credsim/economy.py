@@ -10,12 +10,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from credsim.population.people import People
-from credsim.scenario.model import Feedback
+from credsim.modules import Module
 
 
-class Economy:
-    def __init__(self, people: People, feedback: Feedback):
+class Economy(Module):
+    """Savings and stress of everyone; other modules charge and read them."""
+
+    kind = "economy"
+    build_order = 0
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        people, feedback = sim.people, sim.scenario.feedback
         self.enabled = feedback.enabled
         # Daily income and the savings buffer are income times a constant: derived
         # on demand rather than stored, to keep per-person memory small.

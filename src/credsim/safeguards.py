@@ -17,24 +17,77 @@ from __future__ import annotations
 
 import numpy as np
 
+from credsim.ledger import C_MARK_EXPIRY
+from credsim.modules import Day, Hook, Module, Result
 from credsim.observation import Records
-from credsim.rng import Streams, counter_uniform, stream_key
-from credsim.scenario.model import Safeguards
+from credsim.rng import counter_uniform, stream_key
 
 
-class Safeguarding:
-    def __init__(self, params: Safeguards, adverse: np.ndarray, noticed: np.ndarray, n: int,
-                 streams: Streams):
-        """`adverse`: per behaviour, records review looks at; `noticed`: per behaviour,
-        records held for notice (points deductions and grade caps)."""
+class Safeguarding(Module):
+    kind = "safeguards"
+    build_order = 80
+    record_order = 80
+    hooks = (Hook("review", "review_records", 50), Hook("score", "expire_marks", 20),
+             Hook("score", "schedule_expiry", 45))
+    results = (
+        Result("records_reviewed", "int64", "records checked by human review", "records/day"),
+        Result("records_struck", "int64", "false records struck out", "records/day"),
+        Result("marks_expired", "int64", "deductions reversed on expiry", "records/day"),
+    )
+
+    @classmethod
+    def present(cls, scenario) -> bool:
+        p = scenario.safeguards
+        return p.notice_days > 0 or p.review_capacity > 0 or p.expiry_days > 0
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        params, n, streams = sim.scenario.safeguards, sim.people.n, sim.streams
+        # Records review looks at: deductions, grade caps and whatever else a module
+        # names (court judgments); records held for notice: deductions and grade caps.
+        noticed = sim.cat.penalised
+        adverse = noticed.copy()
+        for m in sim.modules.values():
+            extra = m.reviewed_behaviours()
+            if extra is not None:
+                adverse |= extra
         self.p = params
         self.adverse, self.noticed = adverse, noticed
         self.capacity = int(round(params.review_capacity * n / 1e6))
         self.keys = {k: stream_key(f"{streams.seed}/safeguards.{k}")
                      for k in ("review", "review_order", "contest", "contest_success")}
         self.held: dict[int, list[Records]] = {}
-        self.expiring: dict[int, list[tuple[np.ndarray, ...]]] = {}
-        self.reviewed_today = self.struck_today = 0
+        self.expiring: dict[int, list[tuple]] = {}
+        self.reviewed_today = self.struck_today = self.marks_expired_today = 0
+
+    # Hooks -------------------------------------------------------------------
+    def review_records(self, d: Day) -> None:
+        """Human review strikes false records; notice holds deductions for contest."""
+        d.records = self.review(d.records, d.day)
+
+    def expire_marks(self, d: Day) -> None:
+        """Reverse the deductions that expire today, by the module that made them."""
+        due = self.expiring.pop(d.day, [])
+        self.marks_expired_today = sum(len(e[1]) for e in due)
+        for owner in dict.fromkeys(e[0] for e in due):
+            mine = [e[1:] for e in due if e[0] is owner]
+            who, delta, delta_true, record = (np.concatenate(c) for c in zip(*mine,
+                                                                             strict=True))
+            owner.reverse(d, who, delta, delta_true, record, C_MARK_EXPIRY, 0)
+
+    def schedule_expiry(self, d: Day) -> None:
+        """Deductions that took effect today expire `expiry_days` later, unless an audit
+        will reverse them first."""
+        for i, (owner, who, delta, delta_true, rec, _source) in enumerate(d.applied):
+            keep = ~d.caught[i] if i < len(d.caught) else np.ones(len(who), bool)
+            self._schedule(owner, who[keep], delta[keep], delta_true[keep], rec[keep],
+                           d.day)
+
+    def record(self, d: Day, row: dict) -> None:
+        if self.active:
+            row["records_reviewed"] = self.reviewed_today
+            row["records_struck"] = self.struck_today
+            row["marks_expired"] = self.marks_expired_today
 
     @property
     def active(self) -> bool:
@@ -77,8 +130,8 @@ class Safeguarding:
                 records = Records.concat([records, *due])
         return records
 
-    def schedule_expiry(self, who: np.ndarray, delta: np.ndarray, delta_true: np.ndarray,
-                        record: np.ndarray, day: int) -> None:
+    def _schedule(self, owner: Module, who: np.ndarray, delta: np.ndarray,
+                  delta_true: np.ndarray, record: np.ndarray, day: int) -> None:
         """Deductions that took effect today: `delta` on the held score, `delta_true` on
         the true score (they differ when a warning replaced one of them)."""
         if self.p.expiry_days <= 0:
@@ -86,12 +139,4 @@ class Safeguarding:
         neg = (delta < 0) | (delta_true < 0)
         if neg.any():
             self.expiring.setdefault(day + self.p.expiry_days, []).append(
-                (who[neg], delta[neg], delta_true[neg], record[neg]))
-
-    def expire(self, day: int) -> tuple[np.ndarray, ...]:
-        """Deductions that expire today: (who, held delta, true delta, record code)."""
-        due = self.expiring.pop(day, [])
-        if not due:
-            z = np.zeros(0, np.int32)
-            return z, z, z, np.zeros(0, np.uint8)
-        return tuple(np.concatenate(c) for c in zip(*due, strict=True))
+                (owner, who[neg], delta[neg], delta_true[neg], record[neg]))

@@ -18,22 +18,52 @@ from __future__ import annotations
 
 import numpy as np
 
+from credsim.ledger import C_AUDIT, R_INSIDER
+from credsim.modules import Day, Hook, Module, Result
 from credsim.observation import S_COLLUSION, S_INFORMANT, S_INSIDER, Records
-from credsim.population.graph import DROPPED, FAMILY, Graph
-from credsim.population.people import CHILD, People
-from credsim.rng import Streams, counter_uniform, stream_key
-from credsim.scenario.model import Threats as ThreatParams
+from credsim.population.graph import DROPPED, FAMILY
+from credsim.population.people import CHILD
+from credsim.rng import counter_uniform, stream_key
 
 CRITIC_QUANTILE = 0.9
 
 
-class Threats:
-    def __init__(self, params: ThreatParams, behaviour_names: list[str], people: People,
-                 graph: Graph, streams: Streams, max_delay: int | None = None,
-                 collusion_floor: int = 0):
-        """`max_delay`: an edit caught by audit is reversed no later than this (the
-        expiry of marks, which would otherwise have reversed it first).
-        `collusion_floor`: the score colluders aim for."""
+class Threats(Module):
+    kind = "threats"
+    build_order = 85
+    record_order = 70
+    hooks = (Hook("observe", "fabricate", 60), Hook("score", "reverse_caught", 25),
+             Hook("score", "schedule_audits", 40))
+    results = (
+        Result("insider_edits", "int64", "records fabricated by insiders", "records/day"),
+        Result("informant_reports", "int64", "malicious reports", "records/day"),
+        Result("audit_catches", "int64", "insider edits caught and reversed", "records/day"),
+        Result("collusion_certificates", "int64", "false good deeds certified",
+               "records/day"),
+    )
+
+    @classmethod
+    def present(cls, scenario) -> bool:
+        t = scenario.threats
+        return t.insiders_per_million > 0 or t.informant_rate > 0 or (
+            t.colluders_per_million > 0)
+
+    @classmethod
+    def needs_ties(cls, scenario, classes) -> bool:
+        return scenario.threats.informant_rate > 0  # informants report their contacts
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        params, behaviour_names, people, graph, streams = (
+            sim.scenario.threats, sim.cat.names, sim.people, sim.graph, sim.streams)
+        # An edit caught by audit is reversed no later than the expiry of marks, which
+        # would otherwise have reversed it first.
+        expiry = sim.scenario.safeguards.expiry_days
+        max_delay = expiry if expiry > 0 else None
+        # Colluders aim for the floor of a grade, of the system that grades people.
+        self.graded = sim.provider("grade")
+        collusion_floor = (self.graded.floor_of(params.collusion_target)
+                           if self.graded is not None else 0)
         self.p, self.people, self.graph, self.streams = params, people, graph, streams
         self.audit_delay = min(params.audit_days, max_delay or params.audit_days)
         rng = streams.get("threats.setup")
@@ -61,6 +91,38 @@ class Threats:
         self.audit_key = stream_key(f"{streams.seed}/threats.audit")
         self.audits: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         self.edits_today = self.reports_today = self.caught_today = self.certified_today = 0
+
+    # Hooks -------------------------------------------------------------------
+    def fabricate(self, d: Day) -> None:
+        """Add insiders' edits, malicious reports and colluders' certificates."""
+        if self.active:
+            score = self.graded.score if self.graded is not None else None
+            d.records = Records.concat([d.records, self.step(d.day, score)])
+
+    def reverse_caught(self, d: Day) -> None:
+        """Reverse the insider edits an audit caught, by the module that made them."""
+        due = self.audits.pop(d.day, [])
+        self.caught_today = sum(len(w) for _, w, _ in due)
+        n_ch = len(self.sim.cat.channel_names)
+        for owner in dict.fromkeys(o for o, _, _ in due):
+            who = np.concatenate([w for o, w, _ in due if o is owner])
+            delta = np.concatenate([x for o, _, x in due if o is owner])
+            k = len(who)
+            owner.reverse(d, who, delta, np.zeros(k, np.int32), np.full(k, R_INSIDER),
+                          C_AUDIT, n_ch + 2)
+
+    def schedule_audits(self, d: Day) -> None:
+        """Decide which of today's insider edits an audit will catch, and when."""
+        for owner, who, delta, _true, _rec, source in d.applied:
+            d.caught.append(self._schedule_audits(owner, who, delta, source, d.day))
+
+    def record(self, d: Day, row: dict) -> None:
+        if self.active:
+            row["insider_edits"] = self.edits_today
+            row["informant_reports"] = self.reports_today
+            row["audit_catches"] = self.caught_today
+            if len(self.colluders):
+                row["collusion_certificates"] = self.certified_today
 
     @property
     def active(self) -> bool:
@@ -124,8 +186,8 @@ class Threats:
         self.reports_today = len(target)
         return _records(target, self.b_informant, S_INFORMANT)
 
-    def schedule_audits(self, who: np.ndarray, delta: np.ndarray, source: np.ndarray,
-                        day: int) -> np.ndarray:
+    def _schedule_audits(self, owner: Module, who: np.ndarray, delta: np.ndarray,
+                         source: np.ndarray, day: int) -> np.ndarray:
         """Insider edits that took effect today: the caught ones are reversed later.
         Returns which of the given records an audit caught."""
         edit = (source == S_INSIDER) & (delta != 0)  # a warning gives nothing back
@@ -136,15 +198,8 @@ class Threats:
         caught[edit] = counter_uniform(self.audit_key, day, key) < self.p.audit_prob
         if caught.any():
             self.audits.setdefault(day + self.audit_delay, []).append(
-                (who[caught], delta[caught]))
+                (owner, who[caught], delta[caught]))
         return caught
-
-    def caught(self, day: int) -> tuple[np.ndarray, np.ndarray]:
-        due = self.audits.pop(day, [])
-        self.caught_today = sum(len(w) for w, _ in due)
-        if not due:
-            return np.zeros(0, np.int32), np.zeros(0, np.int32)
-        return np.concatenate([w for w, _ in due]), np.concatenate([d for _, d in due])
 
 
 def _records(who: np.ndarray, behaviour: int, source: int) -> Records:

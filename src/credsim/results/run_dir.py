@@ -23,11 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from credsim import __version__
 from credsim.engine import Simulation
 from credsim.errors import InputError
+from credsim.modules.columns import category
+from credsim.modules.plan import module_classes
 from credsim.population.firms import SECTORS
-from credsim.population.people import AGE_BANDS, CHILD, SCHOOL_STATES
+from credsim.population.people import AGE_BANDS, SCHOOL_STATES
 from credsim.results import outdir
 from credsim.scenario.load import scenario_to_toml
-from credsim.scenario.model import DOMAINS, GRADES, Scenario
+from credsim.scenario.model import DOMAINS, Scenario
 from credsim.threads import kernel_threads
 
 FORMAT_VERSION = 2  # 2: composite, ratings, firm lists, warnings, audit columns
@@ -78,10 +80,7 @@ def abort(tmp: Path) -> None:
     outdir.abort(tmp)
 
 
-def _cat(codes: np.ndarray, labels) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.asarray(codes).astype(np.int16)), pa.array(list(labels), pa.string())
-    )
+_cat = category
 
 
 def _write(table: pa.Table, path: Path) -> None:
@@ -106,19 +105,13 @@ def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
     _write(pa.Table.from_pylist(sim.rows), tmp / "timeseries.parquet")
     _write_people(sim, tmp / "people.parquet")
     f = sim.firms
-    firm_listed = sim.court.firm_listed if sim.court else np.zeros(f.n, np.uint8)
     firm_cols = {
         "id": np.arange(f.n, dtype=np.int32), "uscc": pa.array(f.uscc.tolist(), pa.string()),
         "legal_rep": f.legal_rep, "region": f.region, "sector": _cat(f.sector, SECTORS),
-        "compliance": f.compliance, "listed": firm_listed,
+        "compliance": f.compliance, "listed": np.zeros(f.n, np.uint8),
     }
-    if sim.firm_lists is not None:
-        fl = sim.firm_lists
-        firm_cols.update({
-            "items_shown": fl.items, "blacklisted": fl.black.sum(axis=0) > 0,
-            "blacklisted_true": fl.black[0] > 0,
-            "red_listed": fl.red_listed_mask(sim.scenario.run.days - 1),
-        })
+    for m in sim.modules.values():
+        firm_cols.update(m.firm_columns())
     _write(pa.table(firm_cols), tmp / "firms.parquet")
     _write_sanctions(sim, tmp / "sanctions.parquet")
     write_seconds = time.perf_counter() - t0
@@ -135,10 +128,11 @@ def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
         "adults": sim.adults,
         "days": s.run.days,
         "firms": f.n,
-        "ties": sim.graph.n_ties,
+        "ties": sim.n_ties,
         "ledger_rows": sim.ledger.rows_written,
         "timings_seconds": {**{k: round(v, 4) for k, v in sim.timings.items()},
                             "write": round(write_seconds, 4)},
+        "module_timings_seconds": {k: round(v, 4) for k, v in sim.module_timings.items()},
         "wall_seconds": round(wall_seconds + write_seconds, 3),
         "person_days_per_second": round(sim.person_days / max(wall_seconds, 1e-9)),
         "python": platform.python_version(),
@@ -154,8 +148,8 @@ SANCTIONS_ROW_GROUP = 1 << 20
 
 def _write_sanctions(sim: Simulation, path: Path) -> None:
     """sanctions.parquet in row groups: a national run applies gates millions of times."""
-    a = sim.consequences.applications()
-    gates = sim.consequences.gates
+    a = sim.gates.applications()
+    gates = sim.gates.gates
     gate_domain = np.array([g.domain for g in gates], dtype=np.int16)
     effect = np.array([g.sanction for g in gates], dtype=np.int16)  # EFFECTS codes
     names = [g.name for g in gates]
@@ -207,41 +201,12 @@ def _people_table(sim: Simulation, part: slice) -> pa.Table:
         "savings": sim.economy.savings[part], "compliance": p.compliance[part],
         "voice": p.voice[part], "sociability": p.sociability[part],
         "generosity": p.generosity[part], "school": _cat(p.school[part], SCHOOL_STATES),
-        "degree": g.degree(active_only=True, rows=part), "contacts": g.contacts(rows=part),
-        "ties_dropped": g.dropped(rows=part),
-        "deterrence": sim.behaviour.deter[part], "chill": sim.behaviour.chill[part],
     }
-    if sim.points is not None:
-        pts = sim.points
-        cols.update({
-            "score": pts.score[part], "score_true": pts.score_true[part],
-            "grade": _cat(pts.grade[part], GRADES),
-            "grade_true": _cat(pts.grade_true[part], GRADES),
-        })
-    if sim.court is not None:
-        c = sim.court
-        cols.update({
-            "listings": c.n_list_true[part] + c.n_list_false[part],
-            "listings_false": c.n_list_false[part], "ever_listed": c.ever_listed[part],
-        })
-    if sim.composite is not None:
-        comp = sim.composite
-        cols.update({
-            "composite_participant": comp.opted[part],
-            "composite_initial": comp.initial[part], "composite": comp.score[part],
-            "composite_true": comp.score_true[part],
-        })
-    if sim.rating is not None:
-        r = sim.rating
-        cols.update({"rating": r.rating[part], "rating_true": r.rating_true[part],
-                     "rating_shown": r.shown[part].astype(np.float32) / 10})
-    if sim.firm_lists is not None:
-        fl = sim.firm_lists
-        cols.update({"blacklisted_firms": fl.rep_true[part] + fl.rep_false[part],
-                     "blacklisted_firms_false": fl.rep_false[part]})
-    status = sim.consequences.status[part]
-    cols["sanctioned"] = (status & 1) > 0
-    cols["sanctioned_wrongful"] = (status & 2) > 0
+    if g is not None:
+        cols.update({"degree": g.degree(active_only=True, rows=part),
+                     "contacts": g.contacts(rows=part), "ties_dropped": g.dropped(rows=part)})
+    for m in sim.modules.values():
+        cols.update(m.people_columns(part))
     return pa.table(cols)
 
 
@@ -384,24 +349,12 @@ def required_columns(s: Scenario) -> dict[str, set[str]]:
     cols = {t: set(c) for t, c in BASE_COLUMNS.items()}
     ts, people = cols["timeseries"], cols["people"]
     ts.update(f"gate_{name}" for name in s.gates)
-    if s.points.enabled:
-        ts.update(f"grade_{g}" for g in GRADES)
-        people.update(("score", "score_true", "grade", "grade_true"))
-    if s.court_list.enabled:
-        ts.update(("listed", "new_listings", "new_firm_listings", "payments"))
-        people.update(("listings", "listings_false", "ever_listed"))
-    if s.composite.enabled:
-        ts.add("composite_participants")
-        ts.update(f"band_{name}" for name in s.composite.bands)
-        people.update(("composite_participant", "composite_initial", "composite",
-                       "composite_true"))
-    if s.rating.enabled:
-        people.update(("rating", "rating_true", "rating_shown"))
-    if s.firm_lists.enabled:
-        ts.add("firms_blacklisted")
-        people.update(("blacklisted_firms", "blacklisted_firms_false"))
-        cols["firms"].update(("items_shown", "blacklisted", "blacklisted_true",
-                              "red_listed"))
+    classes = module_classes(s)
+    if not any(c.needs_ties(s, classes) for c in classes):
+        people.discard("contacts")  # no module read ties: the graph was not built
+    for cls in classes:
+        for table, names in cls.required_columns(s).items():
+            cols[table].update(names)
     return cols
 
 
@@ -420,7 +373,7 @@ def check_tables(path: Path, m: RunManifest, s: Scenario) -> None:
             schema = meta.schema.to_arrow_schema()
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{f}: not a readable Parquet file "
-                             f"({_first_line(exc)})") from None
+                             f"({first_line(exc)})") from None
         missing = sorted(needed - set(schema.names))
         if missing:
             raise InputError(f"{f}: missing column{'s' * (len(missing) > 1)} "
@@ -433,27 +386,11 @@ def check_tables(path: Path, m: RunManifest, s: Scenario) -> None:
         if expected is not None and meta.num_rows != expected:
             raise InputError(f"{f}: {meta.num_rows:,} rows but the manifest says "
                              f"{expected:,} ({'days' if table == 'timeseries' else table})")
-    if s.points.enabled:
-        _check_adults(path / "timeseries.parquet", m.adults)
+    for cls in module_classes(s):
+        cls.check_tables(path, m)
 
 
-def _check_adults(ts: Path, adults: int) -> None:
-    """Every adult holds a grade: the grade counts of each day add up to the adults."""
-    try:
-        t = pq.read_table(ts, columns=[f"grade_{g}" for g in GRADES])
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{ts}: not a readable Parquet file ({_first_line(exc)})") from None
-    try:
-        totals = set(np.sum([np.asarray(c, dtype=np.int64) for c in t.columns], axis=0))
-    except (TypeError, ValueError):
-        raise InputError(f"{ts}: the grade columns are not counts") from None
-    if totals != {adults}:
-        raise InputError(f"{ts}: the grade counts add up to "
-                         f"{', '.join(f'{int(x):,}' for x in sorted(totals)[:3])} adults but "
-                         f"the manifest says {adults:,}")
-
-
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
 
@@ -468,17 +405,13 @@ def reading(path: Path) -> Iterator[None]:
         yield
     except (duckdb.Error, pa.ArrowException, OSError) as exc:
         raise InputError(f"{path}: cannot read the run's tables "
-                         f"({_first_line(exc)})") from None
+                         f"({first_line(exc)})") from None
 
 
 def _assortativity(sim: Simulation) -> dict[str, float | None]:
     """Correlation of each system's score across the ends of active ties, at the end."""
-    adult = sim.people.age != CHILD
-    out: dict[str, float | None] = {}
-    if sim.points is not None:
-        out["points"] = sim.graph.assortativity(sim.points.score, adult)
-    if sim.composite is not None:
-        out["composite"] = sim.graph.assortativity(sim.composite.score, sim.composite.opted)
-    if sim.rating is not None:
-        out["rating"] = sim.graph.assortativity(np.nan_to_num(sim.rating.rating), adult)
+    out: dict[str, float] = {}
+    if sim.graph is not None:
+        for m in sim.modules.values():
+            out.update(m.assortativity())
     return {k: (None if np.isnan(v) else round(v, 6)) for k, v in out.items()}

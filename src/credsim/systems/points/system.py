@@ -11,15 +11,78 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from credsim.ledger import C_CAP_EXPIRY, K_GRADE, K_SCORE, K_WARNING, R_NONE, R_TRUE, Ledger
-from credsim.scenario.model import GRADES, PointsSystem
+from credsim.ledger import (
+    C_CAP_EXPIRY,
+    C_LISTING,
+    K_GRADE,
+    K_SCORE,
+    K_WARNING,
+    R_FALSE,
+    R_NONE,
+    R_TRUE,
+    Ledger,
+)
+from credsim.modules import Day, Hook, Module, Result
+from credsim.modules.columns import category
+from credsim.population.people import CHILD
+from credsim.scenario.model import DOMAINS, GRADES
 
 NO_DOMAIN = 255
+COURT_DOMAIN = DOMAINS.index("court")
 
 
-class Points:
-    def __init__(self, params: PointsSystem, n: int, behaviour_names: list[str], adults: int):
+class Points(Module):
+    kind = "points"
+    build_order = 10
+    record_order = 10
+    hooks = (Hook("score", "expire_caps", 10), Hook("score", "score_records", 30),
+             Hook("list", "listing_points", 55))
+    results = (
+        Result("grade_{grade}", "int64", "adults holding a grade", "people"),
+        Result("warnings", "int64", "deductions replaced by a warning", "warnings/day"),
+    )
+    standings = {"grade": ("<=", ">=")}
+
+    @classmethod
+    def present(cls, scenario) -> bool:
+        return scenario.points.enabled
+
+    @classmethod
+    def required_columns(cls, scenario) -> dict[str, set[str]]:
+        return {"timeseries": {f"grade_{g}" for g in GRADES},
+                "people": {"score", "score_true", "grade", "grade_true"}}
+
+    @classmethod
+    def check_tables(cls, folder, manifest) -> None:
+        """Every adult holds a grade: the grade counts of each day add up to the adults."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from credsim.errors import InputError
+        from credsim.results.run_dir import first_line
+
+        ts, adults = folder / "timeseries.parquet", manifest.adults
+        try:
+            t = pq.read_table(ts, columns=[f"grade_{g}" for g in GRADES])
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{ts}: not a readable Parquet file ({first_line(exc)})") from None
+        try:
+            totals = set(np.sum([np.asarray(c, dtype=np.int64) for c in t.columns], axis=0))
+        except (TypeError, ValueError):
+            raise InputError(f"{ts}: the grade columns are not counts") from None
+        if totals != {adults}:
+            raise InputError(f"{ts}: the grade counts add up to "
+                             f"{', '.join(f'{int(x):,}' for x in sorted(totals)[:3])} adults "
+                             f"but the manifest says {adults:,}")
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        params, n, adults = sim.scenario.points, sim.people.n, sim.adults
+        behaviour_names = sim.cat.names
         self.params = params
+        cat = sim.cat
+        # The proportionality cap (a safeguard) limits every deduction.
+        self.cap_cap = sim.scenario.safeguards.proportionality_cap
         self.floors = np.array([params.grade_floors[g] for g in GRADES[:-1]], dtype=np.int64)
         self.score = np.full(n, params.initial, dtype=np.int32)
         self.score_true = self.score.copy()
@@ -46,7 +109,96 @@ class Points:
         self.warned_until = np.full(n if warn else 1, -1, dtype=np.int16)
         self.warned_true_until = self.warned_until.copy()
         self.warnings_today = 0
+        # Behaviours whose records this system acts on: a delta or an instant grade.
+        self.scored = (cat.delta != 0) | (self.cap_by_behaviour >= 0)
 
+    # Hooks -------------------------------------------------------------------
+    def expire_caps(self, d: Day) -> None:
+        """Regrade the people one of whose instant grade caps ends today."""
+        d.touched.append(self._expire_caps(self.sim.ledger, d.day))
+
+    def score_records(self, d: Day) -> None:
+        """Apply today's person records: deductions, additions and grade caps."""
+        sim, records = self.sim, d.records
+        cat, ledger = sim.cat, sim.ledger
+        sel = ~records.is_firm & self.scored[records.behaviour]
+        who, b = records.who[sel], records.behaviour[sel]
+        d.touched.append(who)
+        d.acted.append((who, b))
+        delta = cat.delta[b]
+        # Whether a deduction is minor enough to warn about is judged before the
+        # proportionality cap: a capped serious offence is no minor one.
+        warnable = (delta < 0) & (delta >= -self.params.warn_max)
+        if self.cap_cap > 0:
+            delta = np.maximum(delta, -self.cap_cap)
+        acted = records.subset(sel)
+        rec = acted.ledger_record()
+        self.warnings_today = 0
+        delta, delta_true = self.apply(
+            ledger, d.day, who, delta, self.cap_by_behaviour[b],
+            b.astype(np.int32) + ledger.behaviour_cause(0), sim.channel_codes(acted),
+            rec, cat.domain[b], warnable,
+        )
+        d.applied.append((self, who, delta, delta_true, rec, acted.source))
+
+    def listing_points(self, d: Day) -> None:
+        """The points deduction for each case listing a person, and its reversal when
+        a false case's listing is lifted by correction or appeal."""
+        delta = self.params.listing_delta
+        if not delta:
+            return
+        if self.cap_cap > 0:
+            delta = max(delta, -self.cap_cap)
+        for listed, lifted in d.listings:
+            who = [p for p, _ in listed] + [p for p, _ in lifted]
+            if not who:
+                continue
+            k = len(who)
+            self.apply(
+                self.sim.ledger, d.day, np.array(who, dtype=np.int32),
+                np.array([delta] * len(listed) + [-delta] * len(lifted)), np.full(k, -1),
+                np.array([C_LISTING] * len(listed) + [c for _, c in lifted]), np.zeros(k),
+                np.array([int(f) for _, f in listed] + [R_FALSE] * len(lifted)),
+                np.full(k, COURT_DOMAIN),
+            )
+
+    def reverse(self, d: Day, who: np.ndarray, delta: np.ndarray, delta_true: np.ndarray,
+                record: np.ndarray, cause: int, channel: int) -> None:
+        """Give back deductions this system made (`delta` of the held score and
+        `delta_true` of the true one): on expiry, or when an audit catches an edit."""
+        k = len(who)
+        if k:
+            self.apply(self.sim.ledger, d.day, who, -delta, np.full(k, -1),
+                       np.full(k, cause), np.full(k, channel), record, np.zeros(k),
+                       delta_true=-delta_true)
+        d.touched.append(who)
+
+    def floor_of(self, grade: str) -> int:
+        """The lowest score of a grade."""
+        return int(self.params.grade_floors.get(grade, 0))
+
+    def record(self, d: Day, row: dict) -> None:
+        for g, c in zip(GRADES, self.grade_counts, strict=True):
+            row[f"grade_{g}"] = int(c)
+        if self.params.warn_max > 0:
+            row["warnings"] = self.warnings_today
+
+    def people_columns(self, part: slice) -> dict:
+        return {"score": self.score[part], "score_true": self.score_true[part],
+                "grade": category(self.grade[part], GRADES),
+                "grade_true": category(self.grade_true[part], GRADES)}
+
+    def assortativity(self) -> dict[str, float]:
+        return {"points": self.sim.graph.assortativity(self.score,
+                                                       self.sim.people.age != CHILD)}
+
+    def gate_state(self, st) -> None:
+        st.has_points = True
+        st.grade, st.grade_true, st.points_domain = self.grade, self.grade_true, (
+            self.last_neg_domain)
+        st.initial_grade = int(self.grade[0])
+
+    # State -------------------------------------------------------------------
     def apply(self, ledger: Ledger, day: int, who, delta, cap, cause, channel, record,
               domain, warnable: np.ndarray | None = None,
               delta_true: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +240,7 @@ class Points:
             self._capped.append(capped.astype(np.int32))
         return applied, applied_true
 
-    def expire_caps(self, ledger: Ledger, day: int) -> np.ndarray:
+    def _expire_caps(self, ledger: Ledger, day: int) -> np.ndarray:
         """Regrade people one of whose grade caps ends today; return them."""
         if not self._capped:
             return np.zeros(0, np.int32)

@@ -22,18 +22,35 @@ from credsim.ledger import (
     R_TRUE,
     Ledger,
 )
+from credsim.modules import Day, Hook, Module
 from credsim.observation import Records
-from credsim.population.firms import Firms
-from credsim.rng import Streams
-from credsim.scenario.model import FirmLists as FirmListParams
 
 SEVERITIES = ("minor", "moderate", "serious")
 
 
-class FirmLists:
-    def __init__(self, params: FirmListParams, firms: Firms, n_people: int,
-                 behaviour_names: list[str], rates: np.ndarray, cause_base: int,
-                 streams: Streams):
+class FirmLists(Module):
+    kind = "firm_lists"
+    build_order = 50
+    record_order = 40
+    hooks = (Hook("list", "list_firms", 70),)
+    standings = {"blacklisted": ()}
+
+    @classmethod
+    def present(cls, scenario) -> bool:
+        return scenario.firm_lists.enabled
+
+    @classmethod
+    def required_columns(cls, scenario) -> dict[str, set[str]]:
+        return {"timeseries": {"firms_blacklisted"},
+                "people": {"blacklisted_firms", "blacklisted_firms_false"},
+                "firms": {"items_shown", "blacklisted", "blacklisted_true", "red_listed"}}
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        cat = sim.cat
+        params, firms, n_people, behaviour_names, rates, cause_base, streams = (
+            sim.scenario.firm_lists, sim.firms, sim.people.n, cat.names, cat.rate,
+            sim.ledger.behaviour_cause(0), sim.streams)
         self.p, self.firms, self.streams, self.cause_base = params, firms, streams, cause_base
         self.severity = np.array(
             [SEVERITIES.index(params.severity[b]) if b in params.severity else -1
@@ -53,6 +70,29 @@ class FirmLists:
         self.clean_since = -np.rint(u * 2 * params.red_after_days).astype(np.int32)
         self.expiring: dict[int, list[tuple[int, int, bool]]] = {}
         self.items_today = 0
+
+    # Hooks -------------------------------------------------------------------
+    def list_firms(self, d: Day) -> None:
+        """Show firms' new record items, expire old ones, blacklist serious ones."""
+        sim = self.sim
+        reps = self.step(d.records, sim.channel_codes(d.records), d.day, sim.ledger)
+        d.touched.append(np.asarray(reps, dtype=np.int64))
+
+    def record(self, d: Day, row: dict) -> None:
+        row.update(self.daily(d.day))
+
+    def people_columns(self, part: slice) -> dict:
+        return {"blacklisted_firms": self.rep_true[part] + self.rep_false[part],
+                "blacklisted_firms_false": self.rep_false[part]}
+
+    def firm_columns(self) -> dict:
+        return {"items_shown": self.items, "blacklisted": self.black.sum(axis=0) > 0,
+                "blacklisted_true": self.black[0] > 0,
+                "red_listed": self.red_listed_mask(self.sim.scenario.run.days - 1)}
+
+    def gate_state(self, st) -> None:
+        st.has_black = True
+        st.n_black_true, st.n_black_false = self.rep_true, self.rep_false
 
     @property
     def blacklisted(self) -> int:

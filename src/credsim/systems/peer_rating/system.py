@@ -22,16 +22,38 @@ from numba import njit
 
 from credsim.behaviour import day_seed
 from credsim.ledger import C_RATINGS, K_RATING, R_NONE, Ledger
-from credsim.population.graph import DROPPED, Graph
-from credsim.population.people import CHILD, People
-from credsim.rng import Streams, stream_key
-from credsim.scenario.model import PeerRating as RatingParams
+from credsim.modules import Day, Hook, Module, Result
+from credsim.population.graph import DROPPED
+from credsim.population.people import CHILD
+from credsim.rng import stream_key
 
 SHOWN = 10  # the rating is shown to one decimal; the ledger logs changes of that
 
 
-class PeerRatings:
-    def __init__(self, params: RatingParams, people: People, graph: Graph, streams: Streams):
+class PeerRatings(Module):
+    kind = "rating"
+    build_order = 40
+    record_order = 30
+    hooks = (Hook("score", "rate", 60),)
+    results = (
+        Result("rating_mean", "float64", "mean rating of adults", "stars"),
+        Result("ratings_given", "int64", "ratings given", "ratings/day"),
+    )
+    standings = {"rating": ("<", ">=")}
+    reads_ties = True  # people rate their contacts
+
+    @classmethod
+    def present(cls, scenario) -> bool:
+        return scenario.rating.enabled
+
+    @classmethod
+    def required_columns(cls, scenario) -> dict[str, set[str]]:
+        return {"people": {"rating", "rating_true", "rating_shown"}}
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        params, people, graph, streams = (sim.scenario.rating, sim.people, sim.graph,
+                                          sim.streams)
         self.p, self.people, self.graph = params, people, graph
         n = people.n
         adult = people.age != CHILD
@@ -73,6 +95,28 @@ class PeerRatings:
             line = int(round(p.prune_below * SHOWN))
             self.fallen = changed[(new[moved] < line) & (old >= line)]
         return who
+
+    # Hooks -------------------------------------------------------------------
+    def rate(self, d: Day) -> None:
+        """The day's interactions, each rating both people."""
+        d.touched.append(self.step(self.sim.ledger, d.day))
+        if len(self.fallen):
+            d.fallen.append((self.fallen, self.p.prune_prob))
+            self.fallen = self.fallen[:0]
+
+    def record(self, d: Day, row: dict) -> None:
+        row.update(self.daily())
+
+    def people_columns(self, part: slice) -> dict:
+        return {"rating": self.rating[part], "rating_true": self.rating_true[part],
+                "rating_shown": self.shown[part].astype(np.float32) / 10}
+
+    def assortativity(self) -> dict[str, float]:
+        adult = self.sim.people.age != CHILD
+        return {"rating": self.sim.graph.assortativity(np.nan_to_num(self.rating), adult)}
+
+    def gate_state(self, st) -> None:
+        st.rating, st.rating_true = self.rating, self.rating_true
 
     def daily(self) -> dict:
         r = self.rating[~np.isnan(self.rating)]

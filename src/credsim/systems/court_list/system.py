@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from credsim.economy import Economy
 from credsim.ledger import (
     C_APPEAL,
     C_CORRECTION,
@@ -35,11 +34,9 @@ from credsim.ledger import (
     R_TRUE,
     Ledger,
 )
+from credsim.modules import Day, Hook, Module, Result
 from credsim.observation import Records
-from credsim.population.firms import Firms
-from credsim.population.people import People
-from credsim.rng import Streams, counter_uniform, stream_key
-from credsim.scenario.model import CourtList as CourtParams
+from credsim.rng import counter_uniform, stream_key
 
 CASE_COLUMNS = {
     "key": np.uint64,  # (start day, firm flag, slot): the case's identity for its draws
@@ -52,9 +49,38 @@ CASE_COLUMNS = {
 }
 
 
-class CourtList:
-    def __init__(self, params: CourtParams, people: People, firms: Firms, economy: Economy,
-                 streams: Streams, trigger_behaviours: np.ndarray, debt_months: np.ndarray):
+class CourtList(Module):
+    kind = "court_list"
+    build_order = 20
+    record_order = 50
+    hooks = (Hook("list", "list_debtors", 50),)
+    results = (
+        Result("listed", "int64", "people on the court list", "people"),
+        Result("listed_firms", "int64", "firms on the court list", "firms"),
+        Result("open_cases", "int64", "open enforcement cases", "cases"),
+        Result("new_listings", "int64", "people newly listed", "people/day"),
+        Result("new_firm_listings", "int64", "firms newly listed", "firms/day"),
+        Result("payments", "int64", "cases closed by payment", "cases/day"),
+    )
+    standings = {"listed": ()}
+
+    @classmethod
+    def present(cls, scenario) -> bool:
+        return scenario.court_list.enabled
+
+    @classmethod
+    def required_columns(cls, scenario) -> dict[str, set[str]]:
+        return {"timeseries": {"listed", "new_listings", "new_firm_listings", "payments"},
+                "people": {"listings", "listings_false", "ever_listed"}}
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        s, cat = sim.scenario, sim.cat
+        trigger_behaviours = np.array([cat.index(b) for b in s.court_list.triggers],
+                                      dtype=np.int16)
+        debt_months = np.array([s.behaviours[b].debt_months for b in cat.names])
+        params, people, firms, economy, streams = (
+            s.court_list, sim.people, sim.firms, sim.economy, sim.streams)
         self.p, self.people, self.firms, self.economy, self.streams = (
             params, people, firms, economy, streams
         )
@@ -75,6 +101,35 @@ class CourtList:
         # Cases of unable debtors ended today without payment, by cause (C_DEATH, ...).
         self.ends_today = dict.fromkeys((C_DEATH, C_SETTLEMENT, C_NO_ASSETS), 0)
         self.person_listings_today = self.firm_listings_today = 0
+
+    # Hooks -------------------------------------------------------------------
+    def list_debtors(self, d: Day) -> None:
+        """Open cases from today's judgments; list, delist and end cases."""
+        d.listings.append(self.step(d.records, d.day, self.sim.ledger))
+
+    def reviewed_behaviours(self) -> np.ndarray:
+        """Behaviours whose records open cases: review checks them."""
+        return np.isin(np.arange(len(self.sim.cat.names)), self.triggers)
+
+    def record(self, d: Day, row: dict) -> None:
+        row["listed"] = self.listed_count
+        row["listed_firms"] = int(np.count_nonzero(self.firm_listed))
+        row["open_cases"] = self.open_cases
+        row["new_listings"] = self.person_listings_today
+        row["new_firm_listings"] = self.firm_listings_today
+        row["payments"] = self.payments_today
+
+    def people_columns(self, part: slice) -> dict:
+        return {"listings": self.n_list_true[part] + self.n_list_false[part],
+                "listings_false": self.n_list_false[part],
+                "ever_listed": self.ever_listed[part]}
+
+    def firm_columns(self) -> dict:
+        return {"listed": self.firm_listed}
+
+    def gate_state(self, st) -> None:
+        st.has_list = True
+        st.n_list_true, st.n_list_false = self.n_list_true, self.n_list_false
 
     @property
     def open_cases(self) -> int:

@@ -24,13 +24,14 @@ import numpy as np
 from numba import njit, prange
 
 from credsim.behaviour import D_GENEROSITY, D_NONCOMPLIANCE, D_VOICE, Catalogue
-from credsim.economy import Economy, lazy_savings, stress_of_one
+from credsim.economy import lazy_savings, stress_of_one
 from credsim.ledger import C_REFRESH, K_COMPOSITE, K_MARK, R_NONE, R_TRUE, Ledger
-from credsim.population.graph import DROPPED, Graph
+from credsim.modules import Day, Hook, Module, Result
+from credsim.population.graph import DROPPED
 from credsim.population.people import CHILD, ELDER, People
 from credsim.rng import Streams, counter_uniform, stream_key
 from credsim.scenario.model import DIMENSIONS, CompositeSystem
-from credsim.systems.points import NO_DOMAIN
+from credsim.systems.points.system import NO_DOMAIN
 
 NOT_SCORED = -1
 PERCENTILES = 100  # income percentiles of the capacity dimension
@@ -38,12 +39,39 @@ KNOT_SLOTS = 128  # PERCENTILES + 1 knots, padded to a power of two
 MARK_UNIT = 100  # ledger deltas of marks are in hundredths of log-odds
 
 
-class Composite:
-    def __init__(self, params: CompositeSystem, people: People, graph: Graph,
-                 economy: Economy, streams: Streams, cat: Catalogue,
-                 listed: tuple[np.ndarray, np.ndarray] | None):
+class Composite(Module):
+    kind = "composite"
+    build_order = 30
+    record_order = 20
+    hooks = (Hook("score", "mark_records", 50),)
+    results = (
+        Result("composite_participants", "int64", "people who take part", "people"),
+        Result("band_below_lowest", "int64", "participants below the lowest band", "people"),
+        Result("band_{band}", "int64", "participants in a band", "people"),
+    )
+    standings = {"score": ("<", ">=")}
+    reads_ties = True  # the relationships dimension: contacts' scores
+
+    @classmethod
+    def present(cls, scenario) -> bool:
+        return scenario.composite.enabled
+
+    @classmethod
+    def required_columns(cls, scenario) -> dict[str, set[str]]:
+        bands = {f"band_{name}" for name in scenario.composite.bands}
+        return {"timeseries": {"composite_participants"} | bands,
+                "people": {"composite_participant", "composite_initial", "composite",
+                           "composite_true"}}
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        params, people, graph, economy, streams, cat = (
+            sim.scenario.composite, sim.people, sim.graph, sim.economy, sim.streams, sim.cat)
         self.params, self.people, self.graph, self.economy = params, people, graph, economy
-        self.listed = listed  # (true listings, false listings) per person, or None
+        court = sim.provider("listed")
+        # (true listings, false listings) per person, or None without a court list
+        self.listed = (court.n_list_true, court.n_list_false) if court else None
+        self.separate = sim.scenario.safeguards.domain_separation
         n = people.n
         self.h_mark = np.array([params.history_marks.get(b, 0.0) for b in cat.names])
         self.b_mark = np.array([params.behaviour_marks.get(b, 0.0) for b in cat.names])
@@ -89,6 +117,48 @@ class Composite:
         self.band_counts = self._band_counts()
         self.fallen: np.ndarray = np.zeros(0, np.int64)
         self.pending: tuple | None = None
+        if params.opt_in < 1 and sim.provider("grade") is None:
+            # An opt-in system changes the conduct of those who take part only.
+            sim["society"].behaviour.exempt_people(~self.opted)
+
+    # Hooks -------------------------------------------------------------------
+    def mark_records(self, d: Day) -> None:
+        """Today's marks; on the cadence, a refresh of every participant's score."""
+        sim = self.sim
+        ledger, records = sim.ledger, d.records
+        person = records.subset(~records.is_firm)
+        counted = self.mark(ledger, d.day, person.who, person.behaviour,
+                            person.behaviour.astype(np.int32) + ledger.behaviour_cause(0),
+                            sim.channel_codes(person), person.ledger_record())
+        d.acted.append((person.who[counted], person.behaviour[counted]))
+        if self.separate:
+            # Trigger domains moved; scores themselves move only at refreshes.
+            d.touched.append(person.who[counted])
+        if self.due(d.day):
+            gates = sim.gates
+            d.touched.append(self.refresh(d.day, gates.score_thresholds))
+            gates.update_score_candidates()
+        if len(self.fallen):
+            d.fallen.append((self.fallen, self.params.prune_prob))
+            self.fallen = self.fallen[:0]
+
+    def end_day(self, d: Day) -> None:
+        self.write_pending(self.sim.ledger)
+
+    def record(self, d: Day, row: dict) -> None:
+        row.update(self.daily())
+
+    def people_columns(self, part: slice) -> dict:
+        return {"composite_participant": self.opted[part],
+                "composite_initial": self.initial[part], "composite": self.score[part],
+                "composite_true": self.score_true[part]}
+
+    def assortativity(self) -> dict[str, float]:
+        return {"composite": self.sim.graph.assortativity(self.score, self.opted)}
+
+    def gate_state(self, st) -> None:
+        st.score, st.score_true, st.composite_domain = (
+            self.score, self.score_true, self.last_neg_domain)
 
     # Marks -----------------------------------------------------------------
     def mark(self, ledger: Ledger, day: int, who: np.ndarray, behaviour: np.ndarray,

@@ -1,0 +1,38 @@
+"""One day's shared data, passed from hook to hook down the phases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Day:
+    day: int
+    since: int  # the ledger's row count when the day began: the day's rows follow it
+    events: Any = None  # the day's true events (behave)
+    records: Any = None  # the records that take effect today (observe, review)
+    n_observed: int = 0  # records of true events (observe)
+    n_false: int = 0  # false records from channel errors (observe)
+    # People whose held or true standing may have moved today (arrays of ids).
+    touched: list[np.ndarray] = field(default_factory=list)
+    # Person records the systems acted on today: (ids, behaviours).
+    acted: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    # Deductions that took effect today, for safeguards and audits to schedule:
+    # (owner module, ids, held deltas, true deltas, record codes, sources).
+    applied: list[tuple] = field(default_factory=list)
+    # Of each entry in `applied`: which an audit caught (reversed by the audit alone).
+    caught: list[np.ndarray] = field(default_factory=list)
+    # People put on or taken off a list today: (listed, lifted), each [(id, code)].
+    listings: list[tuple[list, list]] = field(default_factory=list)
+    # People whose standing fell below a line where relationships count:
+    # (ids, probability that each contact drops the tie).
+    fallen: list[tuple[np.ndarray, float]] = field(default_factory=list)
+
+    def acted_on(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.acted:
+            return np.zeros(0, np.int32), np.zeros(0, np.int16)
+        return (np.concatenate([w for w, _ in self.acted]),
+                np.concatenate([b for _, b in self.acted]))

@@ -1,0 +1,5 @@
+"""Peer ratings (Nosedive)."""
+
+from credsim.systems.peer_rating.system import PeerRatings
+
+__all__ = ["PeerRatings"]
