@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from credsim.engine import Simulation
+from credsim.observation import Records
+from credsim.rng import occurrence
 from credsim.scenario.load import load_scenario
 
 # Deductions decide who is sanctioned (a bank surcharge from grade B down), and
@@ -138,3 +142,24 @@ def test_no_safeguard_increases_wrongful_sanctions(plain, lever):
     with_lever = sum(_total(_run([lever], s), "sanctioned_wrongful") for s in SEEDS)
     without = sum(_total(plain[s], "sanctioned_wrongful") for s in SEEDS)
     assert with_lever <= without
+
+
+@given(st.lists(st.integers(0, 5), max_size=60))
+def test_occurrence_counts_the_earlier_entries_with_the_same_key(keys):
+    got = occurrence(np.array(keys, dtype=np.uint64))
+    assert got.tolist() == [keys[:i].count(k) for i, k in enumerate(keys)]
+
+
+def test_records_with_the_same_identity_draw_apart():
+    """Two records of one behaviour against one person on one day are reviewed and
+    contested on draws of their own, not on one shared draw."""
+    sim = Simulation(load_scenario("safeguarded", people=1000, days=1))
+    sg = sim["safeguards"]
+    twice = Records(np.array([7, 7, 7, 8], np.int32), np.array([2, 2, 2, 2], np.int16),
+                    np.ones(4, bool), np.zeros(4, bool), np.zeros(4, np.uint8))
+    u = sg._u("contest", 3, twice)
+    assert len(set(u[:3].tolist())) == 3
+    assert u[3] != u[0]
+    # The first record keeps the draw it had before ordinals were added.
+    alone = sg._u("contest", 3, twice.subset(np.array([True, False, False, False])))
+    assert alone[0] == u[0]

@@ -52,6 +52,21 @@ class Streams:
         }
 
 
+def occurrence(keys: np.ndarray, bits: int = 12) -> np.ndarray:
+    """For each key, how many earlier entries share it (0 for the first), capped at
+    2**bits - 1: an ordinal that makes records with the same identity draw apart."""
+    keys = np.asarray(keys)
+    out = np.zeros(len(keys), dtype=np.uint64)
+    if len(keys) < 2:
+        return out
+    order = np.argsort(keys, kind="stable")
+    ranked = keys[order]
+    new = np.r_[True, ranked[1:] != ranked[:-1]]
+    first = np.maximum.accumulate(np.where(new, np.arange(len(keys)), 0))
+    out[order] = np.minimum(np.arange(len(keys)) - first, (1 << bits) - 1)
+    return out
+
+
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 

@@ -9,8 +9,9 @@ out with `contest_success`. True records are never struck out. Expiry:
 every deduction caused by a record is reversed `expiry_days` after it took
 effect (a listing's deduction lasts as long as the listing).
 
-Draws are computed from each record's identity (day, person, behaviour), so
-a safeguard changes the fate of the records it touches and of no others.
+Draws are computed from each record's identity (day, person, behaviour, and its
+ordinal among the day's records with those), so a safeguard changes the fate of
+the records it touches and of no others.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from credsim.ledger import C_MARK_EXPIRY
 from credsim.modules import Day, Hook, Module, Result
 from credsim.observation import Records
-from credsim.rng import counter_uniform, stream_key
+from credsim.rng import counter_uniform, occurrence, stream_key
 
 
 class Safeguarding(Module):
@@ -97,7 +98,9 @@ class Safeguarding(Module):
     def _u(self, name: str, day: int, r: Records) -> np.ndarray:
         key = (np.uint64(day) << np.uint64(36)) | (r.who.astype(np.uint64) << np.uint64(8)) | (
             r.behaviour.astype(np.uint64))
-        return counter_uniform(self.keys[name], day, key)
+        # Two records of one behaviour against one person on one day draw apart: the
+        # second and later carry their ordinal in the key's top bits.
+        return counter_uniform(self.keys[name], day, key | (occurrence(key) << np.uint64(52)))
 
     def review(self, records: Records, day: int) -> Records:
         """Human review and notice; returns the records that take effect today."""

@@ -38,6 +38,28 @@ class RegistryError(Exception):
     pass
 
 
+_registered: list[type[Module]] = []  # added from Python with register()
+
+
+def register(cls: type[Module]) -> type[Module]:
+    """Add a module kind from Python (a notebook, a test), as an entry point would; usable
+    as a class decorator. Its kind must be new."""
+    if not (isinstance(cls, type) and issubclass(cls, Module)) or not cls.kind:
+        raise RegistryError(f"{cls!r} is not a credsim Module subclass with a kind")
+    if cls.kind in kinds():
+        raise RegistryError(f"module kind {cls.kind!r} is already registered "
+                            f"(by {kinds()[cls.kind].__module__})")
+    _registered.append(cls)
+    kinds.cache_clear()
+    return cls
+
+
+def unregister(kind: str) -> None:
+    """Remove a kind added with register()."""
+    _registered[:] = [c for c in _registered if c.kind != kind]
+    kinds.cache_clear()
+
+
 def _load(target: str) -> type[Module]:
     module, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module), attr)
@@ -69,6 +91,8 @@ def kinds() -> dict[str, type[Module]]:
             raise RegistryError(f"entry point {ep.name} = {ep.value}: not a credsim "
                                 "Module subclass with a kind")
         add(cls, f"entry point {ep.name}")
+    for cls in _registered:
+        add(cls, f"{cls.__module__}.{cls.__qualname__}")
     return dict(sorted(found.items(), key=lambda kv: kv[1].build_order))
 
 

@@ -1,0 +1,195 @@
+"""The module protocol: the plan the engine runs, the registry, modules written by users,
+and that nothing is built that no module reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from credsim.engine import Simulation
+from credsim.modules import PHASES, Day, Hook, Module, Result, register, unregister
+from credsim.modules.plan import module_classes, plan_of
+from credsim.modules.registry import RegistryError, kinds
+from credsim.results import run_dir
+from credsim.scenario.load import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+EVERYTHING = ["composite.enabled=true", "rating.enabled=true", "firm_lists.enabled=true",
+              "threats.insiders_per_million=100", "threats.informant_rate=0.0001",
+              "safeguards.expiry_days=30", "safeguards.review_capacity=50"]
+
+
+def _steps(preset: str, overrides=()) -> list[tuple[str, str, str]]:
+    return [(st.phase, st.kind, st.method)
+            for st in plan_of(load_scenario(preset, list(overrides)))]
+
+
+def test_the_plan_runs_the_phases_in_their_fixed_order():
+    steps = _steps("rongcheng", EVERYTHING)
+    order = [PHASES.index(phase) for phase, _, _ in steps]
+    assert order == sorted(order)
+    assert {k for _, k, _ in steps} >= {"society", "points", "court_list", "composite",
+                                         "rating", "firm_lists", "safeguards", "threats",
+                                         "gates", "adaptation"}
+
+
+def test_within_the_score_phase_reversals_come_before_the_day_and_schedules_after():
+    """Expired caps, expired marks and caught edits are undone before the day's records
+    are scored; audits are drawn before expiry is scheduled (an edit an audit will
+    catch is reversed once, by the audit)."""
+    score = [(k, m) for p, k, m in _steps("rongcheng", EVERYTHING) if p == "score"]
+    assert score == [("points", "expire_caps"), ("safeguards", "expire_marks"),
+                     ("threats", "reverse_caught"), ("points", "score_records"),
+                     ("threats", "schedule_audits"), ("safeguards", "schedule_expiry"),
+                     ("composite", "mark_records"), ("rating", "rate")]
+
+
+def test_a_scenario_runs_only_the_modules_it_asks_for():
+    kinds_run = {c.kind for c in module_classes(load_scenario("court-blacklist"))}
+    assert "court_list" in kinds_run
+    assert not kinds_run & {"points", "composite", "rating", "firm_lists", "threats"}
+
+
+def test_the_engine_names_no_system():
+    """The engine's source mentions no module kind but the core ones it serves (the
+    economy, the gates): systems are reached through the registry alone."""
+    source = (ROOT / "src" / "credsim" / "engine.py").read_text()
+    named = [k for k in kinds() if k not in ("economy", "gates")
+             and (f'"{k}"' in source or f".{k}" in source)]
+    assert named == []
+
+
+def test_every_hook_names_a_method_and_a_known_phase():
+    for cls in kinds().values():
+        for h in cls.hooks:
+            assert h.phase in PHASES and callable(getattr(cls, h.method))
+    with pytest.raises(ValueError, match="unknown phase"):
+        Hook("lunch", "eat")
+
+
+class _Counter(Module):
+    """A system written by a user: counts the person records that reach scoring."""
+
+    kind = "record_counter"
+    build_order = 60
+    hooks = (Hook("score", "count", 70),)
+    results = (Result("records_counted", "int64", "records reaching scoring", "records/day"),)
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        self.today = 0
+        self.total = 0
+
+    def count(self, d: Day) -> None:
+        self.today = int(np.count_nonzero(~d.records.is_firm))
+        self.total += self.today
+
+    def record(self, d: Day, row: dict) -> None:
+        row["records_counted"] = self.today
+
+
+@pytest.fixture
+def counter():
+    register(_Counter)
+    yield _Counter
+    unregister(_Counter.kind)
+
+
+def test_a_registered_module_runs_in_the_plan_and_writes_its_results(counter, tmp_path):
+    s = load_scenario("rongcheng", people=3000, days=30)
+    assert ("score", "record_counter", "count") in _steps("rongcheng")
+    out = tmp_path / "run"
+    tmp = run_dir.prepare(out)
+    sim = run_dir.simulate(s, tmp)
+    run_dir.commit(tmp, out)
+    ts = pq.read_table(out / "timeseries.parquet").to_pydict()
+    assert sum(ts["records_counted"]) == sim["record_counter"].total > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "score/record_counter" in manifest["module_timings_seconds"]
+
+
+def test_a_module_does_not_change_what_it_does_not_touch(counter):
+    """Adding a module that only reads leaves every other result identical."""
+    with_it = Simulation(load_scenario("rongcheng", people=3000, days=30))
+    with_it.run()
+    unregister(_Counter.kind)
+    without = Simulation(load_scenario("rongcheng", people=3000, days=30))
+    without.run()
+    register(_Counter)
+    assert [{k: v for k, v in r.items() if k != "records_counted"} for r in with_it.rows] == (
+        without.rows)
+
+
+def test_a_kind_cannot_be_registered_twice(counter):
+    with pytest.raises(RegistryError, match="already registered"):
+        register(_Counter)
+
+    class Impostor(Module):
+        kind = "points"
+
+    with pytest.raises(RegistryError, match="'points' is already registered"):
+        register(Impostor)
+    with pytest.raises(RegistryError, match="not a credsim Module"):
+        register(dict)
+
+
+def test_the_graph_is_built_only_when_a_module_reads_ties():
+    assert Simulation(load_scenario("court-blacklist", people=2000, days=1)).graph is None
+    assert Simulation(load_scenario("rongcheng", people=2000, days=1)).graph is not None
+    no_pruning = ["adaptation.prune_prob=0"]
+    assert Simulation(load_scenario("rongcheng", no_pruning, people=2000, days=1)).graph is None
+    informants = load_scenario("rongcheng", [*no_pruning, "threats.informant_rate=0.001"],
+                               people=2000, days=1)
+    assert Simulation(informants).graph is not None
+
+
+def test_skipping_the_graph_changes_nothing_else(monkeypatch, tmp_path):
+    """court-blacklist runs no module that reads ties: forcing the graph to be built
+    anyway gives the same timeseries and ledger."""
+    from credsim.adaptation import Adapt
+
+    def run(out: Path) -> Path:
+        tmp = run_dir.prepare(out)
+        run_dir.simulate(load_scenario("court-blacklist", people=4000, days=60), tmp)
+        run_dir.commit(tmp, out)
+        return out
+
+    skipped = run(tmp_path / "skipped")
+    monkeypatch.setattr(Adapt, "needs_ties", classmethod(lambda cls, s, classes: True))
+    built = run(tmp_path / "built")
+    for table in ("timeseries", "ledger", "sanctions"):
+        assert pq.read_table(skipped / f"{table}.parquet").equals(
+            pq.read_table(built / f"{table}.parquet")), table
+    people = pq.read_table(skipped / "people.parquet")
+    assert "contacts" not in people.column_names
+    assert "contacts" in pq.read_table(built / "people.parquet").column_names
+    assert json.loads((skipped / "manifest.json").read_text())["ties"] is None
+
+
+def test_module_timings_are_parts_of_their_phase(tmp_path):
+    out = tmp_path / "run"
+    tmp = run_dir.prepare(out)
+    sim = run_dir.simulate(load_scenario("sesame", people=3000, days=20), tmp)
+    run_dir.commit(tmp, out)
+    m = json.loads((out / "manifest.json").read_text())
+    assert set(m["module_timings_seconds"]) == {st.key for st in sim.plan}
+    for phase in PHASES:
+        parts = sum(v for k, v in sim.module_timings.items() if k.startswith(phase + "/"))
+        assert parts <= sim.timings[phase] + 1e-6
+
+
+def test_credsim_plan_prints_the_plan_the_engine_runs(cli, one_error):
+    r = cli("plan", "sesame", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    hooks = [(x["phase"], x["module"], x["hook"]) for x in rows if x["phase"] != "record"]
+    assert hooks == _steps("sesame")
+    assert all(x["does"] for x in rows)  # every hook says what it does
+    table = cli("plan", "court-blacklist")
+    assert "not built (no module reads ties)" in table.stdout
+    bad = cli("plan", "no-such-preset")
+    assert bad.returncode == 2 and "no-such-preset" in one_error(bad)
