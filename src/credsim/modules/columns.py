@@ -6,8 +6,9 @@ import numpy as np
 import pyarrow as pa
 
 
-def category(codes: np.ndarray, labels) -> pa.DictionaryArray:
-    """A dictionary-encoded column: `codes` index `labels`."""
+def category(codes: np.ndarray, labels, mask: np.ndarray | None = None
+             ) -> pa.DictionaryArray:
+    """A dictionary-encoded column: `codes` index `labels` (null where `mask`)."""
     return pa.DictionaryArray.from_arrays(
-        pa.array(np.asarray(codes).astype(np.int16)), pa.array(list(labels), pa.string())
-    )
+        pa.array(np.asarray(codes).astype(np.int16), mask=mask),
+        pa.array(list(labels), pa.string()))

@@ -1136,12 +1136,12 @@ def _render_person(r: PersonRecord, con: Console) -> None:
         rows.append(("parents", "; ".join(_relative_text(p) for p in r.parents) or "none"))
     elif r.children:
         rows.append(("children", "; ".join(_relative_text(c) for c in r.children)))
-    if r.score is None:
+    if r.age_band == "child":
+        if r.run.has_points:
+            rows.append(("score", "not scored (children have no events)"))
+    elif r.score is None:
         if r.composite is None and r.rating is None:  # else the score rows below say it
             rows.append(("score", "no points system in this run"))
-    elif r.age_band == "child":
-        rows.append(("score", f"not scored (children have no events; the run holds the "
-                              f"initial {r.score} / {r.grade})"))
     else:
         differs = " [red](differs: false records)[/]"
         rows.append(("score", f"{r.score} (true score {r.score_true})"

@@ -9,6 +9,7 @@ record when it holds under the first and not under the second.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 from numba import njit
 
 from credsim.ledger import (
@@ -55,7 +56,6 @@ class Points(Module):
     @classmethod
     def check_tables(cls, folder, manifest) -> None:
         """Every adult holds a grade: the grade counts of each day add up to the adults."""
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         from credsim.errors import InputError
@@ -184,9 +184,12 @@ class Points(Module):
             row["warnings"] = self.warnings_today
 
     def people_columns(self, part: slice) -> dict:
-        return {"score": self.score[part], "score_true": self.score_true[part],
-                "grade": category(self.grade[part], GRADES),
-                "grade_true": category(self.grade_true[part], GRADES)}
+        # Children are never scored: their score and grade are null.
+        child = self.sim.people.age[part] == CHILD
+        return {"score": pa.array(self.score[part], mask=child),
+                "score_true": pa.array(self.score_true[part], mask=child),
+                "grade": category(self.grade[part], GRADES, mask=child),
+                "grade_true": category(self.grade_true[part], GRADES, mask=child)}
 
     def assortativity(self) -> dict[str, float]:
         return {"points": self.sim.graph.assortativity(self.score,
