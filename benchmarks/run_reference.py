@@ -44,10 +44,10 @@ def one(people: int, days: int, scenario: str, write: bool, overrides: list[str]
             write_s = time.perf_counter() - t1
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {
-        "scenario": scenario, "people": people, "days": days, "ties": sim.graph.n_ties,
+        "scenario": scenario, "people": people, "days": days, "ties": sim.n_ties or 0,
         "wall_seconds": wall, "write_seconds": write_s,
         "person_days_per_second": people * days / wall,
-        "phases": sim.timings, "peak_rss_bytes": peak,
+        "phases": sim.timings, "module_phases": sim.module_timings, "peak_rss_bytes": peak,
         "state_bytes": sim.memory_bytes(),
         "ledger_rows": sim.ledger.rows_written,
     }
@@ -82,19 +82,23 @@ def main() -> None:
 def _report(r: dict) -> None:
     n, ties, peak = r["people"], r["ties"], r["peak_rss_bytes"]
     budget = 150 * n + 10 * ties
-    print(f"\n{r['scenario']}: {n:,} people, {r['days']} days, {ties:,} ties "
-          f"({ties * 2 / n:.1f} per person)")
+    graph = f"{ties:,} ties ({ties * 2 / n:.1f} per person)" if ties else "no graph built"
+    print(f"\n{r['scenario']}: {n:,} people, {r['days']} days, {graph}")
     print(f"  wall (graph included)  {r['wall_seconds']:8.2f} s")
     print(f"  person-days per second {r['person_days_per_second']:14,.0f}")
     if r["write_seconds"]:
         print(f"  writing results        {r['write_seconds']:8.2f} s")
     for k, v in r["phases"].items():
         print(f"    {k:<14} {v:8.2f} s")
+        for pair, s in r.get("module_phases", {}).items():
+            if pair.startswith(k + "/") and s >= 0.005:
+                print(f"      {pair.split('/')[1]:<14} {s:6.2f} s")
     print(f"  peak RSS               {peak / 2**30:8.2f} GiB "
           f"({peak / n:.0f} B/person; budget 150 B/person + 10 B/tie = {budget / 2**30:.2f} GiB)")
     sb = r["state_bytes"]
     print(f"  people state           {sb['people'] / n:8.1f} B/person")
-    print(f"  graph                  {sb['graph'] / max(ties, 1):8.1f} B/tie")
+    if "graph" in sb:
+        print(f"  graph                  {sb['graph'] / max(ties, 1):8.1f} B/tie")
     print(f"  ledger rows            {r['ledger_rows']:,}")
 
 
