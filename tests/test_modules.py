@@ -193,3 +193,12 @@ def test_credsim_plan_prints_the_plan_the_engine_runs(cli, one_error):
     assert "not built (no module reads ties)" in table.stdout
     bad = cli("plan", "no-such-preset")
     assert bad.returncode == 2 and "no-such-preset" in one_error(bad)
+
+
+def test_the_python_api_gives_the_same_plan():
+    import credsim
+
+    rows = credsim.plan("sesame", set={"rating.enabled": True})
+    hooks = [(r["phase"], r["module"], r["hook"]) for r in rows if r["phase"] != "record"]
+    assert hooks == _steps("sesame", ["rating.enabled=true"])
+    assert ("score", "rating", "rate") in hooks

@@ -34,8 +34,8 @@ from credsim.scenario.values import set_value, toml_value
 
 Source = str | Path | Scenario
 
-__all__ = ["Audit", "Comparison", "Record", "Run", "compare", "load", "open", "presets",
-           "run", "sweep"]
+__all__ = ["Audit", "Comparison", "Record", "Run", "compare", "load", "open", "plan",
+           "presets", "run", "sweep"]
 
 
 # ---------------------------------------------------------------- scenarios
@@ -65,6 +65,17 @@ def load(source: Source, *, set: Mapping[str, Any] | None = None,  # noqa: A002
     for key, value in (set or {}).items():
         set_value(data, key, value, f"set[{key!r}]")
     return _load.validate_sized(data, label, seed=seed, days=days, people=people)
+
+
+def plan(source: Source, *, set: Mapping[str, Any] | None = None  # noqa: A002
+         ) -> list[dict[str, str]]:
+    """The day of a scenario as the engine runs it: one dict per hook (phase, module,
+    hook, what it does), in order, then each module's daily results (phase "record").
+    As `credsim plan`."""
+    from credsim.modules.plan import describe_plan
+
+    rows, _ = describe_plan(load(source, set=set))
+    return rows
 
 
 # ---------------------------------------------------------------- runs
