@@ -5,6 +5,13 @@ class InputError(Exception):
     """Bad user input: a scenario, an override, a path or a run folder."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none), for
+    one-line errors about a damaged file."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class RunsFailed(Exception):
     """Runs of a compare or sweep failed, or their workers were lost. The message says
     which run, why, and what was kept; the command line prints it and exits with code 1."""

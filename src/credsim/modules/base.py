@@ -26,12 +26,11 @@ engine times each (phase, module) pair.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from credsim.engine import Simulation
     from credsim.modules.day import Day
     from credsim.scenario.model import Scenario
 
@@ -63,6 +62,25 @@ class Result:
     unit: str
 
 
+class World(Protocol):
+    """What a module may use of the simulation that builds it (credsim.engine)."""
+
+    scenario: Scenario
+    people: Any  # credsim.population.people.People
+    graph: Any  # credsim.population.graph.Graph, or None when no module reads ties
+    firms: Any
+    cat: Any  # the behaviour catalogue
+    ledger: Any
+    streams: Any
+    adults: int
+    modules: dict[str, Module]  # those built so far, by kind
+
+    def __getitem__(self, kind: str) -> Module: ...
+    def get(self, kind: str) -> Module | None: ...
+    def provider(self, standing: str) -> Module | None: ...
+    def channel_codes(self, records: Any) -> np.ndarray: ...
+
+
 class Module:
     """Base class of every module; see the module docstring for what to declare."""
 
@@ -76,7 +94,7 @@ class Module:
     standings: ClassVar[dict[str, tuple[str, ...]]] = {}
     reads_ties: ClassVar[bool] = False
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: World) -> None:
         self.sim = sim
 
     # What the scenario asks of this kind --------------------------------------

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from credsim import __version__
 from credsim.engine import Simulation
-from credsim.errors import InputError
+from credsim.errors import InputError, first_line
 from credsim.modules.columns import category
 from credsim.modules.plan import module_classes
 from credsim.population.firms import SECTORS
@@ -388,11 +388,6 @@ def check_tables(path: Path, m: RunManifest, s: Scenario) -> None:
                              f"{expected:,} ({'days' if table == 'timeseries' else table})")
     for cls in module_classes(s):
         cls.check_tables(path, m)
-
-
-def first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 @contextmanager

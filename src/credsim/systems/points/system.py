@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from numba import njit
 
+from credsim.errors import InputError, first_line
 from credsim.ledger import (
     C_CAP_EXPIRY,
     C_LISTING,
@@ -56,10 +58,6 @@ class Points(Module):
     @classmethod
     def check_tables(cls, folder, manifest) -> None:
         """Every adult holds a grade: the grade counts of each day add up to the adults."""
-        import pyarrow.parquet as pq
-
-        from credsim.errors import InputError
-        from credsim.results.run_dir import first_line
 
         ts, adults = folder / "timeseries.parquet", manifest.adults
         try:
