@@ -152,3 +152,19 @@ def test_a_fulfilled_settlement_counts_as_a_payment():
     payments = [r["payments"] for r in sim.rows]
     assert sum(settled) > 50
     assert payments == settled
+
+
+def test_two_cases_against_one_debtor_on_one_day_draw_apart():
+    """Cases are keyed by (day, debtor); a second case opened the same day against the
+    same debtor carries its ordinal, so its fate is drawn apart from the first's."""
+    from credsim.observation import Records
+
+    sim = Simulation(load_scenario("court-blacklist", people=2000, days=1))
+    court = sim["court_list"]
+    b = int(court.triggers[0])
+    twice = Records(np.array([5, 5, 9], np.int32), np.full(3, b, np.int16),
+                    np.ones(3, bool), np.zeros(3, bool), np.zeros(3, np.uint8))
+    court._open(twice, 4)
+    keys = court.cases["key"][-3:]
+    assert len(set(keys.tolist())) == 3
+    assert keys[0] == (4 << 33) | 5  # the first case keeps its plain key

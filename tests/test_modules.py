@@ -202,3 +202,28 @@ def test_the_python_api_gives_the_same_plan():
     hooks = [(r["phase"], r["module"], r["hook"]) for r in rows if r["phase"] != "record"]
     assert hooks == _steps("sesame", ["rating.enabled=true"])
     assert ("score", "rating", "rate") in hooks
+
+
+def test_every_stream_drawn_is_declared_once_and_written_to_the_manifest(tmp_path):
+    from credsim.rng import Stream, StreamError, Streams
+
+    out = tmp_path / "run"
+    tmp = run_dir.prepare(out)
+    # Every module of this scenario draws: an undeclared stream would raise.
+    run_dir.simulate(load_scenario("rongcheng", EVERYTHING, people=3000, days=30), tmp)
+    run_dir.commit(tmp, out)
+    entropy = json.loads((out / "manifest.json").read_text())["seed_entropy"]
+    owners = {s["name"]: s["module"] for s in entropy["streams"]}
+    assert owners["court.pay"] == "court_list" and owners["gate.<gate>"] == "gates"
+    assert owners["behave.<behaviour>"] == "society" and owners["graph"] == "population"
+    assert set(entropy["schemes"]) == {"numpy", "counter", "numba"}
+
+    streams = Streams(1)
+    streams.register("a", Stream("x.<gate>", "counter"))
+    with pytest.raises(StreamError, match="already drawn by a"):
+        streams.register("b", Stream("x.<gate>", "numpy"))
+    with pytest.raises(StreamError, match="unknown scheme"):
+        streams.register("b", Stream("y", "dice"))
+    assert streams.key("x.loans") == Streams(1).key("x.loans")
+    with pytest.raises(StreamError, match="no module declares it"):
+        streams.get("z")

@@ -15,6 +15,7 @@ from credsim.behaviour import day_seed
 from credsim.ledger import K_GRADE, Ledger
 from credsim.modules import Day, Hook, Module, Result
 from credsim.population.graph import _GOLDEN, DROPPED, FAMILY, find_entry
+from credsim.rng import Stream
 from credsim.scenario.model import GRADES
 
 
@@ -24,6 +25,7 @@ class Adapt(Module):
     record_order = 95
     hooks = (Hook("adapt", "adapt", 50),)
     results = (Result("ties_dropped", "int64", "ties dropped", "ties/day"),)
+    random_streams = (Stream("adapt.prune", "numba", "day and person"),)
 
     @classmethod
     def needs_ties(cls, scenario, classes) -> bool:

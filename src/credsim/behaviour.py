@@ -19,7 +19,7 @@ from numba import njit
 from credsim.economy import Economy, lazy_savings, stress_of_one
 from credsim.population.firms import Firms
 from credsim.population.people import People
-from credsim.rng import Streams, stream_key
+from credsim.rng import Streams
 from credsim.scenario.model import DOMAINS, Scenario
 
 DRIVERS = ("noncompliance", "voice", "generosity", "none")
@@ -158,7 +158,7 @@ class Behaviour:
         self.rmax[cat.global_factor <= 0] = 0.0  # fully deterred or chilled: never happens
         self.gf = cat.global_factor
         self.keys = np.array(
-            [stream_key(f"{streams.seed}/behave.{name}") for name in cat.names], dtype=np.uint64
+            [streams.key(f"behave.{name}") for name in cat.names], dtype=np.uint64
         )
         self._buf = (np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0))
         self.exempt = _NO_BOOL  # people the system's global factors do not reach

@@ -19,7 +19,7 @@ from numba import njit, prange
 from credsim.ledger import K_BLACKLIST, K_GRADE, K_LIST, Ledger
 from credsim.modules import Day, Hook, Module, Result
 from credsim.population.people import CHILD, SCHOOL_LOST, SCHOOL_PRIVATE
-from credsim.rng import counter_uniform, counter_uniform_one, day_key, stream_key
+from credsim.rng import Stream, counter_uniform, counter_uniform_one, day_key
 from credsim.scenario.model import DOMAINS, parse_condition
 
 COURT_DOMAIN = DOMAINS.index("court")
@@ -89,6 +89,12 @@ class Consequences(Module):
                "uses/day"),
     )
 
+    random_streams = (Stream("gate.<gate>", "counter+numpy",
+                             "person (a use of the gate); numpy: the day's number of candidate "
+                             "uses of a gate sampled over everyone"),
+                      Stream("gate.<gate>.everyone", "counter",
+                             "2j: candidate j's person, 2j + 1: its thinning"))
+
     def __init__(self, sim) -> None:
         super().__init__(sim)
         s, people, economy, streams = sim.scenario, sim.people, sim.economy, sim.streams
@@ -124,8 +130,8 @@ class Consequences(Module):
         self.members = np.zeros(people.n, dtype=np.int32)
         self.pos = np.full(people.n, -1, dtype=np.int32)
         self.size = np.zeros(1, dtype=np.int64)
-        self.keys = [stream_key(f"{streams.seed}/gate.{g.name}") for g in self.gates]
-        self.everyone_keys = [stream_key(f"{streams.seed}/gate.{g.name}.everyone")
+        self.keys = [streams.key(f"gate.{g.name}") for g in self.gates]
+        self.everyone_keys = [streams.key(f"gate.{g.name}.everyone")
                               for g in self.gates]
         self.seen = np.zeros(people.n, dtype=np.bool_)  # scratch for _sample_uses
         self.score_candidates: dict[int, np.ndarray] = {}

@@ -26,10 +26,15 @@ from credsim.observation import S_COLLUSION, S_INFORMANT, S_INSIDER
 from credsim.population.firms import build_firms
 from credsim.population.graph import Graph, build_graph
 from credsim.population.people import CHILD, build_people
-from credsim.rng import Streams
+from credsim.rng import Stream, Streams
 from credsim.scenario.model import Scenario
 
 SETUP_PHASES = ("population", "graph", "firms")
+POPULATION_STREAMS = (
+    *(Stream(f"population.{k}", "numpy", "once") for k in ("households", "economy", "traits",
+                                                          "firms")),
+    Stream("graph", "numpy", "once: the seed of a splitmix64 stream per person"),
+)
 
 
 class Simulation:
@@ -38,6 +43,11 @@ class Simulation:
         self.timings: dict[str, float] = {k: 0.0 for k in SETUP_PHASES + PHASES}
         self.streams = Streams(s.run.seed)
         classes = module_classes(s)
+        for stream in POPULATION_STREAMS:
+            self.streams.register("population", stream)
+        for cls in classes:
+            for stream in cls.random_streams:
+                self.streams.register(cls.kind, stream)
         n = s.run.people
         with self._phase("population"):
             self.people = build_people(s.population, n, self.streams)

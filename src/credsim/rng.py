@@ -8,6 +8,8 @@ lever touches, and results never depend on how the work is split up.
 from __future__ import annotations
 
 import hashlib
+import re
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -17,11 +19,56 @@ def stream_key(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
 
 
+# How each scheme turns (seed, stream name, day, identity) into draws.
+SCHEMES = {
+    "numpy": "numpy PCG64(SeedSequence([seed, blake2b8(name), day + 1])) per stream and day",
+    "counter": "splitmix64 of (blake2b8('<seed>/<name>'), day, identity): a uniform per "
+               "identity, computed, not drawn",
+    "numba": "Numba MT19937 seeded with splitmix64(blake2b8('<seed>/<name>') + (day + 1) "
+             "x golden) >> 32 (per identity where stated)",
+}
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A random stream a module draws from: its name (`<x>` stands for a name from the
+    scenario, such as a gate's), scheme (a key of SCHEMES, or two joined by '+') and
+    what one draw is keyed by."""
+
+    name: str
+    scheme: str
+    identity: str = "day"
+
+    def matches(self, name: str) -> bool:
+        parts = re.split(r"<[a-z_]+>", self.name)
+        return re.fullmatch("[A-Za-z0-9_]+".join(map(re.escape, parts)), name) is not None
+
+
+class StreamError(Exception):
+    pass
+
+
 class Streams:
     def __init__(self, seed: int):
         self.seed = int(seed)
+        self.registry: dict[str, tuple[str, Stream]] = {}  # name -> (owner, stream)
+
+    def register(self, owner: str, stream: Stream) -> None:
+        """Declare `stream`, drawn by `owner`; a name declared twice is an error."""
+        if any(part not in SCHEMES for part in stream.scheme.split("+")):
+            raise StreamError(f"{owner}: stream {stream.name}: unknown scheme "
+                              f"{stream.scheme!r} (one of {', '.join(SCHEMES)})")
+        if stream.name in self.registry:
+            raise StreamError(f"{owner}: stream {stream.name} is already drawn by "
+                              f"{self.registry[stream.name][0]}")
+        self.registry[stream.name] = (owner, stream)
+
+    def _check(self, name: str) -> None:
+        if self.registry and not any(s.matches(name) for _, s in self.registry.values()):
+            raise StreamError(f"random stream {name!r} is drawn but no module declares it")
 
     def get(self, name: str, day: int = -1) -> np.random.Generator:
+        self._check(name)
         ss = np.random.SeedSequence([self.seed, stream_key(name), day + 1])
         return np.random.Generator(np.random.PCG64(ss))
 
@@ -29,26 +76,20 @@ class Streams:
         """A 31-bit seed for Numba's generator, for streams consumed inside kernels."""
         return int(self.get(name).integers(0, 2**31 - 1))
 
+    def key(self, name: str) -> int:
+        """The key of a counter-based or Numba stream (see counter_uniform, day_seed)."""
+        self._check(name)
+        return stream_key(f"{self.seed}/{name}")
+
     def entropy(self) -> dict:
+        """Everything needed to reproduce the run's draws: the seed, the schemes, and
+        every stream declared, by whom and keyed by what."""
         return {
             "base_seed": self.seed,
-            "streams": "numpy PCG64(SeedSequence([seed, blake2b8(name), day + 1])) per "
-            "named stream and day (population.*, false.<channel>, gate.<name>: the number "
-            "of candidate uses of a gate sampled over everyone)",
-            "behaviours": "Numba MT19937 seeded per (behaviour, day) with "
-            "splitmix64(blake2b8('<seed>/behave.<name>') + (day + 1) * golden) >> 32",
-            "counters": "splitmix64 of (blake2b8('<seed>/<stream>'), day, identity) for gate "
-            "uses (identity = person; for gates sampled over everyone, stream "
-            "gate.<name>.everyone: identity 2j gives candidate j's person, 2j + 1 its "
-            "thinning), court draws (identity = case), safeguard review and "
-            "contests and threat audits (identity = record)",
-            "threats": "numpy PCG64 streams threats.setup, threats.insider, threats.informant, "
-            "threats.collusion",
-            "systems": "counters composite.identity and composite.opt_in (identity = person); "
-            "Numba MT19937 per day for rating.interactions; numpy PCG64 streams "
-            "firm_lists.setup, firm_lists.display, firm_lists.false",
-            "pruning": "Numba MT19937 seeded per (adapt.prune seed, day, person)",
-            "graph": "splitmix64 per person from the 'graph' stream's seed",
+            "schemes": dict(SCHEMES),
+            "streams": [{"name": name, "module": owner, "scheme": s.scheme,
+                         "identity": s.identity}
+                        for name, (owner, s) in self.registry.items()],
         }
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from credsim.ledger import C_MARK_EXPIRY
 from credsim.modules import Day, Hook, Module, Result
 from credsim.observation import Records
-from credsim.rng import counter_uniform, occurrence, stream_key
+from credsim.rng import Stream, counter_uniform, occurrence
 
 
 class Safeguarding(Module):
@@ -41,6 +41,10 @@ class Safeguarding(Module):
         p = scenario.safeguards
         return p.notice_days > 0 or p.review_capacity > 0 or p.expiry_days > 0
 
+    random_streams = tuple(Stream(f"safeguards.{k}", "counter",
+                                  "record: day, person, behaviour and ordinal")
+                           for k in ("review", "review_order", "contest", "contest_success"))
+
     def __init__(self, sim) -> None:
         super().__init__(sim)
         params, n, streams = sim.scenario.safeguards, sim.people.n, sim.streams
@@ -55,7 +59,7 @@ class Safeguarding(Module):
         self.p = params
         self.adverse, self.noticed = adverse, noticed
         self.capacity = int(round(params.review_capacity * n / 1e6))
-        self.keys = {k: stream_key(f"{streams.seed}/safeguards.{k}")
+        self.keys = {k: streams.key(f"safeguards.{k}")
                      for k in ("review", "review_order", "contest", "contest_success")}
         self.held: dict[int, list[Records]] = {}
         self.expiring: dict[int, list[tuple]] = {}

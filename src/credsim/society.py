@@ -10,6 +10,7 @@ import numpy as np
 from credsim.behaviour import D_VOICE, Behaviour
 from credsim.modules import Day, Hook, Module, Result
 from credsim.observation import Observation
+from credsim.rng import Stream
 from credsim.scenario.model import DOMAINS
 
 
@@ -18,6 +19,8 @@ class Society(Module):
     build_order = 1
     record_order = 90
     hooks = (Hook("behave", "behave"), Hook("observe", "observe"))
+    random_streams = (Stream("behave.<behaviour>", "numba", "behaviour and day"),
+                      Stream("false.<channel>", "numpy", "channel and day: its false records"))
     results = (
         Result("events_true", "int64", "true events", "events/day"),
         Result("events_{domain}", "int64", "true events in a domain", "events/day"),

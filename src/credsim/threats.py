@@ -23,7 +23,7 @@ from credsim.modules import Day, Hook, Module, Result
 from credsim.observation import S_COLLUSION, S_INFORMANT, S_INSIDER, Records
 from credsim.population.graph import DROPPED, FAMILY
 from credsim.population.people import CHILD
-from credsim.rng import counter_uniform, stream_key
+from credsim.rng import Stream, counter_uniform, occurrence
 
 CRITIC_QUANTILE = 0.9
 
@@ -41,6 +41,12 @@ class Threats(Module):
         Result("collusion_certificates", "int64", "false good deeds certified",
                "records/day"),
     )
+
+    random_streams = (Stream("threats.setup", "numpy", "once: insiders, colluders"),
+                      Stream("threats.insider", "numpy", "day"),
+                      Stream("threats.informant", "numpy", "day"),
+                      Stream("threats.collusion", "numpy", "day"),
+                      Stream("threats.audit", "counter", "edit: day and person"))
 
     @classmethod
     def present(cls, scenario) -> bool:
@@ -88,7 +94,7 @@ class Threats(Module):
         self.b_collusion = names.index(params.collusion_behaviour) if (
             params.collusion_behaviour in names) else -1
         self.collusion_floor = collusion_floor
-        self.audit_key = stream_key(f"{streams.seed}/threats.audit")
+        self.audit_key = streams.key("threats.audit")
         self.audits: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         self.edits_today = self.reports_today = self.caught_today = self.certified_today = 0
 
@@ -195,6 +201,7 @@ class Threats(Module):
         if self.p.audit_prob <= 0 or not edit.any():
             return caught
         key = (np.uint64(day) << np.uint64(36)) | (who[edit].astype(np.uint64) << np.uint64(8))
+        key |= occurrence(key) << np.uint64(52)  # two edits of one person's record draw apart
         caught[edit] = counter_uniform(self.audit_key, day, key) < self.p.audit_prob
         if caught.any():
             self.audits.setdefault(day + self.audit_delay, []).append(

@@ -13,7 +13,9 @@ needs to know of it, so that knowledge lives in one place:
   order within the phase (lower first);
 - `record_order`: where its daily results go in the timeseries table;
 - `results`: its daily results (name, dtype, label, unit);
-- `streams`: the random streams it draws from, by name;
+- `random_streams`: the random streams it draws from (credsim.rng.Stream: name, scheme,
+  identity); the engine registers them, refuses a name two modules declare, and
+  writes them to the manifest's seed entropy;
 - `standings`: the per-person standings that gate conditions may read;
 - `reads_ties`: whether it reads the social graph (the graph is built only
   when some module does).
@@ -29,6 +31,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
+
+from credsim.rng import Stream
 
 if TYPE_CHECKING:
     from credsim.modules.day import Day
@@ -89,7 +93,8 @@ class Module:
     record_order: ClassVar[int] = 50
     build_order: ClassVar[int] = 50
     results: ClassVar[tuple[Result, ...]] = ()
-    streams: ClassVar[tuple[str, ...]] = ()
+    # Random streams, declared once: a name two modules declare is refused.
+    random_streams: ClassVar[tuple[Stream, ...]] = ()
     # Standings gate conditions can read: name -> operators it supports.
     standings: ClassVar[dict[str, tuple[str, ...]]] = {}
     reads_ties: ClassVar[bool] = False

@@ -29,7 +29,7 @@ from credsim.ledger import C_REFRESH, K_COMPOSITE, K_MARK, R_NONE, R_TRUE, Ledge
 from credsim.modules import Day, Hook, Module, Result
 from credsim.population.graph import DROPPED
 from credsim.population.people import CHILD, ELDER, People
-from credsim.rng import Streams, counter_uniform, stream_key
+from credsim.rng import Stream, Streams, counter_uniform
 from credsim.scenario.model import DIMENSIONS, CompositeSystem
 from credsim.systems.points.system import NO_DOMAIN
 
@@ -51,6 +51,8 @@ class Composite(Module):
     )
     standings = {"score": ("<", ">=")}
     reads_ties = True  # the relationships dimension: contacts' scores
+    random_streams = (Stream("composite.identity", "counter", "person: identity"),
+                      Stream("composite.opt_in", "counter", "person: whether they take part"))
 
     @classmethod
     def present(cls, scenario) -> bool:
@@ -82,7 +84,7 @@ class Composite(Module):
         self.opted = _opt_in(params, people, streams)
         self.participants = int(self.opted.sum())
         # Identity completeness in [0, 1], fixed per person (stored in 1 byte).
-        u = counter_uniform(stream_key(f"{streams.seed}/composite.identity"), 0, np.arange(n))
+        u = counter_uniform(streams.key("composite.identity"), 0, np.arange(n))
         self.identity = (u * 256).astype(np.uint8)
         self.is_parent = np.zeros(n, dtype=bool)
         for par in (people.parent1, people.parent2):
@@ -306,7 +308,7 @@ def _opt_in(c: CompositeSystem, p: People, streams: Streams) -> np.ndarray:
     logit = math.log(c.opt_in / (1 - c.opt_in)) + c.opt_in_income_elasticity * np.log(
         np.maximum(p.income, 1e-6) / med)
     logit = logit + np.where(p.age == ELDER, math.log(max(c.opt_in_elder_factor, 1e-9)), 0.0)
-    u = counter_uniform(stream_key(f"{streams.seed}/composite.opt_in"), 0, np.arange(p.n))
+    u = counter_uniform(streams.key("composite.opt_in"), 0, np.arange(p.n))
     return adult & (u < 1 / (1 + np.exp(-logit)))
 
 

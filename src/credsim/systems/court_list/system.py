@@ -36,7 +36,7 @@ from credsim.ledger import (
 )
 from credsim.modules import Day, Hook, Module, Result
 from credsim.observation import Records
-from credsim.rng import counter_uniform, stream_key
+from credsim.rng import Stream, counter_uniform, occurrence
 
 CASE_COLUMNS = {
     "key": np.uint64,  # (start day, firm flag, slot): the case's identity for its draws
@@ -63,6 +63,9 @@ class CourtList(Module):
         Result("payments", "int64", "cases closed by payment", "cases/day"),
     )
     standings = {"listed": ()}
+    random_streams = tuple(Stream(f"court.{k}", "counter", "case") for k in (
+        "pay", "ground", "contest", "success", "appeal", "appeal_success", "delay", "extend",
+        "extension", "end"))
 
     @classmethod
     def present(cls, scenario) -> bool:
@@ -89,9 +92,8 @@ class CourtList(Module):
         self.listed_count = 0  # people with at least one active listing
         # Draws are computed from (stream, day, case identity), not drawn in list
         # order, so a case's fate does not depend on which other cases exist.
-        self.keys = {k: stream_key(f"{streams.seed}/court.{k}") for k in (
-            "pay", "ground", "contest", "success", "appeal", "appeal_success", "delay",
-            "extend", "extension", "end")}
+        self.keys = {s.name.removeprefix("court."): streams.key(s.name)
+                     for s in self.random_streams}
         self.n_list_true = np.zeros(people.n, dtype=np.uint8)  # active listings per person
         self.n_list_false = np.zeros(people.n, dtype=np.uint8)  # ... resting on a false case
         self.firm_listed = np.zeros(firms.n, dtype=np.uint8)
@@ -255,6 +257,9 @@ class CourtList(Module):
         k = len(r)
         key = (np.uint64(day) << np.uint64(33)) | (
             r.is_firm.astype(np.uint64) << np.uint64(32)) | r.who.astype(np.uint64)
+        # Two cases opened on one day against one debtor draw apart: the second and
+        # later carry their ordinal above the day's bits.
+        key |= occurrence(key) << np.uint64(50)
 
         def u(name: str) -> np.ndarray:
             return counter_uniform(self.keys[name], day, key)

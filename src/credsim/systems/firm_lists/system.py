@@ -24,6 +24,7 @@ from credsim.ledger import (
 )
 from credsim.modules import Day, Hook, Module
 from credsim.observation import Records
+from credsim.rng import Stream
 
 SEVERITIES = ("minor", "moderate", "serious")
 
@@ -34,6 +35,9 @@ class FirmLists(Module):
     record_order = 40
     hooks = (Hook("list", "list_firms", 70),)
     standings = {"blacklisted": ()}
+    random_streams = (Stream("firm_lists.setup", "numpy", "once: clean-record ages"),
+                      Stream("firm_lists.display", "numpy", "day: display periods"),
+                      Stream("firm_lists.false", "numpy", "day: false items"))
 
     @classmethod
     def present(cls, scenario) -> bool:

@@ -25,7 +25,7 @@ from credsim.ledger import C_RATINGS, K_RATING, R_NONE, Ledger
 from credsim.modules import Day, Hook, Module, Result
 from credsim.population.graph import DROPPED
 from credsim.population.people import CHILD
-from credsim.rng import stream_key
+from credsim.rng import Stream
 
 SHOWN = 10  # the rating is shown to one decimal; the ledger logs changes of that
 
@@ -41,6 +41,7 @@ class PeerRatings(Module):
     )
     standings = {"rating": ("<", ">=")}
     reads_ties = True  # people rate their contacts
+    random_streams = (Stream("rating.interactions", "numba", "day"),)
 
     @classmethod
     def present(cls, scenario) -> bool:
@@ -67,7 +68,7 @@ class PeerRatings(Module):
         self.rating = np.where(adult, np.float32(params.initial), nan).astype(np.float32)
         self.rating_true = self.rating.copy()
         self.shown = np.where(adult, _shown(self.rating), 0).astype(np.int16)
-        self.key = stream_key(f"{streams.seed}/rating.interactions")
+        self.key = streams.key("rating.interactions")
         self.adults = int(adult.sum())
         self.fallen: np.ndarray = np.zeros(0, np.int64)
         self.ratings_today = 0
