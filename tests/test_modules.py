@@ -227,3 +227,27 @@ def test_every_stream_drawn_is_declared_once_and_written_to_the_manifest(tmp_pat
     assert streams.key("x.loans") == Streams(1).key("x.loans")
     with pytest.raises(StreamError, match="no module declares it"):
         streams.get("z")
+
+
+def test_every_timeseries_column_is_declared_by_a_module_and_labelled_once():
+    """The columns a run writes are exactly what its modules declare (plus the day),
+    and each built-in fixed-name result takes its label from credsim.labels, where
+    every label is declared once: no label is left that no module writes."""
+    from credsim.labels import COLUMNS, column_label
+
+    s = load_scenario("rongcheng", [*EVERYTHING, "points.warn_max=10",
+                                    "threats.colluders_per_million=100"],
+                      people=3000, days=5)
+    sim = Simulation(s)
+    sim.run()
+    declared = [r for m in sim.modules.values() for r in m.results]
+    for column in sim.rows[0]:
+        if column != "day":
+            assert any(r.matches(column) for r in declared), column
+            assert column_label(column, list(s.gates)).label
+    fixed = {r.name for cls in kinds().values() for r in cls.results if "<" not in r.name}
+    assert fixed <= set(COLUMNS)
+    patterned = [r for cls in kinds().values() for r in cls.results if "<" in r.name]
+    stale = [c for c in COLUMNS if c != "day" and c not in fixed
+             and not any(r.matches(c) for r in patterned)]
+    assert stale == []

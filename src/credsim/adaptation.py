@@ -24,7 +24,7 @@ class Adapt(Module):
     build_order = 95
     record_order = 95
     hooks = (Hook("adapt", "adapt", 50),)
-    results = (Result("ties_dropped", "int64", "ties dropped", "ties/day"),)
+    results = (Result("ties_dropped"),)
     random_streams = (Stream("adapt.prune", "numba", "day and person"),)
 
     @classmethod

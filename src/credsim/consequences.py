@@ -81,12 +81,12 @@ class Consequences(Module):
     record_order = 60
     hooks = (Hook("consequences", "consequences", 50),)
     results = (
-        Result("sanctioned", "int64", "people under a sanction", "people"),
-        Result("sanctioned_wrongful", "int64", "people sanctioned on false records",
-               "people"),
-        Result("gate_{gate}", "int64", "uses of a gate", "uses/day"),
-        Result("gate_{gate}_wrongful", "int64", "uses of a gate resting on false records",
-               "uses/day"),
+        Result("sanctioned"),
+        Result("sanctioned_wrongful"),
+        Result("sanctioned_group<group>"),
+        Result("sanctioned_wrongful_group<group>"),
+        Result("gate_<gate>"),
+        Result("gate_<gate>_wrongful"),
     )
 
     random_streams = (Stream("gate.<gate>", "counter+numpy",

@@ -31,9 +31,9 @@ class Safeguarding(Module):
     hooks = (Hook("review", "review_records", 50), Hook("score", "expire_marks", 20),
              Hook("score", "schedule_expiry", 45))
     results = (
-        Result("records_reviewed", "int64", "records checked by human review", "records/day"),
-        Result("records_struck", "int64", "false records struck out", "records/day"),
-        Result("marks_expired", "int64", "deductions reversed on expiry", "records/day"),
+        Result("records_reviewed"),
+        Result("records_struck"),
+        Result("marks_expired"),
     )
 
     @classmethod

@@ -22,11 +22,11 @@ class Society(Module):
     random_streams = (Stream("behave.<behaviour>", "numba", "behaviour and day"),
                       Stream("false.<channel>", "numpy", "channel and day: its false records"))
     results = (
-        Result("events_true", "int64", "true events", "events/day"),
-        Result("events_{domain}", "int64", "true events in a domain", "events/day"),
-        Result("events_observed", "int64", "records of true events", "records/day"),
-        Result("records_false", "int64", "false records from channel errors", "records/day"),
-        Result("voice_events", "int64", "acts of speech", "events/day"),
+        Result("events_true"),
+        Result("events_<domain>"),
+        Result("events_observed"),
+        Result("records_false"),
+        Result("voice_events"),
     )
 
     def __init__(self, sim) -> None:

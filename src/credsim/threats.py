@@ -35,11 +35,10 @@ class Threats(Module):
     hooks = (Hook("observe", "fabricate", 60), Hook("score", "reverse_caught", 25),
              Hook("score", "schedule_audits", 40))
     results = (
-        Result("insider_edits", "int64", "records fabricated by insiders", "records/day"),
-        Result("informant_reports", "int64", "malicious reports", "records/day"),
-        Result("audit_catches", "int64", "insider edits caught and reversed", "records/day"),
-        Result("collusion_certificates", "int64", "false good deeds certified",
-               "records/day"),
+        Result("insider_edits"),
+        Result("informant_reports"),
+        Result("audit_catches"),
+        Result("collusion_certificates"),
     )
 
     random_streams = (Stream("threats.setup", "numpy", "once: insiders, colluders"),

@@ -27,6 +27,7 @@ engine times each (phase, module) pair.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -57,13 +58,20 @@ class Hook:
 
 @dataclass(frozen=True)
 class Result:
-    """A daily result: a column of the timeseries table (a `{}` in the name stands for
-    each of a set of names, such as grades or bands)."""
+    """A daily result: a column of the timeseries table. A `<x>` in the name stands for
+    each of a set of names (grades, bands, gates). credsim's own columns take their
+    label, unit and kind from credsim.labels, where every label is declared once; a
+    module from a package gives its own."""
 
     name: str
-    dtype: str
-    label: str
-    unit: str
+    dtype: str = "int64"
+
+    def matches(self, column: str) -> bool:
+        parts = re.split(r"<[a-z_]+>", self.name)
+        return re.fullmatch("[A-Za-z0-9_]+".join(map(re.escape, parts)), column) is not None
+    label: str = ""
+    unit: str = ""
+    kind: str = "count"  # one of credsim.labels.KINDS
 
 
 class World(Protocol):

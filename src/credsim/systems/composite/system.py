@@ -45,9 +45,9 @@ class Composite(Module):
     record_order = 20
     hooks = (Hook("score", "mark_records", 50),)
     results = (
-        Result("composite_participants", "int64", "people who take part", "people"),
-        Result("band_below_lowest", "int64", "participants below the lowest band", "people"),
-        Result("band_{band}", "int64", "participants in a band", "people"),
+        Result("composite_participants"),
+        Result("band_below_lowest"),
+        Result("band_<band>"),
     )
     standings = {"score": ("<", ">=")}
     reads_ties = True  # the relationships dimension: contacts' scores

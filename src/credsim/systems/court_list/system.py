@@ -55,12 +55,12 @@ class CourtList(Module):
     record_order = 50
     hooks = (Hook("list", "list_debtors", 50),)
     results = (
-        Result("listed", "int64", "people on the court list", "people"),
-        Result("listed_firms", "int64", "firms on the court list", "firms"),
-        Result("open_cases", "int64", "open enforcement cases", "cases"),
-        Result("new_listings", "int64", "people newly listed", "people/day"),
-        Result("new_firm_listings", "int64", "firms newly listed", "firms/day"),
-        Result("payments", "int64", "cases closed by payment", "cases/day"),
+        Result("listed"),
+        Result("listed_firms"),
+        Result("open_cases"),
+        Result("new_listings"),
+        Result("new_firm_listings"),
+        Result("payments"),
     )
     standings = {"listed": ()}
     random_streams = tuple(Stream(f"court.{k}", "counter", "case") for k in (

@@ -22,7 +22,7 @@ from credsim.ledger import (
     R_TRUE,
     Ledger,
 )
-from credsim.modules import Day, Hook, Module
+from credsim.modules import Day, Hook, Module, Result
 from credsim.observation import Records
 from credsim.rng import Stream
 
@@ -35,6 +35,8 @@ class FirmLists(Module):
     record_order = 40
     hooks = (Hook("list", "list_firms", 70),)
     standings = {"blacklisted": ()}
+    results = (Result("firms_blacklisted"), Result("firms_red_listed"),
+               Result("firm_items_shown"), Result("firm_items_new"))
     random_streams = (Stream("firm_lists.setup", "numpy", "once: clean-record ages"),
                       Stream("firm_lists.display", "numpy", "day: display periods"),
                       Stream("firm_lists.false", "numpy", "day: false items"))

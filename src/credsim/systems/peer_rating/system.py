@@ -36,8 +36,8 @@ class PeerRatings(Module):
     record_order = 30
     hooks = (Hook("score", "rate", 60),)
     results = (
-        Result("rating_mean", "float64", "mean rating of adults", "stars"),
-        Result("ratings_given", "int64", "ratings given", "ratings/day"),
+        Result("rating_mean", "float64"),
+        Result("ratings_given"),
     )
     standings = {"rating": ("<", ">=")}
     reads_ties = True  # people rate their contacts

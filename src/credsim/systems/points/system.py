@@ -41,8 +41,8 @@ class Points(Module):
     hooks = (Hook("score", "expire_caps", 10), Hook("score", "score_records", 30),
              Hook("list", "listing_points", 55))
     results = (
-        Result("grade_{grade}", "int64", "adults holding a grade", "people"),
-        Result("warnings", "int64", "deductions replaced by a warning", "warnings/day"),
+        Result("grade_<grade>"),
+        Result("warnings"),
     )
     standings = {"grade": ("<=", ">=")}
 
