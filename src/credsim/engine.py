@@ -25,7 +25,7 @@ from credsim.modules.plan import Step, build_plan, module_classes
 from credsim.observation import S_COLLUSION, S_INFORMANT, S_INSIDER
 from credsim.population.firms import build_firms
 from credsim.population.graph import Graph, build_graph
-from credsim.population.people import CHILD, build_people
+from credsim.population.people import CHILD, TRAITS, build_people
 from credsim.rng import Stream, Streams
 from credsim.scenario.model import Scenario
 
@@ -49,11 +49,14 @@ class Simulation:
             for stream in cls.random_streams:
                 self.streams.register(cls.kind, stream)
         n = s.run.people
+        # The social graph is built only when some module reads ties, and sociability
+        # (which shapes the graph, and peer ratings, which read ties) only then.
+        ties = any(c.needs_ties(s, classes) for c in classes)
         with self._phase("population"):
-            self.people = build_people(s.population, n, self.streams)
-        # The social graph is built only when some module reads ties.
+            traits = TRAITS if ties else tuple(t for t in TRAITS if t != "sociability")
+            self.people = build_people(s.population, n, self.streams, traits)
         self.graph: Graph | None = None
-        if any(c.needs_ties(s, classes) for c in classes):
+        if ties:
             with self._phase("graph"):
                 self.graph = build_graph(self.people, s.graph, self.streams.int_seed("graph"))
         with self._phase("firms"):

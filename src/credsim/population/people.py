@@ -35,7 +35,7 @@ class People:
     savings: np.ndarray  # float32
     compliance: np.ndarray  # float32 in [0, 1]
     voice: np.ndarray
-    sociability: np.ndarray
+    sociability: np.ndarray | None  # None when no social graph is built (nothing reads it)
     generosity: np.ndarray
     school: np.ndarray  # uint8 school state of children
 
@@ -44,10 +44,17 @@ class People:
         return len(self.group)
 
     def nbytes(self) -> int:
-        return sum(getattr(self, f.name).nbytes for f in fields(self))
+        return sum(getattr(self, f.name).nbytes for f in fields(self)
+                   if getattr(self, f.name) is not None)
 
 
-def build_people(p: PopulationParams, n: int, streams: Streams) -> People:
+TRAITS = ("compliance", "voice", "sociability", "generosity")
+
+
+def build_people(p: PopulationParams, n: int, streams: Streams,
+                 keep: tuple[str, ...] = TRAITS) -> People:
+    """The population. Traits not in `keep` are drawn (so the others' draws stay as
+    they are) but not kept: no module reads them."""
     # float32 draws and int32 indices throughout: the temporaries of a national
     # population are then no larger than its final state.
     rng = streams.get("population.households")
@@ -120,10 +127,10 @@ def build_people(p: PopulationParams, n: int, streams: Streams) -> People:
     del kids, p_private, first, child
 
     rng = streams.get("population.traits")
-    traits = {
-        name: _beta32(rng, *getattr(p, name), n)
-        for name in ("compliance", "voice", "sociability", "generosity")
-    }
+    traits = {}
+    for name in TRAITS:
+        x = _beta32(rng, *getattr(p, name), n)
+        traits[name] = x if name in keep else None
     return People(
         household=household,
         household_start=hstart,

@@ -199,9 +199,12 @@ def _people_table(sim: Simulation, part: slice) -> pa.Table:
         "age_band": _cat(p.age[part], AGE_BANDS),
         "parent1": p.parent1[part], "parent2": p.parent2[part], "income": p.income[part],
         "savings": sim.economy.savings[part], "compliance": p.compliance[part],
-        "voice": p.voice[part], "sociability": p.sociability[part],
+        "voice": p.voice[part],
+        "sociability": None if p.sociability is None else p.sociability[part],
         "generosity": p.generosity[part], "school": _cat(p.school[part], SCHOOL_STATES),
     }
+    if p.sociability is None:
+        del cols["sociability"]  # no graph: nothing read it
     if g is not None:
         cols.update({"degree": g.degree(active_only=True, rows=part),
                      "contacts": g.contacts(rows=part), "ties_dropped": g.dropped(rows=part)})
