@@ -255,3 +255,45 @@ def test_every_timeseries_column_is_declared_by_a_module_and_labelled_once():
     stale = [c for c in COLUMNS if c != "day" and c not in fixed
              and not any(r.matches(c) for r in patterned)]
     assert stale == []
+
+
+def test_every_ledger_kind_and_cause_is_owned_by_one_module():
+    from credsim.ledger import KINDS, SPECIAL_CAUSES
+
+    own = [c for c in kinds().values() if c.__module__.startswith("credsim.")]
+    declared_kinds = [k for c in own for k in c.ledger_kinds]
+    declared_causes = [k for c in own for k in c.ledger_causes]
+    assert sorted(declared_kinds) == sorted(KINDS)
+    assert sorted(declared_causes) == sorted(SPECIAL_CAUSES)
+
+
+def test_a_module_from_elsewhere_adds_ledger_kinds_and_causes_after_credsims(tmp_path):
+    class Tagger(Module):
+        """Tags the first adult each day: a kind and a cause of its own."""
+
+        kind = "tagger"
+        hooks = (Hook("score", "tag"),)
+        ledger_kinds = ("tag",)
+        ledger_causes = ("daily_tag",)
+
+        def tag(self, d: Day) -> None:
+            ledger = self.sim.ledger
+            ledger.append(day=d.day, entity=0, id=np.array([1]), kind=ledger.kind_code("tag"),
+                          cause=ledger.cause_code("daily_tag"), delta=1, value=d.day)
+
+    register(Tagger)
+    try:
+        out = tmp_path / "run"
+        tmp = run_dir.prepare(out)
+        run_dir.simulate(load_scenario("court-blacklist", people=2000, days=10), tmp)
+        run_dir.commit(tmp, out)
+    finally:
+        unregister("tagger")
+    table = pq.read_table(out / "ledger.parquet")
+    ledger = table.to_pydict()
+    tags = [i for i, k in enumerate(ledger["kind"]) if k == "tag"]
+    assert len(tags) == 10 and {ledger["cause"][i] for i in tags} == {"daily_tag"}
+    # credsim's own kinds keep their codes; the new one comes after them.
+    from credsim.ledger import KINDS
+
+    assert table.column("kind").chunk(0).dictionary.to_pylist() == [*KINDS, "tag"]

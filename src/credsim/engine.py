@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from credsim.behaviour import compile_catalogue
-from credsim.ledger import Ledger
+from credsim.ledger import KINDS, SPECIAL_CAUSES, Ledger
 from credsim.modules import PHASES, Day, Module
 from credsim.modules.plan import Step, build_plan, module_classes
 from credsim.observation import S_COLLUSION, S_INFORMANT, S_INSIDER
@@ -64,7 +64,11 @@ class Simulation:
             self.firms = build_firms(n_firms, self.people, s.population.firm_compliance,
                                      self.streams)
         self.cat = cat = compile_catalogue(s)
-        self.ledger = Ledger(ledger_path, cat.names, cat.channel_names)
+        # Kinds and causes of credsim's own modules are numbered in credsim.ledger.
+        extra_kinds = [k for c in classes for k in c.ledger_kinds if k not in KINDS]
+        extra_causes = [k for c in classes for k in c.ledger_causes if k not in SPECIAL_CAUSES]
+        self.ledger = Ledger(ledger_path, cat.names, cat.channel_names,
+                             extra_kinds=tuple(extra_kinds), extra_causes=tuple(extra_causes))
         self.adults = int(np.count_nonzero(self.people.age != CHILD))
         # Modules in build order: each may look up those built before it.
         self.modules: dict[str, Module] = {}

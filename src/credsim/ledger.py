@@ -53,9 +53,13 @@ COLUMNS = {
 
 class Ledger:
     def __init__(self, path: Path | None, causes: list[str], channels: list[str],
-                 flush_rows: int = 1 << 20):
+                 flush_rows: int = 1 << 20, extra_kinds: tuple[str, ...] = (),
+                 extra_causes: tuple[str, ...] = ()):
+        """`causes`: the behaviours; `extra_kinds`, `extra_causes`: those of modules
+        from packages, numbered after credsim's own (and after the behaviours)."""
         self.path = path
-        self.cause_labels = list(SPECIAL_CAUSES) + list(causes)
+        self.kind_labels = list(KINDS) + list(extra_kinds)
+        self.cause_labels = list(SPECIAL_CAUSES) + list(causes) + list(extra_causes)
         # Reports by informants and edits by insiders come through no channel.
         self.channel_labels = ["-"] + list(channels) + ["informant", "insider", "collusion"]
         self.flush_rows = flush_rows
@@ -103,6 +107,12 @@ class Ledger:
             self.flush()
             lo = hi
 
+    def kind_code(self, name: str) -> int:
+        return self.kind_labels.index(name)
+
+    def cause_code(self, name: str) -> int:
+        return self.cause_labels.index(name)
+
     def behaviour_cause(self, b: int) -> int:
         return len(SPECIAL_CAUSES) + b
 
@@ -140,7 +150,7 @@ class Ledger:
 
         return pa.table({
             "day": c["day"], "entity": cat(c["entity"], list(ENTITIES)), "id": c["id"],
-            "kind": cat(c["kind"], list(KINDS)), "cause": cat(c["cause"], self.cause_labels),
+            "kind": cat(c["kind"], self.kind_labels), "cause": cat(c["cause"], self.cause_labels),
             "channel": cat(c["channel"], self.channel_labels),
             "record": cat(c["record"], list(RECORDS)), "delta": c["delta"], "value": c["value"],
         })

@@ -28,6 +28,7 @@ class Safeguarding(Module):
     kind = "safeguards"
     build_order = 80
     record_order = 80
+    ledger_causes = ("mark_expiry",)
     hooks = (Hook("review", "review_records", 50), Hook("score", "expire_marks", 20),
              Hook("score", "schedule_expiry", 45))
     results = (

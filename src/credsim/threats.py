@@ -32,6 +32,7 @@ class Threats(Module):
     kind = "threats"
     build_order = 85
     record_order = 70
+    ledger_causes = ("audit_reversal",)
     hooks = (Hook("observe", "fabricate", 60), Hook("score", "reverse_caught", 25),
              Hook("score", "schedule_audits", 40))
     results = (

@@ -16,6 +16,7 @@ needs to know of it, so that knowledge lives in one place:
 - `random_streams`: the random streams it draws from (credsim.rng.Stream: name, scheme,
   identity); the engine registers them, refuses a name two modules declare, and
   writes them to the manifest's seed entropy;
+- `ledger_kinds`, `ledger_causes`: what its ledger rows say changed and why;
 - `standings`: the per-person standings that gate conditions may read;
 - `reads_ties`: whether it reads the social graph (the graph is built only
   when some module does).
@@ -103,6 +104,10 @@ class Module:
     results: ClassVar[tuple[Result, ...]] = ()
     # Random streams, declared once: a name two modules declare is refused.
     random_streams: ClassVar[tuple[Stream, ...]] = ()
+    # Ledger kinds and special causes (beyond behaviours) this module writes and owns;
+    # those of credsim's own modules are numbered in credsim.ledger, others after them.
+    ledger_kinds: ClassVar[tuple[str, ...]] = ()
+    ledger_causes: ClassVar[tuple[str, ...]] = ()
     # Standings gate conditions can read: name -> operators it supports.
     standings: ClassVar[dict[str, tuple[str, ...]]] = {}
     reads_ties: ClassVar[bool] = False

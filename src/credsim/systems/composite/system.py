@@ -50,6 +50,8 @@ class Composite(Module):
         Result("band_<band>"),
     )
     standings = {"score": ("<", ">=")}
+    ledger_kinds = ("composite", "mark")
+    ledger_causes = ("composite_refresh",)
     reads_ties = True  # the relationships dimension: contacts' scores
     random_streams = (Stream("composite.identity", "counter", "person: identity"),
                       Stream("composite.opt_in", "counter", "person: whether they take part"))

@@ -63,6 +63,10 @@ class CourtList(Module):
         Result("payments"),
     )
     standings = {"listed": ()}
+    ledger_kinds = ("list",)
+    ledger_causes = ("court_listing", "legal_rep_of_listed_firm", "delisting_payment",
+                     "delisting_expiry", "delisting_correction", "delisting_appeal",
+                     "delisting_settlement", "delisting_no_assets", "delisting_death")
     random_streams = tuple(Stream(f"court.{k}", "counter", "case") for k in (
         "pay", "ground", "contest", "success", "appeal", "appeal_success", "delay", "extend",
         "extension", "end"))

@@ -35,6 +35,8 @@ class FirmLists(Module):
     record_order = 40
     hooks = (Hook("list", "list_firms", 70),)
     standings = {"blacklisted": ()}
+    ledger_kinds = ("blacklist",)
+    ledger_causes = ("display_expiry", "legal_rep_of_blacklisted_firm")
     results = (Result("firms_blacklisted"), Result("firms_red_listed"),
                Result("firm_items_shown"), Result("firm_items_new"))
     random_streams = (Stream("firm_lists.setup", "numpy", "once: clean-record ages"),

@@ -40,6 +40,8 @@ class PeerRatings(Module):
         Result("ratings_given"),
     )
     standings = {"rating": ("<", ">=")}
+    ledger_kinds = ("rating",)
+    ledger_causes = ("peer_ratings",)
     reads_ties = True  # people rate their contacts
     random_streams = (Stream("rating.interactions", "numba", "day"),)
 

@@ -45,6 +45,8 @@ class Points(Module):
         Result("warnings"),
     )
     standings = {"grade": ("<=", ">=")}
+    ledger_kinds = ("score", "grade", "warning")
+    ledger_causes = ("instant_grade_expiry",)
 
     @classmethod
     def present(cls, scenario) -> bool:
