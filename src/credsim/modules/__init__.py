@@ -2,6 +2,6 @@
 declares so that the engine can run it without knowing it by name."""
 
 from credsim.modules.base import PHASES, Hook, Module, Result
-from credsim.modules.day import Day
+from credsim.modules.day import Applied, Day
 
-__all__ = ["PHASES", "Day", "Hook", "Module", "Result"]
+__all__ = ["PHASES", "Applied", "Day", "Hook", "Module", "Result"]
