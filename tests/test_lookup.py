@@ -27,7 +27,7 @@ from credsim.results.lookup import (
     FirmRecord,
     LedgerEntry,
     PersonRecord,
-    _pair_items,
+    _explain,
     lookup,
     parse_key,
     render,
@@ -582,32 +582,35 @@ def test_legal_rep_of_blacklisted_firm_shows_the_blacklisting(credit_china):
             in text
 
 
-def test_display_expiry_pairing_says_when_it_is_ambiguous():
+def test_display_expiries_end_the_item_they_refer_to():
+    """Each expiry names the item its ref points to, even where day arithmetic would pick
+    another (two true serious items could both end on day 30)."""
     s = load_scenario("credit-china", ["firm_lists.display_days.serious=[20, 40]"])
 
-    def row(day, cause, record, delta, value):
-        return LedgerEntry(day, "blacklist", cause, "-", record, delta, value)
+    def row(day, cause, record, delta, value, ref=-1):
+        return LedgerEntry(day, "blacklist", cause, "-", record, delta, value, ref=ref)
 
     entries = [
         row(0, "counterfeit_goods", "true", 1, 1),
         row(3, "tax_arrears", "true", 1, 2),  # minor: 90 days, not a blacklisting item
         row(5, "counterfeit_goods", "true", 1, 3),
         row(10, "counterfeit_goods", "false", 1, 4),
-        row(30, "display_expiry", "true", -1, 3),  # day 0 or day 5 item: ambiguous
-        row(35, "display_expiry", "false", -1, 2),  # only the false item
-        row(45, "display_expiry", "true", -1, 1),  # only the day 5 item (40 days)
+        row(30, "display_expiry", "true", -1, 3, ref=2),  # the day 5 item, not the day 0 one
+        row(35, "display_expiry", "false", -1, 2, ref=3),
+        row(40, "display_expiry", "true", -1, 1, ref=0),
     ]
-    events = _pair_items(entries, s, days=60)
-    first, minor, second, false, end1, end_false, end2 = entries
-    assert (first.ended_day, end1.ended_day) == (30, 0)
-    assert "one of 2 true items" in end1.note and "ambiguous" in first.note
-    assert (second.ended_day, end2.ended_day) == (45, 5) and "one of" not in end2.note
+    for i, e in enumerate(entries):
+        e.row = i
+    _explain(entries, s, 60, entity="firm")
+    first, minor, second, false, end2, end_false, end1 = entries
+    assert (second.ended_day, end2.ended_day) == (30, 5) and (first.ended_day, end1.ended_day) == (
+        40, 0)
     assert (false.ended_day, end_false.ended_day) == (35, 10)
+    assert end2.note == "ends the display of the counterfeit_goods item of day 5 (shown 25 days)"
     assert minor.ended_day is None and "still shown" in minor.note
     assert "between day 93 and day 93" in minor.note
-    assert [(e.day, step) for e, step in events] == [(0, 1), (45, -1)]
     assert "puts the firm on the blacklist" in first.note
-    assert "leaves the blacklist" in end2.note
+    assert "leaves the blacklist" in end1.note and "leaves" not in end2.note + end_false.note
 
 
 def test_firm_lookup_through_the_cli(credit_china, cli):
