@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
@@ -367,6 +369,22 @@ def test_missing_run_folder_is_rejected(tmp_path):
         lookup(tmp_path / "nope", "1")
 
 
+def test_a_folder_without_ledger_links_is_refused(run, tmp_path):
+    """A folder of format 2 (no ref column) is refused, saying why; so is a format 3
+    folder whose ledger lost the column."""
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    ledger = old / "ledger.parquet"
+    pq.write_table(pq.read_table(ledger).drop_columns(["ref"]), ledger)
+    manifest = json.loads((old / "manifest.json").read_text())
+    (old / "manifest.json").write_text(json.dumps({**manifest, "format_version": 2}))
+    msg = _error(old, "1")
+    assert "format_version 2" in msg and "expects 3" in msg and "no ref column" in msg
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    msg = _error(old, "1")
+    assert "ledger.parquet" in msg and "missing column ref" in msg
+
+
 # ---------------------------------------------------------------- reversals
 
 
@@ -394,6 +412,34 @@ def test_reversed_deductions_are_paired(guarded):
     insider = [e for (pid,) in rows for e in lookup(guarded, str(pid)).ledger
                if e.record == "insider" and e.delta < 0]
     assert insider and all("insider edit" in e.note for e in insider)
+
+
+@pytest.fixture(scope="module")
+def extended(simulate, tmp_path_factory) -> Path:
+    """The court list alone, with half of the fixed terms extended by a year."""
+    out = tmp_path_factory.mktemp("lookup") / "extended"
+    return simulate(out, "court-blacklist", (
+        "behaviours.judgment_default.rate=2e-3", "court_list.grace_days=10",
+        "court_list.term_days=20", "court_list.extension_prob=0.5",
+        "court_list.extension_years=[1, 1]"), people=2000, days=420, seed=3).path
+
+
+def test_an_extended_term_ends_the_listing_it_extended(extended):
+    """Term ends of extended listings are paired exactly, by the ledger's links: another
+    listing of the person may have ended a plain term on the same day."""
+    path = str(extended / "ledger.parquet")
+    rows = _sql(extended, "WITH l AS (SELECT *, file_row_number AS row FROM read_parquet(?, "
+                          "file_row_number = true)) SELECT e.id, e.day, s.day FROM l e JOIN l s "
+                          "ON e.ref = s.row WHERE e.cause = 'delisting_expiry' AND e.entity = "
+                          "'person' AND e.day - s.day = 20 + 365 ORDER BY e.id", [path])
+    assert rows
+    for pid, end, start in rows:
+        r = lookup(extended, str(pid))
+        listing = next(e for e in r.ledger if e.kind == "list" and e.day == start
+                       and e.ended_day == end)
+        assert f"delisted on day {end} (end of term)" in listing.note
+        ending = [e for e in r.ledger if e.day == end and e.cause == "delisting_expiry"]
+        assert f"ends the listing of day {start} (end of term)" in [e.note for e in ending]
 
 
 @pytest.mark.parametrize("which", ["run", "guarded"])
