@@ -427,11 +427,9 @@ def extended(simulate, tmp_path_factory) -> Path:
 def test_an_extended_term_ends_the_listing_it_extended(extended):
     """Term ends of extended listings are paired exactly, by the ledger's links: another
     listing of the person may have ended a plain term on the same day."""
-    path = str(extended / "ledger.parquet")
-    rows = _sql(extended, "WITH l AS (SELECT *, file_row_number AS row FROM read_parquet(?, "
-                          "file_row_number = true)) SELECT e.id, e.day, s.day FROM l e JOIN l s "
-                          "ON e.ref = s.row WHERE e.cause = 'delisting_expiry' AND e.entity = "
-                          "'person' AND e.day - s.day = 20 + 365 ORDER BY e.id", [path])
+    rows = _sql(extended, "SELECT e.id, e.day, s.day FROM ledger e JOIN ledger s "
+                          "ON e.ref = s.file_row_number WHERE e.cause = 'delisting_expiry' "
+                          "AND e.entity = 'person' AND e.day - s.day = 20 + 365 ORDER BY e.id")
     assert rows
     for pid, end, start in rows:
         r = lookup(extended, str(pid))
