@@ -9,8 +9,7 @@ record when it holds under the first and not under the second.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
-from numba.typed import Dict
+from numba import njit
 
 from credsim.ledger import (
     C_CAP_EXPIRY,
@@ -30,6 +29,7 @@ from credsim.population.people import CHILD
 from credsim.scenario.model import DOMAINS, GRADES
 
 NO_DOMAIN = 255
+KEEP = -2  # of a cap record's kernel output: the cap's row stays what it was
 COURT_DOMAIN = DOMAINS.index("court")
 
 
@@ -107,8 +107,9 @@ class Points(Module):
         self._capped: list[np.ndarray] = []
         # Of each person under an instant grade cap, the ledger row of the grade change
         # the cap's records made (NO_REF if they changed no grade): the cap's end refers
-        # to it.
-        self.cap_rows = Dict.empty(key_type=types.int64, value_type=types.int64)
+        # to it. The kernel gives, per cap record, the row (or NO_REF at the start of a
+        # cap that changed no grade, KEEP otherwise).
+        self.cap_rows: dict[int, int] = {}
         # Of each listing on a false case, the ledger row of its deduction, which is
         # given back if the case is lifted by correction or appeal.
         self.listing_deductions: dict[int, int] = {}
@@ -232,6 +233,7 @@ class Points(Module):
         applied = np.zeros(len(who), dtype=np.int32)
         applied_true = np.zeros(len(who), dtype=np.int32)
         score_rows = np.full(len(who), NO_REF, dtype=np.int64)
+        cap_rows = np.full(len(who), KEEP, dtype=np.int64)
         if len(who) == 0:
             return applied, applied_true, score_rows
         if delta_true is None:
@@ -253,7 +255,7 @@ class Points(Module):
             self.warned_until, self.warned_true_until, applied, applied_true,
             self.score, self.score_true, self.grade, self.grade_true, self.cap_until,
             self.cap_grade, self.cap_true_until, self.cap_true_grade, self.last_neg_domain,
-            self.grade_counts, ref.astype(np.int64), score_rows, self.cap_rows,
+            self.grade_counts, ref.astype(np.int64), score_rows, cap_rows,
             c["day"], c["entity"], c["id"], c["kind"], c["cause"], c["channel"],
             c["record"], c["delta"], c["value"], c["ref"], ledger.first, ledger.n,
         )
@@ -262,7 +264,14 @@ class Points(Module):
         capped = who[cap >= 0]
         if len(capped):
             self._capped.append(capped.astype(np.int32))
+            self._note_cap_rows(who, cap_rows)
         return applied, applied_true, score_rows
+
+    def _note_cap_rows(self, who: np.ndarray, cap_rows: np.ndarray) -> None:
+        """Keep each person's cap row: the last one the kernel set (in record order)."""
+        sel = np.flatnonzero(cap_rows != KEEP)[::-1]
+        people, last = np.unique(who[sel], return_index=True)
+        self.cap_rows.update(zip(people.tolist(), cap_rows[sel[last]].tolist(), strict=True))
 
     def _expire_caps(self, ledger: Ledger, day: int) -> np.ndarray:
         """Regrade people one of whose grade caps ends today; return them."""
@@ -274,12 +283,16 @@ class Points(Module):
         ending = pending[(held == day) | (true == day)]
         if len(ending) == 0:
             return ending
+        # A held cap that ends refers to its row; a true cap's end writes no row.
+        refs = np.full(len(ending), NO_REF, dtype=np.int64)
+        for i in np.flatnonzero(self.cap_until[ending] == day):
+            refs[i] = self.cap_rows.pop(int(ending[i]), NO_REF)
         ledger.reserve(len(ending))
         c = ledger.cols
         ledger.n = _regrade(
             ending, day, self.floors, self.score, self.score_true, self.grade, self.grade_true,
             self.cap_until, self.cap_grade, self.cap_true_until, self.cap_true_grade,
-            self.grade_counts, self.cap_rows, c["day"], c["entity"], c["id"], c["kind"],
+            self.grade_counts, refs, c["day"], c["entity"], c["id"], c["kind"],
             c["cause"], c["channel"], c["record"], c["delta"], c["value"], c["ref"],
             ledger.n, C_CAP_EXPIRY,
         )
@@ -376,26 +389,23 @@ def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap
             l_delta[n], l_value[n] = g - grade[p], g
             l_ref[n] = ref[r]
             if cap[r] >= 0:
-                cap_rows[p] = first + n
+                cap_rows[r] = first + n
             n += 1
             grade_counts[grade[p]] -= 1
             grade_counts[g] += 1
             grade[p] = g
         elif new_cap:
-            cap_rows[p] = NO_REF
+            cap_rows[r] = NO_REF
     return n
 
 
 @njit(cache=True)
 def _regrade(who, day, floors, score, score_true, grade, grade_true, cap_until, cap_grade,
-             cap_true_until, cap_true_grade, grade_counts, cap_rows, l_day, l_entity, l_id,
+             cap_true_until, cap_true_grade, grade_counts, ref, l_day, l_entity, l_id,
              l_kind, l_cause, l_channel, l_record, l_delta, l_value, l_ref, n,
              cause):  # pragma: no cover
     for r in range(len(who)):
         p = who[r]
-        capped = NO_REF
-        if cap_until[p] == day and p in cap_rows:  # the held cap ends today
-            capped = cap_rows.pop(p)
         g, gt = _grades(p, day, floors, score, score_true, cap_until, cap_grade,
                         cap_true_until, cap_true_grade)
         grade_true[p] = gt
@@ -404,7 +414,7 @@ def _regrade(who, day, floors, score, score_true, grade, grade_true, cap_until, 
             l_cause[n] = cause
             l_channel[n], l_record[n] = 0, R_NONE
             l_delta[n], l_value[n] = g - grade[p], g
-            l_ref[n] = capped
+            l_ref[n] = ref[r]
             n += 1
             grade_counts[grade[p]] -= 1
             grade_counts[g] += 1
