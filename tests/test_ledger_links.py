@@ -16,8 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from credsim.engine import Simulation
-from credsim.ledger import Ledger
+from credsim.ledger import K_GRADE, R_TRUE, Ledger
+from credsim.modules import Day
+from credsim.population.people import CHILD
 from credsim.scenario.load import load_scenario
+from credsim.scenario.model import GRADES
 
 COURT = ("behaviours.judgment_default.rate=2e-3", "behaviours.firm_judgment_default.rate=3e-3",
          "channels.court.false_rate=2e-4", "court_list.grace_days=10",
@@ -270,3 +273,41 @@ def test_append_returns_the_row_numbers_the_file_holds(tmp_path):
     ref = t.column("ref").to_numpy()
     assert ref[0] == -1 and all(ref[firsts[i]] == firsts[i - 1] for i in range(1, 5))
     assert list(t.column("day").to_numpy()[firsts]) == list(range(5))
+
+
+def test_a_caps_end_refers_to_the_grade_change_its_records_made():
+    """A cap that changes no grade when it comes (the score's grade is as low) leaves its
+    end without a link; a cap that lowers the grade, or that a later cap extends, ends
+    with a link to that grade change."""
+    s = load_scenario("rongcheng", ["points.instant_grade_days=10"], people=300, days=60)
+    sim = Simulation(s)
+    points, ledger = sim["points"], sim.ledger
+    person = int(np.flatnonzero(sim.people.age != CHILD)[0])
+    capped = GRADES.index(s.points.instant_grade["drunk_driving"])
+
+    def record(day: int, delta: int, cap: int = -1) -> None:
+        one = np.ones(1, dtype=np.int64)
+        points.apply(ledger, day, np.array([person], np.int32), delta * one, cap * one,
+                     0 * one, 0 * one, R_TRUE * one, 0 * one)
+
+    def grade_rows() -> list[tuple[int, int, int, int]]:  # (row, day, grade, ref)
+        c = ledger.cols
+        rows = np.flatnonzero((c["kind"][: ledger.n] == K_GRADE) & (c["id"][: ledger.n]
+                                                                     == person))
+        return [(int(i), int(c["day"][i]), int(c["value"][i]), int(c["ref"][i]))
+                for i in rows]
+
+    record(0, -250)  # 750: grade C by the score
+    record(1, 0, capped)  # a cap at C: no grade change
+    record(2, +250)  # 1000, held at C by the cap
+    for day in range(3, 12):
+        points.expire_caps(Day(day, ledger.n))
+    (_, _, c0, r0), (end, end_day, back, ref) = grade_rows()
+    assert (c0, r0) == (capped, -1) and (end_day, back, ref) == (11, GRADES.index("A"), -1)
+    record(20, 0, capped)  # lowers the grade: A -> C
+    record(25, 0, capped)  # extends the cap to day 35, no grade change
+    for day in range(21, 40):
+        points.expire_caps(Day(day, ledger.n))
+    *_, (cap_row, cap_day, c1, _), (_, end_day, _, ref) = grade_rows()
+    assert (cap_day, c1) == (20, capped) and (end_day, ref) == (35, cap_row)
+    assert points.cap_rows == {}

@@ -29,7 +29,6 @@ from credsim.population.people import CHILD
 from credsim.scenario.model import DOMAINS, GRADES
 
 NO_DOMAIN = 255
-KEEP = -2  # of a cap record's kernel output: the cap's row stays what it was
 COURT_DOMAIN = DOMAINS.index("court")
 
 
@@ -107,8 +106,7 @@ class Points(Module):
         self._capped: list[np.ndarray] = []
         # Of each person under an instant grade cap, the ledger row of the grade change
         # the cap's records made (NO_REF if they changed no grade): the cap's end refers
-        # to it. The kernel gives, per cap record, the row (or NO_REF at the start of a
-        # cap that changed no grade, KEEP otherwise).
+        # to it (an entry leaves when the cap ends).
         self.cap_rows: dict[int, int] = {}
         # Of each listing on a false case, the ledger row of its deduction, which is
         # given back if the case is lifted by correction or appeal.
@@ -233,7 +231,7 @@ class Points(Module):
         applied = np.zeros(len(who), dtype=np.int32)
         applied_true = np.zeros(len(who), dtype=np.int32)
         score_rows = np.full(len(who), NO_REF, dtype=np.int64)
-        cap_rows = np.full(len(who), KEEP, dtype=np.int64)
+        cap_rows = np.full(len(who), NO_REF, dtype=np.int64)  # of grade changes by caps
         if len(who) == 0:
             return applied, applied_true, score_rows
         if delta_true is None:
@@ -268,8 +266,8 @@ class Points(Module):
         return applied, applied_true, score_rows
 
     def _note_cap_rows(self, who: np.ndarray, cap_rows: np.ndarray) -> None:
-        """Keep each person's cap row: the last one the kernel set (in record order)."""
-        sel = np.flatnonzero(cap_rows != KEEP)[::-1]
+        """Keep each person's cap row: the last grade change a cap record made."""
+        sel = np.flatnonzero(cap_rows != NO_REF)[::-1]
         people, last = np.unique(who[sel], return_index=True)
         self.cap_rows.update(zip(people.tolist(), cap_rows[sel[last]].tolist(), strict=True))
 
@@ -373,7 +371,6 @@ def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap
             l_ref[n] = ref[r]
             score_rows[r] = first + n
             n += 1
-        new_cap = cap[r] >= 0 and cap_until[p] <= day  # a cap starts (none in force)
         if cap[r] >= 0:
             last_neg_domain[p] = domain[r]
             _extend_cap(cap_until, cap_grade, p, cap[r], day, cap_days)
@@ -394,8 +391,6 @@ def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap
             grade_counts[grade[p]] -= 1
             grade_counts[g] += 1
             grade[p] = g
-        elif new_cap:
-            cap_rows[r] = NO_REF
     return n
 
 
