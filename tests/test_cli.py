@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from credsim import __version__
+from credsim.results.run_dir import FORMAT_VERSION
 
 TABLES = ("timeseries", "ledger", "people", "firms", "sanctions")
 PHASES = ("behave", "observe", "review", "score", "list", "consequences", "adapt", "record")
@@ -70,7 +71,7 @@ def test_run_writes_a_complete_results_folder(cli_run):
     out = cli_run
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] is True
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == FORMAT_VERSION == 3
     assert manifest["people"] == 2000 and manifest["days"] == 30
     assert manifest["scenario_name"] == "rongcheng"
     timings = manifest["timings_seconds"]

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
@@ -27,7 +29,7 @@ from credsim.results.lookup import (
     FirmRecord,
     LedgerEntry,
     PersonRecord,
-    _pair_items,
+    _explain,
     lookup,
     parse_key,
     render,
@@ -367,6 +369,22 @@ def test_missing_run_folder_is_rejected(tmp_path):
         lookup(tmp_path / "nope", "1")
 
 
+def test_a_folder_without_ledger_links_is_refused(run, tmp_path):
+    """A folder of format 2 (no ref column) is refused, saying why; so is a format 3
+    folder whose ledger lost the column."""
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    ledger = old / "ledger.parquet"
+    pq.write_table(pq.read_table(ledger).drop_columns(["ref"]), ledger)
+    manifest = json.loads((old / "manifest.json").read_text())
+    (old / "manifest.json").write_text(json.dumps({**manifest, "format_version": 2}))
+    msg = _error(old, "1")
+    assert "format_version 2" in msg and "expects 3" in msg and "no ref column" in msg
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    msg = _error(old, "1")
+    assert "ledger.parquet" in msg and "missing column ref" in msg
+
+
 # ---------------------------------------------------------------- reversals
 
 
@@ -394,6 +412,32 @@ def test_reversed_deductions_are_paired(guarded):
     insider = [e for (pid,) in rows for e in lookup(guarded, str(pid)).ledger
                if e.record == "insider" and e.delta < 0]
     assert insider and all("insider edit" in e.note for e in insider)
+
+
+@pytest.fixture(scope="module")
+def extended(simulate, tmp_path_factory) -> Path:
+    """The court list alone, with half of the fixed terms extended by a year."""
+    out = tmp_path_factory.mktemp("lookup") / "extended"
+    return simulate(out, "court-blacklist", (
+        "behaviours.judgment_default.rate=2e-3", "court_list.grace_days=10",
+        "court_list.term_days=20", "court_list.extension_prob=0.5",
+        "court_list.extension_years=[1, 1]"), people=2000, days=420, seed=3).path
+
+
+def test_an_extended_term_ends_the_listing_it_extended(extended):
+    """Term ends of extended listings are paired exactly, by the ledger's links: another
+    listing of the person may have ended a plain term on the same day."""
+    rows = _sql(extended, "SELECT e.id, e.day, s.day FROM ledger e JOIN ledger s "
+                          "ON e.ref = s.file_row_number WHERE e.cause = 'delisting_expiry' "
+                          "AND e.entity = 'person' AND e.day - s.day = 20 + 365 ORDER BY e.id")
+    assert rows
+    for pid, end, start in rows:
+        r = lookup(extended, str(pid))
+        listing = next(e for e in r.ledger if e.kind == "list" and e.day == start
+                       and e.ended_day == end)
+        assert f"delisted on day {end} (end of term)" in listing.note
+        ending = [e for e in r.ledger if e.day == end and e.cause == "delisting_expiry"]
+        assert f"ends the listing of day {start} (end of term)" in [e.note for e in ending]
 
 
 @pytest.mark.parametrize("which", ["run", "guarded"])
@@ -582,32 +626,35 @@ def test_legal_rep_of_blacklisted_firm_shows_the_blacklisting(credit_china):
             in text
 
 
-def test_display_expiry_pairing_says_when_it_is_ambiguous():
+def test_display_expiries_end_the_item_they_refer_to():
+    """Each expiry names the item its ref points to, even where day arithmetic would pick
+    another (two true serious items could both end on day 30)."""
     s = load_scenario("credit-china", ["firm_lists.display_days.serious=[20, 40]"])
 
-    def row(day, cause, record, delta, value):
-        return LedgerEntry(day, "blacklist", cause, "-", record, delta, value)
+    def row(day, cause, record, delta, value, ref=-1):
+        return LedgerEntry(day, "blacklist", cause, "-", record, delta, value, ref=ref)
 
     entries = [
         row(0, "counterfeit_goods", "true", 1, 1),
         row(3, "tax_arrears", "true", 1, 2),  # minor: 90 days, not a blacklisting item
         row(5, "counterfeit_goods", "true", 1, 3),
         row(10, "counterfeit_goods", "false", 1, 4),
-        row(30, "display_expiry", "true", -1, 3),  # day 0 or day 5 item: ambiguous
-        row(35, "display_expiry", "false", -1, 2),  # only the false item
-        row(45, "display_expiry", "true", -1, 1),  # only the day 5 item (40 days)
+        row(30, "display_expiry", "true", -1, 3, ref=2),  # the day 5 item, not the day 0 one
+        row(35, "display_expiry", "false", -1, 2, ref=3),
+        row(40, "display_expiry", "true", -1, 1, ref=0),
     ]
-    events = _pair_items(entries, s, days=60)
-    first, minor, second, false, end1, end_false, end2 = entries
-    assert (first.ended_day, end1.ended_day) == (30, 0)
-    assert "one of 2 true items" in end1.note and "ambiguous" in first.note
-    assert (second.ended_day, end2.ended_day) == (45, 5) and "one of" not in end2.note
+    for i, e in enumerate(entries):
+        e.row = i
+    _explain(entries, s, 60, entity="firm")
+    first, minor, second, false, end2, end_false, end1 = entries
+    assert (second.ended_day, end2.ended_day) == (30, 5) and (first.ended_day, end1.ended_day) == (
+        40, 0)
     assert (false.ended_day, end_false.ended_day) == (35, 10)
+    assert end2.note == "ends the display of the counterfeit_goods item of day 5 (shown 25 days)"
     assert minor.ended_day is None and "still shown" in minor.note
     assert "between day 93 and day 93" in minor.note
-    assert [(e.day, step) for e, step in events] == [(0, 1), (45, -1)]
     assert "puts the firm on the blacklist" in first.note
-    assert "leaves the blacklist" in end2.note
+    assert "leaves the blacklist" in end1.note and "leaves" not in end2.note + end_false.note
 
 
 def test_firm_lookup_through_the_cli(credit_china, cli):

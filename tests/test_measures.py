@@ -85,6 +85,7 @@ def hand_run(tmp_path) -> Path:
         "cause": ["x"] * 5, "channel": ["-"] * 5,
         "record": ["false", "insider", "true", "true", "true"],
         "delta": [-50, -20, 30, 2, 25], "value": [950, 980, 980, 4, 1005],
+        "ref": [-1] * 5,  # later additions, not reversals: no entry ends another
     })
     _write(run, "people", {
         "id": list(range(8)), "group": [0, 0, 0, 0, 1, 1, 0, 1],

@@ -1,5 +1,8 @@
 """The append-only ledger: every change of a score, grade or list status, with its cause.
 
+An entry that ends, reverses or expires another (a delisting, a reversed deduction, a
+grade cap's end, a display expiry) carries that entry's row number in `ref`.
+
 Rows are appended to growable NumPy buffers (by vectorised code or Numba
 kernels) and streamed to Parquet in row groups, so memory stays bounded.
 """
@@ -48,7 +51,12 @@ COLUMNS = {
     "day": np.int32, "entity": np.uint8, "id": np.int32, "kind": np.uint8,
     "cause": np.int16, "channel": np.int16, "record": np.uint8,
     "delta": np.int32, "value": np.int32,
+    # The row number (0-based position in ledger.parquet) of the entry this one ends,
+    # reverses or expires, or that caused it across entities; NO_REF otherwise.
+    "ref": np.int64,
 }
+NO_REF = -1
+DEFAULTS = {"ref": NO_REF}  # of a column an append does not give; 0 for the others
 
 
 class Ledger:
@@ -66,6 +74,7 @@ class Ledger:
         self.cols = {k: np.zeros(1 << 16, dtype=t) for k, t in COLUMNS.items()}
         self.n = 0
         self.rows_written = 0
+        self.first = 0  # the row number of the buffer's first row (rows flushed so far)
         self._writer: pq.ParquetWriter | None = None
 
     def reserve(self, extra: int) -> None:
@@ -83,16 +92,24 @@ class Ledger:
                 grown[: self.n] = arr[: self.n]
                 self.cols[k] = grown
 
-    def append(self, **values) -> None:
-        """Append rows from arrays (or scalars broadcast to the arrays' length)."""
+    @property
+    def next_row(self) -> int:
+        """The row number the next appended row gets."""
+        return self.first + self.n
+
+    def append(self, **values) -> int:
+        """Append rows from arrays (or scalars broadcast to the arrays' length); return
+        the row number of the first."""
+        row = self.next_row
         sizes = [np.size(v) for v in values.values() if np.ndim(v) > 0]
         m = max(sizes) if sizes else 1
         if m == 0 or (sizes and min(sizes) == 0):
-            return  # an empty batch, whatever the scalar columns say
+            return row  # an empty batch, whatever the scalar columns say
         self.reserve(m)
         for k in COLUMNS:
-            self.cols[k][self.n : self.n + m] = values.get(k, 0)
+            self.cols[k][self.n : self.n + m] = values.get(k, DEFAULTS.get(k, 0))
         self.n += m
+        return row
 
     def append_chunked(self, **values) -> None:
         """Append many rows in slices of flush_rows, flushing after each, so the buffers
@@ -123,6 +140,7 @@ class Ledger:
     def flush(self, force: bool = False) -> None:
         if self.n == 0 or (not force and self.n < self.flush_rows) or self.path is None:
             if self.path is None and self.n >= self.flush_rows:
+                self.first += self.n
                 self.n = 0  # no output requested: keep memory bounded
             return
         table = self._table(self.n)
@@ -130,6 +148,7 @@ class Ledger:
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
         self._writer.write_table(table)
         self.rows_written += self.n
+        self.first += self.n
         self.n = 0
 
     def close(self) -> None:
@@ -153,4 +172,5 @@ class Ledger:
             "kind": cat(c["kind"], self.kind_labels), "cause": cat(c["cause"], self.cause_labels),
             "channel": cat(c["channel"], self.channel_labels),
             "record": cat(c["record"], list(RECORDS)), "delta": c["delta"], "value": c["value"],
+            "ref": c["ref"],
         })

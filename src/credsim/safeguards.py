@@ -77,17 +77,17 @@ class Safeguarding(Module):
         self.marks_expired_today = sum(len(e[1]) for e in due)
         for owner in dict.fromkeys(e[0] for e in due):
             mine = [e[1:] for e in due if e[0] is owner]
-            who, delta, delta_true, record = (np.concatenate(c) for c in zip(*mine,
-                                                                             strict=True))
-            owner.reverse(d, who, delta, delta_true, record, C_MARK_EXPIRY, 0)
+            who, delta, delta_true, record, rows = (np.concatenate(c)
+                                                    for c in zip(*mine, strict=True))
+            owner.reverse(d, who, delta, delta_true, record, C_MARK_EXPIRY, 0, rows)
 
     def schedule_expiry(self, d: Day) -> None:
         """Deductions that took effect today expire `expiry_days` later, unless an audit
         will reverse them first."""
-        for i, (owner, who, delta, delta_true, rec, _source) in enumerate(d.applied):
-            keep = ~d.caught[i] if i < len(d.caught) else np.ones(len(who), bool)
-            self._schedule(owner, who[keep], delta[keep], delta_true[keep], rec[keep],
-                           d.day)
+        for i, a in enumerate(d.applied):
+            keep = ~d.caught[i] if i < len(d.caught) else np.ones(len(a.who), bool)
+            self._schedule(a.owner, a.who[keep], a.delta[keep], a.delta_true[keep],
+                           a.record[keep], a.rows[keep], d.day)
 
     def record(self, d: Day, row: dict) -> None:
         if self.active:
@@ -139,12 +139,14 @@ class Safeguarding(Module):
         return records
 
     def _schedule(self, owner: Module, who: np.ndarray, delta: np.ndarray,
-                  delta_true: np.ndarray, record: np.ndarray, day: int) -> None:
+                  delta_true: np.ndarray, record: np.ndarray, rows: np.ndarray,
+                  day: int) -> None:
         """Deductions that took effect today: `delta` on the held score, `delta_true` on
-        the true score (they differ when a warning replaced one of them)."""
+        the true score (they differ when a warning replaced one of them); `rows`: their
+        ledger rows, which the reversals will refer to."""
         if self.p.expiry_days <= 0:
             return
         neg = (delta < 0) | (delta_true < 0)
         if neg.any():
             self.expiring.setdefault(day + self.p.expiry_days, []).append(
-                (owner, who[neg], delta[neg], delta_true[neg], record[neg]))
+                (owner, who[neg], delta[neg], delta_true[neg], record[neg], rows[neg]))

@@ -95,7 +95,7 @@ class Threats(Module):
             params.collusion_behaviour in names) else -1
         self.collusion_floor = collusion_floor
         self.audit_key = streams.key("threats.audit")
-        self.audits: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self.audits: dict[int, list[tuple]] = {}  # day -> [(owner, ids, deltas, rows)]
         self.edits_today = self.reports_today = self.caught_today = self.certified_today = 0
 
     # Hooks -------------------------------------------------------------------
@@ -108,19 +108,20 @@ class Threats(Module):
     def reverse_caught(self, d: Day) -> None:
         """Reverse the insider edits an audit caught, by the module that made them."""
         due = self.audits.pop(d.day, [])
-        self.caught_today = sum(len(w) for _, w, _ in due)
+        self.caught_today = sum(len(w) for _, w, _, _ in due)
         n_ch = len(self.sim.cat.channel_names)
-        for owner in dict.fromkeys(o for o, _, _ in due):
-            who = np.concatenate([w for o, w, _ in due if o is owner])
-            delta = np.concatenate([x for o, _, x in due if o is owner])
+        for owner in dict.fromkeys(o for o, _, _, _ in due):
+            mine = [e[1:] for e in due if e[0] is owner]
+            who, delta, rows = (np.concatenate(c) for c in zip(*mine, strict=True))
             k = len(who)
             owner.reverse(d, who, delta, np.zeros(k, np.int32), np.full(k, R_INSIDER),
-                          C_AUDIT, n_ch + 2)
+                          C_AUDIT, n_ch + 2, rows)
 
     def schedule_audits(self, d: Day) -> None:
         """Decide which of today's insider edits an audit will catch, and when."""
-        for owner, who, delta, _true, _rec, source in d.applied:
-            d.caught.append(self._schedule_audits(owner, who, delta, source, d.day))
+        for a in d.applied:
+            d.caught.append(self._schedule_audits(a.owner, a.who, a.delta, a.source, a.rows,
+                                                  d.day))
 
     def record(self, d: Day, row: dict) -> None:
         if self.active:
@@ -193,9 +194,10 @@ class Threats(Module):
         return _records(target, self.b_informant, S_INFORMANT)
 
     def _schedule_audits(self, owner: Module, who: np.ndarray, delta: np.ndarray,
-                         source: np.ndarray, day: int) -> np.ndarray:
-        """Insider edits that took effect today: the caught ones are reversed later.
-        Returns which of the given records an audit caught."""
+                         source: np.ndarray, rows: np.ndarray, day: int) -> np.ndarray:
+        """Insider edits that took effect today (`rows`: their ledger rows): the caught
+        ones are reversed later, referring to them. Returns which of the given records
+        an audit caught."""
         edit = (source == S_INSIDER) & (delta != 0)  # a warning gives nothing back
         caught = np.zeros(len(who), dtype=bool)
         if self.p.audit_prob <= 0 or not edit.any():
@@ -205,7 +207,7 @@ class Threats(Module):
         caught[edit] = counter_uniform(self.audit_key, day, key) < self.p.audit_prob
         if caught.any():
             self.audits.setdefault(day + self.audit_delay, []).append(
-                (owner, who[caught], delta[caught]))
+                (owner, who[caught], delta[caught], rows[caught]))
         return caught
 
 

@@ -2,7 +2,7 @@
 declares so that the engine can run it without knowing it by name."""
 
 from credsim.modules.base import PHASES, Hook, Module, Result
-from credsim.modules.day import Day
+from credsim.modules.day import Applied, Day
 from credsim.modules.registry import register, unregister
 
-__all__ = ["PHASES", "Day", "Hook", "Module", "Result", "register", "unregister"]
+__all__ = ["PHASES", "Applied", "Day", "Hook", "Module", "Result", "register", "unregister"]

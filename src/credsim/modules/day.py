@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+
+class Applied(NamedTuple):
+    """Deductions (and additions) a module applied today, one per record, for safeguards
+    and audits to schedule their reversal with the module's `reverse` hook."""
+
+    owner: Any  # the module that made them and gives them back
+    who: np.ndarray
+    delta: np.ndarray  # change of the held score (0: none, e.g. a warning)
+    delta_true: np.ndarray  # change of the true score
+    record: np.ndarray  # ledger record codes
+    source: np.ndarray  # observation sources (insider edits are audited)
+    rows: np.ndarray  # ledger row number of each held change (-1: no row written)
 
 
 @dataclass
@@ -20,12 +33,13 @@ class Day:
     touched: list[np.ndarray] = field(default_factory=list)
     # Person records the systems acted on today: (ids, behaviours).
     acted: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
-    # Deductions that took effect today, for safeguards and audits to schedule:
-    # (owner module, ids, held deltas, true deltas, record codes, sources).
-    applied: list[tuple] = field(default_factory=list)
+    # Deductions that took effect today, for safeguards and audits to schedule.
+    applied: list[Applied] = field(default_factory=list)
     # Of each entry in `applied`: which an audit caught (reversed by the audit alone).
     caught: list[np.ndarray] = field(default_factory=list)
-    # People put on or taken off a list today: (listed, lifted), each [(id, code)].
+    # People put on or taken off a list today: (listed, lifted). listed: (id, on a false
+    # case, the listing's ledger row) per listing; lifted: (id, delisting cause, the
+    # lifted listing's ledger row) per false case lifted by correction or appeal.
     listings: list[tuple[list, list]] = field(default_factory=list)
     # People whose standing fell below a line where relationships count:
     # (ids, probability that each contact drops the tie).

@@ -14,11 +14,10 @@ prints it with Rich.
 18-character argument, checked with `validate_uscc`). Every query filters in
 DuckDB, so no table is loaded whole.
 
-The ledger does not link a delisting to the listing it ends, a reversal to the
-deduction it reverses, nor a display expiry to the item it ends; lookup pairs
-them by their rules (same record flag, same firm, a term's, an expiry's or a
-display range's length, earliest first; for display items, the one due
-soonest) and says so when several could have been the one that ended.
+What ended an entry comes from the ledger's links: a delisting, a reversed
+deduction, a cap's end, a display expiry each carries in `ref` the row of the
+entry it ends, and a legal representative's listing or blacklist row the row of
+the firm's that caused it (docs/outputs.md).
 """
 
 from __future__ import annotations
@@ -79,6 +78,8 @@ class LedgerEntry:
     ended_by: str | None = None  # the ledger cause that ended it
     note: str = ""  # plain-language explanation
     true_delta: int = 0  # score and warning rows: the change to the score without false records
+    row: int = -1  # the entry's row number in ledger.parquet
+    ref: int = -1  # the row of the entry it ends, reverses or expires (or its firm's); -1: none
 
     @property
     def change(self) -> str:
@@ -389,17 +390,19 @@ def _ledger(con: duckdb.DuckDBPyConnection, run_dir: Path, entity: str,
     marks = ", ".join("?" for _ in ids)
     return _all(
         con,
-        "SELECT id, day, kind, cause, channel, record, delta, value "
-        "FROM read_parquet(?, file_row_number = true) "
+        "SELECT id, day, kind, cause, channel, record, delta, value, ref, "
+        "file_row_number AS row FROM read_parquet(?, file_row_number = true) "
         f"WHERE entity = ? AND id IN ({marks}) ORDER BY file_row_number",
         [path, entity, *ids],
     )
 
 
-def _entries(rows: list[dict]) -> list[LedgerEntry]:
+def _entries(rows: list[dict], firm: bool = False) -> list[LedgerEntry]:
+    """Entries of ledger rows; `firm`: rows of a person's firms, each with its firm's id."""
     return [
         LedgerEntry(int(r["day"]), r["kind"], r["cause"], r["channel"], r["record"],
-                    int(r["delta"]), int(r["value"]))
+                    int(r["delta"]), int(r["value"]), firm=int(r["id"]) if firm else None,
+                    row=int(r["row"]), ref=int(r["ref"]))
         for r in rows
     ]
 
@@ -429,8 +432,8 @@ def _person(con, run_dir: Path, run: RunInfo, s: Scenario, pid: int) -> PersonRe
                       "WHERE legal_rep = ? ORDER BY id", [pid])
     ]
     entries = _entries(_ledger(con, run_dir, "person", [pid]))
-    firm_rows = _ledger(con, run_dir, "firm", [f.id for f in firms])
-    _explain(entries, s, run.days, firm_rows=firm_rows,
+    firm_entries = _entries(_ledger(con, run_dir, "firm", [f.id for f in firms]), firm=True)
+    _explain(entries, s, run.days, firm_entries=firm_entries,
              firm_names={f.id: f.uscc for f in firms})
 
     uses = [
@@ -644,22 +647,31 @@ def _last_mark_domain(entries: list[LedgerEntry], s: Scenario) -> str | None:
 
 # ---------------------------------------------------------------- explanation
 
+# Causes of entries that end, reverse or expire the entry they refer to (of their kind).
+ENDING_CAUSES = frozenset({*DELISTING_CAUSES, "mark_expiry", "audit_reversal",
+                           "instant_grade_expiry", "display_expiry"})
+REVERSALS = {"mark_expiry": "mark expired", "audit_reversal": "insider edit caught by audit"}
+
 
 def _explain(entries: list[LedgerEntry], s: Scenario, days: int,
-             firm_rows: list[dict] | None = None, firm_names: dict[int, str] | None = None,
-             entity: str = "person") -> None:
-    """Fill in each entry's note and what ended it, pairing rows by the model's rules."""
-    _pair_listings(entries, s, days, firm_rows or [], firm_names or {}, entity)
-    _pair_listing_points(entries)
-    _pair_warnings(entries, s, days)  # before the reversals: they read what the true score got
-    _pair_reversals(entries, s, days)
-    _pair_caps(entries, s, days)
+             firm_entries: list[LedgerEntry] | None = None,
+             firm_names: dict[int, str] | None = None, entity: str = "person") -> None:
+    """Fill in each entry's note and what ended it, from the ledger's links (`ref`).
+    `firm_entries`: the rows of the firms a person represents (their `firm` set), which
+    the person's legal-representative rows refer to."""
+    firm_entries, firm_names = firm_entries or [], firm_names or {}
+    by_row = {e.row: e for e in [*entries, *firm_entries]}
+    _link(entries, by_row)
+    _explain_listings(entries, by_row, days, firm_names, entity)
+    _explain_warnings(entries, s, days)  # before the reversals: they read what the true score got
+    _explain_reversals(entries, by_row, s, days)
+    _explain_caps(entries, by_row, s, days)
     _explain_composite(entries, s, days)
     _explain_ratings(entries, s)
     if entity == "firm":
-        _pair_items(entries, s, days)
+        _explain_items(entries, by_row, s, days)
     else:
-        _pair_rep_blacklistings(entries, s, days, firm_rows or [], firm_names or {})
+        _explain_rep_blacklistings(entries, by_row, days, firm_names)
     for e in entries:
         if e.note:
             continue
@@ -669,131 +681,94 @@ def _explain(entries: list[LedgerEntry], s: Scenario, days: int,
             e.note = "grade follows the score"
 
 
-def _pair_listings(entries: list[LedgerEntry], s: Scenario, days: int,
-                   firm_rows: list[dict], firm_names: dict[int, str], entity: str) -> None:
-    term = s.court_list.term_days
-    used: set[int] = set()
-
-    def firm_of(e: LedgerEntry) -> int | None:
-        """The represented firm whose list row of the same day matches a person's row."""
-        for i, r in enumerate(firm_rows):
-            if (i not in used and r["kind"] == "list" and r["day"] == e.day
-                    and r["record"] == e.record and (r["delta"] > 0) == (e.delta > 0)
-                    and (e.delta > 0 or r["cause"] == e.cause)):
-                used.add(i)
-                return int(r["id"])
-        return None
-
-    open_: list[int] = []
-    for i, e in enumerate(entries):
-        if e.kind != "list":
+def _link(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry]) -> None:
+    """Each ending entry and the entry it ends point at each other through ended_day and
+    ended_by (on the ending one: the day and cause of what it ended)."""
+    for e in entries:
+        target = by_row.get(e.ref)
+        if target is None or e.kind != target.kind or e.cause not in ENDING_CAUSES:
             continue
-        if e.delta > 0:
+        e.ended_day, e.ended_by = target.day, target.cause
+        target.ended_day, target.ended_by = e.day, e.cause
+
+
+def _explain_listings(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry], days: int,
+                      firm_names: dict[int, str], entity: str) -> None:
+    """Listings and delistings, and the points deductions for listings and their
+    give-backs."""
+    for e in entries:
+        target = by_row.get(e.ref)
+        if e.kind == "list" and e.delta > 0:
             if e.cause == "legal_rep_of_listed_firm":
-                e.firm = firm_of(e)
+                e.firm = target.firm if target is not None else None
                 e.note = "listed as legal representative of listed firm " + (
-                    f"{firm_names.get(e.firm, '')} (id {e.firm})".lstrip()
-                    if e.firm is not None else "(not identified)")
+                    _firm_name(e.firm, firm_names) if e.firm is not None
+                    else "(not in this record)")
             else:
                 e.note = "put on the court list" + (" (own case)" if entity == "person" else "")
-            open_.append(i)
-            continue
-        # A delisting: first see whether it comes from a represented firm's case.
-        e.firm = firm_of(e) if firm_rows else None
-        cands = [j for j in open_ if entries[j].record == e.record and entries[j].firm == e.firm]
-        exact = [j for j in cands if entries[j].day + term == e.day]
-        pick = (exact or cands or [None])[0]
-        how = DELISTING_CAUSES.get(e.cause, e.cause)
-        if pick is None:
-            e.note = f"delisted ({how}); no matching listing found in the ledger"
-            continue
-        open_.remove(pick)
-        lst = entries[pick]
-        lst.ended_day, lst.ended_by = e.day, e.cause
-        e.ended_day, e.ended_by = lst.day, lst.cause  # back-reference: what it ended
-        lst.note += f"; delisted on day {e.day} ({how})"
-        e.note = f"ends the listing of day {lst.day} ({how})"
-        if len(cands) > 1 and not exact:
-            lst.note += (f" [one of {len(cands)} concurrent {lst.record} listings; the "
-                         "ledger does not say which ended, the earliest is shown]")
-    for j in open_:
-        entries[j].note += f"; still listed at the end of the run (day {days - 1})"
-
-
-def _pair_listing_points(entries: list[LedgerEntry]) -> None:
-    """Link each listing deduction to its listing, and each restoration to its deduction."""
-    lists = [e for e in entries if e.kind == "list" and e.delta > 0]
-    deductions = [e for e in entries if e.kind == "score" and e.cause == "court_listing"]
-    taken: set[int] = set()
-    for d in deductions:
-        match = next((k for k, lst in enumerate(lists) if k not in taken
-                      and lst.day == d.day and lst.record == d.record), None)
-        if match is None:
-            d.note = "listing deduction"
-            continue
-        taken.add(match)
-        lst = lists[match]
-        if lst.ended_by in ("delisting_correction", "delisting_appeal"):
-            d.ended_day, d.ended_by = lst.ended_day, lst.ended_by
-            d.note = (f"listing deduction; restored on day {lst.ended_day} "
-                      f"({DELISTING_CAUSES[lst.ended_by]})")
-        elif lst.ended_by is not None:
-            d.note = (f"listing deduction; not restored when delisted on day {lst.ended_day} "
-                      f"({DELISTING_CAUSES.get(lst.ended_by, lst.ended_by)})")
-        else:
-            d.note = "listing deduction; the listing is still in force"
-    for e in entries:
-        if e.kind == "score" and e.cause in ("delisting_correction", "delisting_appeal"):
-            src = next((d for d in deductions if d.ended_day == e.day
-                        and d.ended_by == e.cause and d.delta == -e.delta), None)
+            e.note += (f"; delisted on day {e.ended_day} ({DELISTING_CAUSES[e.ended_by]})"
+                       if e.ended_by is not None
+                       else f"; still listed at the end of the run (day {days - 1})")
+        elif e.kind == "list":
+            how = DELISTING_CAUSES.get(e.cause, e.cause)
+            if target is None:
+                e.note = f"delisted ({how}); its listing is not in the ledger"
+                continue
+            e.firm = target.firm
+            e.note = f"ends the listing of day {target.day} ({how})"
+        elif e.kind == "score" and e.cause == "court_listing":
+            e.note = _listing_deduction_note(e, target)
+        elif e.kind == "score" and e.cause in ("delisting_correction", "delisting_appeal"):
             e.note = ("restores the listing deduction"
-                      + (f" of day {src.day}" if src is not None else "")
+                      + (f" of day {target.day}" if target is not None else "")
                       + f" ({DELISTING_CAUSES[e.cause]})")
 
 
-def _pair_reversals(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
+def _listing_deduction_note(e: LedgerEntry, listing: LedgerEntry | None) -> str:
+    if e.ended_by is not None:  # given back
+        return (f"listing deduction; restored on day {e.ended_day} "
+                f"({DELISTING_CAUSES[e.ended_by]})")
+    if listing is None:
+        return "listing deduction"
+    if listing.ended_by is not None:
+        return (f"listing deduction; not restored when delisted on day {listing.ended_day} "
+                f"({DELISTING_CAUSES[listing.ended_by]})")
+    return "listing deduction; the listing is still in force"
+
+
+def _firm_name(fid: int, firm_names: dict[int, str]) -> str:
+    return f"{firm_names.get(fid, '')} (id {fid})".lstrip()
+
+
+def _explain_reversals(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry],
+                       s: Scenario, days: int) -> None:
     """Deductions reversed by mark expiry (safeguard) or by an audit of an insider edit."""
     expiry = s.safeguards.expiry_days
     audit_days, audit_prob = s.threats.audit_days, s.threats.audit_prob
     if expiry > 0:  # a caught edit is reversed by the audit, at the latest when it would expire
         audit_days = min(audit_days, expiry)
-    deductions = [e for e in entries if e.kind == "score" and e.delta < 0
-                  and e.cause in s.behaviours]
-    for e in deductions:
-        if e.record == "insider":
+    for e in entries:
+        if e.kind == "score" and e.delta < 0 and e.record == "insider" and (
+                e.cause in s.behaviours):
             e.note = "insider edit (fabricated record)" + (f"; {e.note}" if e.note else "")
-    lags = {"audit_reversal": (audit_days, "audit"), "mark_expiry": (expiry, "expiry")}
-    taken: dict[str, set[int]] = {c: set() for c in lags}
-    for r in entries:  # in ledger order, so a second reversal is seen as the second
-        if r.kind != "score" or r.cause not in lags:
+    for r in entries:
+        if r.kind != "score" or r.cause not in REVERSALS:
             continue
-        lag, label = lags[r.cause]
-        audit = r.cause == "audit_reversal"
-        k = next((k for k, d in enumerate(deductions) if k not in taken[r.cause]
-                  and d.day + lag == r.day and d.delta == -r.delta
-                  and (d.record == "insider" if audit else d.record == r.record)), None)
-        if k is None:
-            r.note = f"reverses a deduction ({label}); no matching deduction found"
+        d = by_row.get(r.ref)
+        what = REVERSALS[r.cause]
+        if d is None:
+            r.note = f"reverses a deduction ({what}) that is not in the ledger"
             continue
-        taken[r.cause].add(k)
-        d = deductions[k]
-        r.ended_day, r.ended_by = d.day, d.cause
-        what = "insider edit caught by audit" if audit else "mark expired"
         r.note = f"reverses the deduction of day {d.day} ({what})"
         # A reversal gives each score back what it lost: nothing to the true score if
         # the deduction was only a warning there.
         r.true_delta = -d.true_delta
         if d.record == "true" and d.true_delta == 0:
             r.note += "; the true score had only a warning, so it gets nothing back"
-        if d.ended_by is not None:
-            r.note += f"; it was already reversed on day {d.ended_day}: a SECOND reversal"
-            d.note += f"; reversed AGAIN on day {r.day} ({what})"
-        else:
-            d.ended_day, d.ended_by = r.day, r.cause
-            d.note = (d.note + "; " if d.note else "deduction; ") + (
-                f"reversed on day {r.day} ({what})")
-    for d in deductions:
-        if d.ended_by is not None:
+        d.note = (d.note + "; " if d.note else "deduction; ") + f"reversed on day {r.day} ({what})"
+    for d in entries:
+        if not (d.kind == "score" and d.delta < 0 and d.cause in s.behaviours) or (
+                d.ended_by is not None):
             continue
         parts = [d.note or "deduction"]
         if d.record == "insider" and audit_prob > 0:
@@ -807,31 +782,127 @@ def _pair_reversals(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
         d.note = "; ".join(parts)
 
 
-def _pair_caps(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
-    """Instant grade caps (e.g. drunk driving -> C) and their expiry."""
+def _explain_caps(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry], s: Scenario,
+                  days: int) -> None:
+    """Instant grade caps (e.g. drunk driving -> C) and their ends."""
     caps = s.points.instant_grade
     cap_days = s.points.instant_grade_days
-    set_rows = [e for e in entries if e.kind == "grade" and e.cause in caps and e.delta > 0]
-    ends = [e for e in entries if e.kind == "grade" and e.cause == "instant_grade_expiry"]
-    for e in set_rows:
-        due = e.day + cap_days
-        end = next((x for x in ends if x.day >= due), None)
-        base = f"grade capped at {caps[e.cause]} for {cap_days} days"
-        if end is not None:
-            e.ended_day, e.ended_by = end.day, end.cause
-            later = "" if end.day == due else f" (extended by a later record from day {due})"
-            e.note = f"{base}; cap ended on day {end.day}{later}"
-        elif due < days:
-            e.note = f"{base}; cap ended on day {due} without a grade change"
+    for e in entries:
+        if e.kind == "grade" and e.cause in caps and e.delta > 0:
+            due = e.day + cap_days
+            e.note = f"grade capped at {caps[e.cause]} for {cap_days} days"
+            if e.ended_by is not None:
+                later = ("" if e.ended_day == due
+                         else f" (extended by a later record from day {due})")
+                e.note += f"; cap ended on day {e.ended_day}{later}"
+            elif due < days:
+                e.note += (f"; the cap ended without a grade change of its own (on day {due}, "
+                           "or later if a record extended it)")
+            else:
+                e.note += f"; cap in force until day {due} (or later, if a record extends it)"
+        elif e.kind == "grade" and e.cause == "instant_grade_expiry":
+            cap = by_row.get(e.ref)
+            e.note = "instant grade cap ended" + (
+                f" (set on day {cap.day})" if cap is not None
+                else " (its records changed no grade when they came)"
+            ) + "; grade follows the score again"
+
+
+def _display_range(s: Scenario, cause: str) -> tuple[int, int, int] | None:
+    """(severity index, shortest, longest display) of a firm behaviour's item."""
+    sev = s.firm_lists.severity.get(cause)
+    if sev is None:
+        return None
+    lo, hi = s.firm_lists.display_days[sev]
+    return SEVERITIES.index(sev), lo, hi
+
+
+def _explain_items(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry], s: Scenario,
+                   days: int) -> None:
+    """A firm's public record items, the display expiries that ended them, and when the
+    firm went on or off the blacklist."""
+    fl = s.firm_lists
+    if not fl.enabled:
+        return
+    black_from = SEVERITIES.index(fl.blacklist_from)
+    held = true = 0  # blacklisting items shown: all, true ones
+    for e in entries:
+        if e.kind != "blacklist":
+            continue
+        item = e if e.delta > 0 else by_row.get(e.ref)
+        rng = None if item is None else _display_range(s, item.cause)
+        if e.delta < 0:
+            if item is None:
+                e.note = "display period ended; its item is not in the ledger"
+                continue
+            e.note = (f"ends the display of the {item.cause} item of day {item.day} "
+                      f"(shown {e.day - item.day} days)")
+        elif rng is None:
+            e.note = "item shown (its behaviour has no severity in this scenario)"
+            continue
         else:
-            e.note = f"{base}; cap in force until day {due}"
-    for x in ends:
-        src = [e for e in set_rows if e.ended_day == x.day]
-        x.note = "instant grade cap ended" + (
-            f" (set on day {src[0].day})" if src else "") + "; grade follows the score again"
+            sev, lo, hi = rng
+            e.note = f"{SEVERITIES[sev]} item shown on the public record (display {lo}-{hi} days)"
+            if e.record == "false":
+                e.note += "; a FALSE item (data-entry error)"
+            if e.ended_by is not None:
+                e.note += f"; display ended on day {e.ended_day}"
+            else:
+                e.note += (f"; still shown at the end of the run (display ends between day "
+                           f"{max(e.day + lo, days)} and day {e.day + hi})")
+        if rng is None or rng[0] < black_from:
+            continue
+        was, was_true = held > 0, true > 0
+        held += e.delta
+        true += e.delta if e.record == "true" else 0
+        if (held > 0) != was:
+            e.note += ("; puts the firm on the blacklist" if held > 0
+                       else "; the firm leaves the blacklist")
+            if held > 0 and true == 0:
+                e.note += " (on false items only)"
+        elif (true > 0) != was_true:
+            e.note += ("; the firm stays blacklisted, now " + (
+                "on a true item" if true > 0 else "on false items only"))
 
 
-def _pair_warnings(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
+def _explain_rep_blacklistings(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry],
+                               days: int, firm_names: dict[int, str]) -> None:
+    """A legal representative's blacklist rows: each refers to the row of the represented
+    firm that put it on the blacklist (an item shown) or took it off (a display expiry).
+    A firm's rows for one representative alternate on, off: each off ends the last on."""
+    open_: dict[int, LedgerEntry] = {}  # firm -> its row putting the person on the list
+    for e in entries:
+        if e.kind != "blacklist" or e.cause != BLACKLIST_REP:
+            continue
+        cause = by_row.get(e.ref)  # the firm's row
+        only_false = " (the firm is blacklisted on false items only)" if (
+            e.record == "false") else ""
+        if cause is None:
+            e.note = ("blacklisted as legal representative of a blacklisted firm"
+                      if e.delta > 0 else "a represented firm left the blacklist"
+                      ) + " (firm not in this record)" + only_false
+            continue
+        e.firm = cause.firm
+        firm = f"firm {_firm_name(cause.firm, firm_names)}"
+        if e.delta > 0:
+            e.note = (f"blacklisted as legal representative of {firm}: its {cause.cause} "
+                      f"item of day {cause.day}{only_false}")
+            open_[cause.firm] = e
+            continue
+        item = by_row.get(cause.ref)
+        e.note = f"{firm} left the blacklist: " + (
+            f"the display of its {item.cause} item of day {item.day} ended"
+            if item is not None else "an item's display ended")
+        start = open_.pop(cause.firm, None)
+        if start is not None:
+            start.ended_day, start.ended_by = e.day, cause.cause
+            start.note += f"; off the blacklist on day {e.day}"
+            e.ended_day, e.ended_by = start.day, start.cause
+    for e in open_.values():
+        e.note += f"; still blacklisted at the end of the run (day {days - 1})"
+
+
+def _explain_warnings(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
     """Warn before punishing: a small deduction is a warning if no warning counts yet.
 
     The held and the true score keep their own warnings (a false record can use up the held
@@ -958,136 +1029,6 @@ def _explain_ratings(entries: list[LedgerEntry], s: Scenario) -> None:
                    for name, k, t in lines if min(old, e.value) < t <= max(old, e.value)]
         if crossed:
             e.note += "; " + ", ".join(crossed) + " (gates read the unrounded rating)"
-
-
-def _display_range(s: Scenario, cause: str) -> tuple[int, int, int] | None:
-    """(severity index, shortest, longest display) of a firm behaviour's item."""
-    sev = s.firm_lists.severity.get(cause)
-    if sev is None:
-        return None
-    lo, hi = s.firm_lists.display_days[sev]
-    return SEVERITIES.index(sev), lo, hi
-
-
-def _pair_items(entries: list[LedgerEntry], s: Scenario, days: int
-                ) -> list[tuple[LedgerEntry, int]]:
-    """A firm's public record items and the display expiries that ended them; returns the
-    rows that put the firm on the blacklist (+1) or took it off (-1).
-
-    An expiry ends an item of the same record flag whose display range contains the
-    expiry's day; among several, the one whose range closes first (for one severity, the
-    earliest shown), since it must end soonest."""
-    fl = s.firm_lists
-    if not fl.enabled:
-        return []
-    black_from = SEVERITIES.index(fl.blacklist_from)
-    ranges: dict[int, tuple[int, int, int]] = {}  # entry index -> its item's display range
-    open_: list[int] = []
-    held = true = 0  # blacklisting items shown: all, true ones
-    events: list[tuple[LedgerEntry, int]] = []
-    for i, e in enumerate(entries):
-        if e.kind != "blacklist":
-            continue
-        if e.delta > 0:
-            rng = _display_range(s, e.cause)
-            if rng is None:
-                e.note = "item shown (its behaviour has no severity in this scenario)"
-                continue
-            ranges[i] = rng
-            sev, lo, hi = rng
-            e.note = f"{SEVERITIES[sev]} item shown on the public record (display {lo}-{hi} days)"
-            if e.record == "false":
-                e.note += "; a FALSE item (data-entry error)"
-            open_.append(i)
-        else:
-            cands = [j for j in open_ if entries[j].record == e.record
-                     and ranges[j][1] <= e.day - entries[j].day <= ranges[j][2]]
-            if not cands:
-                e.note = "display period ended; no matching item found in the ledger"
-                continue
-            j = min(cands, key=lambda j: (entries[j].day + ranges[j][2], entries[j].day))
-            open_.remove(j)
-            ranges[i] = ranges[j]
-            item = entries[j]
-            item.ended_day, item.ended_by = e.day, e.cause
-            e.ended_day, e.ended_by = item.day, item.cause  # back-reference: what it ended
-            item.note += f"; display ended on day {e.day}"
-            e.note = (f"ends the display of the {item.cause} item of day {item.day} "
-                      f"(shown {e.day - item.day} days)")
-            if len(cands) > 1:
-                e.note += (f" [one of {len(cands)} {e.record} items whose display could end "
-                           "today; the ledger does not say which, the one due soonest is shown]")
-                item.note += " (pairing ambiguous)"
-        if ranges[i][0] < black_from:
-            continue
-        was, was_true = held > 0, true > 0
-        held += e.delta
-        true += e.delta if e.record == "true" else 0
-        if (held > 0) != was:
-            events.append((e, 1 if held > 0 else -1))
-            e.note += ("; puts the firm on the blacklist" if held > 0
-                       else "; the firm leaves the blacklist")
-            if held > 0 and true == 0:
-                e.note += " (on false items only)"
-        elif (true > 0) != was_true:
-            e.note += ("; the firm stays blacklisted, now " + (
-                "on a true item" if true > 0 else "on false items only"))
-    for j in open_:
-        e = entries[j]
-        _, lo, hi = ranges[j]
-        if e.day + hi < days:
-            e.note += f"; no display expiry found in the ledger (due by day {e.day + hi})"
-        else:
-            e.note += (f"; still shown at the end of the run (display ends between day "
-                       f"{max(e.day + lo, days)} and day {e.day + hi})")
-    return events
-
-
-def _pair_rep_blacklistings(entries: list[LedgerEntry], s: Scenario, days: int,
-                            firm_rows: list[dict], firm_names: dict[int, str]) -> None:
-    """A legal representative's blacklist rows: each is a represented firm going on or off
-    the blacklist the same day."""
-    rows = [e for e in entries if e.kind == "blacklist" and e.cause == BLACKLIST_REP]
-    if not rows:
-        return
-    events: list[tuple[int, LedgerEntry, int]] = []
-    for fid in sorted({int(r["id"]) for r in firm_rows if r["kind"] == "blacklist"}):
-        own = _entries([r for r in firm_rows if r["kind"] == "blacklist" and r["id"] == fid])
-        events += [(fid, e, step) for e, step in _pair_items(own, s, days)]
-    used: set[int] = set()
-    open_: dict[int, list[LedgerEntry]] = {}
-    for e in rows:
-        step = 1 if e.delta > 0 else -1
-        k = next((k for k, (_, x, st) in enumerate(events)
-                  if k not in used and x.day == e.day and st == step), None)
-        only_false = " (the firm is blacklisted on false items only)" if (
-            e.record == "false") else ""
-        if k is None:
-            e.note = ("blacklisted as legal representative of a blacklisted firm"
-                      if step > 0 else "a represented firm left the blacklist"
-                      ) + " (firm not identified)" + only_false
-            continue
-        used.add(k)
-        fid, item, _ = events[k]
-        e.firm = fid
-        firm = f"firm {firm_names.get(fid, '')} (id {fid})".replace("  ", " ")
-        if step > 0:
-            e.note = (f"blacklisted as legal representative of {firm}: its {item.cause} item "
-                      f"of day {item.day}{only_false}")
-            open_.setdefault(fid, []).append(e)
-            continue
-        e.note = f"{firm} left the blacklist: an item's display ended"
-        if item.ended_day is not None:
-            e.note = (f"{firm} left the blacklist: the display of its {item.ended_by} item of "
-                      f"day {item.ended_day} ended")
-        if open_.get(fid):
-            start = open_[fid].pop(0)
-            start.ended_day, start.ended_by = e.day, "display_expiry"
-            start.note += f"; off the blacklist on day {e.day}"
-            e.ended_day, e.ended_by = start.day, start.cause
-    for started in open_.values():
-        for e in started:
-            e.note += f"; still blacklisted at the end of the run (day {days - 1})"
 
 
 # ---------------------------------------------------------------- rendering

@@ -1,4 +1,5 @@
-"""SQL over a run folder's tables with DuckDB (each table is a view of its Parquet file).
+"""SQL over a run folder's tables with DuckDB (each table is a view of its Parquet file;
+the ledger's has its row numbers, `file_row_number`, which its `ref` column refers to).
 
 Every connection made here is confined: once the views exist, DuckDB may read only
 the run's five Parquet files, may not write, attach or load anything, and its
@@ -38,7 +39,8 @@ def connect(run: Path) -> duckdb.DuckDBPyConnection:
     try:
         with reading(run):
             for table, path in zip(TABLES, paths, strict=True):
-                con.read_parquet(path).create_view(table)
+                # The ledger's rows are numbered: its `ref` column refers to them.
+                con.read_parquet(path, file_row_number=table == "ledger").create_view(table)
         con.execute("SET allowed_paths = ?", [paths])
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")

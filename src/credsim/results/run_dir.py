@@ -32,7 +32,9 @@ from credsim.scenario.load import scenario_to_toml
 from credsim.scenario.model import DOMAINS, Scenario
 from credsim.threads import kernel_threads
 
-FORMAT_VERSION = 2  # 2: composite, ratings, firm lists, warnings, audit columns
+FORMAT_VERSION = 3  # 2: composite, ratings, firm lists, warnings, audit columns; 3: ledger ref
+# What a folder of an older format lacks, to say why it is refused.
+OLDER_FORMATS = {2: "its ledger has no ref column (what each entry ends or reverses)"}
 TABLES = ("timeseries", "ledger", "people", "firms", "sanctions")
 EFFECTS = ("perk", "sanction")  # the sanctions table's effect: code 1 for a sanction
 
@@ -273,9 +275,11 @@ def open_run(path: Path) -> dict:
                          f"{' or '.join(COMPARISON_KINDS)})")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
+        lacks = OLDER_FORMATS.get(version) if isinstance(version, int) else None
         raise InputError(
             f"{mf}: format_version {version!r} is not supported by credsim {__version__} "
-            f"(expects {FORMAT_VERSION}); re-run the scenario with this version"
+            f"(expects {FORMAT_VERSION}{'; ' + lacks if lacks else ''}); re-run the "
+            "scenario with this version"
         )
     if manifest.get("complete") is not True:
         raise InputError(f"{mf}: the run is not marked complete")
@@ -319,7 +323,7 @@ BASE_COLUMNS: dict[str, tuple[str, ...]] = {
     "timeseries": ("day", "sanctioned", "sanctioned_wrongful", "records_false",
                    "ties_dropped", "voice_events"),
     "ledger": ("entity", "id", "day", "kind", "cause", "channel", "record", "delta",
-               "value"),
+               "value", "ref"),
     "people": ("id", "household", "region", "group", "age_band", "parent1", "parent2",
                "savings", "voice", "school", "contacts", "sanctioned",
                "sanctioned_wrongful"),

@@ -30,6 +30,7 @@ from credsim.ledger import (
     C_PAID,
     C_SETTLEMENT,
     K_LIST,
+    NO_REF,
     R_FALSE,
     R_TRUE,
     Ledger,
@@ -46,6 +47,9 @@ CASE_COLUMNS = {
     "listed_day": np.int32, "delist_at": np.int32, "delay": np.int32,
     "end_cause": np.int16,  # ledger cause of the delisting scheduled at delist_at
     "extension": np.int32,  # days added to a fixed term (at most once)
+    # Ledger rows of the listing, which the delisting refers to: the person's row (the
+    # debtor's, or a firm's legal representative's) and the firm's.
+    "person_row": np.int64, "firm_row": np.int64,
 }
 
 
@@ -142,9 +146,9 @@ class CourtList(Module):
         return len(self.cases["who"])
 
     def step(self, records: Records, day: int, ledger: Ledger) -> tuple[list, list]:
-        """Run one day. Return (listed, lifted): (person, on_false_case) for each case
-        listing that reaches a person, and (person, cause) for each listing of a false
-        case lifted by correction or appeal."""
+        """Run one day. Return (listed, lifted): (person, on_false_case, ledger row) for
+        each case listing that reaches a person, and (person, cause, the listing's ledger
+        row) for each listing of a false case lifted by correction or appeal."""
         self._open(records, day)
         self.payments_today = self.person_listings_today = self.firm_listings_today = 0
         self.ends_today = dict.fromkeys(self.ends_today, 0)
@@ -154,18 +158,20 @@ class CourtList(Module):
         u_pay = counter_uniform(self.keys["pay"], day, c["key"])
         listed = c["listed_day"] >= 0
         closed = np.zeros(len(c["who"]), dtype=bool)
-        new_listings: list[tuple[int, bool]] = []
-        lifted: list[tuple[int, int]] = []
+        new_listings: list[tuple[int, bool, int]] = []
+        lifted: list[tuple[int, int, int]] = []
 
         # A correction that succeeds ends a false case, listed or not.
         fix = c["is_false"] & (c["contest_at"] == day) & c["succeeds"]
         for i in np.flatnonzero(fix & listed):
-            lifted.append((self._delist(i, day, ledger, C_CORRECTION), C_CORRECTION))
+            lifted.append((self._delist(i, day, ledger, C_CORRECTION), C_CORRECTION,
+                           int(c["person_row"][i])))
         closed |= fix
         # ... and so does an appeal that succeeds after a failed correction.
         won = ~closed & c["is_false"] & (c["appeal_at"] == day) & c["appeal_succeeds"]
         for i in np.flatnonzero(won & listed):
-            lifted.append((self._delist(i, day, ledger, C_APPEAL), C_APPEAL))
+            lifted.append((self._delist(i, day, ledger, C_APPEAL), C_APPEAL,
+                           int(c["person_row"][i])))
         closed |= won
         # Delisting scheduled after a payment, a settlement, a death or a termination.
         due = ~closed & (c["delist_at"] == day)
@@ -292,6 +298,7 @@ class CourtList(Module):
             "listed_day": np.full(k, -1), "delist_at": np.full(k, -1), "delay": delay,
             "end_cause": np.full(k, -1),
             "extension": np.zeros(k),
+            "person_row": np.full(k, NO_REF), "firm_row": np.full(k, NO_REF),
         }
         self.cases = {
             col: np.concatenate([self.cases[col], np.asarray(new[col]).astype(t)])
@@ -303,7 +310,9 @@ class CourtList(Module):
             return who
         return self.firms.legal_rep[np.where(is_firm, who, 0)]
 
-    def _list(self, i: int, day: int, ledger: Ledger) -> tuple[int, bool]:
+    def _list(self, i: int, day: int, ledger: Ledger) -> tuple[int, bool, int]:
+        """List case i; return the person it reaches, whether the case is false and the
+        person's listing row."""
         c = self.cases
         c["listed_day"][i] = day
         false = bool(c["is_false"][i])
@@ -311,8 +320,10 @@ class CourtList(Module):
         who = int(c["who"][i])
         if c["is_firm"][i]:
             self.firm_listed[who] += 1
-            ledger.append(day=day, entity=1, id=who, kind=K_LIST, cause=C_LISTING,
-                          record=rec, delta=1, value=int(self.firm_listed[who]))
+            # The legal representative's listing refers to the firm's.
+            c["firm_row"][i] = ledger.append(day=day, entity=1, id=who, kind=K_LIST,
+                                             cause=C_LISTING, record=rec, delta=1,
+                                             value=int(self.firm_listed[who]))
             person, cause = int(self.firms.legal_rep[who]), C_LEGAL_REP
         else:
             person, cause = who, C_LISTING
@@ -320,13 +331,15 @@ class CourtList(Module):
         counts[person] += 1
         self.ever_listed[person] = True
         total = int(self.n_list_true[person]) + int(self.n_list_false[person])
-        ledger.append(day=day, entity=0, id=person, kind=K_LIST, cause=cause, record=rec,
-                      delta=1, value=total)
+        row = ledger.append(day=day, entity=0, id=person, kind=K_LIST, cause=cause,
+                            record=rec, delta=1, value=total, ref=int(c["firm_row"][i]))
+        c["person_row"][i] = row
         self.listed_count += total == 1
-        return person, false
+        return person, false, row
 
     def _delist(self, i: int, day: int, ledger: Ledger, cause: int) -> int:
-        """End case i's listing; return the person it reached."""
+        """End case i's listing (each delisting row refers to its listing row); return the
+        person it reached."""
         c = self.cases
         false = bool(c["is_false"][i])
         rec = R_FALSE if false else R_TRUE
@@ -334,7 +347,8 @@ class CourtList(Module):
         if c["is_firm"][i]:
             self.firm_listed[who] -= 1
             ledger.append(day=day, entity=1, id=who, kind=K_LIST, cause=cause, record=rec,
-                          delta=-1, value=int(self.firm_listed[who]))
+                          delta=-1, value=int(self.firm_listed[who]),
+                          ref=int(c["firm_row"][i]))
             person = int(self.firms.legal_rep[who])
         else:
             person = who
@@ -342,6 +356,6 @@ class CourtList(Module):
         counts[person] -= 1
         total = int(self.n_list_true[person]) + int(self.n_list_false[person])
         ledger.append(day=day, entity=0, id=person, kind=K_LIST, cause=cause, record=rec,
-                      delta=-1, value=total)
+                      delta=-1, value=total, ref=int(c["person_row"][i]))
         self.listed_count -= total == 0
         return person

@@ -18,6 +18,7 @@ from credsim.ledger import (
     C_BLACKLIST_REP,
     C_DISPLAY_EXPIRY,
     K_BLACKLIST,
+    NO_REF,
     R_FALSE,
     R_TRUE,
     Ledger,
@@ -76,7 +77,8 @@ class FirmLists(Module):
         # Firms start with a clean record of varied age (half of them already red-listed).
         u = streams.get("firm_lists.setup").random(m)
         self.clean_since = -np.rint(u * 2 * params.red_after_days).astype(np.int32)
-        self.expiring: dict[int, list[tuple[int, int, bool]]] = {}
+        # Items by the day their display ends: (firm, severity, false, ledger row).
+        self.expiring: dict[int, list[tuple[int, int, bool, int]]] = {}
         self.items_today = 0
 
     # Hooks -------------------------------------------------------------------
@@ -119,8 +121,9 @@ class FirmLists(Module):
         """Expire items due today, then show today's new ones; return the legal
         representatives whose standing changed."""
         touched: list[int] = []
-        for firm, sev, false in self.expiring.pop(day, []):
-            self._change(firm, sev, false, -1, C_DISPLAY_EXPIRY, 0, day, ledger, touched)
+        for firm, sev, false, row in self.expiring.pop(day, []):
+            self._change(firm, sev, false, -1, C_DISPLAY_EXPIRY, 0, day, ledger, touched,
+                         ref=row)
         sel = records.is_firm & (self.severity[records.behaviour] >= 0)
         firms = records.who[sel].tolist()
         behs = records.behaviour[sel].tolist()
@@ -139,8 +142,9 @@ class FirmLists(Module):
             sev = int(self.severity[b])
             lo, hi = self.display[sev]
             end = day + int(rng.integers(lo, hi + 1))
-            self.expiring.setdefault(end, []).append((f, sev, false))
-            self._change(f, sev, false, +1, self.cause_base + b, ch, day, ledger, touched)
+            row = self._change(f, sev, false, +1, self.cause_base + b, ch, day, ledger,
+                               touched)
+            self.expiring.setdefault(end, []).append((f, sev, false, row))
         return touched
 
     def _false_items(self, day: int) -> tuple[list[int], list[int]]:
@@ -154,20 +158,24 @@ class FirmLists(Module):
         return who.tolist(), listed[pick].tolist()
 
     def _change(self, f: int, sev: int, false: bool, step: int, cause: int, channel: int,
-                day: int, ledger: Ledger, touched: list[int]) -> None:
+                day: int, ledger: Ledger, touched: list[int], ref: int = NO_REF) -> int:
+        """Show (+1) or withdraw (-1) an item of firm f (a withdrawal refers to the item's
+        row, `ref`); the legal representative's blacklist row it causes refers to the
+        firm's row. Returns the firm's row."""
         rec = R_FALSE if false else R_TRUE
         self.items[f] += step
         if self.items[f] == 0:
             self.clean_since[f] = day
-        ledger.append(day=day, entity=1, id=f, kind=K_BLACKLIST, cause=cause, channel=channel,
-                      record=rec, delta=step, value=int(self.items[f]))
+        row = ledger.append(day=day, entity=1, id=f, kind=K_BLACKLIST, cause=cause,
+                            channel=channel, record=rec, delta=step, value=int(self.items[f]),
+                            ref=ref)
         if sev < self.black_from:
-            return
+            return row
         held0, true0 = self.black[:, f].sum() > 0, self.black[0, f] > 0
         self.black[1 if false else 0, f] += step
         held1, true1 = self.black[:, f].sum() > 0, self.black[0, f] > 0
         if (held0, true0) == (held1, true1):
-            return
+            return row
         rep = int(self.firms.legal_rep[f])
         before = int(self.rep_true[rep]) + int(self.rep_false[rep])
         self.rep_true[rep] = int(self.rep_true[rep]) + int(true1) - int(true0)
@@ -178,7 +186,8 @@ class FirmLists(Module):
         if after != before:
             ledger.append(day=day, entity=0, id=rep, kind=K_BLACKLIST, cause=C_BLACKLIST_REP,
                           record=R_FALSE if (held1 and not true1) or (held0 and not true0)
-                          else R_TRUE, delta=after - before, value=after)
+                          else R_TRUE, delta=after - before, value=after, ref=row)
+        return row
 
     def daily(self, day: int) -> dict:
         return {"firms_blacklisted": self.blacklisted,

@@ -20,12 +20,13 @@ from credsim.ledger import (
     K_GRADE,
     K_SCORE,
     K_WARNING,
+    NO_REF,
     R_FALSE,
     R_NONE,
     R_TRUE,
     Ledger,
 )
-from credsim.modules import Day, Hook, Module, Result
+from credsim.modules import Applied, Day, Hook, Module, Result
 from credsim.modules.columns import category
 from credsim.population.people import CHILD
 from credsim.scenario.model import DOMAINS, GRADES
@@ -103,6 +104,13 @@ class Points(Module):
              for b in behaviour_names], dtype=np.int16,
         )
         self._capped: list[np.ndarray] = []
+        # Of each person under an instant grade cap, the ledger row of the grade change
+        # the cap's records made (NO_REF if they changed no grade): the cap's end refers
+        # to it (an entry leaves when the cap ends).
+        self.cap_rows: dict[int, int] = {}
+        # Of each listing on a false case, the ledger row of its deduction, which is
+        # given back if the case is lifted by correction or appeal.
+        self.listing_deductions: dict[int, int] = {}
         # Warn before punishing: the day until which a person's last warning counts,
         # for the held and the true score (a false record can use up the warning).
         warn = params.warn_max > 0
@@ -134,43 +142,52 @@ class Points(Module):
         acted = records.subset(sel)
         rec = acted.ledger_record()
         self.warnings_today = 0
-        delta, delta_true = self.apply(
+        delta, delta_true, rows = self.apply(
             ledger, d.day, who, delta, self.cap_by_behaviour[b],
             b.astype(np.int32) + ledger.behaviour_cause(0), sim.channel_codes(acted),
             rec, cat.domain[b], warnable,
         )
-        d.applied.append((self, who, delta, delta_true, rec, acted.source))
+        d.applied.append(Applied(self, who, delta, delta_true, rec, acted.source, rows))
 
     def listing_points(self, d: Day) -> None:
-        """The points deduction for each case listing a person, and its reversal when
-        a false case's listing is lifted by correction or appeal."""
+        """The points deduction for each case listing a person (referring to the
+        listing), and its give-back (referring to the deduction) when a false case's
+        listing is lifted by correction or appeal."""
         delta = self.params.listing_delta
         if not delta:
             return
         if self.cap_cap > 0:
             delta = max(delta, -self.cap_cap)
         for listed, lifted in d.listings:
-            who = [p for p, _ in listed] + [p for p, _ in lifted]
+            who = [p for p, _, _ in listed] + [p for p, _, _ in lifted]
             if not who:
                 continue
             k = len(who)
-            self.apply(
+            false = [bool(f) for _, f, _ in listed]
+            given_back = [self.listing_deductions.pop(row, NO_REF) for _, _, row in lifted]
+            _, _, rows = self.apply(
                 self.sim.ledger, d.day, np.array(who, dtype=np.int32),
                 np.array([delta] * len(listed) + [-delta] * len(lifted)), np.full(k, -1),
-                np.array([C_LISTING] * len(listed) + [c for _, c in lifted]), np.zeros(k),
-                np.array([int(f) for _, f in listed] + [R_FALSE] * len(lifted)),
+                np.array([C_LISTING] * len(listed) + [c for _, c, _ in lifted]), np.zeros(k),
+                np.array([int(f) for f in false] + [R_FALSE] * len(lifted)),
                 np.full(k, COURT_DOMAIN),
+                ref=np.array([row for _, _, row in listed] + given_back, dtype=np.int64),
             )
+            for (_, _, row), f, deduction in zip(listed, false, rows[:len(listed)].tolist(),
+                                                 strict=True):
+                if f:  # only a false case's listing can be lifted with its deduction
+                    self.listing_deductions[row] = deduction
 
     def reverse(self, d: Day, who: np.ndarray, delta: np.ndarray, delta_true: np.ndarray,
-                record: np.ndarray, cause: int, channel: int) -> None:
+                record: np.ndarray, cause: int, channel: int, rows: np.ndarray) -> None:
         """Give back deductions this system made (`delta` of the held score and
-        `delta_true` of the true one): on expiry, or when an audit catches an edit."""
+        `delta_true` of the true one; `rows`: their ledger rows, which the give-backs
+        refer to): on expiry, or when an audit catches an edit."""
         k = len(who)
         if k:
             self.apply(self.sim.ledger, d.day, who, -delta, np.full(k, -1),
                        np.full(k, cause), np.full(k, channel), record, np.zeros(k),
-                       delta_true=-delta_true)
+                       delta_true=-delta_true, ref=rows)
         d.touched.append(who)
 
     def floor_of(self, grade: str) -> int:
@@ -204,19 +221,26 @@ class Points(Module):
     # State -------------------------------------------------------------------
     def apply(self, ledger: Ledger, day: int, who, delta, cap, cause, channel, record,
               domain, warnable: np.ndarray | None = None,
-              delta_true: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              delta_true: np.ndarray | None = None, ref: np.ndarray | None = None,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Apply score deltas and grade caps in order, writing ledger rows. `record`: ledger
         record codes (R_TRUE, R_FALSE, R_INSIDER, ...); by default only R_TRUE records
         move the true score, by `delta`; `delta_true` overrides that (a reversal gives
         back what each score lost). `warnable`: which deductions may be replaced by a
-        warning (warn before punishing). Returns the deltas applied to the held and to
-        the true score."""
+        warning (warn before punishing). `ref`: the ledger row each change refers to
+        (what it reverses, or the listing it is for), carried by every row it writes.
+        Returns the deltas applied to the held and to the true score, and the ledger row
+        of each held score change (NO_REF where none was written)."""
         applied = np.zeros(len(who), dtype=np.int32)
         applied_true = np.zeros(len(who), dtype=np.int32)
+        score_rows = np.full(len(who), NO_REF, dtype=np.int64)
+        cap_rows = np.full(len(who), NO_REF, dtype=np.int64)  # of grade changes by caps
         if len(who) == 0:
-            return applied, applied_true
+            return applied, applied_true, score_rows
         if delta_true is None:
             delta_true = np.where(record == R_TRUE, delta, 0)
+        if ref is None:
+            ref = np.full(len(who), NO_REF, dtype=np.int64)
         ledger.reserve(3 * len(who))
         c = ledger.cols
         n0 = ledger.n
@@ -232,16 +256,23 @@ class Points(Module):
             self.warned_until, self.warned_true_until, applied, applied_true,
             self.score, self.score_true, self.grade, self.grade_true, self.cap_until,
             self.cap_grade, self.cap_true_until, self.cap_true_grade, self.last_neg_domain,
-            self.grade_counts,
+            self.grade_counts, ref.astype(np.int64), score_rows, cap_rows,
             c["day"], c["entity"], c["id"], c["kind"], c["cause"], c["channel"],
-            c["record"], c["delta"], c["value"], ledger.n,
+            c["record"], c["delta"], c["value"], c["ref"], ledger.first, ledger.n,
         )
         if warn:
             self.warnings_today += int(np.count_nonzero(c["kind"][n0:ledger.n] == K_WARNING))
         capped = who[cap >= 0]
         if len(capped):
             self._capped.append(capped.astype(np.int32))
-        return applied, applied_true
+            self._note_cap_rows(who, cap_rows)
+        return applied, applied_true, score_rows
+
+    def _note_cap_rows(self, who: np.ndarray, cap_rows: np.ndarray) -> None:
+        """Keep each person's cap row: the last grade change a cap record made."""
+        sel = np.flatnonzero(cap_rows != NO_REF)[::-1]
+        people, last = np.unique(who[sel], return_index=True)
+        self.cap_rows.update(zip(people.tolist(), cap_rows[sel[last]].tolist(), strict=True))
 
     def _expire_caps(self, ledger: Ledger, day: int) -> np.ndarray:
         """Regrade people one of whose grade caps ends today; return them."""
@@ -253,13 +284,18 @@ class Points(Module):
         ending = pending[(held == day) | (true == day)]
         if len(ending) == 0:
             return ending
+        # A held cap that ends refers to its row; a true cap's end writes no row.
+        refs = np.full(len(ending), NO_REF, dtype=np.int64)
+        for i in np.flatnonzero(self.cap_until[ending] == day):
+            refs[i] = self.cap_rows.pop(int(ending[i]), NO_REF)
         ledger.reserve(len(ending))
         c = ledger.cols
         ledger.n = _regrade(
             ending, day, self.floors, self.score, self.score_true, self.grade, self.grade_true,
             self.cap_until, self.cap_grade, self.cap_true_until, self.cap_true_grade,
-            self.grade_counts, c["day"], c["entity"], c["id"], c["kind"], c["cause"],
-            c["channel"], c["record"], c["delta"], c["value"], ledger.n, C_CAP_EXPIRY,
+            self.grade_counts, refs, c["day"], c["entity"], c["id"], c["kind"],
+            c["cause"], c["channel"], c["record"], c["delta"], c["value"], c["ref"],
+            ledger.n, C_CAP_EXPIRY,
         )
         return ending
 
@@ -303,8 +339,9 @@ def _grades(p, day, floors, score, score_true, cap_until, cap_grade, cap_true_un
 def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap_days,
            floors, warnable, warn_days, warned_until, warned_true_until, applied, applied_true,
            score, score_true, grade, grade_true, cap_until, cap_grade, cap_true_until,
-           cap_true_grade, last_neg_domain, grade_counts, l_day, l_entity, l_id, l_kind,
-           l_cause, l_channel, l_record, l_delta, l_value, n):  # pragma: no cover
+           cap_true_grade, last_neg_domain, grade_counts, ref, score_rows, cap_rows, l_day,
+           l_entity, l_id, l_kind, l_cause, l_channel, l_record, l_delta, l_value, l_ref,
+           first, n):  # pragma: no cover
     for r in range(len(who)):
         p = who[r]
         d = delta[r]
@@ -320,6 +357,7 @@ def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap
                 l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, K_WARNING
                 l_cause[n] = cause[r]
                 l_channel[n], l_record[n], l_delta[n], l_value[n] = channel[r], rec, 0, score[p]
+                l_ref[n] = ref[r]
                 n += 1
                 d = 0
         applied[r] = d
@@ -333,6 +371,8 @@ def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap
             l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, K_SCORE
             l_cause[n] = cause[r]
             l_channel[n], l_record[n], l_delta[n], l_value[n] = channel[r], rec, d, score[p]
+            l_ref[n] = ref[r]
+            score_rows[r] = first + n
             n += 1
         if cap[r] >= 0:
             last_neg_domain[p] = domain[r]
@@ -347,6 +387,9 @@ def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap
             l_cause[n] = cause[r]
             l_channel[n], l_record[n] = channel[r], rec
             l_delta[n], l_value[n] = g - grade[p], g
+            l_ref[n] = ref[r]
+            if cap[r] >= 0:
+                cap_rows[r] = first + n
             n += 1
             grade_counts[grade[p]] -= 1
             grade_counts[g] += 1
@@ -356,8 +399,9 @@ def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap
 
 @njit(cache=True)
 def _regrade(who, day, floors, score, score_true, grade, grade_true, cap_until, cap_grade,
-             cap_true_until, cap_true_grade, grade_counts, l_day, l_entity, l_id, l_kind,
-             l_cause, l_channel, l_record, l_delta, l_value, n, cause):  # pragma: no cover
+             cap_true_until, cap_true_grade, grade_counts, ref, l_day, l_entity, l_id,
+             l_kind, l_cause, l_channel, l_record, l_delta, l_value, l_ref, n,
+             cause):  # pragma: no cover
     for r in range(len(who)):
         p = who[r]
         g, gt = _grades(p, day, floors, score, score_true, cap_until, cap_grade,
@@ -368,6 +412,7 @@ def _regrade(who, day, floors, score, score_true, grade, grade_true, cap_until, 
             l_cause[n] = cause
             l_channel[n], l_record[n] = 0, R_NONE
             l_delta[n], l_value[n] = g - grade[p], g
+            l_ref[n] = ref[r]
             n += 1
             grade_counts[grade[p]] -= 1
             grade_counts[g] += 1
