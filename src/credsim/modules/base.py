@@ -156,8 +156,9 @@ class Module:
         """Columns of firms.parquet."""
         return {}
 
-    def assortativity(self) -> dict[str, float]:
-        """Correlation of this module's score across the ends of live ties, at the end."""
+    def final_scores(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """This module's scores at the end, for their assortativity across live ties:
+        name -> (value per person, who is scored)."""
         return {}
 
     def reviewed_behaviours(self) -> np.ndarray | None:

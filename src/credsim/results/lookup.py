@@ -1077,9 +1077,8 @@ def _render_person(r: PersonRecord, con: Console) -> None:
         rows.append(("parents", "; ".join(_relative_text(p) for p in r.parents) or "none"))
     elif r.children:
         rows.append(("children", "; ".join(_relative_text(c) for c in r.children)))
-    if r.age_band == "child":
-        if r.run.has_points:
-            rows.append(("score", "not scored (children have no events)"))
+    if r.age_band == "child" and r.run.has_points:
+        rows.append(("score", "not scored (children have no events)"))
     elif r.score is None:
         if r.composite is None and r.rating is None:  # else the score rows below say it
             rows.append(("score", "no points system in this run"))

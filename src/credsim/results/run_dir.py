@@ -7,6 +7,7 @@ people.parquet, firms.parquet and sanctions.parquet.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import re
 import time
@@ -412,8 +413,10 @@ def reading(path: Path) -> Iterator[None]:
 
 def _assortativity(sim: Simulation) -> dict[str, float | None]:
     """Correlation of each system's score across the ends of active ties, at the end."""
+    # Without a graph (no module read ties) there are no ties: it is undefined.
     out: dict[str, float] = {}
-    if sim.graph is not None:
-        for m in sim.modules.values():
-            out.update(m.assortativity())
+    for m in sim.modules.values():
+        for name, (values, scored) in m.final_scores().items():
+            out[name] = (math.nan if sim.graph is None
+                         else sim.graph.assortativity(values, scored))
     return {k: (None if np.isnan(v) else round(v, 6)) for k, v in out.items()}

@@ -157,8 +157,8 @@ class Composite(Module):
                 "composite_initial": self.initial[part], "composite": self.score[part],
                 "composite_true": self.score_true[part]}
 
-    def assortativity(self) -> dict[str, float]:
-        return {"composite": self.sim.graph.assortativity(self.score, self.opted)}
+    def final_scores(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {"composite": (self.score, self.opted)}
 
     def gate_state(self, st) -> None:
         st.score, st.score_true, st.composite_domain = (

@@ -114,9 +114,8 @@ class PeerRatings(Module):
         return {"rating": self.rating[part], "rating_true": self.rating_true[part],
                 "rating_shown": self.shown[part].astype(np.float32) / 10}
 
-    def assortativity(self) -> dict[str, float]:
-        adult = self.sim.people.age != CHILD
-        return {"rating": self.sim.graph.assortativity(np.nan_to_num(self.rating), adult)}
+    def final_scores(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {"rating": (np.nan_to_num(self.rating), self.sim.people.age != CHILD)}
 
     def gate_state(self, st) -> None:
         st.rating, st.rating_true = self.rating, self.rating_true

@@ -208,9 +208,8 @@ class Points(Module):
                 "grade": category(self.grade[part], GRADES, mask=child),
                 "grade_true": category(self.grade_true[part], GRADES, mask=child)}
 
-    def assortativity(self) -> dict[str, float]:
-        return {"points": self.sim.graph.assortativity(self.score,
-                                                       self.sim.people.age != CHILD)}
+    def final_scores(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {"points": (self.score, self.sim.people.age != CHILD)}
 
     def gate_state(self, st) -> None:
         st.has_points = True
