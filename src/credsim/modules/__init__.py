@@ -1,7 +1,11 @@
 """The module protocol: what a system (or a safeguard, a threat, the gates, ...)
 declares so that the engine can run it without knowing it by name."""
 
-from credsim.modules.base import PHASES, Hook, Module, Result
+from credsim.modules.base import PHASES, AuditMeasure, Hook, Module, Result
 from credsim.modules.day import Day
 
-__all__ = ["PHASES", "Day", "Hook", "Module", "Result"]
+# The base of a system's Params: strict (no `true` for 1, no "30" for 30), unknown keys,
+# NaN and infinities refused, like every section of a scenario.
+from credsim.scenario.model import Strict as StrictParams
+
+__all__ = ["PHASES", "AuditMeasure", "Day", "Hook", "Module", "Result", "StrictParams"]

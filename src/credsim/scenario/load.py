@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
+from functools import cache
 from importlib import resources
+from importlib.metadata import entry_points
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from credsim.errors import InputError
+from credsim.modules.registry import PRESETS_GROUP
 from credsim.scenario.model import Scenario, control_char_at, short_repr
 from credsim.scenario.values import set_path
 
@@ -30,21 +35,90 @@ UTF8_BOM = "\ufeff"
 
 
 def preset_names() -> list[str]:
+    """credsim's own presets and those of installed packages, by name."""
+    return sorted([*_builtin_presets(), *plugin_presets()])
+
+
+def _builtin_presets() -> list[str]:
     files = resources.files(PRESET_PACKAGE).iterdir()
     return sorted(f.name[:-5] for f in files if f.name.endswith(".toml"))
 
 
+# A preset's name is typed on the command line and becomes part of a results folder's
+# name: credsim's own are lower-case words joined by '-'.
+PRESET_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
+
+
+@cache
+def plugin_presets() -> dict[str, tuple[Traversable, str]]:
+    """Presets that installed packages declare under the entry-point group
+    `credsim.presets` (the value names a package whose folder holds `<name>.toml`):
+    name -> (file, the package that ships it). A name taken by credsim's own presets
+    or by another package is refused, naming both."""
+    own = set(_builtin_presets())
+    found: dict[str, tuple[Traversable, str]] = {}
+    for ep in sorted(entry_points(group=PRESETS_GROUP), key=lambda e: (e.name, e.value)):
+        origin = f"entry point {ep.name} = {ep.value} ({PRESETS_GROUP})"
+        package = ep.dist.name if ep.dist is not None else ep.value
+        try:
+            if ep.attr:
+                raise ValueError("name a package, not an object in it")
+            files = sorted(resources.files(ep.module).iterdir(), key=lambda f: f.name)
+        except Exception as exc:  # a broken package is named, not a traceback
+            raise InputError(f"{origin}: not a package of presets ({exc})") from None
+        for f in files:
+            if not f.name.endswith(".toml"):
+                continue
+            name = f.name[:-5]
+            if not PRESET_NAME_RE.fullmatch(name):
+                raise InputError(f"{origin}: preset file {short_repr(f.name)}: a preset's "
+                                 "name is lower-case letters, digits, '-' and '_', at most "
+                                 "48 characters")
+            if name in own:
+                raise InputError(f"{origin}: preset {name!r} has the name of one of "
+                                 f"credsim's own presets; {package} must rename it")
+            if name in found:
+                raise InputError(f"{origin}: preset {name!r} is also declared by "
+                                 f"{found[name][1]}; one of them must rename it")
+            found[name] = (f, package)
+    return found
+
+
+def preset_origin(name: str) -> str | None:
+    """The package that ships preset `name`, or None for credsim's own."""
+    found = plugin_presets().get(name)
+    return None if found is None else found[1]
+
+
 def preset_text(name: str) -> str:
-    if not isinstance(name, str) or name not in preset_names():
+    names = preset_names()
+    if not isinstance(name, str) or name not in names:
         raise InputError(
-            f"unknown preset {name!r}{_suggest(name, preset_names())}; "
-            f"presets: {', '.join(preset_names())}"
+            f"unknown preset {name!r}{_suggest(name, names)}; presets: {', '.join(names)}"
         )
+    plugin = plugin_presets().get(name)
+    if plugin is not None:
+        return _read_preset(plugin[0], f"preset {name} ({plugin[1]})")
     return resources.files(PRESET_PACKAGE).joinpath(f"{name}.toml").read_text("utf-8")
 
 
+def _read_preset(file: Traversable, label: str) -> str:
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError(_too_large(label, len(raw)))
+    try:
+        return raw.decode("utf-8").removeprefix(UTF8_BOM)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{label}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                         f"{exc.start})") from None
+
+
 def preset_summaries() -> list[tuple[str, str]]:
-    return [(n, tomllib.loads(preset_text(n)).get("description", "")) for n in preset_names()]
+    return [(n, _parse(preset_text(n), f"preset {n}").get("description", ""))
+            for n in preset_names()]
 
 
 def load_scenario(
