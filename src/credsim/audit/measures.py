@@ -129,6 +129,7 @@ def society_differences(manifest: dict, base: dict) -> list[str]:
         diffs += [f"{section}.{k}: {b[section].get(k)} in the baseline, "
                   f"{s[section].get(k)} in the run" for k in changed]
     running = [x for x in SYSTEMS if b.get(x, {}).get("enabled")]
+    running += [f"systems.{name}" for name in b.get("systems", {})]  # from packages
     if b.get("gates"):
         running.append("gates")
     if running:

@@ -157,7 +157,7 @@ def validate(data: dict[str, Any], label: str) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise InputError(_format_validation(exc, label)) from None
+        raise InputError(_format_validation(exc, label, data)) from None
 
 
 def _check_depth(data: Any, label: str) -> None:
@@ -296,22 +296,22 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
 _TABLE_TYPES = ("model_type", "model_attributes_type", "dict_type")
 
 
-def _format_validation(exc: ValidationError, label: str) -> str:
+def _format_validation(exc: ValidationError, label: str, data: dict[str, Any]) -> str:
     errors = exc.errors()
-    lines = [_format_error(err, label) for err in errors[:MAX_ERRORS]]
+    lines = [_format_error(err, label, data) for err in errors[:MAX_ERRORS]]
     if len(errors) > MAX_ERRORS:
         lines.append(f"{label}: ... and {len(errors) - MAX_ERRORS} more errors")
     return "\n".join(lines)
 
 
-def _format_error(err: Any, label: str) -> str:
+def _format_error(err: Any, label: str, data: dict[str, Any]) -> str:
     """One line: label, dotted key, what is wrong (and the offending value, cut short)."""
     names = [str(p) for p in err["loc"] if p != "[key]"]  # "[key]": the key itself is bad
     key = ".".join(_key_part(p) for p in names) or "(top level)"
     if err["type"] in _TABLE_TYPES:
         return f"{label}: {key}: must be a table (got {short_repr(err.get('input'))})"
     if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(names[:-1])
+        allowed = _allowed_keys(names[:-1], data)
         msg = f"unknown key {short_repr(names[-1], 50)}{_suggest(names[-1], allowed)}"
         if allowed:
             msg += f"; allowed here: {', '.join(allowed)}"
@@ -338,10 +338,15 @@ def _key_part(part: str) -> str:
     return part if plain else short_repr(part, 50)
 
 
-def _allowed_keys(loc: list[str]) -> list[str]:
-    """Field names of the model found at `loc` (dict keys are skipped over)."""
+def _allowed_keys(loc: list[str], data: dict[str, Any]) -> list[str]:
+    """Field names of the model found at `loc` (dict keys are skipped over); in a
+    [systems.<name>] table, those of its kind's Params."""
     model: type[BaseModel] | None = Scenario
     i = 0
+    if loc[:1] == ["systems"] and len(loc) >= 2:
+        model, i = _system_params(data, loc[1]), 2
+        if model is not None and len(loc) == 2:
+            return sorted(["kind", *model.model_fields])
     while model is not None and i < len(loc):
         field = model.model_fields.get(loc[i])
         if field is None:
@@ -355,6 +360,16 @@ def _allowed_keys(loc: list[str]) -> list[str]:
         else:
             return []
     return sorted(model.model_fields) if model is not None else []
+
+
+def _system_params(data: dict[str, Any], name: str) -> type[BaseModel] | None:
+    """The Params model of the kind that the table systems.<name> names, if any."""
+    from credsim.modules.registry import kinds
+
+    entry = data.get("systems", {}).get(name) if isinstance(data.get("systems"), dict) else None
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    cls = kinds().get(kind) if isinstance(kind, str) else None
+    return None if cls is None else cls.Params
 
 
 def _suggest(word: str, options: list[str]) -> str:
