@@ -199,9 +199,9 @@ def plan(
     fmt = _check_format(fmt)
     try:
         s = load_scenario(scenario, set_)
+        steps, ties = describe_plan(s)
     except InputError as exc:
         _fail(str(exc))
-    steps, ties = describe_plan(s)
     o = fm.Output(f"The day of {s.name}", [fm.Column("phase"), fm.Column("module"),
                                           fm.Column("hook"), fm.Column("what it does")])
     for st in steps:
