@@ -133,6 +133,46 @@ def test_show_round_trips_the_systems_table(site, tmp_path):
     assert "\npool = 7\n" in plain
 
 
+def test_the_python_api_sees_the_package(site, tmp_path):
+    code = """
+import credsim
+assert "baihe" in dict(credsim.presets())
+sc = credsim.load("baihe", set={"systems.dating.pool": 8})
+assert sc.systems["dating"] == {"kind": "dating", "members": 0.2, "seek_rate": 0.05,
+                                "pool": 8, "shown": 5, "match_prob": 0.1, "pickiness": 100.0}
+again = credsim.load(credsim.Scenario.model_validate(sc.model_dump(mode="json")))
+assert again == sc
+try:
+    credsim.load("baihe", set={"systems.dating.pool": 0})
+except credsim.InputError as exc:
+    assert str(exc).startswith("preset baihe: systems.dating.pool: Input should be "
+                               "greater than or equal to 1 (got 0)"), exc
+else:
+    raise AssertionError("pool = 0 was accepted")
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (SRC, site)))}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def test_compare_summarises_module_measures_by_their_kind(site, tmp_path):
+    """compare runs a package's preset beside a variant and puts intervals on its
+    measures by the kinds the module declares."""
+    variant = tmp_path / "random.toml"
+    variant.write_text('extends = "baihe"\nname = "baihe-random"\n[systems.dating]\n'
+                       "pool = 5\npickiness = 0\n")
+    out = tmp_path / "cmp"
+    _ok(_credsim("compare", "baihe", str(variant), "--replicates", "2", *SMALL,
+                 "--workers", "2", "--out", str(out), "--quiet", path=(site,)))
+    rows = [r for r in pq.read_table(out / "summary.parquet").to_pylist()
+            if r["measure"].startswith("dating_")]
+    kinds = {r["measure"]: r["kind"] for r in rows}
+    assert kinds == {"dating_match_ratio": "ratio", "dating_score_assortativity":
+                     "correlation", "dating_matches_per_member": "rate"}
+    assert {r["scenario"] for r in rows} == {"baihe", "baihe-random"}
+
+
 def test_the_module_changes_no_other_figure(site, baihe, tmp_path):
     """The dating platform reads the composite score and writes only its own columns:
     every other column of every table is sesame's, byte for byte."""
