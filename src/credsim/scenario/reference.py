@@ -290,7 +290,8 @@ def markdown() -> str:
         "",
         "Every key a scenario file accepts, generated from the code by "
         "`credsim params --markdown`. Units are in brackets in the description; "
-        "`<name>` stands for a name you choose (a channel, behaviour or gate). "
+        "`<name>` stands for a name you choose (a channel, behaviour, gate or system "
+        "from an installed package). "
         f"Every name you choose (also band names and the keys of tables keyed by "
         f"behaviour) uses {NAME_RULE}. "
         "Numbers must be finite; `true`/`false` and quoted strings are not numbers. "

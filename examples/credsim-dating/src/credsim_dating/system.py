@@ -9,9 +9,11 @@ BBC News, 26 October 2015). This module models that ranking and nothing else:
   composite score, members are drawn from the people who take part in it and
   the platform shows that score; otherwise it shows a score of its own,
   350 + 600 x the member's income percentile among adults.
-- Each day each member searches with probability `seek_rate`. For a search the
-  platform draws `pool` members at random (with replacement, never the seeker)
-  and shows the `shown` of them with the highest displayed scores: the ranking.
+- Each day members search `seek_rate` times a member on average (a Poisson
+  number of searches, each by a member drawn at random). For a search the
+  platform draws `pool` members at random (with replacement, so one may be
+  drawn twice; never the seeker) and shows the `shown` of them with the
+  highest displayed scores: the ranking.
 - A shown candidate becomes a match with probability `match_prob`, times
   exp(-(candidate's score - seeker's score) / `pickiness`) when the seeker
   scores lower (pickiness 0: the candidate looks at no score).
