@@ -117,9 +117,11 @@ def test_run_audit_and_report_show_the_module_measures(site, baihe):
         2 * matches / members * 365 / 60)
     _ok(_credsim("report", str(baihe), path=(site,)))
     html = (baihe / "report.html").read_text()
-    assert "System dating" in html
+    section = html[html.index("<h2>System dating"):html.index("<h2>Measures</h2>")]
+    assert "<svg" in section and "Daily results of dating: dating_searches" in section
+    assert "dating_matches_q{quintile}: members matched, by fifth" in section
     for name in MEASURES:
-        assert name in html
+        assert name in section and name in html[html.index("<h2>Measures</h2>"):]
 
 
 def test_show_round_trips_the_systems_table(site, tmp_path):

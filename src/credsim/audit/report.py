@@ -1038,27 +1038,32 @@ MODULE_PANELS = 3  # daily results of a module, one panel per unit
 def _fig_module_results(cls: Any, d: _RunData, figs: _Figures) -> str:
     """A module's daily results (7-day means), one panel per unit, the columns its
     `results` declare (a `{}` in a name stands for any word)."""
-    by_unit: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    by_unit: dict[str, list[tuple[Any, list[str]]]] = defaultdict(list)
     for r in cls.results:
         head, brace, rest = r.name.partition("{")
         pattern = re.escape(head) + (r"\w+" + re.escape(rest.partition("}")[2]) if brace
                                      else "")
-        for col in sorted(c for c in d.ts if re.fullmatch(pattern, c)):
-            by_unit[r.unit].append((col, r.label))
+        cols = sorted(c for c in d.ts if re.fullmatch(pattern, c))
+        if cols:
+            by_unit[r.unit].append((r, cols))
     panels = list(by_unit.items())[:MODULE_PANELS]
     if not panels:
         return ""
     fig, ax = figs.new(len(panels), height=3.0)
-    for a, (unit, cols) in zip(ax[0], panels, strict=True):
-        for i, (col, _) in enumerate(cols):
+    for a, (unit, results) in zip(ax[0], panels, strict=True):
+        cols = [c for _, cs in results for c in cs]
+        for i, col in enumerate(cols):
             a.plot(d.ts["day"], _rolling(d.ts[col].astype(np.float64)), label=col,
                    color=POINT_COLOURS[i % len(POINT_COLOURS)])
-        a.set_title(cols[0][1] if len(cols) == 1 else f"{len(cols)} results", fontsize=9)
+        a.set_title(textwrap.fill(results[0][0].label, 40) if len(results) == 1
+                    else f"{len(cols)} results", fontsize=9)
         a.set_xlabel("day of the run")
         a.set_ylabel(f"{unit} per day (7-day mean)")
+        a.set_ylim(bottom=0)
         if len(cols) > 1:
-            a.legend(fontsize=7, frameon=False)
-    captions = "; ".join(f"{e(col)}: {e(label)}" for _, cols in panels for col, label in cols)
+            a.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+    captions = "; ".join(f"{e(r.name)}: {e(r.label)}" for _, results in panels
+                         for r, _ in results)
     return figs.figure(fig, f"Daily results of {e(cls.kind)}: {captions}.")
 
 
