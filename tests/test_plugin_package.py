@@ -298,7 +298,14 @@ class Clash(Module):
                      "    kind = 'plain'\n"},
      "error: entry point plain = plainmod:Plain (credsim.systems): Plain.Params must be "
      "a Pydantic model of its parameters"),
-], ids=["taken-kind", "fails-to-import", "no-params"])
+    ("[credsim.systems]\nsame = samemeasure:Same\n",
+     {"samemeasure.py": "from credsim.modules import AuditMeasure, Module, StrictParams\n\n\n"
+                        "class Same(Module):\n    kind = 'same'\n    Params = StrictParams\n"
+                        "    audit_measures = (AuditMeasure('gini_savings', 'x', 'y', "
+                        "'score'),)\n"},
+     "error: module same (samemeasure): audit measure 'gini_savings' is already credsim's "
+     "own; rename it"),
+], ids=["taken-kind", "fails-to-import", "no-params", "taken-measure"])
 def test_a_broken_system_entry_point_is_one_message(tmp_path, entry, files, expected):
     root = _fake_package(tmp_path / "site", "broken", entry, files)
     out = tmp_path / "run"

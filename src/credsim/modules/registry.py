@@ -65,12 +65,11 @@ def kinds() -> dict[str, type[Module]]:
     for target in BUILTIN:
         add(_load(target), target)
     for ep in sorted(entry_points(group=SYSTEMS_GROUP), key=lambda e: e.name):
+        origin = f"entry point {ep.name} = {ep.value} ({SYSTEMS_GROUP})"
         try:
             cls = ep.load()
         except Exception as exc:  # a broken plug-in is named, not a traceback
-            raise RegistryError(f"entry point {ep.name} = {ep.value} "
-                                f"({SYSTEMS_GROUP}) fails to load: {exc}") from exc
-        origin = f"entry point {ep.name} = {ep.value} ({SYSTEMS_GROUP})"
+            raise RegistryError(f"{origin} fails to load: {exc}") from exc
         if not (isinstance(cls, type) and issubclass(cls, Module)) or not cls.kind:
             raise RegistryError(f"{origin}: not a credsim Module subclass with a kind")
         _check_plugin(cls, origin)

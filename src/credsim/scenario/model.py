@@ -6,6 +6,7 @@ that validation, `credsim show` and docs/parameters.md all come from one place.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import unicodedata
@@ -809,8 +810,6 @@ def _system_entry(entry: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"kind: {kind!r} is built into credsim and set in its own "
                          "section, not under [systems]")
     if cls is None:
-        import difflib
-
         close = difflib.get_close_matches(kind, plugins, n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(f"kind: unknown kind {short_repr(kind, 50)}{hint}; kinds from "
@@ -976,8 +975,6 @@ class Scenario(Strict):
         if not data["systems"]:  # no empty [systems] table in every scenario file
             del data["systems"]
         return tomli_w.dumps(data)
-
-
 
 
 # --- scores stay within their 32-bit range --------------------------------------------------
