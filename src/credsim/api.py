@@ -42,7 +42,8 @@ __all__ = ["Audit", "Comparison", "Record", "Run", "compare", "load", "open", "p
 
 
 def presets() -> list[tuple[str, str]]:
-    """The shipped presets: (name, one-line description)."""
+    """The presets, credsim's own and those of installed packages: (name, one-line
+    description), by name."""
     return _load.preset_summaries()
 
 

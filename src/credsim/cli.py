@@ -147,13 +147,19 @@ def _root(
 
 @app.command(cls=_Command)
 def presets() -> None:
-    """List the shipped presets, one line each."""
-    from credsim.scenario.load import preset_summaries
+    """List the presets, one line each: credsim's own and those of installed packages."""
+    from credsim.scenario.load import preset_origin, preset_summaries
 
-    rows = preset_summaries()
+    try:
+        rows = preset_summaries()
+    except InputError as exc:
+        _fail(str(exc))
     width = max(len(name) for name, _ in rows)
     for name, desc in rows:
-        out.print(f"[bold]{name:<{width}}[/]  {desc}", highlight=False)
+        origin = preset_origin(name)
+        # A package's description is its own text: printed as text, never as markup.
+        line = f"{desc} (from the package {origin})" if origin else desc
+        out.print(f"[bold]{name:<{width}}[/]  {escape(line)}", highlight=False)
 
 
 @app.command(cls=_Command)
@@ -193,9 +199,9 @@ def plan(
     fmt = _check_format(fmt)
     try:
         s = load_scenario(scenario, set_)
+        steps, ties = describe_plan(s)
     except InputError as exc:
         _fail(str(exc))
-    steps, ties = describe_plan(s)
     o = fm.Output(f"The day of {s.name}", [fm.Column("phase"), fm.Column("module"),
                                           fm.Column("hook"), fm.Column("what it does")])
     for st in steps:

@@ -133,7 +133,34 @@ def column_label(name: str, gates: list[str] | tuple[str, ...] | None = None) ->
                   "count")
     if name.startswith("band_"):
         return _l(f"participants in composite band {name[len('band_'):]}", PEOPLE, "count")
-    raise KeyError(f"no label for the timeseries column {name!r}")
+    found = _module_column(name)
+    if found is None:
+        raise KeyError(f"no label for the timeseries column {name!r}")
+    return found
+
+
+# Columns and measures that modules declare (systems from installed packages) ---------------
+def _module_measure(measure: str) -> Label | None:
+    """The label a module declares for its audit measure `measure`, if one does."""
+    from credsim.modules.registry import module_measures
+
+    found = module_measures().get(measure)
+    if found is None:
+        return None
+    m = next(m for m in found[1].audit_measures if m.name == measure)
+    return Label(m.label, m.unit, m.kind)
+
+
+def _module_column(name: str) -> Label | None:
+    """The label of a module's daily result `name` (a `<x>` in a declared name stands
+    for any name); results of credsim's own modules are labelled above."""
+    from credsim.modules.registry import plugin_kinds
+
+    for cls in plugin_kinds().values():
+        for r in cls.results:
+            if r.label and r.matches(name):
+                return Label(r.label, r.unit, r.kind if r.kind in KINDS else "count")
+    return None
 
 
 # Measures ----------------------------------------------------------------------------------
@@ -274,10 +301,9 @@ def key_phrase(key: str) -> str:
 def measure_label(measure: str, key: str = "") -> Label:
     """The label of a measure, for one key: the measure's label followed by the key in
     words ("sanctions applied: flights", "... : audit group 1")."""
-    try:
-        base = MEASURES[measure]
-    except KeyError:
-        raise KeyError(f"no label for the measure {measure!r}") from None
+    base = MEASURES.get(measure) or _module_measure(measure)
+    if base is None:
+        raise KeyError(f"no label for the measure {measure!r}")
     phrase = key_phrase(key)
     return Label(f"{base.label}: {phrase}" if phrase else base.label, base.unit, base.kind)
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from credsim.errors import InputError
 from credsim.labels import measure_label
+from credsim.modules.plan import module_classes
 from credsim.results.query import connect, ident
 from credsim.results.run_dir import open_run, reading
 from credsim.scenario.model import GRADES, Scenario
@@ -97,6 +98,7 @@ def _compute(run: Path, manifest: dict, s: Scenario, baseline: Path | None,
         a.manipulation()
         a.cross_context()
         a.benefits()
+        a.modules()
         if baseline is not None:
             check_baseline(run, manifest, baseline, open_run(baseline))
             with reading(baseline):
@@ -127,6 +129,7 @@ def society_differences(manifest: dict, base: dict) -> list[str]:
         diffs += [f"{section}.{k}: {b[section].get(k)} in the baseline, "
                   f"{s[section].get(k)} in the run" for k in changed]
     running = [x for x in SYSTEMS if b.get(x, {}).get("enabled")]
+    running += [f"systems.{name}" for name in b.get("systems", {})]  # from packages
     if b.get("gates"):
         running.append("gates")
     if running:
@@ -188,6 +191,34 @@ def gini(x: np.ndarray) -> float | None:
         return 0.0
     n = len(x)
     return float((2 * np.arange(1, n + 1) - n - 1) @ x / (n * total))
+
+
+class RunTables:
+    """What a module's `measures` reads of one run folder: its tables, through DuckDB
+    (timeseries, ledger, people, firms, sanctions), its manifest and scenario."""
+
+    def __init__(self, path: Path, manifest: dict, scenario: Scenario, con) -> None:
+        self.path, self.manifest, self.scenario, self._con = path, manifest, scenario, con
+        self.people, self.days = manifest["people"], manifest["days"]
+        self.adults = manifest["adults"]
+
+    def sql(self, query: str, params: list | None = None) -> list[tuple]:
+        """The rows of one query; bind values as `?` with `params`, never in the text."""
+        return self._con.execute(query, params or []).fetchall()
+
+    def numpy(self, query: str, params: list | None = None) -> dict[str, np.ndarray]:
+        """The columns of one query as NumPy arrays."""
+        return self._con.execute(query, params or []).fetchnumpy()
+
+
+def _number(value, what: str) -> float | None:
+    """A module's measure as a float or None (undefined), or InputError naming it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise InputError(f"{what}: a measure must be a number or None, got "
+                         f"{type(value).__name__}")
+    return float(value)
 
 
 class _Audit:
@@ -455,6 +486,22 @@ class _Audit:
             if col in self.ts_cols:
                 self.add("true_event_rate", _ratio(self.ts_sum(col) * 1e3, pd),
                          f"domain={d}")
+
+    # Measures of modules (systems from installed packages) --------------------------------
+    def modules(self) -> None:
+        """Each module's own measures (Module.measures), in the order it declares them."""
+        tables = RunTables(self.run, self.m, self.s, self.con)
+        for cls in module_classes(self.s):
+            if not cls.audit_measures:
+                continue
+            values = cls.measures(tables)
+            declared = [m.name for m in cls.audit_measures]
+            extra = sorted(set(values) - set(declared))
+            if extra:
+                raise InputError(f"module {cls.kind} ({cls.__module__}): measures() returned "
+                                 f"{', '.join(extra)}, not declared in its audit_measures")
+            for name in declared:
+                self.add(name, _number(values.get(name), f"module {cls.kind}: {name}"))
 
     def against_baseline(self, bcon) -> None:
         bcols = {r[0] for r in bcon.execute("DESCRIBE timeseries").fetchall()}

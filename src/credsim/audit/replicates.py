@@ -423,10 +423,12 @@ INTERVAL_METHOD = {"bounded": "logit t (delta method)", "positive": "log t (delt
 def _kind_of(measure: str, unit: str) -> str:
     """The kind of a measure: as declared in credsim.labels; for a measure it does not
     know (a file from another version), guessed from the name and unit."""
-    from credsim.labels import MEASURES
+    from credsim.labels import measure_label
 
-    if measure in MEASURES:
-        return MEASURES[measure].kind
+    try:
+        return measure_label(measure).kind  # credsim's own measures and modules'
+    except KeyError:
+        pass
     u = unit.lower()
     if measure.endswith("_flag") or u == "1 = flagged":
         return "flag"

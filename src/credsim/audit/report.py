@@ -454,7 +454,9 @@ def _systems(s: dict) -> list[str]:
     names = [("points", "a points system with grades"), ("court_list", "the court list"),
              ("composite", "a composite score"), ("rating", "peer ratings"),
              ("firm_lists", "firm black and red lists")]
-    return [label for key, label in names if s.get(key, {}).get("enabled")]
+    return [label for key, label in names if s.get(key, {}).get("enabled")] + [
+        f"{entry['kind']} (systems.{name}, from an installed package)"
+        for name, entry in s.get("systems", {}).items()]
 
 
 def _plural(n: int, word: str) -> str:
@@ -1008,6 +1010,60 @@ def _measures_table(m: _M) -> str:
             + _table(["measure", "value", "unit"], rows, {1}) + "</details>")
 
 
+def _module_sections(d: _RunData, m: _M, figs: _Figures) -> list[str]:
+    """A section for each system from an installed package: what it is (its docstring's
+    first line), its daily results over the run and its audit measures."""
+    from credsim.modules.plan import module_classes
+    from credsim.modules.registry import plugin_kinds
+    from credsim.scenario.model import Scenario
+
+    plugins = plugin_kinds()
+    out = []
+    for cls in module_classes(Scenario.model_validate(d.scenario)):
+        if cls.kind not in plugins:
+            continue
+        doc = " ".join((cls.__doc__ or "").split()).split(". ")[0].rstrip(".")
+        out += [f"<h2>System {e(cls.kind)} (from {e(cls.__module__)})</h2>",
+                f"<p>{e(doc)}.</p>" if doc else "", _fig_module_results(cls, d, figs)]
+        rows = [[_named(x.name), num(m.v(x.name)), e(x.unit)] for x in cls.audit_measures
+                if m.has(x.name)]
+        if rows:
+            out.append(_table(["measure", "value", "unit"], rows, {1}))
+    return out
+
+
+MODULE_PANELS = 3  # daily results of a module, one panel per unit
+
+
+def _fig_module_results(cls: Any, d: _RunData, figs: _Figures) -> str:
+    """A module's daily results (7-day means), one panel per unit, the columns its
+    `results` declare (a `<x>` in a name stands for any name)."""
+    by_unit: dict[str, list[tuple[Any, list[str]]]] = defaultdict(list)
+    for r in cls.results:
+        cols = sorted(c for c in d.ts if r.matches(c))
+        if cols:
+            by_unit[r.unit].append((r, cols))
+    panels = list(by_unit.items())[:MODULE_PANELS]
+    if not panels:
+        return ""
+    fig, ax = figs.new(len(panels), height=3.0)
+    for a, (unit, results) in zip(ax[0], panels, strict=True):
+        cols = [c for _, cs in results for c in cs]
+        for i, col in enumerate(cols):
+            a.plot(d.ts["day"], _rolling(d.ts[col].astype(np.float64)), label=col,
+                   color=POINT_COLOURS[i % len(POINT_COLOURS)])
+        a.set_title(textwrap.fill(results[0][0].label, 40) if len(results) == 1
+                    else f"{len(cols)} results", fontsize=9)
+        a.set_xlabel("day of the run")
+        a.set_ylabel(f"{unit} per day (7-day mean)")
+        a.set_ylim(bottom=0)
+        if len(cols) > 1:
+            a.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+    captions = "; ".join(f"{e(r.name)}: {e(r.label)}" for _, results in panels
+                         for r, _ in results)
+    return figs.figure(fig, f"Daily results of {e(cls.kind)}: {captions}.")
+
+
 def _run_report(path: Path, baseline: Path | None = None) -> str:
     d = _load_run(path, baseline)
     m = _M(d.measures)
@@ -1023,6 +1079,7 @@ def _run_report(path: Path, baseline: Path | None = None) -> str:
         "<h2>Chilling</h2>", _fig_chilling(d, m, figs),
         "<h2>Spirals</h2>", _fig_spirals(d, m, figs),
         "<h2>EU AI Act Art. 5(1)(c): what was measured</h2>", _eu_section(d, m),
+        *_module_sections(d, m, figs),
         "<h2>Measures</h2>", _measures_table(m),
         "<h2>Scenario</h2>",
         "<details><summary>The fully resolved scenario (save as a .toml file to run it "

@@ -1,8 +1,14 @@
 """The module protocol: what a system (or a safeguard, a threat, the gates, ...)
 declares so that the engine can run it without knowing it by name."""
 
-from credsim.modules.base import PHASES, Hook, Module, Result
+from credsim.modules.base import PHASES, AuditMeasure, Hook, Module, Result
 from credsim.modules.day import Applied, Day
 from credsim.modules.registry import register, unregister
+from credsim.rng import Stream
 
-__all__ = ["PHASES", "Applied", "Day", "Hook", "Module", "Result", "register", "unregister"]
+# The base of a system's Params: strict (no `true` for 1, no "30" for 30), unknown keys,
+# NaN and infinities refused, like every section of a scenario.
+from credsim.scenario.model import Strict as StrictParams
+
+__all__ = ["PHASES", "Applied", "AuditMeasure", "Day", "Hook", "Module", "Result",
+           "Stream", "StrictParams", "register", "unregister"]

@@ -19,7 +19,11 @@ needs to know of it, so that knowledge lives in one place:
 - `ledger_kinds`, `ledger_causes`: what its ledger rows say changed and why;
 - `standings`: the per-person standings that gate conditions may read;
 - `reads_ties`: whether it reads the social graph (the graph is built only
-  when some module does).
+  when some module does);
+- `Params`, `audit_measures`: for a system from an installed package, the
+  Pydantic model of its parameters (a `[systems.<name>]` table of the
+  scenario) and the measures its `measures` classmethod computes from a run
+  folder (docs/plugins.md).
 
 and implements the hooks it names. Every hook takes the `Day` (the day's
 shared data: events, records, who was touched) and returns nothing; the
@@ -33,10 +37,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
+from pydantic import BaseModel
 
 from credsim.rng import Stream
 
 if TYPE_CHECKING:
+    from credsim.audit.measures import RunTables
     from credsim.modules.day import Day
     from credsim.scenario.model import Scenario
 
@@ -118,8 +124,9 @@ class Module:
     # What the scenario asks of this kind --------------------------------------
     @classmethod
     def present(cls, scenario: Scenario) -> bool:
-        """Whether `scenario` runs this module."""
-        return True
+        """Whether `scenario` runs this module (a kind with Params: where a
+        [systems.<name>] table names it)."""
+        return cls.Params is None or cls.entry_of(scenario) is not None
 
     @classmethod
     def needs_ties(cls, scenario: Scenario, classes: list[type[Module]]) -> bool:
@@ -171,3 +178,50 @@ class Module:
 
     def memory_bytes(self) -> int:
         return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
+
+    # Systems from installed packages ------------------------------------------------
+    # A kind that declares `Params`, the Pydantic model of its parameters, is set in a
+    # scenario by a table `[systems.<name>]` with `kind = "<its kind>"` and its
+    # parameters; it runs where such a table names it. Built-in systems keep their own
+    # sections and declare no Params.
+    Params: ClassVar[type[BaseModel] | None] = None
+    # Its audit measures, computed by `measures` from a run folder's tables.
+    audit_measures: ClassVar[tuple[AuditMeasure, ...]] = ()
+
+    @classmethod
+    def entry_of(cls, scenario: Scenario) -> tuple[str, BaseModel] | None:
+        """(name, parameters) of the scenario's [systems.<name>] table of this kind, or
+        None if it has none (a scenario runs each kind at most once)."""
+        if cls.Params is None:
+            return None
+        for name, entry in scenario.systems.items():
+            if entry.get("kind") == cls.kind:
+                params = {k: v for k, v in entry.items() if k != "kind"}
+                return name, cls.Params.model_validate(params)
+        return None
+
+    @classmethod
+    def params_of(cls, scenario: Scenario) -> BaseModel:
+        """This kind's parameters in `scenario` (KeyError if no table names the kind)."""
+        found = cls.entry_of(scenario)
+        if found is None:
+            raise KeyError(f"the scenario has no [systems.*] table of kind {cls.kind!r}")
+        return found[1]
+
+    @classmethod
+    def measures(cls, run: RunTables) -> dict[str, float | None]:
+        """This module's audit measures of one run folder, by the names declared in
+        `audit_measures` (None: not defined for this run)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class AuditMeasure:
+    """An audit measure a module computes: its identifier, what it counts in plain
+    words, its unit, and the kind of value (one of credsim.labels.KINDS: share, ratio,
+    correlation, ...), which decides how replicate runs are summarised."""
+
+    name: str
+    label: str
+    unit: str
+    kind: str

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
+from functools import cache
 from importlib import resources
+from importlib.metadata import entry_points
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from credsim.errors import InputError
+from credsim.modules.registry import PRESETS_GROUP
 from credsim.scenario.model import Scenario, control_char_at, short_repr
 from credsim.scenario.values import set_path
 
@@ -30,21 +35,90 @@ UTF8_BOM = "\ufeff"
 
 
 def preset_names() -> list[str]:
+    """credsim's own presets and those of installed packages, by name."""
+    return sorted([*_builtin_presets(), *plugin_presets()])
+
+
+def _builtin_presets() -> list[str]:
     files = resources.files(PRESET_PACKAGE).iterdir()
     return sorted(f.name[:-5] for f in files if f.name.endswith(".toml"))
 
 
+# A preset's name is typed on the command line and becomes part of a results folder's
+# name: credsim's own are lower-case words joined by '-'.
+PRESET_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
+
+
+@cache
+def plugin_presets() -> dict[str, tuple[Traversable, str]]:
+    """Presets that installed packages declare under the entry-point group
+    `credsim.presets` (the value names a package whose folder holds `<name>.toml`):
+    name -> (file, the package that ships it). A name taken by credsim's own presets
+    or by another package is refused, naming both."""
+    own = set(_builtin_presets())
+    found: dict[str, tuple[Traversable, str]] = {}
+    for ep in sorted(entry_points(group=PRESETS_GROUP), key=lambda e: (e.name, e.value)):
+        origin = f"entry point {ep.name} = {ep.value} ({PRESETS_GROUP})"
+        package = ep.dist.name if ep.dist is not None else ep.value
+        try:
+            if ep.attr:
+                raise ValueError("name a package, not an object in it")
+            files = sorted(resources.files(ep.module).iterdir(), key=lambda f: f.name)
+        except Exception as exc:  # a broken package is named, not a traceback
+            raise InputError(f"{origin}: not a package of presets ({exc})") from None
+        for f in files:
+            if not f.name.endswith(".toml"):
+                continue
+            name = f.name[:-5]
+            if not PRESET_NAME_RE.fullmatch(name):
+                raise InputError(f"{origin}: preset file {short_repr(f.name)}: a preset's "
+                                 "name is lower-case letters, digits, '-' and '_', at most "
+                                 "48 characters")
+            if name in own:
+                raise InputError(f"{origin}: preset {name!r} has the name of one of "
+                                 f"credsim's own presets; {package} must rename it")
+            if name in found:
+                raise InputError(f"{origin}: preset {name!r} is also declared by "
+                                 f"{found[name][1]}; one of them must rename it")
+            found[name] = (f, package)
+    return found
+
+
+def preset_origin(name: str) -> str | None:
+    """The package that ships preset `name`, or None for credsim's own."""
+    found = plugin_presets().get(name)
+    return None if found is None else found[1]
+
+
 def preset_text(name: str) -> str:
-    if not isinstance(name, str) or name not in preset_names():
+    names = preset_names()
+    if not isinstance(name, str) or name not in names:
         raise InputError(
-            f"unknown preset {name!r}{_suggest(name, preset_names())}; "
-            f"presets: {', '.join(preset_names())}"
+            f"unknown preset {name!r}{_suggest(name, names)}; presets: {', '.join(names)}"
         )
+    plugin = plugin_presets().get(name)
+    if plugin is not None:
+        return _read_preset(plugin[0], f"preset {name} ({plugin[1]})")
     return resources.files(PRESET_PACKAGE).joinpath(f"{name}.toml").read_text("utf-8")
 
 
+def _read_preset(file: Traversable, label: str) -> str:
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError(_too_large(label, len(raw)))
+    try:
+        return raw.decode("utf-8").removeprefix(UTF8_BOM)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{label}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                         f"{exc.start})") from None
+
+
 def preset_summaries() -> list[tuple[str, str]]:
-    return [(n, tomllib.loads(preset_text(n)).get("description", "")) for n in preset_names()]
+    return [(n, _parse(preset_text(n), f"preset {n}").get("description", ""))
+            for n in preset_names()]
 
 
 def load_scenario(
@@ -83,7 +157,7 @@ def validate(data: dict[str, Any], label: str) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise InputError(_format_validation(exc, label)) from None
+        raise InputError(_format_validation(exc, label, data)) from None
 
 
 def _check_depth(data: Any, label: str) -> None:
@@ -222,22 +296,22 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
 _TABLE_TYPES = ("model_type", "model_attributes_type", "dict_type")
 
 
-def _format_validation(exc: ValidationError, label: str) -> str:
+def _format_validation(exc: ValidationError, label: str, data: dict[str, Any]) -> str:
     errors = exc.errors()
-    lines = [_format_error(err, label) for err in errors[:MAX_ERRORS]]
+    lines = [_format_error(err, label, data) for err in errors[:MAX_ERRORS]]
     if len(errors) > MAX_ERRORS:
         lines.append(f"{label}: ... and {len(errors) - MAX_ERRORS} more errors")
     return "\n".join(lines)
 
 
-def _format_error(err: Any, label: str) -> str:
+def _format_error(err: Any, label: str, data: dict[str, Any]) -> str:
     """One line: label, dotted key, what is wrong (and the offending value, cut short)."""
     names = [str(p) for p in err["loc"] if p != "[key]"]  # "[key]": the key itself is bad
     key = ".".join(_key_part(p) for p in names) or "(top level)"
     if err["type"] in _TABLE_TYPES:
         return f"{label}: {key}: must be a table (got {short_repr(err.get('input'))})"
     if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(names[:-1])
+        allowed = _allowed_keys(names[:-1], data)
         msg = f"unknown key {short_repr(names[-1], 50)}{_suggest(names[-1], allowed)}"
         if allowed:
             msg += f"; allowed here: {', '.join(allowed)}"
@@ -264,10 +338,15 @@ def _key_part(part: str) -> str:
     return part if plain else short_repr(part, 50)
 
 
-def _allowed_keys(loc: list[str]) -> list[str]:
-    """Field names of the model found at `loc` (dict keys are skipped over)."""
+def _allowed_keys(loc: list[str], data: dict[str, Any]) -> list[str]:
+    """Field names of the model found at `loc` (dict keys are skipped over); in a
+    [systems.<name>] table, those of its kind's Params."""
     model: type[BaseModel] | None = Scenario
     i = 0
+    if loc[:1] == ["systems"] and len(loc) >= 2:
+        model, i = _system_params(data, loc[1]), 2
+        if model is not None and len(loc) == 2:
+            return sorted(["kind", *model.model_fields])
     while model is not None and i < len(loc):
         field = model.model_fields.get(loc[i])
         if field is None:
@@ -281,6 +360,16 @@ def _allowed_keys(loc: list[str]) -> list[str]:
         else:
             return []
     return sorted(model.model_fields) if model is not None else []
+
+
+def _system_params(data: dict[str, Any], name: str) -> type[BaseModel] | None:
+    """The Params model of the kind that the table systems.<name> names, if any."""
+    from credsim.modules.registry import kinds
+
+    entry = data.get("systems", {}).get(name) if isinstance(data.get("systems"), dict) else None
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    cls = kinds().get(kind) if isinstance(kind, str) else None
+    return None if cls is None else cls.Params
 
 
 def _suggest(word: str, options: list[str]) -> str:

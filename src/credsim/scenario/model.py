@@ -6,6 +6,7 @@ that validation, `credsim show` and docs/parameters.md all come from one place.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import unicodedata
@@ -789,6 +790,48 @@ class Threats(Strict):
     )
 
 
+# --- systems from installed packages --------------------------------------------------------
+def _system_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """A [systems.<name>] table: its kind, which must be a registered kind with Params, and
+    its parameters as that kind's Params model validates them (defaults filled in, so
+    `credsim show` lists every one). The model's errors keep their keys."""
+    from credsim.modules.registry import kinds, plugin_kinds
+
+    kind = entry.get("kind")
+    plugins = sorted(k for k, c in plugin_kinds().items() if c.Params is not None)
+    known = ", ".join(plugins) or "none installed"
+    if kind is None:
+        raise ValueError(f"kind: missing; name the system's kind (kinds from installed "
+                         f"packages: {known})")
+    if not isinstance(kind, str):
+        raise ValueError(f"kind: expected the name of a kind, got {short_repr(kind)}")
+    cls = kinds().get(kind)
+    if cls is not None and cls.Params is None:
+        raise ValueError(f"kind: {kind!r} is built into credsim and set in its own "
+                         "section, not under [systems]")
+    if cls is None:
+        close = difflib.get_close_matches(kind, plugins, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"kind: unknown kind {short_repr(kind, 50)}{hint}; kinds from "
+                         f"installed packages: {known}")
+    params = cls.Params.model_validate({k: v for k, v in entry.items() if k != "kind"})
+    return {"kind": kind, **params.model_dump(mode="json")}
+
+
+SystemEntry = Annotated[dict[str, Any], AfterValidator(_system_entry)]
+
+
+def _check_systems(systems: dict[str, dict[str, Any]]) -> None:
+    """One table per kind: the engine runs one module of each kind."""
+    first: dict[str, str] = {}
+    for name, entry in systems.items():
+        kind = entry["kind"]
+        if kind in first:
+            raise ValueError(f"systems.{name}.kind: {kind!r} already runs as "
+                             f"systems.{first[kind]}; a scenario runs each kind once")
+        first[kind] = name
+
+
 class Scenario(Strict):
     name: ShortText = Field(
         "custom", description="Short name of the scenario; free text."
@@ -811,9 +854,15 @@ class Scenario(Strict):
     feedback: Feedback = Field(default_factory=Feedback)
     safeguards: Safeguards = Field(default_factory=Safeguards)
     threats: Threats = Field(default_factory=Threats)
+    systems: dict[Name, SystemEntry] = Field(
+        default_factory=dict, max_length=ENTRIES_MAX,
+        description="Systems from installed packages: [systems.<name>] with kind = the "
+        "system's kind and its parameters (docs/plugins.md).",
+    )
 
     @model_validator(mode="after")
     def _cross_check(self) -> Scenario:
+        _check_systems(self.systems)
         n_groups = len(self.population.group_shares)
         for cname, ch in self.channels.items():
             for key in ("detection_by_group", "false_rate_by_group"):
@@ -922,7 +971,10 @@ class Scenario(Strict):
         the same scenario."""
         import tomli_w
 
-        return tomli_w.dumps(self.model_dump(mode="json"))
+        data = self.model_dump(mode="json")
+        if not data["systems"]:  # no empty [systems] table in every scenario file
+            del data["systems"]
+        return tomli_w.dumps(data)
 
 
 # --- scores stay within their 32-bit range --------------------------------------------------

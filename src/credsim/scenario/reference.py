@@ -20,6 +20,8 @@ from credsim.scenario.model import NAME_RULE, Behaviour, Channel, Gate, Scenario
 
 # Tables keyed by a name the user chooses, and the model of each entry.
 KEYED = {"channels": Channel, "behaviours": Behaviour, "gates": Gate}
+# [systems.<name>]: a system from an installed package, its parameters its kind's.
+SYSTEMS = "systems"
 
 
 def parameter_rows() -> list[tuple[str, str, str, str, str]]:
@@ -74,7 +76,7 @@ def _parameter(key: str, typ: str, default: str, allowed: str, desc: str) -> Par
 def _generic(key: str) -> str:
     """`channels.court.false_rate` -> `channels.<name>.false_rate`."""
     parts = key.split(".")
-    if len(parts) > 1 and parts[0] in KEYED and parts[1] != "<name>":
+    if len(parts) > 1 and (parts[0] in KEYED or parts[0] == SYSTEMS) and parts[1] != "<name>":
         parts[1] = "<name>"
     return ".".join(parts)
 
@@ -87,7 +89,7 @@ def annotated_toml(scenario: Scenario) -> str:
     rows = {p.key: p for p in parameters()}
     lines = [f"# Scenario {scenario.name!r}, resolved by credsim; every key with its unit "
              "and allowed range.", ""]
-    table = ""
+    table, kind_rows = "", rows
     for line in scenario_to_toml(scenario).splitlines():
         header = re.fullmatch(r"\[([A-Za-z0-9_.-]+)\]", line)
         key = re.match(r"([A-Za-z0-9_-]+) = ", line)
@@ -95,8 +97,14 @@ def annotated_toml(scenario: Scenario) -> str:
         if header:
             table = header.group(1)
             row = rows.get(_generic(table))
+            system = scenario.systems.get(table.partition(".")[2]) if table.startswith(
+                f"{SYSTEMS}.") else None
+            # Two kinds may share a parameter's name: a system's keys are its kind's.
+            kind_rows = rows if system is None else {
+                p.key: p for p in (_parameter(*r) for r in system_rows(system["kind"]))}
         elif key:
-            row = rows.get(_generic(f"{table}.{key.group(1)}" if table else key.group(1)))
+            dotted = f"{table}.{key.group(1)}" if table else key.group(1)
+            row = kind_rows.get(_generic(dotted)) or rows.get(_generic(dotted))
         if row is not None:
             lines.extend(_comment(row))
         lines.append(line)
@@ -118,11 +126,38 @@ def _walk(model: type[BaseModel], prefix: str, rows: list) -> None:
         if name in KEYED and model is Scenario:
             _walk(KEYED[name], f"{key}.<name>.", rows)
             continue
+        if name == SYSTEMS and model is Scenario:
+            rows += _systems_rows()
+            continue
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             _walk(ann, f"{key}.", rows)
             continue
         rows.append((key, _type_name(ann), _default(field), _allowed(field, ann),
                      field.description or ""))
+
+
+def _systems_rows() -> list[tuple[str, str, str, str, str]]:
+    """The kind of a [systems.<name>] table, then the parameters of each installed kind."""
+    from credsim.modules.registry import plugin_kinds
+
+    kinds = sorted(k for k, c in plugin_kinds().items() if c.Params is not None)
+    rows = [(f"{SYSTEMS}.<name>.kind", "string", "required",
+             "a kind from an installed package" + (f": {', '.join(kinds)}" if kinds else ""),
+             "The kind of a system from an installed package (docs/plugins.md); the table's "
+             "other keys are that kind's parameters.")]
+    for kind in kinds:
+        rows += system_rows(kind)
+    return rows
+
+
+def system_rows(kind: str) -> list[tuple[str, str, str, str, str]]:
+    """The parameters of an installed kind, as `systems.<name>.<key>` rows whose
+    description starts with the kind."""
+    from credsim.modules.registry import kinds
+
+    found: list[tuple[str, str, str, str, str]] = []
+    _walk(kinds()[kind].Params, f"{SYSTEMS}.<name>.", found)
+    return [(k, t, d, a, f"Kind {kind}: {desc}") for k, t, d, a, desc in found]
 
 
 def _bare(ann: Any) -> Any:
@@ -255,7 +290,8 @@ def markdown() -> str:
         "",
         "Every key a scenario file accepts, generated from the code by "
         "`credsim params --markdown`. Units are in brackets in the description; "
-        "`<name>` stands for a name you choose (a channel, behaviour or gate). "
+        "`<name>` stands for a name you choose (a channel, behaviour, gate or system "
+        "from an installed package). "
         f"Every name you choose (also band names and the keys of tables keyed by "
         f"behaviour) uses {NAME_RULE}. "
         "Numbers must be finite; `true`/`false` and quoted strings are not numbers. "
