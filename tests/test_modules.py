@@ -175,12 +175,15 @@ def test_skipping_the_graph_changes_nothing_else(monkeypatch, tmp_path):
 
 
 def test_module_timings_are_parts_of_their_phase(tmp_path):
+    s = load_scenario("sesame", people=3000, days=20)
     out = tmp_path / "run"
     tmp = run_dir.prepare(out)
-    sim = run_dir.simulate(load_scenario("sesame", people=3000, days=20), tmp)
+    sim = run_dir.simulate(s, tmp)
     run_dir.commit(tmp, out)
     m = json.loads((out / "manifest.json").read_text())
-    assert set(m["module_timings_seconds"]) == {st.key for st in sim.plan}
+    # One timing per (phase, module) pair of the plan the scenario gives, no other.
+    assert set(m["module_timings_seconds"]) == {st.key for st in plan_of(s)}
+    assert m["modules"] == [c.kind for c in module_classes(s)]
     for phase in PHASES:
         parts = sum(v for k, v in sim.module_timings.items() if k.startswith(phase + "/"))
         assert parts <= sim.timings[phase] + 1e-6
@@ -297,3 +300,51 @@ def test_a_module_from_elsewhere_adds_ledger_kinds_and_causes_after_credsims(tmp
     from credsim.ledger import KINDS
 
     assert table.column("kind").chunk(0).dictionary.to_pylist() == [*KINDS, "tag"]
+
+
+GRAPHLESS = [
+    ("court-blacklist", []),
+    ("credit-china", []),
+    ("baseline", []),
+    ("rongcheng", ["adaptation.prune_prob=0", "firm_lists.enabled=true",
+                   "safeguards.expiry_days=30", "safeguards.review_capacity=50",
+                   "safeguards.notice_days=5", "threats.insiders_per_million=200",
+                   "threats.colluders_per_million=200", "safeguards.domain_separation=true"]),
+]
+
+
+@pytest.mark.parametrize(("preset", "overrides"), GRAPHLESS)
+def test_every_module_runs_audits_and_reports_without_a_graph(preset, overrides, tmp_path):
+    """Where no module reads ties no graph is built: every module still runs, and the
+    run opens, audits and reports, with score assortativity undefined (no ties)."""
+    import credsim
+
+    s = load_scenario(preset, overrides, people=3000, days=60)
+    run = credsim.run(s, out=tmp_path / "run")
+    assert run.manifest["ties"] is None
+    audit = run.audit()
+    if "points" in run.manifest["modules"]:
+        assert run.manifest["score_assortativity"] == {"points": None}
+    report = tmp_path / "report.html"
+    run.report(report)
+    assert "<html" in report.read_text()[:200].lower() and audit is not None
+
+
+def test_an_old_run_folder_stays_readable_when_a_module_is_installed(tmp_path):
+    """What a folder must hold follows the modules its run ran (in its manifest), not
+    those installed now: a module added later that reads ties asks nothing of it."""
+    import credsim
+
+    out = tmp_path / "run"
+    credsim.run(load_scenario("court-blacklist", people=2000, days=10), out=out)
+
+    class Reader(Module):
+        kind = "tie_reader"
+        reads_ties = True
+
+    register(Reader)
+    try:
+        run = credsim.open(out)
+        assert run.manifest["ties"] is None and "tie_reader" not in run.manifest["modules"]
+    finally:
+        unregister("tie_reader")

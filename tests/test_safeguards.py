@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from credsim.engine import Simulation
 from credsim.observation import Records
-from credsim.rng import occurrence
+from credsim.rng import counter_uniform, occurrence
 from credsim.scenario.load import load_scenario
 
 # Deductions decide who is sanctioned (a bank surcharge from grade B down), and
@@ -159,7 +159,9 @@ def test_records_with_the_same_identity_draw_apart():
                     np.ones(4, bool), np.zeros(4, bool), np.zeros(4, np.uint8))
     u = sg._u("contest", 3, twice)
     assert len(set(u[:3].tolist())) == 3
-    assert u[3] != u[0]
-    # The first record keeps the draw it had before ordinals were added.
-    alone = sg._u("contest", 3, twice.subset(np.array([True, False, False, False])))
-    assert alone[0] == u[0]
+    # The first record of an identity keeps the plain key (day << 36 | person << 8 |
+    # behaviour); the k-th further one adds k << 52.
+    plain = np.array([(3 << 36) | (7 << 8) | 2, (3 << 36) | (8 << 8) | 2], np.uint64)
+    assert u[[0, 3]].tolist() == counter_uniform(sg.keys["contest"], 3, plain).tolist()
+    second = plain[:1] | np.uint64(1 << 52)
+    assert u[1] == counter_uniform(sg.keys["contest"], 3, second)[0]

@@ -25,7 +25,7 @@ class Adapt(Module):
     record_order = 95
     hooks = (Hook("adapt", "adapt", 50),)
     results = (Result("ties_dropped"),)
-    random_streams = (Stream("adapt.prune", "numba", "day and person"),)
+    random_streams = (Stream("adapt.prune", "numba-person", "day and person"),)
 
     @classmethod
     def needs_ties(cls, scenario, classes) -> bool:

@@ -191,8 +191,8 @@ def plan(
     set_: _Set = None,
     fmt: _Format = "table",
 ) -> None:
-    """Print the day's plan of a scenario: phase, module and hook, in the order they run,
-    and whether the social graph is built."""
+    """Print the day's plan of a scenario: phase, order within the phase, module and hook,
+    in the order they run, and whether the social graph is built."""
     from credsim.modules.plan import describe_plan
     from credsim.scenario.load import load_scenario
 
@@ -202,10 +202,11 @@ def plan(
         steps, ties = describe_plan(s)
     except InputError as exc:
         _fail(str(exc))
-    o = fm.Output(f"The day of {s.name}", [fm.Column("phase"), fm.Column("module"),
-                                          fm.Column("hook"), fm.Column("what it does")])
+    o = fm.Output(f"The day of {s.name}", [fm.Column("phase"), fm.Column("order", True),
+                                          fm.Column("module"), fm.Column("hook"),
+                                          fm.Column("what it does")])
     for st in steps:
-        o.add([st["phase"], st["module"], st["hook"], st["does"]], st)
+        o.add([st["phase"], str(st["order"]), st["module"], st["hook"], st["does"]], st)
     fm.emit(o, fmt, out)
     if fmt == "table":
         out.print("social graph: " + ("built (read by " + ", ".join(ties) + ")" if ties

@@ -21,8 +21,7 @@ import numpy as np
 from credsim.behaviour import compile_catalogue
 from credsim.ledger import KINDS, SPECIAL_CAUSES, Ledger
 from credsim.modules import PHASES, Day, Module
-from credsim.modules.plan import Step, build_plan, module_classes
-from credsim.observation import S_COLLUSION, S_INFORMANT, S_INSIDER
+from credsim.modules.plan import Step, build_plan, builds_graph, module_classes
 from credsim.population.firms import build_firms
 from credsim.population.graph import Graph, build_graph
 from credsim.population.people import CHILD, TRAITS, build_people
@@ -51,7 +50,7 @@ class Simulation:
         n = s.run.people
         # The social graph is built only when some module reads ties, and sociability
         # (which shapes the graph, and peer ratings, which read ties) only then.
-        ties = any(c.needs_ties(s, classes) for c in classes)
+        ties = builds_graph(s, classes)
         with self._phase("population"):
             traits = TRAITS if ties else tuple(t for t in TRAITS if t != "sociability")
             self.people = build_people(s.population, n, self.streams, traits)
@@ -74,6 +73,8 @@ class Simulation:
         self.modules: dict[str, Module] = {}
         for cls in classes:
             self.modules[cls.kind] = cls(self)
+        for m in self.modules.values():
+            m.setup()
         self.plan: list[Step] = build_plan(classes)
         self._loop = [(st, getattr(self.modules[st.kind], st.method)) for st in self.plan]
         self.module_timings: dict[str, float] = {f"{st.phase}/{st.kind}": 0.0
@@ -142,15 +143,6 @@ class Simulation:
             self.ledger.flush()
             for m in self.modules.values():
                 m.end_day(d)
-
-    def channel_codes(self, r) -> np.ndarray:
-        """Ledger channel codes of records: the behaviour's channel, or informant /
-        insider / collusion for records that came through none."""
-        n_ch = len(self.cat.channel_names)
-        return np.select(
-            [r.source == S_INFORMANT, r.source == S_INSIDER, r.source == S_COLLUSION],
-            [n_ch + 1, n_ch + 2, n_ch + 3], self.cat.channel[r.behaviour] + 1,
-        )
 
     @property
     def person_days(self) -> int:

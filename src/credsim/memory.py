@@ -24,8 +24,10 @@ GIB = 2**30
 
 def estimate_peak_bytes(scenario: Scenario) -> int:
     """Estimated peak resident memory of one run of `scenario`."""
+    from credsim.modules.plan import builds_graph
+
     people = scenario.run.people
-    ties = people * scenario.graph.mean_degree / 2
+    ties = people * scenario.graph.mean_degree / 2 if builds_graph(scenario) else 0
     return int(RUNTIME_BYTES + BYTES_PER_PERSON * people + BYTES_PER_TIE * ties)
 
 

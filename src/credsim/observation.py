@@ -52,6 +52,16 @@ class Records:
             "who", "behaviour", "is_false", "is_firm", "source")))
 
 
+def channel_codes(cat: Catalogue, r: Records) -> np.ndarray:
+    """Ledger channel codes of records: the behaviour's channel (from 1), or informant /
+    insider / collusion for records that came through no channel (0 is no channel)."""
+    n_ch = len(cat.channel_names)
+    return np.select(
+        [r.source == S_INFORMANT, r.source == S_INSIDER, r.source == S_COLLUSION],
+        [n_ch + 1, n_ch + 2, n_ch + 3], cat.channel[r.behaviour] + 1,
+    )
+
+
 class Observation:
     def __init__(self, cat: Catalogue, people: People, streams: Streams):
         self.cat, self.people, self.streams = cat, people, streams

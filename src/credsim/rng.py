@@ -25,7 +25,10 @@ SCHEMES = {
     "counter": "splitmix64 of (blake2b8('<seed>/<name>'), day, identity): a uniform per "
                "identity, computed, not drawn",
     "numba": "Numba MT19937 seeded with splitmix64(blake2b8('<seed>/<name>') + (day + 1) "
-             "x golden) >> 32 (per identity where stated)",
+             "x golden) >> 32",
+    "numba-person": "Numba MT19937 seeded per person and day with splitmix64((s XOR "
+                    "person x golden) + (day + 1) x golden) >> 32, s a 31-bit seed drawn "
+                    "once from the numpy stream of the name",
 }
 
 
@@ -48,6 +51,11 @@ class StreamError(Exception):
     pass
 
 
+def _example(pattern: str) -> str:
+    """A name that a stream pattern matches: each `<x>` stands for 'x'."""
+    return re.sub(r"<([a-z_]+)>", r"\1", pattern)
+
+
 class Streams:
     def __init__(self, seed: int):
         self.seed = int(seed)
@@ -58,9 +66,12 @@ class Streams:
         if any(part not in SCHEMES for part in stream.scheme.split("+")):
             raise StreamError(f"{owner}: stream {stream.name}: unknown scheme "
                               f"{stream.scheme!r} (one of {', '.join(SCHEMES)})")
-        if stream.name in self.registry:
-            raise StreamError(f"{owner}: stream {stream.name} is already drawn by "
-                              f"{self.registry[stream.name][0]}")
+        for other, (by, s) in self.registry.items():
+            # Two declarations overlap when a name could fall under both.
+            if other == stream.name or s.matches(_example(stream.name)) or stream.matches(
+                    _example(other)):
+                raise StreamError(f"{owner}: stream {stream.name} overlaps {other}, "
+                                  f"drawn by {by}")
         self.registry[stream.name] = (owner, stream)
 
     def _check(self, name: str) -> None:

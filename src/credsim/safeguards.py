@@ -49,22 +49,23 @@ class Safeguarding(Module):
     def __init__(self, sim) -> None:
         super().__init__(sim)
         params, n, streams = sim.scenario.safeguards, sim.people.n, sim.streams
-        # Records review looks at: deductions, grade caps and whatever else a module
-        # names (court judgments); records held for notice: deductions and grade caps.
-        noticed = sim.cat.penalised
-        adverse = noticed.copy()
-        for m in sim.modules.values():
-            extra = m.reviewed_behaviours()
-            if extra is not None:
-                adverse |= extra
+        # Records held for notice: deductions and grade caps; review also looks at what
+        # other modules name (court judgments), gathered once all are built (setup).
+        self.noticed = sim.cat.penalised
+        self.adverse = self.noticed.copy()
         self.p = params
-        self.adverse, self.noticed = adverse, noticed
         self.capacity = int(round(params.review_capacity * n / 1e6))
         self.keys = {k: streams.key(f"safeguards.{k}")
                      for k in ("review", "review_order", "contest", "contest_success")}
         self.held: dict[int, list[Records]] = {}
         self.expiring: dict[int, list[tuple]] = {}
         self.reviewed_today = self.struck_today = self.marks_expired_today = 0
+
+    def setup(self) -> None:
+        for m in self.sim.modules.values():
+            extra = m.reviewed_behaviours()
+            if extra is not None:
+                self.adverse = self.adverse | extra
 
     # Hooks -------------------------------------------------------------------
     def review_records(self, d: Day) -> None:

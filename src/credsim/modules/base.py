@@ -93,11 +93,12 @@ class World(Protocol):
     streams: Any
     adults: int
     modules: dict[str, Module]  # those built so far, by kind
+    economy: Any  # the economy module: savings and stress
+    gates: Any  # the gates module (built after the systems)
 
     def __getitem__(self, kind: str) -> Module: ...
     def get(self, kind: str) -> Module | None: ...
     def provider(self, standing: str) -> Module | None: ...
-    def channel_codes(self, records: Any) -> np.ndarray: ...
 
 
 class Module:
@@ -146,6 +147,9 @@ class Module:
         InputError naming the file)."""
 
     # Hooks every module may implement -----------------------------------------
+    def setup(self) -> None:
+        """Once every module is built (in build order): read what the others declare."""
+
     def record(self, day: Day, row: dict[str, Any]) -> None:
         """Add this module's daily results to the timeseries row."""
 
@@ -167,6 +171,13 @@ class Module:
         """This module's scores at the end, for their assortativity across live ties:
         name -> (value per person, who is scored)."""
         return {}
+
+    def reverse(self, d: Day, who: np.ndarray, delta: np.ndarray, delta_true: np.ndarray,
+                record: np.ndarray, cause: int, channel: int, rows: np.ndarray) -> None:
+        """Give back entries this module made (`rows`: their ledger rows), when a mark
+        expires or an audit catches an insider's edit. Only a module that puts
+        deductions in `Day.applied` is asked."""
+        raise NotImplementedError(f"module {self.kind} makes no entry that can be reversed")
 
     def reviewed_behaviours(self) -> np.ndarray | None:
         """Per behaviour, whether human review should check its records (beyond

@@ -30,6 +30,12 @@ def module_classes(scenario: Scenario) -> list[type[Module]]:
     return [cls for cls in kinds().values() if cls.present(scenario)]
 
 
+def builds_graph(scenario: Scenario, classes: list[type[Module]] | None = None) -> bool:
+    """Whether a run of `scenario` builds the social graph: only if a module reads ties."""
+    classes = module_classes(scenario) if classes is None else classes
+    return any(c.needs_ties(scenario, classes) for c in classes)
+
+
 def build_plan(classes: list[type[Module]]) -> list[Step]:
     """Every hook of the modules, by phase, then by its order within the phase, then
     by the modules' build order."""
@@ -54,11 +60,12 @@ def describe_plan(scenario: Scenario) -> tuple[list[dict[str, str]], list[str]]:
     rows = []
     for st in build_plan(classes):
         cls = kinds()[st.kind]
-        rows.append({"phase": st.phase, "module": st.kind, "hook": st.method,
-                     "does": _first_line(getattr(cls, st.method))})
+        rows.append({"phase": st.phase, "order": st.order, "module": st.kind,
+                     "hook": st.method, "does": _first_line(getattr(cls, st.method))})
     for cls in sorted(classes, key=lambda c: c.record_order):
         if cls.record is not Module.record:
-            rows.append({"phase": "record", "module": cls.kind, "hook": "record",
+            rows.append({"phase": "record", "order": cls.record_order, "module": cls.kind,
+                         "hook": "record",
                          "does": "its daily results: " + ", ".join(r.name for r in cls.results)
                          if cls.results else "its daily results"})
     ties = [c.kind for c in classes if c.needs_ties(scenario, classes)]

@@ -25,7 +25,8 @@ from credsim import __version__
 from credsim.engine import Simulation
 from credsim.errors import InputError, first_line
 from credsim.modules.columns import category
-from credsim.modules.plan import module_classes
+from credsim.modules.plan import builds_graph, module_classes
+from credsim.modules.registry import kinds
 from credsim.population.firms import SECTORS
 from credsim.population.people import AGE_BANDS, SCHOOL_STATES
 from credsim.results import outdir
@@ -132,6 +133,7 @@ def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
         "days": s.run.days,
         "firms": f.n,
         "ties": sim.n_ties,
+        "modules": list(sim.modules),
         "ledger_rows": sim.ledger.rows_written,
         "timings_seconds": {**{k: round(v, 4) for k, v in sim.timings.items()},
                             "write": round(write_seconds, 4)},
@@ -253,6 +255,10 @@ class RunManifest(BaseModel):
     tables: list[Literal[TABLES]]  # type: ignore[valid-type]
     ledger_rows: int | None = Field(None, ge=0)
     score_assortativity: dict[str, float | None] = {}
+    # The modules the run ran (None in folders written before they were recorded) and
+    # its ties (None: no graph was built).
+    modules: list[str] | None = None
+    ties: int | None = None
     scenario_toml: str = ""
     wall_seconds: float | None = Field(None, ge=0)
     person_days_per_second: float | None = Field(None, ge=0)
@@ -352,13 +358,25 @@ def _type_ok(column: str, t: pa.DataType) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t)
 
 
-def required_columns(s: Scenario) -> dict[str, set[str]]:
-    """The columns each table of a run of `s` has and the readers use."""
+def _classes_of(m: RunManifest, s: Scenario) -> list:
+    """The module kinds a run ran, as its manifest records them (a module no longer
+    installed is left out: its own columns are not checked), so that what is
+    installed now does not change what an old folder must hold."""
+    if m.modules is None:
+        return module_classes(s)
+    known = kinds()
+    return [known[k] for k in m.modules if k in known]
+
+
+def required_columns(s: Scenario, m: RunManifest | None = None) -> dict[str, set[str]]:
+    """The columns each table of a run of `s` (with manifest `m`) has and the readers
+    use."""
     cols = {t: set(c) for t, c in BASE_COLUMNS.items()}
     ts, people = cols["timeseries"], cols["people"]
     ts.update(f"gate_{name}" for name in s.gates)
-    classes = module_classes(s)
-    if not any(c.needs_ties(s, classes) for c in classes):
+    classes = module_classes(s) if m is None else _classes_of(m, s)
+    graph = builds_graph(s, classes) if m is None or m.modules is None else m.ties is not None
+    if not graph:
         people.discard("contacts")  # no module read ties: the graph was not built
     for cls in classes:
         for table, names in cls.required_columns(s).items():
@@ -372,7 +390,7 @@ def check_tables(path: Path, m: RunManifest, s: Scenario) -> None:
     manifest's counts."""
     rows = {"people": m.people, "timeseries": m.days, "firms": m.firms,
             "ledger": m.ledger_rows}
-    for table, needed in required_columns(s).items():
+    for table, needed in required_columns(s, m).items():
         f = path / f"{table}.parquet"
         if not f.is_file():
             raise InputError(f"{path}: {table}.parquet is missing")
@@ -394,7 +412,7 @@ def check_tables(path: Path, m: RunManifest, s: Scenario) -> None:
         if expected is not None and meta.num_rows != expected:
             raise InputError(f"{f}: {meta.num_rows:,} rows but the manifest says "
                              f"{expected:,} ({'days' if table == 'timeseries' else table})")
-    for cls in module_classes(s):
+    for cls in _classes_of(m, s):
         cls.check_tables(path, m)
 
 

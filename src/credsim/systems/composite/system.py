@@ -27,6 +27,7 @@ from credsim.behaviour import D_GENEROSITY, D_NONCOMPLIANCE, D_VOICE, Catalogue
 from credsim.economy import lazy_savings, stress_of_one
 from credsim.ledger import C_REFRESH, K_COMPOSITE, K_MARK, R_NONE, R_TRUE, Ledger
 from credsim.modules import Day, Hook, Module, Result
+from credsim.observation import channel_codes
 from credsim.population.graph import DROPPED
 from credsim.population.people import CHILD, ELDER, People
 from credsim.rng import Stream, Streams, counter_uniform
@@ -133,7 +134,7 @@ class Composite(Module):
         person = records.subset(~records.is_firm)
         counted = self.mark(ledger, d.day, person.who, person.behaviour,
                             person.behaviour.astype(np.int32) + ledger.behaviour_cause(0),
-                            sim.channel_codes(person), person.ledger_record())
+                            channel_codes(sim.cat, person), person.ledger_record())
         d.acted.append((person.who[counted], person.behaviour[counted]))
         if self.separate:
             # Trigger domains moved; scores themselves move only at refreshes.

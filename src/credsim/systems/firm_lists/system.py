@@ -24,7 +24,7 @@ from credsim.ledger import (
     Ledger,
 )
 from credsim.modules import Day, Hook, Module, Result
-from credsim.observation import Records
+from credsim.observation import Records, channel_codes
 from credsim.rng import Stream
 
 SEVERITIES = ("minor", "moderate", "serious")
@@ -85,7 +85,7 @@ class FirmLists(Module):
     def list_firms(self, d: Day) -> None:
         """Show firms' new record items, expire old ones, blacklist serious ones."""
         sim = self.sim
-        reps = self.step(d.records, sim.channel_codes(d.records), d.day, sim.ledger)
+        reps = self.step(d.records, channel_codes(sim.cat, d.records), d.day, sim.ledger)
         d.touched.append(np.asarray(reps, dtype=np.int64))
 
     def record(self, d: Day, row: dict) -> None:

@@ -28,6 +28,7 @@ from credsim.ledger import (
 )
 from credsim.modules import Applied, Day, Hook, Module, Result
 from credsim.modules.columns import category
+from credsim.observation import channel_codes
 from credsim.population.people import CHILD
 from credsim.scenario.model import DOMAINS, GRADES
 
@@ -144,7 +145,7 @@ class Points(Module):
         self.warnings_today = 0
         delta, delta_true, rows = self.apply(
             ledger, d.day, who, delta, self.cap_by_behaviour[b],
-            b.astype(np.int32) + ledger.behaviour_cause(0), sim.channel_codes(acted),
+            b.astype(np.int32) + ledger.behaviour_cause(0), channel_codes(sim.cat, acted),
             rec, cat.domain[b], warnable,
         )
         d.applied.append(Applied(self, who, delta, delta_true, rec, acted.source, rows))
