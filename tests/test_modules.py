@@ -223,7 +223,8 @@ def test_every_stream_drawn_is_declared_once_and_written_to_the_manifest(tmp_pat
     owners = {s["name"]: s["module"] for s in entropy["streams"]}
     assert owners["court.pay"] == "court_list" and owners["gate.<gate>"] == "gates"
     assert owners["behave.<behaviour>"] == "society" and owners["graph"] == "population"
-    assert set(entropy["schemes"]) == {"numpy", "counter", "numba"}
+    assert set(entropy["schemes"]) == {"numpy", "counter", "numba", "numba-person"}
+    assert owners["adapt.prune"] == "adaptation"
 
     streams = Streams(1)
     streams.register("a", Stream("x.<gate>", "counter"))
