@@ -228,8 +228,10 @@ def test_every_stream_drawn_is_declared_once_and_written_to_the_manifest(tmp_pat
 
     streams = Streams(1)
     streams.register("a", Stream("x.<gate>", "counter"))
-    with pytest.raises(StreamError, match="already drawn by a"):
+    with pytest.raises(StreamError, match="overlaps x.<gate>, drawn by a"):
         streams.register("b", Stream("x.<gate>", "numpy"))
+    with pytest.raises(StreamError, match="overlaps x.<gate>"):
+        streams.register("b", Stream("x.loans", "numpy"))  # a name under a's pattern
     with pytest.raises(StreamError, match="unknown scheme"):
         streams.register("b", Stream("y", "dice"))
     assert streams.key("x.loans") == Streams(1).key("x.loans")
