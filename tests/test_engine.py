@@ -17,13 +17,18 @@ from credsim.ledger import Ledger
 from credsim.population.people import CHILD
 from credsim.scenario.load import load_scenario
 from credsim.scenario.model import GRADES, PointsSystem, RunParams, parse_condition
+from credsim.systems.points import grade_of
 
 OFF = ("adaptation.enabled=false", "feedback.enabled=false")
 
 
 def _table(path, name: str) -> dict[str, np.ndarray]:
-    """A run table as numpy columns (dictionary columns decoded to strings)."""
+    """A run table as numpy columns (dictionary columns decoded to strings). In the
+    people table, children's score and grade are null (never scored): checked here,
+    then read as the initial state, which is what the bookkeeping below replays."""
     t = pq.read_table(path / f"{name}.parquet")
+    if name == "people" and "score" in t.column_names:
+        t = _children_at_initial(path, t)
     out = {}
     for col in t.column_names:
         c = t.column(col).combine_chunks()
@@ -31,6 +36,27 @@ def _table(path, name: str) -> dict[str, np.ndarray]:
             c = c.dictionary_decode()
         out[col] = np.asarray(c.to_numpy(zero_copy_only=False))
     return out
+
+
+def _children_at_initial(path, t):
+    import json
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    points = json.loads((path / "manifest.json").read_text())["scenario"]["points"]
+    floors = np.array([points["grade_floors"][g] for g in GRADES[:-1]])
+    initial_grade = GRADES[grade_of(points["initial"], floors)]
+    child = np.asarray(t.column("age_band").to_pylist()) == "child"
+    for col, initial in (("score", points["initial"]), ("score_true", points["initial"]),
+                         ("grade", initial_grade), ("grade_true", initial_grade)):
+        c = t.column(col).combine_chunks()
+        if hasattr(c, "dictionary"):
+            c = c.dictionary_decode()
+        assert np.array_equal(np.asarray(c.is_null()), child), col
+        t = t.set_column(t.column_names.index(col), col,
+                         pc.fill_null(c, pa.scalar(initial, c.type)))
+    return t
 
 
 def _grade_index(labels: np.ndarray) -> np.ndarray:
