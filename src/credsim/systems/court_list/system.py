@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from credsim.conditions import Standing
 from credsim.ledger import (
     C_APPEAL,
     C_CORRECTION,
@@ -62,7 +63,8 @@ class CourtList(Module):
         Result("new_firm_listings", "int64", "firms newly listed", "firms/day"),
         Result("payments", "int64", "cases closed by payment", "cases/day"),
     )
-    standings = {"listed": ()}
+    standings = {"listed": Standing(
+        "listed", "on the court list", domain="court", initial=0.0, ledger_kind=K_LIST)}
 
     @classmethod
     def present(cls, scenario) -> bool:
@@ -127,9 +129,10 @@ class CourtList(Module):
     def firm_columns(self) -> dict:
         return {"listed": self.firm_listed}
 
-    def gate_state(self, st) -> None:
-        st.has_list = True
-        st.n_list_true, st.n_list_false = self.n_list_true, self.n_list_false
+    def standing_values(self, name: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Active listings held (true and false cases) and on true cases."""
+        true = self.n_list_true[ids].astype(np.int32)
+        return true + self.n_list_false[ids], true
 
     @property
     def open_cases(self) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from credsim.conditions import Standing
 from credsim.ledger import (
     C_BLACKLIST_REP,
     C_DISPLAY_EXPIRY,
@@ -33,7 +34,9 @@ class FirmLists(Module):
     build_order = 50
     record_order = 40
     hooks = (Hook("list", "list_firms", 70),)
-    standings = {"blacklisted": ()}
+    standings = {"blacklisted": Standing(
+        "blacklisted", "legal representative of a firm on the firm blacklist", domain="firm",
+        initial=0.0, ledger_kind=K_BLACKLIST)}
 
     @classmethod
     def present(cls, scenario) -> bool:
@@ -90,9 +93,10 @@ class FirmLists(Module):
                 "blacklisted_true": self.black[0] > 0,
                 "red_listed": self.red_listed_mask(self.sim.scenario.run.days - 1)}
 
-    def gate_state(self, st) -> None:
-        st.has_black = True
-        st.n_black_true, st.n_black_false = self.rep_true, self.rep_false
+    def standing_values(self, name: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Blacklisted firms represented (on true or false items) and on true items."""
+        true = self.rep_true[ids].astype(np.int32)
+        return true + self.rep_false[ids], true
 
     @property
     def blacklisted(self) -> int:

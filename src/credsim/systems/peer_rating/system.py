@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from credsim.behaviour import day_seed
+from credsim.conditions import Standing
 from credsim.ledger import C_RATINGS, K_RATING, R_NONE, Ledger
 from credsim.modules import Day, Hook, Module, Result
 from credsim.population.graph import DROPPED
@@ -39,7 +40,10 @@ class PeerRatings(Module):
         Result("rating_mean", "float64", "mean rating of adults", "stars"),
         Result("ratings_given", "int64", "ratings given", "ratings/day"),
     )
-    standings = {"rating": ("<", ">=")}
+    # Ratings lie in [1, 5]; a child's is NaN and meets no rating condition.
+    standings = {"rating": Standing(
+        "rating", "peer rating", ops=("<", ">="), bounds=(0.0, 5.0), least=0.0,
+        domain="social")}
     reads_ties = True  # people rate their contacts
 
     @classmethod
@@ -115,8 +119,8 @@ class PeerRatings(Module):
         adult = self.sim.people.age != CHILD
         return {"rating": self.sim.graph.assortativity(np.nan_to_num(self.rating), adult)}
 
-    def gate_state(self, st) -> None:
-        st.rating, st.rating_true = self.rating, self.rating_true
+    def standing_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.rating, self.rating_true
 
     def daily(self) -> dict:
         r = self.rating[~np.isnan(self.rating)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from credsim.conditions import Standing
 from credsim.ledger import (
     C_CAP_EXPIRY,
     C_LISTING,
@@ -41,7 +42,8 @@ class Points(Module):
         Result("grade_{grade}", "int64", "adults holding a grade", "people"),
         Result("warnings", "int64", "deductions replaced by a warning", "warnings/day"),
     )
-    standings = {"grade": ("<=", ">=")}
+    standings = {"grade": Standing(
+        "grade", "points grade", ops=("<=", ">="), names=GRADES, ledger_kind=K_GRADE)}
 
     @classmethod
     def present(cls, scenario) -> bool:
@@ -192,11 +194,14 @@ class Points(Module):
         return {"points": self.sim.graph.assortativity(self.score,
                                                        self.sim.people.age != CHILD)}
 
-    def gate_state(self, st) -> None:
-        st.has_points = True
-        st.grade, st.grade_true, st.points_domain = self.grade, self.grade_true, (
-            self.last_neg_domain)
-        st.initial_grade = int(self.grade[0])
+    def standing_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.grade, self.grade_true
+
+    def standing_domains(self, name: str) -> np.ndarray:
+        return self.last_neg_domain
+
+    def standing_initial(self, name: str) -> float:
+        return float(self.grade[0])  # everyone starts at the same grade
 
     # State -------------------------------------------------------------------
     def apply(self, ledger: Ledger, day: int, who, delta, cap, cause, channel, record,
