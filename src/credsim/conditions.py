@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Protocol
 
 import numpy as np
@@ -215,6 +216,13 @@ def initially_meets(cond: Condition, initial: Callable[[str], float | None],
     return bool(evaluate(cond, term)[0][0])
 
 
+def registered() -> dict[str, Standing]:
+    """Every standing a registered module declares (credsim's own and plug-ins')."""
+    from credsim.modules.registry import kinds
+
+    return {name: st for cls in kinds().values() for name, st in cls.standings.items()}
+
+
 # Parsing ------------------------------------------------------------------------------
 def parse(text: str, standings: Mapping[str, Standing]) -> Condition:
     """The tree of a condition over `standings`, or ConditionError saying what is allowed."""
@@ -321,6 +329,14 @@ def _join(kind: type[Both] | type[Either], parts: list[Condition]) -> Condition:
 
 
 # Evaluation ---------------------------------------------------------------------------
+@cache
+def domain_code(domain: str) -> int:
+    """A domain's code in the results (its position in scenario.model.DOMAINS)."""
+    from credsim.scenario.model import DOMAINS
+
+    return DOMAINS.index(domain)
+
+
 class Source(Protocol):
     """Where an evaluation reads standings of people `ids`."""
 
@@ -342,9 +358,8 @@ class Evaluation:
     standing's trigger domain is the gate's domain."""
 
     def __init__(self, ids: np.ndarray, source: Source, standings: Mapping[str, Standing],
-                 separate: bool, domain_codes: Mapping[str, int]):
-        self.ids, self.source, self.standings = ids, source, standings
-        self.separate, self.codes = separate, domain_codes
+                 separate: bool = False):
+        self.ids, self.source, self.standings, self.separate = ids, source, standings, separate
         self._values: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._domains: dict[str, np.ndarray] = {}
         self._terms: dict[tuple[Term, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -359,7 +374,7 @@ class Evaluation:
         if standing not in self._domains:
             fixed = self.standings[standing].domain
             self._domains[standing] = (
-                np.full(len(self.ids), self.codes[fixed], dtype=np.uint8) if fixed
+                np.full(len(self.ids), domain_code(fixed), dtype=np.uint8) if fixed
                 else self.source.domains(standing, self.ids))
         return self._domains[standing]
 

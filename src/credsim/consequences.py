@@ -27,6 +27,7 @@ from credsim.conditions import (
     Source,
     Standing,
     Term,
+    domain_code,
     initially_meets,
     standings_of,
 )
@@ -34,9 +35,7 @@ from credsim.ledger import K_BLACKLIST, K_LIST, Ledger
 from credsim.modules import Day, Hook, Module, Result
 from credsim.population.people import CHILD, SCHOOL_LOST, SCHOOL_PRIVATE
 from credsim.rng import counter_uniform, counter_uniform_one, day_key, stream_key
-from credsim.scenario.model import DOMAINS
 
-DOMAIN_CODES = {d: i for i, d in enumerate(DOMAINS)}
 S_SANCTIONED, S_WRONGFUL = 1, 2
 
 
@@ -115,7 +114,7 @@ class Consequences(Module):
         self.separate = s.safeguards.domain_separation
         self.gates = [GateSpec(name, g.parsed, g.effect != "perk", g.use_rate,
                                g.income_driven, g.loss_days, g.reaches_children,
-                               DOMAIN_CODES[g.domain]) for name, g in s.gates.items()]
+                               domain_code(g.domain)) for name, g in s.gates.items()]
         # A person is sanctioned when some sanction gate can apply to them.
         self.sanctions = [g for g in self.gates if g.sanction]
         # The held value everyone starts with, of each standing that has one: a gate
@@ -186,8 +185,7 @@ class Consequences(Module):
     # Conditions --------------------------------------------------------------
     def evaluation(self, ids: np.ndarray, source: Source | None = None) -> Evaluation:
         """Gate conditions on people `ids` (from the running modules, or `source`)."""
-        return Evaluation(ids, source or self.source, self.standings, self.separate,
-                          DOMAIN_CODES)
+        return Evaluation(ids, source or self.source, self.standings, self.separate)
 
     def meets(self, g: GateSpec, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(meets the condition, would meet it without false records). Under domain

@@ -617,7 +617,7 @@ class Gate(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Gate:
-        from credsim.conditions import rewards, standings_of
+        from credsim.conditions import registered, rewards, standings_of
 
         try:
             cond = parse_condition(self.condition)
@@ -641,7 +641,7 @@ class Gate(Strict):
                 f"effect: 'perk' needs a condition that rewards the well rated ('grade>=X', "
                 f"'score>=N', 'rating>=N'), got {self.condition!r}"
             )
-        standings = _registered_standings()
+        standings = registered()
         unrecorded = [s for s in standings_of(cond) if standings[s].ledger_kind is None]
         if unrecorded and self.use_rate <= 0:
             raise ValueError(
@@ -650,13 +650,6 @@ class Gate(Strict):
             )
         self._parsed = cond
         return self
-
-
-def _registered_standings() -> dict:
-    """Every standing a registered module declares: name -> Standing."""
-    from credsim.modules.registry import kinds
-
-    return {name: st for cls in kinds().values() for name, st in cls.standings.items()}
 
 
 def provided_standings(scenario: Scenario) -> dict[str, str]:
@@ -671,9 +664,9 @@ def parse_condition(cond: str) -> Any:
     """A gate's condition as a tree (credsim.conditions: Term, Both, Either) over the
     standings the registered modules declare, e.g. 'grade<=C' -> Term('grade', '<=', 4,
     'C'); ConditionError (a ValueError and an InputError) saying what is allowed."""
-    from credsim.conditions import parse
+    from credsim.conditions import parse, registered
 
-    return parse(cond, _registered_standings())
+    return parse(cond, registered())
 
 
 class Adaptation(Strict):
