@@ -55,7 +55,8 @@ class Standing:
     no comparison (a composite score of -1)."""
 
     name: str
-    about: str  # what it is, for messages and docs
+    held: str  # what the held value is, for docs ('points grade')
+    true: str  # what the true value is: the same without false records
     ops: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
     bounds: tuple[float, float] | None = None
@@ -125,6 +126,7 @@ class Standing:
 # A plain decimal number: float() alone would also read 'nan', 'inf', '1_000' and
 # non-ASCII digits.
 NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+VALUE_RE = re.compile(r"\s*(?P<value>[^\s()<>=]+)")
 TOKEN_RE = re.compile(r"\s*(?:(?P<op><=|>=|<|>)|(?P<paren>[()])|"
                       r"(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<number>" + NUMBER_RE.pattern + "))",
                       re.ASCII)
@@ -249,7 +251,11 @@ def _tokens(text: str, standings: Mapping[str, Standing]) -> list[str]:
     while pos < len(text):
         if text[pos:].isspace():
             break
-        m = TOKEN_RE.match(text, pos)
+        # After an operator comes a value: all of it up to a space or parenthesis, so that
+        # '1_000' or '5e2x' is reported as a bad value, not as stray words.
+        m = (VALUE_RE if tokens and tokens[-1] in OPS else TOKEN_RE).match(text, pos)
+        if m is None and tokens and tokens[-1] in OPS:
+            m = TOKEN_RE.match(text, pos)
         if m is None or m.end() == pos:
             raise ConditionError(f"condition {text!r}: cannot read {text[pos:].strip()[:12]!r} "
                                  f"at position {pos}; {grammar_line(standings)}")
@@ -296,8 +302,9 @@ class _Parser:
         tok = self.take()
         if tok == "(":
             inner = self.either()
-            if self.take() != ")":
+            if self.peek() != ")":
                 raise self.error("a '(' is not closed")
+            self.pos += 1
             return inner
         s = self.standings.get(tok)
         if s is None or tok in KEYWORDS:
@@ -306,10 +313,18 @@ class _Parser:
             if self.peek() in OPS:
                 raise self.error(f"{s.name} is a flag and takes no comparison")
             return Term(s.name)
-        op = self.take()
+        op = self.peek()
         if op not in s.ops:
-            raise self.error(f"{s.name} takes {' or '.join(s.ops)}, got {op!r}")
-        text = self.take()
+            got = "nothing" if op is None else repr(op)
+            raise self.error(f"{s.name} takes {' or '.join(s.ops)}, got {got}")
+        self.pos += 1
+        text = self.peek()
+        if text is None or text in "()":
+            what = (f"one of {', '.join(s.names)}" if s.names
+                    else f"a threshold in [{s.bounds[0]:g}, {s.bounds[1]:g}]" if s.bounds
+                    else "a threshold")
+            raise self.error(f"{s.name}{op} needs {what}")
+        self.pos += 1
         try:
             value = s.read(text)
         except ConditionError as exc:
@@ -418,15 +433,19 @@ class Evaluation:
 # Docs -----------------------------------------------------------------------------------
 def grammar_table(standings: Mapping[str, Standing], providers: Mapping[str, str]) -> str:
     """The standings a condition may read, as a Markdown table (docs/odd.md shows it)."""
-    lines = ["| standing | system | comparisons | values | trigger domain |",
-             "|---|---|---|---|---|"]
+    lines = ["| standing | module | held value | true value | comparisons | trigger domain |",
+             "|---|---|---|---|---|---|"]
     for s in standings.values():
         if s.flag:
-            comps, values = f"`{s.name}` (a flag)", "—"
+            comps = f"`{s.name}` (a flag: held value > 0)"
         else:
-            comps = ", ".join(f"`{s.name}{op}`" for op in s.ops)
-            values = (", ".join(s.names) + " (best first)" if s.names else
-                      f"a number in [{s.bounds[0]:g}, {s.bounds[1]:g}]" if s.bounds else "a number")
-        domain = f"`{s.domain}`" if s.domain else "the person's last negative record"
-        lines.append(f"| `{s.name}` | {providers[s.name]} | {comps} | {values} | {domain} |")
+            comps = " / ".join(f"`{s.name}{op}X`" if s.names else f"`{s.name}{op}N`"
+                             for op in s.ops)
+            comps += (", X in " + ", ".join(s.names) if s.names else
+                      f", N in [{s.bounds[0]:g}, {s.bounds[1]:g}]" if s.bounds else "")
+            if s.least > -math.inf:
+                comps += f"; a value below {s.least:g} meets none"
+        domain = f"`{s.domain}`" if s.domain else "`last_neg_domain` of the module"
+        lines.append(f"| `{s.name}` | {providers[s.name]} | {s.held} | {s.true} | {comps} "
+                     f"| {domain} |")
     return "\n".join(lines)

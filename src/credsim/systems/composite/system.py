@@ -53,8 +53,8 @@ class Composite(Module):
     # Scores lie in [0, 10000] (the bounds of composite.low and high); -1 marks someone
     # who takes no part, who meets no score condition.
     standings = {"score": Standing(
-        "score", "composite score", ops=("<", ">="), bounds=(0.0, 10_000.0), least=0.0,
-        refreshed=True)}
+        "score", "composite `score` (-1: takes no part)", "`score_true`", ops=("<", ">="),
+        bounds=(0.0, 10_000.0), least=0.0, refreshed=True)}
     reads_ties = True  # the relationships dimension: contacts' scores
 
     @classmethod

@@ -64,7 +64,8 @@ class CourtList(Module):
         Result("payments", "int64", "cases closed by payment", "cases/day"),
     )
     standings = {"listed": Standing(
-        "listed", "on the court list", domain="court", initial=0.0, ledger_kind=K_LIST)}
+        "listed", "active listings, `n_list_true + n_list_false`", "`n_list_true`",
+        domain="court", initial=0.0, ledger_kind=K_LIST)}
 
     @classmethod
     def present(cls, scenario) -> bool:

@@ -35,8 +35,9 @@ class FirmLists(Module):
     record_order = 40
     hooks = (Hook("list", "list_firms", 70),)
     standings = {"blacklisted": Standing(
-        "blacklisted", "legal representative of a firm on the firm blacklist", domain="firm",
-        initial=0.0, ledger_kind=K_BLACKLIST)}
+        "blacklisted", "blacklisted firms the person is legal representative of, "
+        "`rep_true + rep_false`", "`rep_true`", domain="firm", initial=0.0,
+        ledger_kind=K_BLACKLIST)}
 
     @classmethod
     def present(cls, scenario) -> bool:

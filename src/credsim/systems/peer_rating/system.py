@@ -42,8 +42,8 @@ class PeerRatings(Module):
     )
     # Ratings lie in [1, 5]; a child's is NaN and meets no rating condition.
     standings = {"rating": Standing(
-        "rating", "peer rating", ops=("<", ">="), bounds=(0.0, 5.0), least=0.0,
-        domain="social")}
+        "rating", "unrounded peer `rating` (NaN for a child)", "`rating_true`",
+        ops=("<", ">="), bounds=(0.0, 5.0), least=0.0, domain="social")}
     reads_ties = True  # people rate their contacts
 
     @classmethod

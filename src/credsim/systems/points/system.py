@@ -43,7 +43,8 @@ class Points(Module):
         Result("warnings", "int64", "deductions replaced by a warning", "warnings/day"),
     )
     standings = {"grade": Standing(
-        "grade", "points grade", ops=("<=", ">="), names=GRADES, ledger_kind=K_GRADE)}
+        "grade", "`grade`, coded 0 = AAA ... 5 = D", "`grade_true`", ops=("<=", ">="),
+        names=GRADES, ledger_kind=K_GRADE)}
 
     @classmethod
     def present(cls, scenario) -> bool:
