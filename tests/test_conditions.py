@@ -358,7 +358,7 @@ def _meets(days, d: np.ndarray, who: np.ndarray, join, state: int) -> np.ndarray
 def test_compound_gates_apply_exactly_to_those_meeting_the_condition(compound, gate, join):
     sim, days = compound
     d, who, wrongful = _applications(sim, gate)
-    assert len(who) > 100
+    assert len(who) > 50 and (wrongful.any() or gate == "both")  # few listed are wrongly
     assert np.all(_meets(days, d, who, join, 0))  # the held state meets it that day
     assert np.array_equal(wrongful, ~_meets(days, d, who, join, 1))  # wrongful: true does not
     assert np.all(sim.people.age[who] != CHILD)
