@@ -420,3 +420,33 @@ def test_a_compound_once_gate_applies_on_entering_the_condition():
     for day, kid in zip(app["day"][sel], kids, strict=True):
         parents = [x for x in (p.parent1[kid], p.parent2[kid]) if x >= 0]
         assert any(met[day][x] and (day == 0 or not met[day - 1][x]) for x in parents)
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_lookup_reads_compound_conditions_as_the_engine_does(separate, simulate,
+                                                             tmp_path_factory):
+    """A person's restrictions in `credsim lookup` come from the same evaluation: the
+    engine's end-of-run sanction status is exactly 'some restriction applies', and a
+    compound gate shows for exactly the people whose row meets it."""
+    from credsim.results.lookup import lookup
+    from credsim.results.query import connect
+
+    extra = ["safeguards.domain_separation=true"] if separate else []
+    out = tmp_path_factory.mktemp("compound") / "run"
+    run = simulate(out, "city-brain", _overrides() + extra, people=4000, days=60, seed=3)
+    con = connect(run.path)
+    rows = con.execute("SELECT id, listings > 0, composite_participant AND composite < 600 "
+                       "FROM people WHERE age_band <> 'child' "
+                       "ORDER BY listings DESC, sanctioned DESC, id LIMIT 40").fetchall()
+    shown = {"both": 0, "either": 0}
+    for pid, listed, low in rows:
+        r = lookup(run.path, str(pid))
+        applies = [x for x in r.restrictions if x.applies]
+        assert r.sanctioned == bool(applies), pid
+        assert r.sanctioned_wrongful == (bool(applies) and all(x.wrongful for x in applies))
+        gates = {x.gate for x in r.restrictions}
+        assert ("g_both" in gates) == (listed and low), pid
+        assert ("g_either" in gates) == (listed or low), pid
+        shown["both"] += "g_both" in gates
+        shown["either"] += "g_either" in gates
+    assert shown["both"] > 0 and shown["either"] > shown["both"]
