@@ -219,6 +219,8 @@ def test_and_binds_tighter_than_or(text, expect):
     ("(listed", "not closed"),
     ("listed grade<=C", "unexpected 'grade'"),
     ("listed ; rm", "cannot read"),
+    ("(" * 40 + "listed" + ")" * 40, "nest more than 32 deep"),
+    ("listed " * 5000, "unexpected 'listed'"),
     ("", "empty"),
 ])
 def test_errors_say_what_is_wrong_and_what_is_allowed(text, says):

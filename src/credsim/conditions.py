@@ -36,6 +36,7 @@ LOW_OPS = ("<", "<=")  # a low standing: sanctions restrict it
 HIGH_OPS = (">=", ">")  # a high standing: perks reward it
 OPS = LOW_OPS + HIGH_OPS
 KEYWORDS = ("and", "or")
+MAX_DEPTH = 32  # parentheses within parentheses
 NONE_DOMAIN = 255  # no trigger domain (no negative record yet)
 
 
@@ -247,10 +248,8 @@ def grammar_line(standings: Mapping[str, Standing]) -> str:
 
 
 def _tokens(text: str, standings: Mapping[str, Standing]) -> list[str]:
-    tokens, pos = [], 0
-    while pos < len(text):
-        if text[pos:].isspace():
-            break
+    tokens, pos, end = [], 0, len(text.rstrip())
+    while pos < end:
         # After an operator comes a value: all of it up to a space or parenthesis, so that
         # '1_000' or '5e2x' is reported as a bad value, not as stray words.
         m = (VALUE_RE if tokens and tokens[-1] in OPS else TOKEN_RE).match(text, pos)
@@ -270,6 +269,7 @@ class _Parser:
 
     def __init__(self, tokens: list[str], standings: Mapping[str, Standing], text: str):
         self.tokens, self.standings, self.text, self.pos = tokens, standings, text, 0
+        self.depth = 0
 
     def error(self, what: str) -> ConditionError:
         return ConditionError(f"condition {self.text!r}: {what}; {grammar_line(self.standings)}")
@@ -301,7 +301,11 @@ class _Parser:
     def atom(self) -> Condition:
         tok = self.take()
         if tok == "(":
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.error(f"parentheses nest more than {MAX_DEPTH} deep")
             inner = self.either()
+            self.depth -= 1
             if self.peek() != ")":
                 raise self.error("a '(' is not closed")
             self.pos += 1
