@@ -452,3 +452,26 @@ def test_lookup_reads_compound_conditions_as_the_engine_does(separate, simulate,
         shown["both"] += "g_both" in gates
         shown["either"] += "g_either" in gates
     assert shown["both"] > 0 and shown["either"] > shown["both"]
+
+
+BOUNDS = st.floats(-300, 300, allow_nan=False) | st.sampled_from([-math.inf, math.inf, 0.0,
+                                                                   4.5, 600.0])
+
+
+@PROPERTIES
+@given(st.sampled_from(["uint8", "int16", "int32", "float32", "float64"]), BOUNDS, BOUNDS,
+       st.integers(0, 2**32 - 1))
+def test_in_range_is_lo_le_x_lt_hi_at_double_precision(dtype, lo, hi, seed):
+    """Whole-number arrays are compared with whole-number bounds and float32 without a
+    float32 rounding of the bounds: the same as comparing the values as doubles."""
+    from credsim.conditions import in_range
+
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype) if dtype[0] in "ui" else None
+    x = (rng.integers(max(info.min, -300), min(info.max, 300), 64, endpoint=True)
+         if info else rng.uniform(-300, 300, 64)).astype(dtype)
+    if info is None:
+        x[:8] = np.array([lo, hi, np.nan, 4.2, np.float32(4.2), 600, -1, 0]).astype(dtype)
+    xd = x.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        assert np.array_equal(in_range(x, lo, hi), (xd >= lo) & (xd < hi))

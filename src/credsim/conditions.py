@@ -369,6 +369,24 @@ class Source(Protocol):
         ...
 
 
+def in_range(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """lo <= x < hi (False for NaN). Values in double precision (a float32 rating as the
+    compiled kernels compare it); whole numbers with whole-number bounds, and an infinite
+    bound costs them no pass."""
+    if not np.issubdtype(x.dtype, np.integer):
+        lo, hi = np.float64(lo), np.float64(hi)
+        return (x >= lo) & (x < hi)
+    if lo == math.inf or hi == -math.inf:
+        return np.zeros(len(x), dtype=np.bool_)
+    # For whole x, x >= lo is x >= ceil(lo) and x < hi is x < ceil(hi).
+    above = None if lo == -math.inf else x >= math.ceil(lo)
+    below = None if hi == math.inf else x < math.ceil(hi)
+    if above is None or below is None:
+        one = above if below is None else below
+        return np.ones(len(x), dtype=np.bool_) if one is None else one
+    return above & below
+
+
 class Evaluation:
     """Conditions on people `ids`, each standing's values gathered once and each term
     evaluated once (a dozen gates may restrict the listed).
@@ -410,10 +428,7 @@ class Evaluation:
         if key not in self._terms:
             lo, hi = self.standings[t.standing].interval(t.op, t.value)
             x, xt = self.values(t.standing)
-            # float64 bounds: a float32 rating is compared at double precision, as the
-            # compiled kernels compare it.
-            lo, hi = np.float64(lo), np.float64(hi)
-            held, true = (x >= lo) & (x < hi), (xt >= lo) & (xt < hi)
+            held, true = in_range(x, lo, hi), in_range(xt, lo, hi)
             if gate_domain >= 0:
                 same = self.domains(t.standing) == gate_domain
                 held, true = held & same, true & same
