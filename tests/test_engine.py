@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from credsim.conditions import Term
 from credsim.engine import Simulation
 from credsim.errors import InputError
 from credsim.ledger import Ledger
@@ -278,8 +279,9 @@ def _expected_status(sim, p):
     """Sanctioned / wrongful status implied by the final state and the sanction gates."""
     sanction_gates = [g for g in sim.scenario.gates.values() if g.effect != "perk"]
     conds = [parse_condition(g.condition) for g in sanction_gates]
-    use_listed = any(kind == "listed" for kind, _ in conds)
-    le = min([k for kind, k in conds if kind == "le"], default=99)
+    use_listed = Term("listed") in conds
+    le = min([c.value for c in conds if isinstance(c, Term) and c.standing == "grade"
+              and c.op == "<="], default=99)
     listed = p["listings"] > 0
     listed_true = (p["listings"] - p["listings_false"]) > 0
     adult = p["age_band"] != "child"  # children are never scored nor sanctioned

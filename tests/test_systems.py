@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from credsim.conditions import Term
 from credsim.consequences import S_SANCTIONED, S_WRONGFUL
 from credsim.engine import Simulation
 from credsim.ledger import (
@@ -200,25 +201,26 @@ def _snapshots(attrs: Sequence[Callable[[Simulation], np.ndarray]]):
     return store, each_day
 
 
-def _check_threshold_gates(sim, held_by_day, true_by_day, kinds):
-    """Every application of a gate of the given kinds went to someone meeting its
+def _check_threshold_gates(sim, held_by_day, true_by_day, standing):
+    """Every application of a gate on one term of `standing` went to someone meeting its
     condition under the held value that day; wrongful exactly when the true value did
     not meet it. Returns the number of applications checked and of wrongful ones."""
     app = sim.gates.applications()
     checked = wrongful = 0
     for gi, g in enumerate(sim.gates.gates):
-        if g.kind not in kinds:
+        if not (isinstance(g.condition, Term) and g.condition.standing == standing):
             continue
         sel = app["gate"] == gi
         d, who, wr = app["day"][sel], app["id"][sel], app["wrongful"][sel]
         held = np.array([held_by_day[x][p] for x, p in zip(d, who, strict=True)])
         true = np.array([true_by_day[x][p] for x, p in zip(d, who, strict=True)])
-        if g.kind.endswith("_ge"):
-            assert np.all(held >= g.grade), g.name
-            assert np.array_equal(wr, ~(true >= g.grade)), g.name
+        line = g.condition.value
+        if g.condition.op == ">=":
+            assert np.all(held >= line), g.name
+            assert np.array_equal(wr, ~(true >= line)), g.name
         else:
-            assert np.all((held >= 0) & (held < g.grade)), g.name
-            assert np.array_equal(wr, ~((true >= 0) & (true < g.grade))), g.name
+            assert np.all((held >= 0) & (held < line)), g.name
+            assert np.array_equal(wr, ~((true >= 0) & (true < line))), g.name
         checked += int(sel.sum())
         wrongful += int(wr.sum())
     return checked, wrongful
@@ -231,10 +233,10 @@ def test_perks_on_score_gates_go_only_to_participants_with_the_score():
                each_day=each)
     app = sim.gates.applications()
     perk = np.isin(app["gate"], [i for i, g in enumerate(sim.gates.gates)
-                                 if g.kind == "score_ge"])
+                                 if str(g.condition).startswith("score>=")])
     assert perk.sum() > 1000
     assert np.all(sim["composite"].opted[app["id"][perk]])
-    checked, _ = _check_threshold_gates(sim, score, score_true, ("score_ge",))
+    checked, _ = _check_threshold_gates(sim, score, score_true, "score")
     assert checked == perk.sum()
 
 
@@ -251,9 +253,10 @@ def test_score_sanctions_never_reach_non_participants():
                               "court_list.grace_days=10"],
                people=10_000, days=60, seed=3, each_day=each)
     c, court = sim["composite"], sim["court_list"]
-    checked, wrongful = _check_threshold_gates(sim, score, score_true, ("score_lt", "score_ge"))
+    checked, wrongful = _check_threshold_gates(sim, score, score_true, "score")
     assert checked > 500 and wrongful > 0
-    thr = max(g.grade for g in sim.gates.gates if g.kind == "score_lt" and g.sanction)
+    thr = max(g.condition.value for g in sim.gates.gates
+              if str(g.condition).startswith("score<") and g.sanction)
     listed_held = (court.n_list_true + court.n_list_false) > 0
     held = listed_held | ((c.score >= 0) & (c.score < thr))
     true = (court.n_list_true > 0) | ((c.score_true >= 0) & (c.score_true < thr))
@@ -562,7 +565,7 @@ def _check_ratings(sim):
 
 def _check_rating_status(sim):
     r = sim["rating"]
-    sanction = [g.grade for g in sim.gates.gates if g.sanction]
+    sanction = [g.condition.value for g in sim.gates.gates if g.sanction]
     thr = max(sanction)
     with np.errstate(invalid="ignore"):
         held, true = r.rating < thr, r.rating_true < thr
@@ -577,8 +580,7 @@ def test_unbiased_peer_ratings_equal_the_true_ones():
     assert np.array_equal(sim["rating"].rating[adult], sim["rating"].rating_true[adult])
     assert sim["rating"].rating[adult].std() > 0.1
     _check_ratings(sim)
-    checked, wrongful = _check_threshold_gates(sim, rating, rating_true,
-                                               ("rating_lt", "rating_ge"))
+    checked, wrongful = _check_threshold_gates(sim, rating, rating_true, "rating")
     assert checked > 1000 and wrongful == 0
     held, _ = _check_rating_status(sim)
     assert held.sum() > 100 and sim.rows[-1]["sanctioned_wrongful"] == 0
@@ -596,8 +598,7 @@ def test_status_bias_spreads_ratings_and_makes_sanctions_wrongful():
     r = np.corrcoef(t, h - t)[0, 1]
     assert r > Z / math.sqrt(len(t))
     _check_ratings(sim)
-    checked, wrongful = _check_threshold_gates(sim, rating, rating_true,
-                                               ("rating_lt", "rating_ge"))
+    checked, wrongful = _check_threshold_gates(sim, rating, rating_true, "rating")
     assert checked > 1000 and wrongful > 50
     held, true = _check_rating_status(sim)
     assert (held & ~true).sum() > 0 and sim.gates.counts[1] == (held & ~true).sum()
@@ -685,7 +686,7 @@ def test_blacklisted_gates_apply_only_to_legal_reps_of_blacklisted_firms(credit_
     sim, rep_t, rep_f = credit_china
     app = sim.gates.applications()
     gates = _gate_index(sim)
-    bl = [gates[g] for g in gates if sim.gates.gates[gates[g]].kind == "blacklisted"]
+    bl = [gates[g] for g in gates if str(sim.gates.gates[gates[g]].condition) == "blacklisted"]
     assert np.all(np.isin(app["gate"], bl))
     d, who, wr = app["day"], app["id"], app["wrongful"]
     t = np.array([rep_t[x][p] for x, p in zip(d, who, strict=True)])
@@ -915,8 +916,8 @@ def test_perks_won_by_collusion_are_wrongful(collusion):
     assert sel.sum() > 50
     gh = np.array([grade[x][p] for x, p in zip(d, who, strict=True)])
     gt = np.array([grade_true[x][p] for x, p in zip(d, who, strict=True)])
-    assert np.all(gh <= g.grade)  # AA or better as held
-    assert np.array_equal(wr, gt > g.grade)
+    assert np.all(gh <= g.condition.value)  # AA or better as held
+    assert np.array_equal(wr, gt > g.condition.value)
     assert wr.mean() > 0.9
     pa = plain.gates.applications()
     # Without the ring the same people win far fewer perks.

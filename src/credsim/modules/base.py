@@ -17,7 +17,10 @@ needs to know of it, so that knowledge lives in one place:
   identity); the engine registers them, refuses a name two modules declare, and
   writes them to the manifest's seed entropy;
 - `ledger_kinds`, `ledger_causes`: what its ledger rows say changed and why;
-- `standings`: the per-person standings that gate conditions may read;
+- `standings`: the per-person standings that gate conditions may read (name ->
+  `credsim.conditions.Standing`: operators, values, trigger domain, initial
+  state), whose arrays the module lends through `standing_arrays`,
+  `standing_values` and `standing_domains`;
 - `reads_ties`: whether it reads the social graph (the graph is built only
   when some module does);
 - `Params`, `audit_measures`: for a system from an installed package, the
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 from pydantic import BaseModel
 
+from credsim.conditions import Standing
 from credsim.rng import Stream
 
 if TYPE_CHECKING:
@@ -115,8 +119,8 @@ class Module:
     # those of credsim's own modules are numbered in credsim.ledger, others after them.
     ledger_kinds: ClassVar[tuple[str, ...]] = ()
     ledger_causes: ClassVar[tuple[str, ...]] = ()
-    # Standings gate conditions can read: name -> operators it supports.
-    standings: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Standings gate conditions can read: name -> declaration.
+    standings: ClassVar[dict[str, Standing]] = {}
     reads_ties: ClassVar[bool] = False
 
     def __init__(self, sim: World) -> None:
@@ -184,8 +188,26 @@ class Module:
         deductions and grade caps), or None."""
         return None
 
-    def gate_state(self, state: Any) -> None:
-        """Lend the arrays behind this module's standings to the gates."""
+    # The arrays behind this module's standings, for the gates --------------------
+    def standing_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The held and true values of everyone, when the module stores them as arrays
+        (compiled fast paths read them; None: only `standing_values` gives them)."""
+        return None
+
+    def standing_values(self, name: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The held and true values of people `ids`."""
+        arrays = self.standing_arrays(name)
+        if arrays is None:
+            raise NotImplementedError(f"{self.kind}: no values for standing {name!r}")
+        return arrays[0][ids], arrays[1][ids]
+
+    def standing_domains(self, name: str) -> np.ndarray | None:
+        """Each person's trigger domain for a standing without a fixed one."""
+        return None
+
+    def standing_initial(self, name: str) -> float | None:
+        """The held value everyone starts with (None: values differ from the start)."""
+        return self.standings[name].initial
 
     def memory_bytes(self) -> int:
         return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))

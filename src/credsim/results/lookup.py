@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
@@ -34,11 +35,12 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from credsim.conditions import NONE_DOMAIN, Evaluation, domain_code, registered, standings_of
 from credsim.errors import InputError
 from credsim.population.firms import validate_uscc
 from credsim.results.query import connect, ident
 from credsim.results.run_dir import open_run, reading
-from credsim.scenario.model import GRADES, Scenario, parse_condition
+from credsim.scenario.model import DOMAINS, GRADES, Scenario, parse_condition
 
 DELISTING_CAUSES = {
     "delisting_payment": "payment",
@@ -544,19 +546,26 @@ def _grade(g: int) -> str:
 def _gates(p: dict, s: Scenario, entries: list[LedgerEntry], children: list[Relative]
            ) -> tuple[list[Restriction], list[Restriction]]:
     """Gates whose condition holds for the final state: (sanctions, perks). Each condition is
-    checked on the held state and on the state without false records, as the engine does."""
+    evaluated as the engine evaluates it (credsim.conditions), on the held state and on the
+    state without false records, from the person's row."""
     restrictions, perks = [], []
-    separate = s.safeguards.domain_separation
+    source = _PersonStandings(p, s, entries)
+    standings = registered()
+    plain = Evaluation(np.zeros(1, np.int64), source, standings)
+    separated = Evaluation(np.zeros(1, np.int64), source, standings,
+                           s.safeguards.domain_separation)
     for name, g in s.gates.items():
-        kind, k = parse_condition(g.condition)
-        met = _condition(kind, k, p, s, entries)
-        if met is None:  # the system behind the condition does not run, or takes no part
-            continue
-        held, true, trigger, note = met
+        cond = g.parsed if g.parsed is not None else parse_condition(g.condition)
+        if not all(source.has(x) for x in standings_of(cond)):
+            continue  # the system behind the condition does not run, or no value shows
+        held, true = (bool(x[0]) for x in plain.meets(cond))
         if not held:
             continue
         sanction = g.effect != "perk"
-        applies = not (sanction and separate and trigger != g.domain)
+        applies = bool(separated.meets(cond, domain_code(g.domain), sanction)[0][0])
+        code = int(plain.trigger(cond)[0])
+        trigger = DOMAINS[code] if code < len(DOMAINS) else None
+        note = "; ".join(n for x in standings_of(cond) if (n := source.note(x)))
         item = Restriction(name, g.provider, g.domain, g.condition, g.effect,
                            wrongful=not true, trigger_domain=trigger, applies=applies,
                            note=note)
@@ -570,51 +579,64 @@ def _gates(p: dict, s: Scenario, entries: list[LedgerEntry], children: list[Rela
     return restrictions, perks
 
 
-def _condition(kind: str, k: float, p: dict, s: Scenario, entries: list[LedgerEntry]
-               ) -> tuple[bool, bool, str | None, str] | None:
-    """(held, true, trigger domain, note) of one gate condition, or None if it cannot apply.
+class _PersonStandings:
+    """A person's standings at the end of a run, read from their row of people.parquet
+    and their ledger, as a conditions.Source (for the one person, id 0).
 
-    The trigger is what domain separation compares with the gate's domain, as in the engine:
-    'court' for listings, 'firm' for blacklistings, 'social' for ratings, and the domain of the
-    last negative record for grades (points) and composite scores (marks)."""
-    if kind == "listed":
-        if "listings" not in p:
-            return None
-        n = int(p["listings"] or 0)
-        return n > 0, n - int(p["listings_false"] or 0) > 0, "court", ""
-    if kind == "blacklisted":
-        if "blacklisted_firms" not in p:
-            return None
-        n = int(p["blacklisted_firms"] or 0)
-        false = int(p["blacklisted_firms_false"] or 0)
-        note = f"legal rep. of {n} blacklisted firm(s)" + (
-            f", {false} only on false items" if false else "")
-        return n > 0, n - false > 0, "firm", note
-    if kind in ("le", "ge"):
-        if p.get("grade") not in GRADES or p.get("grade_true") not in GRADES:
-            return None
-        g, gt = GRADES.index(p["grade"]), GRADES.index(p["grade_true"])
-        if kind == "le":
-            return g >= k, gt >= k, _last_negative_domain(entries, s), ""
-        return g <= k, gt <= k, None, ""
-    if kind in ("score_lt", "score_ge"):
-        if not p.get("composite_participant"):  # -1: takes no part, no gate reaches them
-            return None
-        v, vt = int(p["composite"]), int(p["composite_true"])
-        note = f"composite {v}" + ("" if v == vt else f" (without false records {vt})")
-        if kind == "score_ge":
-            return v >= k, vt >= k, None, note
-        return v < k, vt < k, _last_mark_domain(entries, s), note
-    if kind in ("rating_lt", "rating_ge"):
+    Trigger domains as the engine keeps them: the domain of the last negative record for
+    grades (points) and composite scores (marks); the fixed ones come from the
+    declarations ('court' for listings, 'firm' for blacklistings, 'social' for ratings)."""
+
+    def __init__(self, p: dict, s: Scenario, entries: list[LedgerEntry]) -> None:
+        self.p, self.s, self.entries = p, s, entries
+        self._values = self._read()
+
+    def _read(self) -> dict[str, tuple[float, float]]:
+        p, out = self.p, {}
+        if "listings" in p:
+            n = int(p["listings"] or 0)
+            out["listed"] = n, n - int(p["listings_false"] or 0)
+        if "blacklisted_firms" in p:
+            n = int(p["blacklisted_firms"] or 0)
+            out["blacklisted"] = n, n - int(p["blacklisted_firms_false"] or 0)
+        if p.get("grade") in GRADES and p.get("grade_true") in GRADES:
+            out["grade"] = GRADES.index(p["grade"]), GRADES.index(p["grade_true"])
+        if "composite_participant" in p:
+            # -1: takes no part, and no score condition reaches them.
+            part = bool(p["composite_participant"])
+            out["score"] = ((int(p["composite"]), int(p["composite_true"])) if part
+                            else (-1, -1))
         r, rt = _float(p.get("rating")), _float(p.get("rating_true"))
-        if r is None or rt is None:  # children are not rated
-            return None
-        # Gates read the running mean, not the rating rounded for display.
-        note = f"rating {r:.3f}; without status bias {rt:.3f}"
-        if kind == "rating_ge":
-            return r >= k, rt >= k, "social", note
-        return r < k, rt < k, "social", note
-    raise ValueError(f"unknown gate condition kind {kind!r}")  # parse_condition grew a kind
+        if r is not None and rt is not None:  # children are not rated
+            out["rating"] = r, rt
+        return out
+
+    def has(self, standing: str) -> bool:
+        return standing in self._values
+
+    def values(self, standing: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        held, true = self._values[standing]
+        return np.array([held], np.float64), np.array([true], np.float64)
+
+    def domains(self, standing: str, ids: np.ndarray) -> np.ndarray:
+        last = {"grade": _last_negative_domain, "score": _last_mark_domain}[standing]
+        d = last(self.entries, self.s)
+        return np.array([NONE_DOMAIN if d is None else domain_code(d)], np.uint8)
+
+    def note(self, standing: str) -> str:
+        """What a restriction on this standing shows of it."""
+        held, true = self._values[standing]
+        if standing == "blacklisted":
+            false = held - true
+            return f"legal rep. of {held} blacklisted firm(s)" + (
+                f", {false} only on false items" if false else "")
+        if standing == "score":
+            return f"composite {held}" + ("" if held == true else
+                                          f" (without false records {true})")
+        if standing == "rating":
+            # Gates read the running mean, not the rating rounded for display.
+            return f"rating {held:.3f}; without status bias {true:.3f}"
+        return ""
 
 
 def _last_negative_domain(entries: list[LedgerEntry], s: Scenario) -> str | None:
@@ -1016,9 +1038,9 @@ def _explain_ratings(entries: list[LedgerEntry], s: Scenario) -> None:
         return
     lines = []
     for name, g in s.gates.items():
-        kind, k = parse_condition(g.condition)
-        if kind in ("rating_lt", "rating_ge"):
-            lines.append((name, k, round(k * 100)))
+        for t in g.parsed.terms():
+            if t.standing == "rating":
+                lines.append((name, t.value, round(t.value * 100)))
     for e in entries:
         if e.kind != "rating":
             continue

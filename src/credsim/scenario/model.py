@@ -7,12 +7,19 @@ that validation, `credsim show` and docs/parameters.md all come from one place.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_validator,
+)
 
 DOMAINS = (
     "finance", "court", "traffic", "transport", "civic", "consumption",
@@ -565,8 +572,9 @@ class FirmLists(Strict):
         return self
 
 
-# A condition is a short formula ('grade<=C', 'score<550'); a longer one is a mistake.
-CONDITION_MAX = 40
+# A condition is a short formula ('grade<=C', 'listed and score<600'); a longer one is a
+# mistake (each term is evaluated for people every day).
+CONDITION_MAX = 200
 
 
 class Gate(Strict):
@@ -576,10 +584,12 @@ class Gate(Strict):
     )
     condition: str = Field(
         max_length=CONDITION_MAX,
-        description="'listed' (court list), 'blacklisted' (legal representative of a firm "
-        "on the firm blacklist), 'grade<=X' / 'grade>=X' (points grade AAA..D), "
-        "'score<N' / 'score>=N' (composite score, N in [0, 10000]), 'rating<N' / 'rating>=N' "
-        "(peer rating, N in [0, 5])."
+        description="Who the gate reaches: comparisons of standings the running systems "
+        "provide, combined with 'and' / 'or' and parentheses: 'listed' (court list), "
+        "'blacklisted' (legal representative of a firm on the firm blacklist), 'grade<=X' / "
+        "'grade>=X' (points grade AAA..D), 'score<N' / 'score>=N' (composite score, N in "
+        "[0, 10000]), 'rating<N' / 'rating>=N' (peer rating, N in [0, 5]); "
+        "e.g. 'listed or grade<=C'."
     )
     effect: Literal["deny", "surcharge", "perk", "shame"] = Field(
         "deny", description="What happens to a person who meets the condition."
@@ -599,69 +609,65 @@ class Gate(Strict):
     reaches_children: bool = Field(
         False, description="Applies to the children in the household (school places)."
     )
+    _parsed: Any = PrivateAttr(None)
+
+    @property
+    def parsed(self) -> Any:
+        """The condition as a tree (credsim.conditions), parsed when the gate was read."""
+        return self._parsed
 
     @model_validator(mode="after")
     def _check(self) -> Gate:
+        from credsim.conditions import registered, rewards, standings_of
+
         try:
-            kind, _ = parse_condition(self.condition)
+            cond = parse_condition(self.condition)
         except ValueError as exc:
             raise ValueError(f"condition: {exc}") from None
-        if kind in PERK_KINDS and self.effect != "perk":
+        perk = rewards(cond)
+        if perk is None:
+            raise ValueError(
+                f"condition: {self.condition!r} mixes terms that reward a high standing "
+                "('>=', '>') with terms that restrict a low one ('<', '<=', flags); a gate "
+                "is a sanction or a perk, so use one kind"
+            )
+        if perk and self.effect != "perk":
             raise ValueError(
                 f"condition: {self.condition!r} rewards the well rated, so effect must be "
-                "'perk'; sanctions take 'listed', 'blacklisted', 'grade<=X', 'score<N' or "
-                "'rating<N'"
+                "'perk'; sanctions take flags ('listed', 'blacklisted') and '<', '<=' "
+                "comparisons ('grade<=X', 'score<N', 'rating<N')"
             )
-        if kind not in PERK_KINDS and self.effect == "perk":
+        if not perk and self.effect == "perk":
             raise ValueError(
                 f"effect: 'perk' needs a condition that rewards the well rated ('grade>=X', "
                 f"'score>=N', 'rating>=N'), got {self.condition!r}"
             )
-        if kind.startswith(("score", "rating")) and self.use_rate <= 0:
+        standings = registered()
+        unrecorded = [s for s in standings_of(cond) if standings[s].ledger_kind is None]
+        if unrecorded and self.use_rate <= 0:
             raise ValueError(
-                f"use_rate: a gate on {kind.split('_')[0]} applies when a person seeks the "
+                f"use_rate: a gate on {unrecorded[0]} applies when a person seeks the "
                 "service, so it needs use_rate > 0"
             )
+        self._parsed = cond
         return self
 
 
-# Thresholds a gate may compare with: a composite score lies in [0, 10000] (the bounds of
-# composite.low and high), a peer rating in [1, 5] (a threshold from 0 to 5).
-THRESHOLDS = {"score": (0.0, 10_000.0), "rating": (0.0, 5.0)}
-THRESHOLD_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+def provided_standings(scenario: Scenario) -> dict[str, str]:
+    """The standings the systems `scenario` runs provide: name -> module kind."""
+    from credsim.modules.registry import kinds
+
+    return {name: kind for kind, cls in kinds().items() if cls.present(scenario)
+            for name in cls.standings}
 
 
-def parse_condition(cond: str) -> tuple[str, float]:
-    """The kind of a gate's condition and its threshold:
-    'listed' -> ('listed', 0); 'grade<=C' -> ('le', 4); 'grade>=A' -> ('ge', 2);
-    'score<550' -> ('score_lt', 550); 'score>=650' -> ('score_ge', 650);
-    'rating<4.2' -> ('rating_lt', 4.2); 'blacklisted' -> ('blacklisted', 0)."""
-    c = cond.replace(" ", "")
-    if c in ("listed", "blacklisted"):
-        return c, 0
-    for op, key in (("<=", "le"), (">=", "ge")):
-        if c.startswith("grade" + op) and c[len("grade" + op):] in GRADES:
-            return key, GRADES.index(c[len("grade" + op):])
-    for var, (lo, hi) in THRESHOLDS.items():
-        for op, key in ((">=", "ge"), ("<", "lt")):
-            if c.startswith(var + op):
-                # A plain decimal number: float() alone would also read 'nan', 'inf',
-                # '1_000', surrounding whitespace and non-ASCII digits.
-                text = c[len(var + op):]
-                n = float(text) if THRESHOLD_RE.fullmatch(text) else math.nan
-                if not (math.isfinite(n) and lo <= n <= hi):
-                    raise ValueError(
-                        f"condition {cond!r}: the threshold of {var} must be a number in "
-                        f"[{lo:g}, {hi:g}]"
-                    )
-                return f"{var}_{key}", n
-    raise ValueError(
-        f"condition {cond!r} is not one of 'listed', 'blacklisted', 'grade<=X', 'grade>=X' "
-        "(X in " + ", ".join(GRADES) + "), 'score<N', 'score>=N', 'rating<N', 'rating>=N'"
-    )
+def parse_condition(cond: str) -> Any:
+    """A gate's condition as a tree (credsim.conditions: Term, Both, Either) over the
+    standings the registered modules declare, e.g. 'grade<=C' -> Term('grade', '<=', 4,
+    'C'); ConditionError (a ValueError and an InputError) saying what is allowed."""
+    from credsim.conditions import parse, registered
 
-
-PERK_KINDS = ("ge", "score_ge", "rating_ge")
+    return parse(cond, registered())
 
 
 class Adaptation(Strict):
@@ -946,22 +952,9 @@ class Scenario(Strict):
                     raise ValueError(
                         f"firm_lists.severity.{k}: only firm behaviours go on firm lists"
                     )
-        needs = {
-            "listed": ("court_list", self.court_list.enabled),
-            "blacklisted": ("firm_lists", self.firm_lists.enabled),
-            "le": ("points", self.points.enabled), "ge": ("points", self.points.enabled),
-            "score_lt": ("composite", self.composite.enabled),
-            "score_ge": ("composite", self.composite.enabled),
-            "rating_lt": ("rating", self.rating.enabled),
-            "rating_ge": ("rating", self.rating.enabled),
-        }
+        provided = provided_standings(self)
         for gname, g in self.gates.items():
-            kind, _ = parse_condition(g.condition)
-            system, on = needs[kind]
-            if not on:
-                raise ValueError(
-                    f"gates.{gname}.condition: {g.condition!r} needs {system}.enabled"
-                )
+            _check_provided(gname, g, provided)
         _check_columns(self)
         _check_score_range(self)
         return self
@@ -1018,6 +1011,21 @@ def named_columns(s: Scenario) -> list[tuple[str, str]]:
         cols += [(f"gate_{g}", f"gates.{g}"), (f"gate_{g}_wrongful", f"gates.{g} (wrongful)")]
     cols += [(f"band_{b}", f"composite.bands.{b}") for b in s.composite.bands]
     return cols
+
+
+def _check_provided(gname: str, g: Gate, provided: dict[str, str]) -> None:
+    """A gate reads only standings that a running system provides."""
+    from credsim.conditions import standings_of
+    from credsim.modules.registry import kinds
+
+    owners = {name: kind for kind, cls in kinds().items() for name in cls.standings}
+    for name in standings_of(g.parsed):
+        if name not in provided:
+            offered = ", ".join(provided) or "none"
+            raise ValueError(
+                f"gates.{gname}.condition: {g.condition!r} reads {name}, which needs "
+                f"{owners[name]}.enabled; the systems this scenario runs provide: {offered}"
+            )
 
 
 def _check_columns(s: Scenario) -> None:

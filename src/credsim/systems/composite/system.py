@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from credsim.behaviour import D_GENEROSITY, D_NONCOMPLIANCE, D_VOICE, Catalogue
+from credsim.conditions import Standing
 from credsim.economy import lazy_savings, stress_of_one
 from credsim.ledger import C_REFRESH, K_COMPOSITE, K_MARK, R_NONE, R_TRUE, Ledger
 from credsim.modules import Day, Hook, Module, Result
@@ -50,7 +51,11 @@ class Composite(Module):
         Result("band_below_lowest"),
         Result("band_<band>"),
     )
-    standings = {"score": ("<", ">=")}
+    # Scores lie in [0, 10000] (the bounds of composite.low and high); -1 marks someone
+    # who takes no part, who meets no score condition.
+    standings = {"score": Standing(
+        "score", "composite `score` (-1: takes no part)", "`score_true`", ops=("<", ">="),
+        bounds=(0.0, 10_000.0), least=0.0, refreshed=True)}
     ledger_kinds = ("composite", "mark")
     ledger_causes = ("composite_refresh",)
     reads_ties = True  # the relationships dimension: contacts' scores
@@ -161,9 +166,11 @@ class Composite(Module):
     def final_scores(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {"composite": (self.score, self.opted)}
 
-    def gate_state(self, st) -> None:
-        st.score, st.score_true, st.composite_domain = (
-            self.score, self.score_true, self.last_neg_domain)
+    def standing_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.score, self.score_true
+
+    def standing_domains(self, name: str) -> np.ndarray:
+        return self.last_neg_domain
 
     # Marks -----------------------------------------------------------------
     def mark(self, ledger: Ledger, day: int, who: np.ndarray, behaviour: np.ndarray,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from credsim.conditions import Standing
 from credsim.ledger import (
     C_APPEAL,
     C_CORRECTION,
@@ -66,7 +67,9 @@ class CourtList(Module):
         Result("new_firm_listings"),
         Result("payments"),
     )
-    standings = {"listed": ()}
+    standings = {"listed": Standing(
+        "listed", "active listings, `n_list_true + n_list_false`", "`n_list_true`",
+        domain="court", initial=0.0, ledger_kind=K_LIST)}
     ledger_kinds = ("list",)
     ledger_causes = ("court_listing", "legal_rep_of_listed_firm", "delisting_payment",
                      "delisting_expiry", "delisting_correction", "delisting_appeal",
@@ -137,9 +140,10 @@ class CourtList(Module):
     def firm_columns(self) -> dict:
         return {"listed": self.firm_listed}
 
-    def gate_state(self, st) -> None:
-        st.has_list = True
-        st.n_list_true, st.n_list_false = self.n_list_true, self.n_list_false
+    def standing_values(self, name: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Active listings held (true and false cases) and on true cases."""
+        true = self.n_list_true[ids].astype(np.int32)
+        return true + self.n_list_false[ids], true
 
     @property
     def open_cases(self) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from credsim.conditions import Standing
 from credsim.ledger import (
     C_BLACKLIST_REP,
     C_DISPLAY_EXPIRY,
@@ -35,7 +36,10 @@ class FirmLists(Module):
     build_order = 50
     record_order = 40
     hooks = (Hook("list", "list_firms", 70),)
-    standings = {"blacklisted": ()}
+    standings = {"blacklisted": Standing(
+        "blacklisted", "blacklisted firms the person is legal representative of, "
+        "`rep_true + rep_false`", "`rep_true`", domain="firm", initial=0.0,
+        ledger_kind=K_BLACKLIST)}
     ledger_kinds = ("blacklist",)
     ledger_causes = ("display_expiry", "legal_rep_of_blacklisted_firm")
     results = (Result("firms_blacklisted"), Result("firms_red_listed"),
@@ -100,9 +104,10 @@ class FirmLists(Module):
                 "blacklisted_true": self.black[0] > 0,
                 "red_listed": self.red_listed_mask(self.sim.scenario.run.days - 1)}
 
-    def gate_state(self, st) -> None:
-        st.has_black = True
-        st.n_black_true, st.n_black_false = self.rep_true, self.rep_false
+    def standing_values(self, name: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Blacklisted firms represented (on true or false items) and on true items."""
+        true = self.rep_true[ids].astype(np.int32)
+        return true + self.rep_false[ids], true
 
     @property
     def blacklisted(self) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from credsim.behaviour import day_seed
+from credsim.conditions import Standing
 from credsim.ledger import C_RATINGS, K_RATING, R_NONE, Ledger
 from credsim.modules import Day, Hook, Module, Result
 from credsim.population.graph import DROPPED
@@ -39,7 +40,10 @@ class PeerRatings(Module):
         Result("rating_mean", "float64"),
         Result("ratings_given"),
     )
-    standings = {"rating": ("<", ">=")}
+    # Ratings lie in [1, 5]; a child's is NaN and meets no rating condition.
+    standings = {"rating": Standing(
+        "rating", "unrounded peer `rating` (NaN for a child)", "`rating_true`",
+        ops=("<", ">="), bounds=(0.0, 5.0), least=0.0, domain="social")}
     ledger_kinds = ("rating",)
     ledger_causes = ("peer_ratings",)
     reads_ties = True  # people rate their contacts
@@ -117,8 +121,8 @@ class PeerRatings(Module):
     def final_scores(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {"rating": (np.nan_to_num(self.rating), self.sim.people.age != CHILD)}
 
-    def gate_state(self, st) -> None:
-        st.rating, st.rating_true = self.rating, self.rating_true
+    def standing_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.rating, self.rating_true
 
     def daily(self) -> dict:
         r = self.rating[~np.isnan(self.rating)]

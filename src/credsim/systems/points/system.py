@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numba import njit
 
+from credsim.conditions import Standing
 from credsim.errors import InputError, first_line
 from credsim.ledger import (
     C_CAP_EXPIRY,
@@ -46,7 +47,9 @@ class Points(Module):
         Result("grade_<grade>"),
         Result("warnings"),
     )
-    standings = {"grade": ("<=", ">=")}
+    standings = {"grade": Standing(
+        "grade", "`grade`, coded 0 = AAA ... 5 = D", "`grade_true`", ops=("<=", ">="),
+        names=GRADES, ledger_kind=K_GRADE)}
     ledger_kinds = ("score", "grade", "warning")
     ledger_causes = ("instant_grade_expiry",)
 
@@ -212,11 +215,14 @@ class Points(Module):
     def final_scores(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {"points": (self.score, self.sim.people.age != CHILD)}
 
-    def gate_state(self, st) -> None:
-        st.has_points = True
-        st.grade, st.grade_true, st.points_domain = self.grade, self.grade_true, (
-            self.last_neg_domain)
-        st.initial_grade = int(self.grade[0])
+    def standing_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.grade, self.grade_true
+
+    def standing_domains(self, name: str) -> np.ndarray:
+        return self.last_neg_domain
+
+    def standing_initial(self, name: str) -> float:
+        return float(self.grade[0])  # everyone starts at the same grade
 
     # State -------------------------------------------------------------------
     def apply(self, ledger: Ledger, day: int, who, delta, cap, cause, channel, record,
