@@ -148,9 +148,14 @@ class Consequences(Module):
         self.score_candidates: dict[int, np.ndarray] = {}
         self.score_pools: dict[int, np.ndarray] = {}
         # The lines of score conditions, whose crossing at a refresh moves a status.
-        self.score_thresholds = np.unique([t.value for g in self.gates
-                                           for t in g.condition.terms()
-                                           if t.standing == "score"])
+        # The lines of conditions on standings refreshed on a cadence: their holders
+        # report who crossed one at a refresh (only their status can move).
+        for name, st in self.standings.items():
+            provider = sim.provider(name)
+            if st.refreshed and provider is not None:
+                provider.watch_lines(name, np.unique(
+                    [t.value for g in self.gates for t in g.condition.terms()
+                     if t.standing == name]))
         met = [m for g, m in zip(self.gates, self.initially_met, strict=True) if g.sanction]
         if any(met):
             # A sanction may hold in the initial state: check every adult now.
@@ -165,6 +170,8 @@ class Consequences(Module):
     # Hooks -------------------------------------------------------------------
     def consequences(self, d: Day) -> None:
         """Apply the gates to those who meet a condition and seek the service."""
+        if d.refreshed:
+            self.update_score_candidates()
         rows = self.sim.ledger.rows(d.since)
         # Rows that can move a sanction (scores, grades, lists); composite and rating
         # changes come from their systems, limited to those that cross a gate's line.

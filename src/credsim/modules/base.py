@@ -183,6 +183,10 @@ class Module:
         deductions in `Day.applied` is asked."""
         raise NotImplementedError(f"module {self.kind} makes no entry that can be reversed")
 
+    def watch_lines(self, standing: str, lines: np.ndarray) -> None:
+        """The values at which gate conditions on `standing` (one this module declares,
+        refreshed on a cadence) change: report who crosses them at a refresh."""
+
     def reviewed_behaviours(self) -> np.ndarray | None:
         """Per behaviour, whether human review should check its records (beyond
         deductions and grade caps), or None."""

@@ -41,6 +41,8 @@ class Day:
     # case, the listing's ledger row) per listing; lifted: (id, delisting cause, the
     # lifted listing's ledger row) per false case lifted by correction or appeal.
     listings: list[tuple[list, list]] = field(default_factory=list)
+    # Standings refreshed today (their held values all moved at once), by name.
+    refreshed: set[str] = field(default_factory=set)
     # People whose standing fell below a line where relationships count:
     # (ids, probability that each contact drops the tie).
     fallen: list[tuple[np.ndarray, float]] = field(default_factory=list)

@@ -82,6 +82,7 @@ class Composite(Module):
         # (true listings, false listings) per person, or None without a court list
         self.listed = (court.n_list_true, court.n_list_false) if court else None
         self.separate = sim.scenario.safeguards.domain_separation
+        self.lines = np.zeros(0)  # the gates' lines on the score (watch_lines)
         n = people.n
         self.h_mark = np.array([params.history_marks.get(b, 0.0) for b in cat.names])
         self.b_mark = np.array([params.behaviour_marks.get(b, 0.0) for b in cat.names])
@@ -145,12 +146,15 @@ class Composite(Module):
             # Trigger domains moved; scores themselves move only at refreshes.
             d.touched.append(person.who[counted])
         if self.due(d.day):
-            gates = sim.gates
-            d.touched.append(self.refresh(d.day, gates.score_thresholds))
-            gates.update_score_candidates()
+            # Only those whose score crossed a gate's line can change status.
+            d.touched.append(self.refresh(d.day, self.lines))
+            d.refreshed.add("score")
         if len(self.fallen):
             d.fallen.append((self.fallen, self.params.prune_prob))
             self.fallen = self.fallen[:0]
+
+    def watch_lines(self, standing: str, lines: np.ndarray) -> None:
+        self.lines = np.asarray(lines, dtype=np.float64)
 
     def end_day(self, d: Day) -> None:
         self.write_pending(self.sim.ledger)
