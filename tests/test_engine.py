@@ -761,3 +761,28 @@ def test_results_do_not_depend_on_the_number_of_threads(simulate, busy, tmp_path
         numba.set_num_threads(before)
     for t in ("timeseries", "ledger", "people", "sanctions", "firms"):
         assert (outs[0] / f"{t}.parquet").read_bytes() == (outs[-1] / f"{t}.parquet").read_bytes()
+
+
+def test_stress_never_widens_a_firm_behaviours_envelope():
+    """Stress moves people's rates, never firms': a firm behaviour's sampling envelope
+    leaves its stress elasticity out, so with the same seed its events are exactly
+    those it has without elasticity (a wider envelope would draw other candidates)."""
+    days, people = 200, 20_000
+
+    def run(elasticity: float) -> tuple[Simulation, int]:
+        s = load_scenario("credit-china", [
+            f"behaviours.counterfeit_goods.stress_elasticity={elasticity}",
+            "behaviours.counterfeit_goods.rate=0.01"],
+            people=people, days=days)
+        sim = Simulation(s)
+        b = sim.cat.index("counterfeit_goods")
+        n = sum(int(np.count_nonzero(sim["society"].behaviour.step(d).behaviour == b))
+                for d in range(days))
+        return sim, n
+
+    plain, n0 = run(0.0)
+    stressed, n1 = run(3.0)
+    b = plain.cat.index("counterfeit_goods")
+    rmax0, rmax1 = (s["society"].behaviour.rmax[b] for s in (plain, stressed))
+    assert rmax1 == rmax0
+    assert n0 > 100 and n1 == n0

@@ -151,9 +151,11 @@ class Behaviour:
         self.deter = np.ones(n, dtype=np.float32)  # personal multiplier on scored misbehaviour
         self.chill = np.ones(n, dtype=np.float32)  # personal multiplier on voice
         # The envelope may exceed one event a day: counts are Poisson, not Bernoulli.
+        # Stress moves people's rates only: a firm behaviour's envelope leaves it out.
         self.rmax = (
             cat.rate * np.where(cat.driver == D_NONE, 1.0, DRIVER_MAX)
-            * (1.0 + cat.elasticity) * np.maximum(cat.global_factor, 1.0)
+            * np.where(cat.is_firm, 1.0, 1.0 + cat.elasticity)
+            * np.maximum(cat.global_factor, 1.0)
         )
         self.rmax[cat.global_factor <= 0] = 0.0  # fully deterred or chilled: never happens
         self.gf = cat.global_factor
