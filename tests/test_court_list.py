@@ -168,3 +168,27 @@ def test_two_cases_against_one_debtor_on_one_day_draw_apart():
     keys = court.cases["key"][-3:]
     assert len(set(keys.tolist())) == 3
     assert keys[0] == (4 << 33) | 5  # the first case keeps its plain key
+
+
+def test_a_legal_representatives_listing_deduction_carries_their_listings_cause(tmp_path):
+    """The points deduction for a listing carries the listing's cause: a debtor's own
+    listing (court_listing) or a firm's reaching its legal representative
+    (legal_rep_of_listed_firm), and refers to that listing."""
+    import pyarrow.parquet as pq
+
+    from credsim.results import run_dir
+
+    s = load_scenario("rongcheng", ["behaviours.firm_judgment_default.rate=0.01"],
+                      people=4000, days=200)
+    out = tmp_path / "run"
+    tmp = run_dir.prepare(out)
+    run_dir.simulate(s, tmp)
+    run_dir.commit(tmp, out)
+    led = pq.read_table(out / "ledger.parquet").to_pydict()
+    kinds, causes, refs = led["kind"], led["cause"], led["ref"]
+    seen = set()
+    for i, (k, c, r) in enumerate(zip(kinds, causes, refs, strict=True)):
+        if k == "score" and r >= 0 and kinds[r] == "list":
+            assert c == causes[r], (i, c, causes[r])
+            seen.add(c)
+    assert seen == {"court_listing", "legal_rep_of_listed_firm"}

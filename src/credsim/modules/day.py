@@ -38,8 +38,9 @@ class Day:
     # Of each entry in `applied`: which an audit caught (reversed by the audit alone).
     caught: list[np.ndarray] = field(default_factory=list)
     # People put on or taken off a list today: (listed, lifted). listed: (id, on a false
-    # case, the listing's ledger row) per listing; lifted: (id, delisting cause, the
-    # lifted listing's ledger row) per false case lifted by correction or appeal.
+    # case, the listing's ledger row, its cause: the debtor's own listing or a legal
+    # representative's) per listing; lifted: (id, delisting cause, the lifted listing's
+    # ledger row) per false case lifted by correction or appeal.
     listings: list[tuple[list, list]] = field(default_factory=list)
     # Standings refreshed today (their held values all moved at once), by name.
     refreshed: set[str] = field(default_factory=set)

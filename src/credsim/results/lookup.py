@@ -650,7 +650,7 @@ def _last_negative_domain(entries: list[LedgerEntry], s: Scenario) -> str | None
             continue
         if e.cause in s.behaviours:
             last = s.behaviours[e.cause].domain
-        elif e.cause == "court_listing":
+        elif e.cause in ("court_listing", "legal_rep_of_listed_firm"):
             last = "court"
     return last
 
@@ -738,7 +738,7 @@ def _explain_listings(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry]
                 continue
             e.firm = target.firm
             e.note = f"ends the listing of day {target.day} ({how})"
-        elif e.kind == "score" and e.cause == "court_listing":
+        elif e.kind == "score" and e.cause in ("court_listing", "legal_rep_of_listed_firm"):
             e.note = _listing_deduction_note(e, target)
         elif e.kind == "score" and e.cause in ("delisting_correction", "delisting_appeal"):
             e.note = ("restores the listing deduction"

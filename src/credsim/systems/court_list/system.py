@@ -150,8 +150,8 @@ class CourtList(Module):
         return len(self.cases["who"])
 
     def step(self, records: Records, day: int, ledger: Ledger) -> tuple[list, list]:
-        """Run one day. Return (listed, lifted): (person, on_false_case, ledger row) for
-        each case listing that reaches a person, and (person, cause, the listing's ledger
+        """Run one day. Return (listed, lifted): (person, on_false_case, ledger row,
+        cause) for each case listing that reaches a person, and (person, cause, the listing's ledger
         row) for each listing of a false case lifted by correction or appeal."""
         self._open(records, day)
         self.payments_today = self.person_listings_today = self.firm_listings_today = 0
@@ -162,7 +162,7 @@ class CourtList(Module):
         u_pay = counter_uniform(self.keys["pay"], day, c["key"])
         listed = c["listed_day"] >= 0
         closed = np.zeros(len(c["who"]), dtype=bool)
-        new_listings: list[tuple[int, bool, int]] = []
+        new_listings: list[tuple[int, bool, int, int]] = []
         lifted: list[tuple[int, int, int]] = []
 
         # A correction that succeeds ends a false case, listed or not.
@@ -314,9 +314,9 @@ class CourtList(Module):
             return who
         return self.firms.legal_rep[np.where(is_firm, who, 0)]
 
-    def _list(self, i: int, day: int, ledger: Ledger) -> tuple[int, bool, int]:
-        """List case i; return the person it reaches, whether the case is false and the
-        person's listing row."""
+    def _list(self, i: int, day: int, ledger: Ledger) -> tuple[int, bool, int, int]:
+        """List case i; return the person it reaches, whether the case is false, the
+        person's listing row and its cause (C_LISTING, or C_LEGAL_REP for a firm's)."""
         c = self.cases
         c["listed_day"][i] = day
         false = bool(c["is_false"][i])
@@ -339,7 +339,7 @@ class CourtList(Module):
                             record=rec, delta=1, value=total, ref=int(c["firm_row"][i]))
         c["person_row"][i] = row
         self.listed_count += total == 1
-        return person, false, row
+        return person, false, row, cause
 
     def _delist(self, i: int, day: int, ledger: Ledger, cause: int) -> int:
         """End case i's listing (each delisting row refers to its listing row); return the

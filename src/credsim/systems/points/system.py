@@ -17,7 +17,6 @@ from credsim.conditions import Standing
 from credsim.errors import InputError, first_line
 from credsim.ledger import (
     C_CAP_EXPIRY,
-    C_LISTING,
     K_GRADE,
     K_SCORE,
     K_WARNING,
@@ -155,7 +154,7 @@ class Points(Module):
 
     def listing_points(self, d: Day) -> None:
         """The points deduction for each case listing a person (referring to the
-        listing), and its give-back (referring to the deduction) when a false case's
+        listing, with its cause), and its give-back (referring to the deduction) when a false case's
         listing is lifted by correction or appeal."""
         delta = self.params.listing_delta
         if not delta:
@@ -163,22 +162,24 @@ class Points(Module):
         if self.cap_cap > 0:
             delta = max(delta, -self.cap_cap)
         for listed, lifted in d.listings:
-            who = [p for p, _, _ in listed] + [p for p, _, _ in lifted]
+            who = [p for p, *_ in listed] + [p for p, _, _ in lifted]
             if not who:
                 continue
             k = len(who)
-            false = [bool(f) for _, f, _ in listed]
+            false = [bool(f) for _, f, _, _ in listed]
             given_back = [self.listing_deductions.pop(row, NO_REF) for _, _, row in lifted]
             _, _, rows = self.apply(
                 self.sim.ledger, d.day, np.array(who, dtype=np.int32),
                 np.array([delta] * len(listed) + [-delta] * len(lifted)), np.full(k, -1),
-                np.array([C_LISTING] * len(listed) + [c for _, c, _ in lifted]), np.zeros(k),
+                # A deduction carries its listing's cause (a legal representative's
+                # listing for a firm's case), a give-back its delisting's.
+                np.array([c for *_, c in listed] + [c for _, c, _ in lifted]), np.zeros(k),
                 np.array([int(f) for f in false] + [R_FALSE] * len(lifted)),
                 np.full(k, COURT_DOMAIN),
-                ref=np.array([row for _, _, row in listed] + given_back, dtype=np.int64),
+                ref=np.array([row for _, _, row, _ in listed] + given_back, dtype=np.int64),
             )
-            for (_, _, row), f, deduction in zip(listed, false, rows[:len(listed)].tolist(),
-                                                 strict=True):
+            for (_, _, row, _), f, deduction in zip(listed, false,
+                                                    rows[:len(listed)].tolist(), strict=True):
                 if f:  # only a false case's listing can be lifted with its deduction
                     self.listing_deductions[row] = deduction
 
