@@ -51,6 +51,7 @@ DELISTINGS = ("delisting_payment", "delisting_expiry", "delisting_correction",
               "delisting_appeal", "delisting_settlement", "delisting_no_assets",
               "delisting_death")
 GIVE_BACKS = ("delisting_correction", "delisting_appeal")
+LISTINGS = ("court_listing", "legal_rep_of_listed_firm")  # a debtor's, a legal rep's
 # (kind, cause) of the entries that end the entry they refer to, of their own kind.
 ENDINGS = {("score", "mark_expiry"), ("score", "audit_reversal"),
            ("grade", "instant_grade_expiry"), ("blacklist", "display_expiry"),
@@ -141,14 +142,15 @@ def check_links(k: Links) -> dict[str, int]:
     # The listing deduction refers to the listing; its give-back to the deduction, on the
     # day a correction or appeal ends that listing.
     for what in ("score", "grade"):
-        sel = link(f"listing deduction {what}", k.rows(what, "court_listing"))
+        sel = link(f"listing deduction {what}", k.rows(what, *LISTINGS))
         t = ref[sel]
         assert k.same_holder(sel) and np.all((kind[t] == "list") & (delta[t] == 1))
+        assert np.array_equal(cause[sel], cause[t]), "a deduction has its listing's cause"
         assert np.all(k["day"][sel] == k["day"][t]) and np.array_equal(record[sel], record[t])
         sel = link(f"give-back {what}", k.rows(what, *GIVE_BACKS))
         t = ref[sel]
         assert k.same_holder(sel) and np.all((kind[t] == "score")
-                                             & (cause[t] == "court_listing"))
+                                             & np.isin(cause[t], LISTINGS))
         if what == "score":
             assert np.array_equal(delta[sel], -delta[t]) and np.all(record[t] == "false")
             lifted = {(int(r), c) for r, c in zip(ref[k.rows("list", *GIVE_BACKS)],
@@ -192,7 +194,7 @@ def check_links(k: Links) -> dict[str, int]:
     # listing; an ending entry ends an entry of its own kind.
     ending = np.array([(a, b) in ENDINGS for a, b in zip(kind, cause, strict=True)])
     assert np.all(kind[ref[ending & linked]] == kind[ending & linked])
-    for group in (ending & linked, (cause == "court_listing") & linked):
+    for group in (ending & linked, np.isin(cause, LISTINGS) & linked):
         for what in set(kind[group]):
             referred = ref[group & (kind == what)]
             assert len(np.unique(referred)) == len(referred), f"referred twice by {what}"
