@@ -88,6 +88,7 @@ class Simulation:
         return self.modules[kind]
 
     def get(self, kind: str) -> Module | None:
+        """The module of this kind, or None if the scenario does not run one."""
         return self.modules.get(kind)
 
     def provider(self, standing: str) -> Module | None:

@@ -49,6 +49,7 @@ class Day:
     fallen: list[tuple[np.ndarray, float]] = field(default_factory=list)
 
     def acted_on(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every person record the systems acted on today: (ids, behaviours)."""
         if not self.acted:
             return np.zeros(0, np.int32), np.zeros(0, np.int16)
         return (np.concatenate([w for w, _ in self.acted]),

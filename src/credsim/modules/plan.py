@@ -15,6 +15,8 @@ from credsim.scenario.model import Scenario
 
 @dataclass(frozen=True)
 class Step:
+    """One hook of the day: module `kind`'s `method`, in `phase` at `order`."""
+
     phase: str
     kind: str
     method: str
@@ -50,6 +52,7 @@ def build_plan(classes: list[type[Module]]) -> list[Step]:
 
 
 def plan_of(scenario: Scenario) -> list[Step]:
+    """The day's hooks of `scenario`, in the order the engine runs them."""
     return build_plan(module_classes(scenario))
 
 
