@@ -32,6 +32,13 @@ SCHEMES = {
 }
 
 
+def name_matches(pattern: str, name: str) -> bool:
+    """Whether `name` is one of the names `pattern` declares: each `<x>` in it stands for
+    any name made of letters, digits and '_' (a gate's, a behaviour's, ...)."""
+    parts = re.split(r"<[a-z_]+>", pattern)
+    return re.fullmatch("[A-Za-z0-9_]+".join(map(re.escape, parts)), name) is not None
+
+
 @dataclass(frozen=True)
 class Stream:
     """A random stream a module draws from: its name (`<x>` stands for a name from the
@@ -43,8 +50,7 @@ class Stream:
     identity: str = "day"
 
     def matches(self, name: str) -> bool:
-        parts = re.split(r"<[a-z_]+>", self.name)
-        return re.fullmatch("[A-Za-z0-9_]+".join(map(re.escape, parts)), name) is not None
+        return name_matches(self.name, name)
 
 
 class StreamError(Exception):

@@ -35,7 +35,6 @@ engine times each (phase, module) pair.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -43,7 +42,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from credsim.conditions import Standing
-from credsim.rng import Stream
+from credsim.rng import Stream, name_matches
 
 if TYPE_CHECKING:
     from credsim.audit.measures import RunTables
@@ -76,13 +75,12 @@ class Result:
 
     name: str
     dtype: str = "int64"
-
-    def matches(self, column: str) -> bool:
-        parts = re.split(r"<[a-z_]+>", self.name)
-        return re.fullmatch("[A-Za-z0-9_]+".join(map(re.escape, parts)), column) is not None
     label: str = ""
     unit: str = ""
     kind: str = "count"  # one of credsim.labels.KINDS
+
+    def matches(self, column: str) -> bool:
+        return name_matches(self.name, column)
 
 
 class World(Protocol):
