@@ -11,6 +11,7 @@ firm listings and false records).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,12 @@ from credsim.scenario.load import load_scenario
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "credsim-tests-hypothesis")
 settings.register_profile("credsim", database=None)
 settings.load_profile("credsim")
+
+# A suite started in the background of a non-interactive shell inherits SIGINT ignored,
+# and so would every command the tests run: the Ctrl-C tests would see no Ctrl-C. A
+# handler (not an ignore) is reset to the default in each child, as a terminal has it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 BUSY = (
     "behaviours.judgment_default.rate=2e-3",
