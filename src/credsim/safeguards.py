@@ -37,14 +37,14 @@ class Safeguarding(Module):
         Result("marks_expired"),
     )
 
+    random_streams = tuple(Stream(f"safeguards.{k}", "counter",
+                                  "record: day, person, behaviour and ordinal")
+                           for k in ("review", "review_order", "contest", "contest_success"))
+
     @classmethod
     def present(cls, scenario) -> bool:
         p = scenario.safeguards
         return p.notice_days > 0 or p.review_capacity > 0 or p.expiry_days > 0
-
-    random_streams = tuple(Stream(f"safeguards.{k}", "counter",
-                                  "record: day, person, behaviour and ordinal")
-                           for k in ("review", "review_order", "contest", "contest_success"))
 
     def __init__(self, sim) -> None:
         super().__init__(sim)
@@ -55,8 +55,8 @@ class Safeguarding(Module):
         self.adverse = self.noticed.copy()
         self.p = params
         self.capacity = int(round(params.review_capacity * n / 1e6))
-        self.keys = {k: streams.key(f"safeguards.{k}")
-                     for k in ("review", "review_order", "contest", "contest_success")}
+        self.keys = {s.name.removeprefix("safeguards."): streams.key(s.name)
+                     for s in self.random_streams}
         self.held: dict[int, list[Records]] = {}
         self.expiring: dict[int, list[tuple]] = {}
         self.reviewed_today = self.struck_today = self.marks_expired_today = 0
