@@ -20,6 +20,7 @@ import numpy as np
 
 from credsim.ledger import C_MARK_EXPIRY
 from credsim.modules import Day, Hook, Module, Result
+from credsim.modules.day import by_owner
 from credsim.observation import Records
 from credsim.rng import Stream, counter_uniform, occurrence
 
@@ -76,17 +77,14 @@ class Safeguarding(Module):
         """Reverse the deductions that expire today, by the module that made them."""
         due = self.expiring.pop(d.day, [])
         self.marks_expired_today = sum(len(e[1]) for e in due)
-        for owner in dict.fromkeys(e[0] for e in due):
-            mine = [e[1:] for e in due if e[0] is owner]
-            who, delta, delta_true, record, rows = (np.concatenate(c)
-                                                    for c in zip(*mine, strict=True))
+        for owner, who, delta, delta_true, record, rows in by_owner(due):
             owner.reverse(d, who, delta, delta_true, record, C_MARK_EXPIRY, 0, rows)
 
     def schedule_expiry(self, d: Day) -> None:
         """Deductions that took effect today expire `expiry_days` later, unless an audit
         will reverse them first."""
-        for i, a in enumerate(d.applied):
-            keep = ~d.caught[i] if i < len(d.caught) else np.ones(len(a.who), bool)
+        for a in d.applied:
+            keep = ~a.caught
             self._schedule(a.owner, a.who[keep], a.delta[keep], a.delta_true[keep],
                            a.record[keep], a.rows[keep], d.day)
 

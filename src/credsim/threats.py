@@ -20,6 +20,7 @@ import numpy as np
 
 from credsim.ledger import C_AUDIT, R_INSIDER
 from credsim.modules import Day, Hook, Module, Result
+from credsim.modules.day import by_owner
 from credsim.observation import S_COLLUSION, S_INFORMANT, S_INSIDER, Records
 from credsim.population.graph import DROPPED, FAMILY
 from credsim.population.people import CHILD
@@ -110,9 +111,7 @@ class Threats(Module):
         due = self.audits.pop(d.day, [])
         self.caught_today = sum(len(w) for _, w, _, _ in due)
         n_ch = len(self.sim.cat.channel_names)
-        for owner in dict.fromkeys(o for o, _, _, _ in due):
-            mine = [e[1:] for e in due if e[0] is owner]
-            who, delta, rows = (np.concatenate(c) for c in zip(*mine, strict=True))
+        for owner, who, delta, rows in by_owner(due):
             k = len(who)
             owner.reverse(d, who, delta, np.zeros(k, np.int32), np.full(k, R_INSIDER),
                           C_AUDIT, n_ch + 2, rows)
@@ -120,8 +119,8 @@ class Threats(Module):
     def schedule_audits(self, d: Day) -> None:
         """Decide which of today's insider edits an audit will catch, and when."""
         for a in d.applied:
-            d.caught.append(self._schedule_audits(a.owner, a.who, a.delta, a.source, a.rows,
-                                                  d.day))
+            a.caught[:] = self._schedule_audits(a.owner, a.who, a.delta, a.source, a.rows,
+                                                d.day)
 
     def record(self, d: Day, row: dict) -> None:
         if self.active:

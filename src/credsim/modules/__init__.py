@@ -2,7 +2,7 @@
 declares so that the engine can run it without knowing it by name."""
 
 from credsim.modules.base import PHASES, AuditMeasure, Hook, Module, Result
-from credsim.modules.day import Applied, Day
+from credsim.modules.day import Applied, Day, by_owner
 from credsim.modules.registry import register, unregister
 from credsim.rng import Stream
 
@@ -11,4 +11,4 @@ from credsim.rng import Stream
 from credsim.scenario.model import Strict as StrictParams
 
 __all__ = ["PHASES", "Applied", "AuditMeasure", "Day", "Hook", "Module", "Result",
-           "Stream", "StrictParams", "register", "unregister"]
+           "Stream", "StrictParams", "by_owner", "register", "unregister"]

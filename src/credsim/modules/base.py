@@ -211,9 +211,6 @@ class Module:
         """The held value everyone starts with (None: values differ from the start)."""
         return self.standings[name].initial
 
-    def memory_bytes(self) -> int:
-        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
-
     # Systems from installed packages ------------------------------------------------
     # A kind that declares `Params`, the Pydantic model of its parameters, is set in a
     # scenario by a table `[systems.<name>]` with `kind = "<its kind>"` and its

@@ -19,6 +19,18 @@ class Applied(NamedTuple):
     record: np.ndarray  # ledger record codes
     source: np.ndarray  # observation sources (insider edits are audited)
     rows: np.ndarray  # ledger row number of each held change (-1: no row written)
+    # Which an audit will catch (set by threats; then reversed by the audit alone).
+    caught: np.ndarray
+
+
+def by_owner(entries: list[tuple]) -> list[tuple]:
+    """Entries (owner module, array, array, ...) grouped by owner, in order of first
+    appearance: (owner, each array concatenated over that owner's entries)."""
+    out = []
+    for owner in dict.fromkeys(e[0] for e in entries):
+        mine = [e[1:] for e in entries if e[0] is owner]
+        out.append((owner, *(np.concatenate(c) for c in zip(*mine, strict=True))))
+    return out
 
 
 @dataclass
@@ -35,8 +47,6 @@ class Day:
     acted: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     # Deductions that took effect today, for safeguards and audits to schedule.
     applied: list[Applied] = field(default_factory=list)
-    # Of each entry in `applied`: which an audit caught (reversed by the audit alone).
-    caught: list[np.ndarray] = field(default_factory=list)
     # People put on or taken off a list today: (listed, lifted). listed: (id, on a false
     # case, the listing's ledger row, its cause: the debtor's own listing or a legal
     # representative's) per listing; lifted: (id, delisting cause, the lifted listing's

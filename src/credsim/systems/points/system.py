@@ -150,7 +150,8 @@ class Points(Module):
             b.astype(np.int32) + ledger.behaviour_cause(0), channel_codes(sim.cat, acted),
             rec, cat.domain[b], warnable,
         )
-        d.applied.append(Applied(self, who, delta, delta_true, rec, acted.source, rows))
+        d.applied.append(Applied(self, who, delta, delta_true, rec, acted.source, rows,
+                                 np.zeros(len(who), dtype=bool)))
 
     def listing_points(self, d: Day) -> None:
         """The points deduction for each case listing a person (referring to the
