@@ -111,8 +111,9 @@ class Consequences(Module):
                       Stream("gate.<gate>.everyone", "counter",
                              "2j: candidate j's person, 2j + 1: its thinning"))
 
-    def __init__(self, sim) -> None:
-        super().__init__(sim)
+    def setup(self) -> None:
+        """Once every module is built, so that the standings of all of them are read."""
+        sim = self.sim
         s, people, economy, streams = sim.scenario, sim.people, sim.economy, sim.streams
         self.people, self.economy, self.streams = people, economy, streams
         self.source = Standings(sim.modules.values())
