@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,8 +88,13 @@ def interruptible(con: duckdb.DuckDBPyConnection, work: Callable[[], Any]) -> An
         while thread.is_alive():
             thread.join(0.05)
     except KeyboardInterrupt:
-        con.interrupt()
-        thread.join()
+        # Wait for the query to stop before going on: a thread still inside DuckDB when
+        # the interpreter exits aborts the process. The interrupt is sent again until it
+        # lands (one sent before the query began is lost), and a second Ctrl-C waits too.
+        while thread.is_alive():
+            con.interrupt()
+            with suppress(KeyboardInterrupt):
+                thread.join(0.05)
         raise
     if "error" in outcome:
         raise outcome["error"]
