@@ -24,7 +24,7 @@ EVERYTHING = ["composite.enabled=true", "rating.enabled=true", "firm_lists.enabl
 
 
 def _steps(preset: str, overrides=()) -> list[tuple[str, str, str]]:
-    return [(st.phase, st.kind, st.method)
+    return [(st.phase, st.module, st.method)
             for st in plan_of(load_scenario(preset, list(overrides)))]
 
 

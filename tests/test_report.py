@@ -405,12 +405,14 @@ def test_the_stacked_grade_chart_is_left_out_when_one_grade_holds_everyone():
     from types import SimpleNamespace
 
     nearly_all_a = [[0.002], [0.003], [0.991], [0.004], [0.0], [0.0]]
+    points = {"points": {"grades": list(rpt.GRADES)}}  # the run's scenario
     spread = [[0.1], [0.2], [0.4], [0.2], [0.05], [0.05]]
-    html = rpt._fig_distribution(SimpleNamespace(ts=_timeseries(nearly_all_a)),
+    html = rpt._fig_distribution(SimpleNamespace(ts=_timeseries(nearly_all_a), scenario=points),
                                  rpt._Figures())
     assert "share of adults in each grade" not in html
     assert "Grade A held at least 99% of adults on every day" in html
-    html = rpt._fig_distribution(SimpleNamespace(ts=_timeseries(spread)), rpt._Figures())
+    html = rpt._fig_distribution(SimpleNamespace(ts=_timeseries(spread), scenario=points),
+                                rpt._Figures())
     assert "share of adults in each grade" in html
 
 

@@ -16,7 +16,6 @@ from credsim.ledger import K_GRADE, Ledger
 from credsim.modules import Day, Hook, Module, Result
 from credsim.population.graph import _GOLDEN, DROPPED, FAMILY, find_entry
 from credsim.rng import Stream
-from credsim.scenario.model import GRADES
 
 
 class Adapt(Module):
@@ -41,7 +40,9 @@ class Adapt(Module):
             sim.streams)
         self.p, self.cat, self.behaviour, self.graph = params, cat, behaviour, graph
         self.seed = streams.int_seed("adapt.prune")
-        self.prune_grade = GRADES.index(params.prune_grade)
+        grades = sim.scenario.points.grades  # the main points system's
+        self.prune_grade = (grades.index(params.prune_grade) if params.prune_grade in grades
+                            else len(grades))  # not a grade: nobody falls to it
         self.ties_dropped_today = 0
 
     def adapt(self, d: Day) -> None:

@@ -128,8 +128,10 @@ class Standing:
 # non-ASCII digits.
 NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 VALUE_RE = re.compile(r"\s*(?P<value>[^\s()<>=]+)")
+# A standing's name; a further instance's is qualified by the instance (province.grade).
+WORD = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?"
 TOKEN_RE = re.compile(r"\s*(?:(?P<op><=|>=|<|>)|(?P<paren>[()])|"
-                      r"(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<number>" + NUMBER_RE.pattern + "))",
+                      r"(?P<word>" + WORD + r")|(?P<number>" + NUMBER_RE.pattern + "))",
                       re.ASCII)
 
 
@@ -313,10 +315,12 @@ class _Parser:
         s = self.standings.get(tok)
         if s is None or tok in KEYWORDS:
             raise self.error(f"{tok!r} is not a standing")
+        # Terms name the standing as the condition does (a further instance's qualified:
+        # province.grade), which is how the sources look it up.
         if s.flag:
             if self.peek() in OPS:
                 raise self.error(f"{s.name} is a flag and takes no comparison")
-            return Term(s.name)
+            return Term(tok)
         op = self.peek()
         if op not in s.ops:
             got = "nothing" if op is None else repr(op)
@@ -333,7 +337,7 @@ class _Parser:
             value = s.read(text)
         except ConditionError as exc:
             raise ConditionError(f"condition {self.text!r}: {exc}") from None
-        return Term(s.name, op, value, s.show(value))
+        return Term(tok, op, value, s.show(value))
 
 
 def _join(kind: type[Both] | type[Either], parts: list[Condition]) -> Condition:

@@ -40,24 +40,31 @@ S_SANCTIONED, S_WRONGFUL = 1, 2
 
 
 class Standings:
-    """The standings of the running modules, as a conditions.Source."""
+    """The standings of the running modules, as a conditions.Source, by the names gate
+    conditions use (a further instance's qualified: `province.grade`)."""
 
     def __init__(self, modules) -> None:
-        self.providers = {name: m for m in modules for name in m.standings}
-        self.declared: dict[str, Standing] = {name: m.standings[name]
-                                              for name, m in self.providers.items()}
+        # name in conditions -> (module, the module's own name of the standing)
+        self.providers = {m.instance.standing(own): (m, own) for m in modules
+                          for own in m.standings}
+        self.declared: dict[str, Standing] = {name: m.standings[own]
+                                              for name, (m, own) in self.providers.items()}
 
     def values(self, standing: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.providers[standing].standing_values(standing, ids)
+        m, own = self.providers[standing]
+        return m.standing_values(own, ids)
 
     def domains(self, standing: str, ids: np.ndarray) -> np.ndarray:
-        return self.providers[standing].standing_domains(standing)[ids]
+        m, own = self.providers[standing]
+        return m.standing_domains(own)[ids]
 
     def arrays(self, standing: str) -> tuple[np.ndarray, np.ndarray] | None:
-        return self.providers[standing].standing_arrays(standing)
+        m, own = self.providers[standing]
+        return m.standing_arrays(own)
 
     def initial(self, standing: str) -> float | None:
-        return self.providers[standing].standing_initial(standing)
+        m, own = self.providers[standing]
+        return m.standing_initial(own)
 
 
 class _HeldAs:
@@ -152,9 +159,9 @@ class Consequences(Module):
         # The lines of conditions on standings refreshed on a cadence: their holders
         # report who crossed one at a refresh (only their status can move).
         for name, st in self.standings.items():
-            provider = sim.provider(name)
-            if st.refreshed and provider is not None:
-                provider.watch_lines(name, np.unique(
+            provider, own = self.source.providers[name]
+            if st.refreshed:
+                provider.watch_lines(own, np.unique(
                     [t.value for g in self.gates for t in g.condition.terms()
                      if t.standing == name]))
         met = [m for g, m in zip(self.gates, self.initially_met, strict=True) if g.sanction]

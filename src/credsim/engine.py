@@ -21,7 +21,7 @@ import numpy as np
 from credsim.behaviour import compile_catalogue
 from credsim.ledger import KINDS, SPECIAL_CAUSES, Ledger
 from credsim.modules import PHASES, Day, Module
-from credsim.modules.plan import Step, build_plan, builds_graph, module_classes
+from credsim.modules.plan import Step, build_plan, builds_graph, module_instances
 from credsim.population.firms import build_firms
 from credsim.population.graph import Graph, build_graph
 from credsim.population.people import CHILD, TRAITS, build_people
@@ -41,12 +41,17 @@ class Simulation:
         self.scenario = s = scenario
         self.timings: dict[str, float] = {k: 0.0 for k in SETUP_PHASES + PHASES}
         self.streams = Streams(s.run.seed)
-        classes = module_classes(s)
+        instances = module_instances(s)
+        classes = list(dict.fromkeys(inst.cls for inst in instances))
         for stream in POPULATION_STREAMS:
             self.streams.register("population", stream)
-        for cls in classes:
-            for stream in cls.random_streams:
-                self.streams.register(cls.kind, stream)
+        for inst in instances:
+            for stream in inst.cls.random_streams:
+                # A further instance draws from streams of its own (its module names
+                # them with Module.column).
+                if not inst.primary:
+                    stream = Stream(inst.column(stream.name), stream.scheme, stream.identity)
+                self.streams.register(inst.name, stream)
         n = s.run.people
         # The social graph is built only when some module reads ties, and sociability
         # (which shapes the graph, and peer ratings, which read ties) only then.
@@ -63,39 +68,50 @@ class Simulation:
             self.firms = build_firms(n_firms, self.people, s.population.firm_compliance,
                                      self.streams)
         self.cat = cat = compile_catalogue(s)
-        # Kinds and causes of credsim's own modules are numbered in credsim.ledger.
-        extra_kinds = [k for c in classes for k in c.ledger_kinds if k not in KINDS]
-        extra_causes = [k for c in classes for k in c.ledger_causes if k not in SPECIAL_CAUSES]
+        # Kinds and causes of credsim's own modules are numbered in credsim.ledger; those
+        # of packages' modules and of further instances (named after them) follow.
+        extra_kinds = [inst.column(k) for inst in instances for k in inst.cls.ledger_kinds
+                       if inst.column(k) not in KINDS]
+        extra_causes = list(dict.fromkeys(k for c in classes for k in c.ledger_causes
+                                          if k not in SPECIAL_CAUSES))
         self.ledger = Ledger(ledger_path, cat.names, cat.channel_names,
                              extra_kinds=tuple(extra_kinds), extra_causes=tuple(extra_causes))
         self.adults = int(np.count_nonzero(self.people.age != CHILD))
         # Modules in build order: each may look up those built before it.
         self.modules: dict[str, Module] = {}
-        for cls in classes:
-            self.modules[cls.kind] = cls(self)
+        for inst in instances:
+            self.modules[inst.name] = inst.cls.build(self, inst)
         for m in self.modules.values():
             m.setup()
-        self.plan: list[Step] = build_plan(classes)
-        self._loop = [(st, getattr(self.modules[st.kind], st.method)) for st in self.plan]
-        self.module_timings: dict[str, float] = {f"{st.phase}/{st.kind}": 0.0
+        self.plan: list[Step] = build_plan(instances)
+        self._loop = [(st, getattr(self.modules[st.module], st.method)) for st in self.plan]
+        self.module_timings: dict[str, float] = {st.key: 0.0
                                                  for st in self.plan}
         self._recorders = sorted(self.modules.values(), key=lambda m: m.record_order)
         self.rows: list[dict] = []
         self.day = 0
 
-    def __getitem__(self, kind: str) -> Module:
-        """The module of this kind (KeyError if the scenario does not run one)."""
-        return self.modules[kind]
+    def __getitem__(self, name: str) -> Module:
+        """The module of this name: a kind (its first instance) or a [systems.<name>]
+        table's name (KeyError if the scenario runs none)."""
+        return self.modules[name]
 
-    def get(self, kind: str) -> Module | None:
-        """The module of this kind, or None if the scenario does not run one."""
-        return self.modules.get(kind)
+    def get(self, name: str) -> Module | None:
+        """The module of this name, or None if the scenario runs none."""
+        return self.modules.get(name)
 
     def provider(self, standing: str) -> Module | None:
-        """The module whose standings include `standing` (grade, listed, ...), if any."""
+        """The module that lends `standing` (grade, listed, province.grade ...), if any."""
+        found = self.standing_owner(standing)
+        return None if found is None else found[0]
+
+    def standing_owner(self, standing: str) -> tuple[Module, str] | None:
+        """(module, the module's own name of the standing) of a standing as gate
+        conditions name it, if a module lends it."""
         for m in self.modules.values():
-            if standing in m.standings:
-                return m
+            for own in m.standings:
+                if m.instance.standing(own) == standing:
+                    return m, own
         return None
 
     @property

@@ -22,7 +22,7 @@ from credsim.labels import measure_label
 from credsim.modules.plan import module_classes
 from credsim.results.query import connect, ident
 from credsim.results.run_dir import open_run, reading
-from credsim.scenario.model import GRADES, Scenario
+from credsim.scenario.model import Scenario
 
 FOUR_FIFTHS = 0.8
 CRITIC_QUANTILE = 0.9  # critics: the most vocal tenth of adults, as for insiders' targets
@@ -268,7 +268,7 @@ class _Audit:
     def distributions(self) -> None:
         s = self.s
         if s.points.enabled:
-            for g in GRADES:
+            for g in s.points.grades:
                 self.add("grade_share", _ratio(self.ts_last(f"grade_{g}"), self.adults),
                          f"grade={g}")
             mean, sd = self.q("SELECT avg(score), stddev_pop(score) FROM people "
@@ -374,19 +374,21 @@ class _Audit:
         s = self.s
         if not s.points.enabled:
             return
-        floors = [s.points.grade_floors[g] for g in GRADES[:-1]]
+        grades = s.points.grades
+        floors = [s.points.grade_floors[g] for g in grades[:-1]]
         g0 = next((i for i, f in enumerate(floors) if s.points.initial >= f), len(floors))
         finals = dict(self.q("SELECT grade, count(*) FROM people WHERE age_band != 'child' "
                              "GROUP BY 1"))
-        for g in GRADES:  # everyone starts at the initial grade
+        for g in grades:  # everyone starts at the initial grade
             self.add("grade_transition", _ratio(finals.get(g, 0), self.adults),
-                     f"{GRADES[g0]}->{g}", f"share of adults starting at {GRADES[g0]}")
-        c_index = GRADES.index("C")
-        if g0 < c_index:
+                     f"{grades[g0]}->{g}", f"share of adults starting at {grades[g0]}")
+        # The fall to C, where the system has a grade C (Rongcheng's "warned" grade).
+        c_index = grades.index("C") if "C" in grades else -1
+        if 0 <= g0 < c_index:
             fallen = self.q("SELECT count(DISTINCT id) FROM ledger WHERE entity = 'person' "
                             "AND kind = 'grade' AND value >= ? AND day < 365", [c_index])[0][0]
             self.add("fall_to_c_within_year", _ratio(fallen, self.adults),
-                     unit=f"share of adults starting at {GRADES[g0]}")
+                     unit=f"share of adults starting at {grades[g0]}")
         self._recovery()
 
     def _recovery(self) -> None:

@@ -56,6 +56,16 @@ COMPARISON_KINDS = ("compare", "sweep")
 
 # Colours (colour-blind safe: Okabe-Ito), one per grade from AAA to D.
 GRADE_COLOURS = ["#009E73", "#56B4E9", "#0072B2", "#F0E442", "#E69F00", "#D55E00"]
+
+
+def grade_colours(n: int) -> list:
+    """Colours of n grades from the highest down: the six of AAA..D, or for a system with
+    other grades as many steps of one colour-blind-safe map."""
+    if n == len(GRADE_COLOURS):
+        return GRADE_COLOURS
+    import matplotlib
+
+    return [matplotlib.colormaps["viridis_r"](x) for x in np.linspace(0.1, 0.95, n)]
 BLUE, ORANGE, VERMILION, GREY = "#0072B2", "#E69F00", "#D55E00", "#777777"
 
 
@@ -571,7 +581,9 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
     ts = d.ts
     day = ts["day"]
     out = []
-    grade_cols = [f"grade_{g}" for g in GRADES]
+    grades = d.scenario["points"].get("grades", GRADES)
+    colours = grade_colours(len(grades))
+    grade_cols = [f"grade_{g}" for g in grades]
     if all(c in ts for c in grade_cols):
         counts = np.vstack([ts[c] for c in grade_cols]).astype(float)
         shares = counts / np.maximum(counts.sum(axis=0), 1)
@@ -581,7 +593,7 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
         fig, ax = figs.new(2 if stacked else 1, height=3.2, width=9.0 if stacked else 6.0)
         lines = ax[0][-1]
         if stacked:
-            ax[0][0].stackplot(day, shares, labels=GRADES, colors=GRADE_COLOURS)
+            ax[0][0].stackplot(day, shares, labels=grades, colors=colours)
             ax[0][0].set_ylim(0, 1)
             ax[0][0].set_title("share of adults in each grade")
             ax[0][0].set_xlabel("day of the run")
@@ -589,8 +601,9 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
             ax[0][0].yaxis.set_major_formatter(_percent_axis())
             ax[0][0].legend(ncols=6, fontsize=8, frameon=False, loc="upper center",
                             bbox_to_anchor=(0.5, -0.2))
-        base = GRADES[dominant] if not stacked else GRADES[2]
-        for g, c, col in zip(GRADES, grade_cols, GRADE_COLOURS, strict=True):
+        # Lines for all grades but the one most hold (A at the start under AAA..D).
+        base = grades[dominant] if not stacked else grades[min(2, len(grades) - 1)]
+        for g, c, col in zip(grades, grade_cols, colours, strict=True):
             if g != base:
                 lines.plot(day, ts[c], label=g, color=col)
         lines.set_yscale("symlog", linthresh=10)
@@ -601,7 +614,7 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
         lines.legend(ncols=5, fontsize=8, frameon=False, loc="upper center",
                      bbox_to_anchor=(0.5, -0.2))
         note = "" if stacked else (
-            f" Grade {GRADES[dominant]} held at least {DOMINANT_SHARE:.0%} of adults on "
+            f" Grade {grades[dominant]} held at least {DOMINANT_SHARE:.0%} of adults on "
             "every day, so the share chart is left out; the other grades are counted.")
         out.append(figs.figure(fig, "Points grades over time (held grades, adults). "
                                "Everyone starts at the grade of the initial score." + note))
@@ -667,7 +680,7 @@ def _fig_grade_flows(d: _RunData, m: _M, figs: _Figures) -> str:
     a = ax[0][0]
     labels = [f.key.split("->")[1] for f in flows]
     vals = [f.value or 0.0 for f in flows]
-    bars = a.bar(labels, vals, color=GRADE_COLOURS[:len(labels)])
+    bars = a.bar(labels, vals, color=grade_colours(len(labels)))
     a.set_yscale("log")
     positive = [v for v in vals if v > 0]
     a.set_ylim(min(positive + [1.0]) / 3, 3)

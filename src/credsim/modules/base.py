@@ -26,7 +26,17 @@ needs to know of it, so that knowledge lives in one place:
 - `Params`, `audit_measures`: for a system from an installed package, the
   Pydantic model of its parameters (a `[systems.<name>]` table of the
   scenario) and the measures its `measures` classmethod computes from a run
-  folder (docs/plugins.md).
+  folder (docs/plugins.md);
+- `several`, `further`: whether a scenario may run several instances of the
+  kind side by side, each a `[systems.<name>]` table (for a built-in kind,
+  `further` is the model of such a table; its first instance is its own
+  section).
+
+Each module the engine builds is an `Instance` of its class: a name, its
+parameters, and whether it is the first of its kind. The first keeps plain
+names; a further instance's columns and ledger kinds carry its name
+(`province_grade_A`, `province_score`) and so do its standings in gate
+conditions (`province.grade<=C`).
 
 and implements the hooks it names. Every hook takes the `Day` (the day's
 shared data: events, records, who was touched) and returns nothing; the
@@ -103,6 +113,32 @@ class World(Protocol):
     def provider(self, standing: str) -> Module | None: ...
 
 
+@dataclass(frozen=True)
+class Instance:
+    """One module a scenario runs: its name (its kind, or the name of its
+    [systems.<name>] table), its class, its parameters, and whether it is the first of
+    its kind (whose names stay plain)."""
+
+    name: str
+    cls: type[Module]
+    params: BaseModel | None = None
+    primary: bool = True
+
+    def column(self, name: str) -> str:
+        """A results column (or ledger kind) of this instance: a further instance's
+        carry its name."""
+        return name if self.primary else f"{self.name}_{name}"
+
+    def standing(self, name: str) -> str:
+        """How gate conditions name this instance's standing `name`."""
+        return name if self.primary else f"{self.name}.{name}"
+
+    def standings(self) -> dict[str, Standing]:
+        """This instance's standings, by the names gate conditions use."""
+        own = self.cls.standings_for(self.params)
+        return {self.standing(k): st for k, st in own.items()}
+
+
 class Module:
     """Base class of every module; see the module docstring for what to declare."""
 
@@ -121,8 +157,57 @@ class Module:
     standings: ClassVar[dict[str, Standing]] = {}
     reads_ties: ClassVar[bool] = False
 
+    # Several instances of the kind may run side by side ([systems.<name>] tables).
+    several: ClassVar[bool] = False
+    # For a built-in kind set in its own section that may run several times: the model
+    # of each further instance's [systems.<name>] table.
+    further: ClassVar[type[BaseModel] | None] = None
+    instance: Instance
+
     def __init__(self, sim: World) -> None:
         self.sim = sim
+        if not hasattr(self, "instance"):  # built directly, not by the engine
+            self.instance = Instance(self.kind, type(self))
+
+    @classmethod
+    def build(cls, sim: World, instance: Instance) -> Module:
+        """The module of `instance`. The instance is set before the constructor runs, so
+        that constructors keep their one-argument form and may read it."""
+        m = cls.__new__(cls)
+        m.instance = instance
+        m.__init__(sim)
+        return m
+
+    @property
+    def name(self) -> str:
+        """This module's name: its kind, or the name of its [systems.<name>] table."""
+        return self.instance.name
+
+    def column(self, name: str) -> str:
+        """The name of this module's results column (or ledger kind) `name`."""
+        return self.instance.column(name)
+
+    @classmethod
+    def instances(cls, scenario: Scenario) -> list[Instance]:
+        """The instances of this kind that `scenario` runs: for a kind with Params, one
+        per [systems.<name>] table of the kind, in the scenario's order."""
+        if cls.Params is None:
+            return [Instance(cls.kind, cls)] if cls.present(scenario) else []
+        tables = [(name, e) for name, e in scenario.systems.items() if e.get("kind") == cls.kind]
+        return [Instance(name, cls, cls.Params.model_validate(_params(e)), i == 0)
+                for i, (name, e) in enumerate(tables)]
+
+    @classmethod
+    def table_model(cls) -> type[BaseModel] | None:
+        """The model of a [systems.<name>] table of this kind (None: it has none)."""
+        return cls.Params if cls.Params is not None else cls.further
+
+    @classmethod
+    def standings_for(cls, params: BaseModel | None) -> dict[str, Standing]:
+        """The standings an instance with `params` declares (by default the class's;
+        a kind whose standings take their names from its parameters, such as grade
+        names, builds them here)."""
+        return cls.standings
 
     # What the scenario asks of this kind --------------------------------------
     @classmethod
@@ -144,9 +229,9 @@ class Module:
         return {}
 
     @classmethod
-    def check_tables(cls, folder: Any, manifest: Any) -> None:
-        """Check what this module wrote to a run folder beyond its columns (raise
-        InputError naming the file)."""
+    def check_tables(cls, folder: Any, manifest: Any, scenario: Scenario) -> None:
+        """Check what this module wrote to a run folder (of `scenario`, with `manifest`)
+        beyond its columns (raise InputError naming the file)."""
 
     # Hooks every module may implement -----------------------------------------
     def setup(self) -> None:
@@ -222,19 +307,19 @@ class Module:
 
     @classmethod
     def entry_of(cls, scenario: Scenario) -> tuple[str, BaseModel] | None:
-        """(name, parameters) of the scenario's [systems.<name>] table of this kind, or
-        None if it has none (a scenario runs each kind at most once)."""
+        """(name, parameters) of the scenario's first [systems.<name>] table of this
+        kind, or None if it has none."""
         if cls.Params is None:
             return None
         for name, entry in scenario.systems.items():
             if entry.get("kind") == cls.kind:
-                params = {k: v for k, v in entry.items() if k != "kind"}
-                return name, cls.Params.model_validate(params)
+                return name, cls.Params.model_validate(_params(entry))
         return None
 
     @classmethod
     def params_of(cls, scenario: Scenario) -> BaseModel:
-        """This kind's parameters in `scenario` (KeyError if no table names the kind)."""
+        """This kind's parameters in `scenario`: those of its first [systems.<name>]
+        table (KeyError if no table names the kind)."""
         found = cls.entry_of(scenario)
         if found is None:
             raise KeyError(f"the scenario has no [systems.*] table of kind {cls.kind!r}")
@@ -245,6 +330,10 @@ class Module:
         """This module's audit measures of one run folder, by the names declared in
         `audit_measures` (None: not defined for this run)."""
         return {}
+
+
+def _params(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "kind"}
 
 
 @dataclass(frozen=True)

@@ -8,28 +8,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from credsim.modules.base import PHASES, Module
+from credsim.modules.base import PHASES, Instance, Module
 from credsim.modules.registry import kinds
 from credsim.scenario.model import Scenario
 
 
 @dataclass(frozen=True)
 class Step:
-    """One hook of the day: module `kind`'s `method`, in `phase` at `order`."""
+    """One hook of the day: module `module`'s `method`, in `phase` at `order`."""
 
     phase: str
-    kind: str
+    module: str  # the module's name: its kind, or its [systems.<name>] table's name
     method: str
     order: int
 
     @property
     def key(self) -> str:
-        return f"{self.phase}/{self.kind}"
+        return f"{self.phase}/{self.module}"
+
+
+def module_instances(scenario: Scenario) -> list[Instance]:
+    """The modules `scenario` runs, in build order (the instances of one kind together,
+    the first of them first)."""
+    return [inst for cls in kinds().values() for inst in cls.instances(scenario)]
 
 
 def module_classes(scenario: Scenario) -> list[type[Module]]:
     """The module kinds `scenario` runs, in build order."""
-    return [cls for cls in kinds().values() if cls.present(scenario)]
+    return list(dict.fromkeys(inst.cls for inst in module_instances(scenario)))
 
 
 def builds_graph(scenario: Scenario, classes: list[type[Module]] | None = None) -> bool:
@@ -38,38 +44,42 @@ def builds_graph(scenario: Scenario, classes: list[type[Module]] | None = None) 
     return any(c.needs_ties(scenario, classes) for c in classes)
 
 
-def build_plan(classes: list[type[Module]]) -> list[Step]:
+def build_plan(instances: list[Instance]) -> list[Step]:
     """Every hook of the modules, by phase, then by its order within the phase, then
     by the modules' build order."""
     steps = []
-    for rank, cls in enumerate(classes):
-        for h in cls.hooks:
-            if not callable(getattr(cls, h.method, None)):
-                raise TypeError(f"module {cls.kind}: hook {h.method} is not a method")
+    for rank, inst in enumerate(instances):
+        for h in inst.cls.hooks:
+            if not callable(getattr(inst.cls, h.method, None)):
+                raise TypeError(f"module {inst.cls.kind}: hook {h.method} is not a method")
             steps.append((PHASES.index(h.phase), h.order, rank,
-                          Step(h.phase, cls.kind, h.method, h.order)))
+                          Step(h.phase, inst.name, h.method, h.order)))
     return [st for *_, st in sorted(steps, key=lambda t: t[:3])]
 
 
 def plan_of(scenario: Scenario) -> list[Step]:
     """The day's hooks of `scenario`, in the order the engine runs them."""
-    return build_plan(module_classes(scenario))
+    return build_plan(module_instances(scenario))
 
 
 def describe_plan(scenario: Scenario) -> tuple[list[dict[str, str]], list[str]]:
     """The plan as rows (phase, module, hook, the first line of the hook's docstring),
     the record phase included, and the modules that read ties."""
-    classes = module_classes(scenario)
+    instances = module_instances(scenario)
+    classes = list(dict.fromkeys(inst.cls for inst in instances))
+    by_name = {inst.name: inst.cls for inst in instances}
     rows = []
-    for st in build_plan(classes):
-        cls = kinds()[st.kind]
-        rows.append({"phase": st.phase, "order": st.order, "module": st.kind,
+    for st in build_plan(instances):
+        cls = by_name[st.module]
+        rows.append({"phase": st.phase, "order": st.order, "module": st.module,
                      "hook": st.method, "does": _first_line(getattr(cls, st.method))})
-    for cls in sorted(classes, key=lambda c: c.record_order):
+    for inst in sorted(instances, key=lambda i: i.cls.record_order):
+        cls = inst.cls
         if cls.record is not Module.record:
-            rows.append({"phase": "record", "order": cls.record_order, "module": cls.kind,
+            rows.append({"phase": "record", "order": cls.record_order, "module": inst.name,
                          "hook": "record",
-                         "does": "its daily results: " + ", ".join(r.name for r in cls.results)
+                         "does": "its daily results: " + ", ".join(inst.column(r.name)
+                                                                   for r in cls.results)
                          if cls.results else "its daily results"})
     ties = [c.kind for c in classes if c.needs_ties(scenario, classes)]
     return rows, ties

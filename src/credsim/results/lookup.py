@@ -35,12 +35,19 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from credsim.conditions import NONE_DOMAIN, Evaluation, domain_code, registered, standings_of
+from credsim.conditions import NONE_DOMAIN, Evaluation, domain_code, standings_of
 from credsim.errors import InputError
 from credsim.population.firms import validate_uscc
 from credsim.results.query import connect, ident
 from credsim.results.run_dir import open_run, reading
-from credsim.scenario.model import DOMAINS, GRADES, Scenario, parse_condition
+from credsim.scenario.model import (
+    DOMAINS,
+    GRADES,
+    Scenario,
+    parse_condition,
+    points_systems,
+    scenario_standings,
+)
 
 DELISTING_CAUSES = {
     "delisting_payment": "payment",
@@ -82,20 +89,25 @@ class LedgerEntry:
     true_delta: int = 0  # score and warning rows: the change to the score without false records
     row: int = -1  # the entry's row number in ledger.parquet
     ref: int = -1  # the row of the entry it ends, reverses or expires (or its firm's); -1: none
+    # Grade rows: the names of their system's grades (a further points system's rows have
+    # kinds named after it: province_grade).
+    grades: tuple[str, ...] = field(default=GRADES, repr=False)
 
     @property
     def change(self) -> str:
-        if self.kind == "score":
+        kind = self.kind.rpartition("_")[2]  # province_score: a score row of province
+        if kind == "score":
             return f"{self.delta:+d} -> {self.value}"
-        if self.kind == "grade":
-            return f"{_grade(self.value - self.delta)} -> {_grade(self.value)}"
+        if kind == "grade":
+            return (f"{_grade(self.value - self.delta, self.grades)} -> "
+                    f"{_grade(self.value, self.grades)}")
         if self.kind == "composite":
             return f"{self.delta:+d} -> {self.value}"
         if self.kind == "mark":  # hundredths of log-odds; value: the score when it arrived
             return f"{self.delta / 100:+.2f} log-odds"
         if self.kind == "rating":  # hundredths of a star
             return f"{self.delta / 100:+.1f} -> {self.value / 100:.1f} stars"
-        if self.kind == "warning":
+        if kind == "warning":
             return f"warning (score {self.value})"
         if self.kind == "blacklist":
             if self.cause == BLACKLIST_REP:
@@ -399,14 +411,24 @@ def _ledger(con: duckdb.DuckDBPyConnection, run_dir: Path, entity: str,
     )
 
 
-def _entries(rows: list[dict], firm: bool = False) -> list[LedgerEntry]:
-    """Entries of ledger rows; `firm`: rows of a person's firms, each with its firm's id."""
+def _entries(rows: list[dict], firm: bool = False,
+             grades: dict[str, tuple[str, ...]] | None = None) -> list[LedgerEntry]:
+    """Entries of ledger rows; `firm`: rows of a person's firms, each with its firm's id;
+    `grades`: the grade names of each grade kind (by default AAA..D)."""
+    grades = grades or {}
     return [
         LedgerEntry(int(r["day"]), r["kind"], r["cause"], r["channel"], r["record"],
                     int(r["delta"]), int(r["value"]), firm=int(r["id"]) if firm else None,
-                    row=int(r["row"]), ref=int(r["ref"]))
+                    row=int(r["row"]), ref=int(r["ref"]),
+                    grades=grades.get(r["kind"], GRADES))
         for r in rows
     ]
+
+
+def _grade_kinds(s: Scenario) -> dict[str, tuple[str, ...]]:
+    """The grade names of each points system's grade rows, by ledger kind."""
+    return {("grade" if where == "points" else f"{where.partition('.')[2]}_grade"):
+            tuple(p.grades) for where, p in points_systems(s)}
 
 
 def _person(con, run_dir: Path, run: RunInfo, s: Scenario, pid: int) -> PersonRecord:
@@ -433,7 +455,7 @@ def _person(con, run_dir: Path, run: RunInfo, s: Scenario, pid: int) -> PersonRe
         for r in _all(con, f"SELECT id, uscc, sector, listed{black} FROM firms "
                       "WHERE legal_rep = ? ORDER BY id", [pid])
     ]
-    entries = _entries(_ledger(con, run_dir, "person", [pid]))
+    entries = _entries(_ledger(con, run_dir, "person", [pid]), grades=_grade_kinds(s))
     firm_entries = _entries(_ledger(con, run_dir, "firm", [f.id for f in firms]), firm=True)
     _explain(entries, s, run.days, firm_entries=firm_entries,
              firm_names={f.id: f.uscc for f in firms})
@@ -536,8 +558,8 @@ def _firm(con, run_dir: Path, run: RunInfo, s: Scenario, fid: int) -> FirmRecord
     )
 
 
-def _grade(g: int) -> str:
-    return GRADES[g] if 0 <= g < len(GRADES) else f"grade {g}"
+def _grade(g: int, grades: tuple[str, ...] = GRADES) -> str:
+    return grades[g] if 0 <= g < len(grades) else f"grade {g}"
 
 
 # ---------------------------------------------------------------- restrictions
@@ -550,12 +572,12 @@ def _gates(p: dict, s: Scenario, entries: list[LedgerEntry], children: list[Rela
     state without false records, from the person's row."""
     restrictions, perks = [], []
     source = _PersonStandings(p, s, entries)
-    standings = registered()
+    standings = scenario_standings(s)
     plain = Evaluation(np.zeros(1, np.int64), source, standings)
     separated = Evaluation(np.zeros(1, np.int64), source, standings,
                            s.safeguards.domain_separation)
     for name, g in s.gates.items():
-        cond = g.parsed if g.parsed is not None else parse_condition(g.condition)
+        cond = g.parsed if g.parsed is not None else parse_condition(g.condition, s)
         if not all(source.has(x) for x in standings_of(cond)):
             continue  # the system behind the condition does not run, or no value shows
         held, true = (bool(x[0]) for x in plain.meets(cond))
@@ -599,8 +621,12 @@ class _PersonStandings:
         if "blacklisted_firms" in p:
             n = int(p["blacklisted_firms"] or 0)
             out["blacklisted"] = n, n - int(p["blacklisted_firms_false"] or 0)
-        if p.get("grade") in GRADES and p.get("grade_true") in GRADES:
-            out["grade"] = GRADES.index(p["grade"]), GRADES.index(p["grade_true"])
+        for where, params in points_systems(self.s):
+            name = where.partition(".")[2]  # "" for the main system
+            col, standing = (f"{name}_grade", f"{name}.grade") if name else ("grade", "grade")
+            grades = list(params.grades)
+            if p.get(col) in grades and p.get(f"{col}_true") in grades:
+                out[standing] = grades.index(p[col]), grades.index(p[f"{col}_true"])
         if "composite_participant" in p:
             # -1: takes no part, and no score condition reaches them.
             part = bool(p["composite_participant"])
@@ -619,8 +645,11 @@ class _PersonStandings:
         return np.array([held], np.float64), np.array([true], np.float64)
 
     def domains(self, standing: str, ids: np.ndarray) -> np.ndarray:
-        last = {"grade": _last_negative_domain, "score": _last_mark_domain}[standing]
-        d = last(self.entries, self.s)
+        system, _, own = standing.rpartition(".")
+        if own == "grade":
+            d = _last_negative_domain(self.entries, self.s, system)
+        else:
+            d = {"score": _last_mark_domain}[standing](self.entries, self.s)
         return np.array([NONE_DOMAIN if d is None else domain_code(d)], np.uint8)
 
     def note(self, standing: str) -> str:
@@ -639,13 +668,18 @@ class _PersonStandings:
         return ""
 
 
-def _last_negative_domain(entries: list[LedgerEntry], s: Scenario) -> str | None:
-    """Domain of the last deduction or grade cap visible in the ledger (the trigger of grade
-    gates). A cap that changed no grade leaves no ledger row, so it cannot be seen here."""
+def _last_negative_domain(entries: list[LedgerEntry], s: Scenario, system: str = ""
+                          ) -> str | None:
+    """Domain of the last deduction or grade cap of a points system (the main one, or the
+    further one named `system`) visible in the ledger: the trigger of its grade gates. A cap
+    that changed no grade leaves no ledger row, so it cannot be seen here."""
+    prefix = f"{system}_" if system else ""
+    caps = s.points.instant_grade if not system else dict(points_systems(s))[
+        f"systems.{system}"].instant_grade
     last = None
     for e in entries:
-        neg = e.kind == "score" and e.delta < 0
-        cap = e.kind == "grade" and e.cause in s.points.instant_grade
+        neg = e.kind == f"{prefix}score" and e.delta < 0
+        cap = e.kind == f"{prefix}grade" and e.cause in caps
         if not (neg or cap):
             continue
         if e.cause in s.behaviours:
@@ -694,13 +728,19 @@ def _explain(entries: list[LedgerEntry], s: Scenario, days: int,
         _explain_items(entries, by_row, s, days)
     else:
         _explain_rep_blacklistings(entries, by_row, days, firm_names)
+    further = {f"{w.partition('.')[2]}_{k}": w.partition(".")[2]
+               for w, _ in points_systems(s) if w != "points" for k in ("score", "grade")}
     for e in entries:
         if e.note:
             continue
-        if e.kind == "score":
-            e.note = "deduction" if e.delta < 0 else "addition"
-        elif e.kind == "grade":
-            e.note = "grade follows the score"
+        # A further points system's rows: the same kinds, named after the system.
+        system = further.get(e.kind)
+        kind = e.kind if system is None else e.kind[len(system) + 1:]
+        of = "" if system is None else f" ({system})"
+        if kind == "score":
+            e.note = ("deduction" if e.delta < 0 else "addition") + of
+        elif kind == "grade":
+            e.note = "grade follows the score" + of
 
 
 def _link(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry]) -> None:

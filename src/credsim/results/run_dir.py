@@ -133,7 +133,7 @@ def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
         "days": s.run.days,
         "firms": f.n,
         "ties": sim.n_ties,
-        "modules": list(sim.modules),
+        "modules": list(dict.fromkeys(m.kind for m in sim.modules.values())),
         "ledger_rows": sim.ledger.rows_written,
         "timings_seconds": {**{k: round(v, 4) for k, v in sim.timings.items()},
                             "write": round(write_seconds, 4)},
@@ -413,7 +413,7 @@ def check_tables(path: Path, m: RunManifest, s: Scenario) -> None:
             raise InputError(f"{f}: {meta.num_rows:,} rows but the manifest says "
                              f"{expected:,} ({'days' if table == 'timeseries' else table})")
     for cls in _classes_of(m, s):
-        cls.check_tables(path, m)
+        cls.check_tables(path, m, s)
 
 
 @contextmanager

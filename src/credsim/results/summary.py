@@ -55,10 +55,11 @@ def summarize(run: Path, baseline: Path | None = None) -> tuple[dict, list[Figur
     for g, v in manifest["scenario"]["gates"].items():
         what = "perks_per_million" if v["effect"] == "perk" else "sanctions_per_million"
         figs.append(_figure(what, sum(ts[f"gate_{g}"]) * year * per_m, f"gate={g}"))
-    if "grade_A" in ts:
+    points = manifest["scenario"]["points"]
+    if points["enabled"]:
         adults = manifest["adults"]  # children are not scored
         figs += [_figure("grade_share", last[f"grade_{g}"] / adults if adults else None,
-                         f"grade={g}") for g in GRADES]
+                         f"grade={g}") for g in points.get("grades", GRADES)]
     figs.append(_figure("false_records_per_million_person_days",
                         sum(ts["records_false"]) / person_days * 1e6))
     figs.append(_figure("ties_dropped_per_1000", sum(ts["ties_dropped"]) / n * 1e3))

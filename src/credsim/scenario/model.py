@@ -29,8 +29,9 @@ Domain = Literal[
     "finance", "court", "traffic", "transport", "civic", "consumption",
     "online", "firm", "travel", "housing", "education", "employment", "social",
 ]
+# The grades of a points system unless it names its own (`points.grades`), from the
+# highest standing down.
 GRADES = ("AAA", "AA", "A", "B", "C", "D")
-Grade = Literal["AAA", "AA", "A", "B", "C", "D"]
 # How a person's traits modulate a behaviour's base rate (multiplier in [0, 2]).
 Driver = Literal["noncompliance", "voice", "generosity", "none"]
 
@@ -92,6 +93,19 @@ def _list_as_tuple(value: Any) -> Any:
 
 
 Name = Annotated[str, AfterValidator(_check_name)]
+# A grade name becomes a timeseries column (`grade_<name>`) and a value in gate conditions
+# (`grade<=C`): letters and digits, short enough for a table header.
+GRADE_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,11}")
+GRADE_RULE = "letters and digits, starting with a letter, at most 12 characters"
+
+
+def _check_grade(value: str) -> str:
+    if not GRADE_RE.fullmatch(value):
+        raise ValueError(f"not a valid grade name {short_repr(value)}: use {GRADE_RULE}")
+    return value
+
+
+Grade = Annotated[str, AfterValidator(_check_grade)]
 ShortText = Annotated[str, Field(max_length=NAME_MAX), AfterValidator(_check_text)]
 LongText = Annotated[str, Field(max_length=DESCRIPTION_MAX), AfterValidator(_check_text)]
 # Beta(a, b) trait distributions, drawn as X / (X + Y) from float32 Gamma(a) and Gamma(b)
@@ -267,9 +281,14 @@ class PointsSystem(Strict):
     listing_delta: int = Field(
         0, ge=-10_000, le=0, description="Score change when put on the court list [points]."
     )
+    grades: list[Grade] = Field(
+        default_factory=lambda: list(GRADES), min_length=2, max_length=12,
+        description="Names of the grades, from the highest standing down (the last has "
+        "no floor); letters and digits, at most 12 characters each.",
+    )
     grade_floors: dict[Grade, Annotated[int, Field(ge=-1_000_000, le=1_000_000)]] = Field(
         default_factory=lambda: {"AAA": 1050, "AA": 1030, "A": 960, "B": 850, "C": 600},
-        description="Lowest score of each grade above D [points].",
+        description="Lowest score of each grade but the last [points].",
     )
     instant_grade: dict[Name, Grade] = Field(
         default_factory=dict, max_length=ENTRIES_MAX,
@@ -292,12 +311,35 @@ class PointsSystem(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> PointsSystem:
-        floors = [self.grade_floors.get(g) for g in GRADES[:-1]]
-        if any(f is None for f in floors):
-            raise ValueError("grade_floors: needs AAA, AA, A, B and C")
+        grades = self.grades
+        seen: dict[str, str] = {}
+        for g in grades:  # columns grade_<g> must differ, and DuckDB ignores case
+            if g.lower() in seen:
+                raise ValueError(f"grades: {g!r} repeats {seen[g.lower()]!r} (grade names "
+                                 "must differ, ignoring case)")
+            seen[g.lower()] = g
+        above = grades[:-1]
+        wrong = [g for g in self.grade_floors if g not in above]
+        if wrong:
+            raise ValueError(f"grade_floors.{wrong[0]}: not a grade with a floor; give one "
+                             f"floor for each of {', '.join(above)} ({grades[-1]} has none)")
+        missing = [g for g in above if g not in self.grade_floors]
+        if missing:
+            raise ValueError(f"grade_floors: needs {', '.join(above)}; missing "
+                             f"{', '.join(missing)}")
+        floors = [self.grade_floors[g] for g in above]
         if any(a <= b for a, b in zip(floors, floors[1:], strict=False)):
-            raise ValueError("grade_floors: must fall strictly from AAA to C")
+            raise ValueError(f"grade_floors: must fall strictly from {above[0]} to "
+                             f"{above[-1]}")
+        for b, g in self.instant_grade.items():
+            if g not in grades:
+                raise ValueError(f"instant_grade.{b}: unknown grade {g!r}; the grades: "
+                                 f"{', '.join(grades)}")
         return self
+
+    def grade_index(self, grade: str) -> int:
+        """The position of `grade` in `grades` (0 = the highest)."""
+        return self.grades.index(grade)
 
 
 class CourtList(Strict):
@@ -587,7 +629,9 @@ class Gate(Strict):
         description="Who the gate reaches: comparisons of standings the running systems "
         "provide, combined with 'and' / 'or' and parentheses: 'listed' (court list), "
         "'blacklisted' (legal representative of a firm on the firm blacklist), 'grade<=X' / "
-        "'grade>=X' (points grade AAA..D), 'score<N' / 'score>=N' (composite score, N in "
+        "'grade>=X' (points grade, AAA..D unless points.grades "
+        "names others; a further points system's as '<name>.grade<=X'), 'score<N' / "
+        "'score>=N' (composite score, N in "
         "[0, 10000]), 'rating<N' / 'rating>=N' (peer rating, N in [0, 5]); "
         "e.g. 'listed or grade<=C'."
     )
@@ -613,61 +657,73 @@ class Gate(Strict):
 
     @property
     def parsed(self) -> Any:
-        """The condition as a tree (credsim.conditions), parsed when the gate was read."""
+        """The condition as a tree (credsim.conditions), parsed when the scenario that
+        holds the gate was read (over the standings of the systems it runs)."""
         return self._parsed
 
-    @model_validator(mode="after")
-    def _check(self) -> Gate:
-        from credsim.conditions import registered, rewards, standings_of
 
-        try:
-            cond = parse_condition(self.condition)
-        except ValueError as exc:
-            raise ValueError(f"condition: {exc}") from None
-        perk = rewards(cond)
-        if perk is None:
-            raise ValueError(
-                f"condition: {self.condition!r} mixes terms that reward a high standing "
-                "('>=', '>') with terms that restrict a low one ('<', '<=', flags); a gate "
-                "is a sanction or a perk, so use one kind"
-            )
-        if perk and self.effect != "perk":
-            raise ValueError(
-                f"condition: {self.condition!r} rewards the well rated, so effect must be "
-                "'perk'; sanctions take flags ('listed', 'blacklisted') and '<', '<=' "
-                "comparisons ('grade<=X', 'score<N', 'rating<N')"
-            )
-        if not perk and self.effect == "perk":
-            raise ValueError(
-                f"effect: 'perk' needs a condition that rewards the well rated ('grade>=X', "
-                f"'score>=N', 'rating>=N'), got {self.condition!r}"
-            )
-        standings = registered()
-        unrecorded = [s for s in standings_of(cond) if standings[s].ledger_kind is None]
-        if unrecorded and self.use_rate <= 0:
-            raise ValueError(
-                f"use_rate: a gate on {unrecorded[0]} applies when a person seeks the "
-                "service, so it needs use_rate > 0"
-            )
-        self._parsed = cond
-        return self
+def _check_gate(gname: str, g: Gate, standings: dict[str, Any]) -> None:
+    """Parse a gate's condition over the standings the scenario's systems provide, check
+    it suits the gate's effect, and keep its tree on the gate."""
+    from credsim.conditions import parse, rewards, standings_of
+
+    key = f"gates.{gname}"
+    try:
+        cond = parse(g.condition, standings)
+    except ValueError as exc:
+        raise ValueError(f"{key}.condition: {exc}") from None
+    perk = rewards(cond)
+    if perk is None:
+        raise ValueError(
+            f"{key}.condition: {g.condition!r} mixes terms that reward a high standing "
+            "('>=', '>') with terms that restrict a low one ('<', '<=', flags); a gate "
+            "is a sanction or a perk, so use one kind"
+        )
+    if perk and g.effect != "perk":
+        raise ValueError(
+            f"{key}.condition: {g.condition!r} rewards the well rated, so effect must be "
+            "'perk'; sanctions take flags ('listed', 'blacklisted') and '<', '<=' "
+            "comparisons ('grade<=X', 'score<N', 'rating<N')"
+        )
+    if not perk and g.effect == "perk":
+        raise ValueError(
+            f"{key}.effect: 'perk' needs a condition that rewards the well rated "
+            f"('grade>=X', 'score>=N', 'rating>=N'), got {g.condition!r}"
+        )
+    unrecorded = [s for s in standings_of(cond) if standings[s].ledger_kind is None]
+    if unrecorded and g.use_rate <= 0:
+        raise ValueError(
+            f"{key}.use_rate: a gate on {unrecorded[0]} applies when a person seeks the "
+            "service, so it needs use_rate > 0"
+        )
+    g._parsed = cond
 
 
-def provided_standings(scenario: Scenario) -> dict[str, str]:
-    """The standings the systems `scenario` runs provide: name -> module kind."""
+def scenario_standings(scenario: Scenario, running: bool = True) -> dict[str, Any]:
+    """The standings gate conditions may read in `scenario`, by the names they use there
+    (a further instance's qualified by its name: `province.grade`): of the systems it
+    runs, or (running=False) of every system it could switch on."""
     from credsim.modules.registry import kinds
 
-    return {name: kind for kind, cls in kinds().items() if cls.present(scenario)
-            for name in cls.standings}
+    found: dict[str, Any] = {}
+    for cls in kinds().values():
+        if running:
+            for inst in cls.instances(scenario):
+                found.update(inst.standings())
+        elif cls.Params is None:
+            own = cls.instances(scenario)
+            found.update(own[0].standings() if own else cls.standings_for(None))
+    return found
 
 
-def parse_condition(cond: str) -> Any:
-    """A gate's condition as a tree (credsim.conditions: Term, Both, Either) over the
-    standings the registered modules declare, e.g. 'grade<=C' -> Term('grade', '<=', 4,
-    'C'); ConditionError (a ValueError and an InputError) saying what is allowed."""
+def parse_condition(cond: str, scenario: Scenario | None = None) -> Any:
+    """A gate's condition as a tree (credsim.conditions: Term, Both, Either), e.g.
+    'grade<=C' -> Term('grade', '<=', 4, 'C'), over the standings `scenario` provides (or
+    every registered module's, with their default names); ConditionError (a ValueError
+    and an InputError) saying what is allowed."""
     from credsim.conditions import parse, registered
 
-    return parse(cond, registered())
+    return parse(cond, registered() if scenario is None else scenario_standings(scenario))
 
 
 class Adaptation(Strict):
@@ -693,7 +749,9 @@ class Adaptation(Strict):
         description="Probability each non-family contact drops a tie to someone who falls "
         "to the prune grade.",
     )
-    prune_grade: Grade = Field("C", description="Grade at or below which contacts drop ties.")
+    prune_grade: Grade = Field(
+        "C", description="Grade of the main points system at or below which contacts drop "
+        "ties (one of points.grades).")
     floor: float = Field(0.1, ge=0, le=1, description="Lowest personal rate multiplier.")
 
 
@@ -792,7 +850,8 @@ class Threats(Strict):
         "[records/day].",
     )
     collusion_target: Grade = Field(
-        "AA", description="Grade colluders aim for; they stop once they reach it."
+        "AA", description="Grade colluders aim for; they stop once they reach it (one of "
+        "points.grades)."
     )
 
 
@@ -812,7 +871,8 @@ def _system_entry(entry: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(kind, str):
         raise ValueError(f"kind: expected the name of a kind, got {short_repr(kind)}")
     cls = kinds().get(kind)
-    if cls is not None and cls.Params is None:
+    model = None if cls is None else cls.table_model()
+    if cls is not None and model is None:
         raise ValueError(f"kind: {kind!r} is built into credsim and set in its own "
                          "section, not under [systems]")
     if cls is None:
@@ -820,22 +880,38 @@ def _system_entry(entry: dict[str, Any]) -> dict[str, Any]:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(f"kind: unknown kind {short_repr(kind, 50)}{hint}; kinds from "
                          f"installed packages: {known}")
-    params = cls.Params.model_validate({k: v for k, v in entry.items() if k != "kind"})
+    data = {k: v for k, v in entry.items() if k != "kind"}
+    if cls.Params is None:  # a further instance of a built-in kind runs unless switched off
+        data.setdefault("enabled", True)
+    params = model.model_validate(data)
     return {"kind": kind, **params.model_dump(mode="json")}
 
 
 SystemEntry = Annotated[dict[str, Any], AfterValidator(_system_entry)]
 
 
-def _check_systems(systems: dict[str, dict[str, Any]]) -> None:
-    """One table per kind: the engine runs one module of each kind."""
+def _check_systems(s: Scenario) -> None:
+    """One table per kind, but for kinds that run several instances; a further instance
+    of a built-in kind beside the one its own section enables, and named unlike any
+    kind (its columns and standings carry its name)."""
+    from credsim.modules.registry import kinds
+
+    known = kinds()
     first: dict[str, str] = {}
-    for name, entry in systems.items():
+    for name, entry in s.systems.items():
         kind = entry["kind"]
-        if kind in first:
+        cls = known[kind]
+        # A table may take its own kind's name, unless the kind's own section has it.
+        if name in known and (name != kind or cls.Params is None):
+            raise ValueError(f"systems.{name}: {name!r} is the name of a module kind; name "
+                             "the system otherwise (its columns and standings carry its name)")
+        if kind in first and not cls.several:
             raise ValueError(f"systems.{name}.kind: {kind!r} already runs as "
-                             f"systems.{first[kind]}; a scenario runs each kind once")
-        first[kind] = name
+                             f"systems.{first[kind]}; a scenario runs this kind once")
+        first.setdefault(kind, name)
+        if cls.Params is None and entry.get("enabled") and not getattr(s, kind).enabled:
+            raise ValueError(f"systems.{name}: a further {kind} system runs beside the "
+                             f"scenario's main one; set {kind}.enabled = true first")
 
 
 class Scenario(Strict):
@@ -868,7 +944,7 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _cross_check(self) -> Scenario:
-        _check_systems(self.systems)
+        _check_systems(self)
         n_groups = len(self.population.group_shares)
         for cname, ch in self.channels.items():
             for key in ("detection_by_group", "false_rate_by_group"):
@@ -892,15 +968,15 @@ class Scenario(Strict):
                     f"behaviours.{bname}.channel: unknown channel {b.channel!r}; "
                     f"defined channels: {', '.join(sorted(self.channels)) or 'none'}"
                 )
-        for section, keys in (
-            ("points.deltas", self.points.deltas),
-            ("points.instant_grade", self.points.instant_grade),
-        ):
-            for k in keys:
-                if k not in self.behaviours:
-                    raise ValueError(f"{section}.{k}: unknown behaviour; {_known(self)}")
-                if self.behaviours[k].actor == "firm":
-                    raise ValueError(f"{section}.{k}: firms are not scored by the points system")
+        for where, p in points_systems(self, enabled=False):
+            for section, keys in ((f"{where}.deltas", p.deltas),
+                                  (f"{where}.instant_grade", p.instant_grade)):
+                for k in keys:
+                    if k not in self.behaviours:
+                        raise ValueError(f"{section}.{k}: unknown behaviour; {_known(self)}")
+                    if self.behaviours[k].actor == "firm":
+                        raise ValueError(f"{section}.{k}: firms are not scored by a points "
+                                         "system")
         t = self.threats
         for key, name, active in (
             ("insider_behaviour", t.insider_behaviour, t.insiders_per_million > 0),
@@ -924,9 +1000,10 @@ class Scenario(Strict):
         if t.colluders_per_million > 0:
             if not self.points.enabled:
                 raise ValueError("threats.colluders_per_million: collusion needs points.enabled")
-            if t.collusion_target == "D":
-                raise ValueError("threats.collusion_target: D is the lowest grade, nothing to "
-                                 "cross; allowed: AAA, AA, A, B, C")
+            grades = self.points.grades
+            if t.collusion_target == grades[-1]:
+                raise ValueError(f"threats.collusion_target: {grades[-1]} is the lowest "
+                                 f"grade, nothing to cross; allowed: {', '.join(grades[:-1])}")
             if self.points.deltas.get(t.collusion_behaviour, 0) <= 0:
                 raise ValueError(
                     f"threats.collusion_behaviour: {t.collusion_behaviour!r} is not rewarded by "
@@ -952,9 +1029,14 @@ class Scenario(Strict):
                     raise ValueError(
                         f"firm_lists.severity.{k}: only firm behaviours go on firm lists"
                     )
-        provided = provided_standings(self)
+        _check_grade_names(self)
+        running = scenario_standings(self)
+        # Conditions parse over every standing a system could provide, so that one on a
+        # system that is switched off is told which system to switch on.
+        known = {**scenario_standings(self, running=False), **running}
         for gname, g in self.gates.items():
-            _check_provided(gname, g, provided)
+            _check_gate(gname, g, known)
+            _check_provided(gname, g, running)
         _check_columns(self)
         _check_score_range(self)
         return self
@@ -980,17 +1062,26 @@ SCORE_SAFETY = 16  # records per behaviour per person per day, an upper bound wi
 
 
 def _check_score_range(s: Scenario) -> None:
-    p = s.points
-    if not p.enabled:
-        return
-    daily = sum(abs(d) for d in p.deltas.values()) + abs(p.listing_delta)
-    reach = abs(p.initial) + s.run.days * SCORE_SAFETY * daily
-    if reach > SCORE_LIMIT:
-        raise ValueError(
-            f"points.deltas: over {s.run.days:,} days these deltas could move a score by "
-            f"up to {reach:,.0f} points, past the score's range of ±{SCORE_LIMIT:,}; use "
-            "smaller deltas or fewer days"
-        )
+    for where, p in points_systems(s):
+        daily = sum(abs(d) for d in p.deltas.values()) + abs(p.listing_delta)
+        reach = abs(p.initial) + s.run.days * SCORE_SAFETY * daily
+        if reach > SCORE_LIMIT:
+            raise ValueError(
+                f"{where}.deltas: over {s.run.days:,} days these deltas could move a score "
+                f"by up to {reach:,.0f} points, past the score's range of "
+                f"±{SCORE_LIMIT:,}; use smaller deltas or fewer days"
+            )
+
+
+def points_systems(s: Scenario, enabled: bool = True) -> list[tuple[str, PointsSystem]]:
+    """(where it is set, parameters) of each points system of `s`: the main one in
+    [points], then the further ones in [systems.<name>] tables of kind "points"
+    (enabled=False: also those switched off)."""
+    found = [("points", s.points)]
+    found += [(f"systems.{name}", PointsSystem.model_validate(
+        {k: v for k, v in e.items() if k != "kind"}))
+        for name, e in s.systems.items() if e["kind"] == "points"]
+    return [(w, p) for w, p in found if p.enabled or not enabled]
 
 
 # --- timeseries columns named after user names -------------------------------------------
@@ -1010,22 +1101,40 @@ def named_columns(s: Scenario) -> list[tuple[str, str]]:
     for g in s.gates:
         cols += [(f"gate_{g}", f"gates.{g}"), (f"gate_{g}_wrongful", f"gates.{g} (wrongful)")]
     cols += [(f"band_{b}", f"composite.bands.{b}") for b in s.composite.bands]
+    for name, e in s.systems.items():  # a further points system's columns carry its name
+        if e["kind"] == "points":
+            cols += [(f"{name}_grade_{g}", f"systems.{name}.grades") for g in e["grades"]]
+            cols += [(f"{name}_warnings", f"systems.{name}")]
     return cols
 
 
-def _check_provided(gname: str, g: Gate, provided: dict[str, str]) -> None:
+def _check_provided(gname: str, g: Gate, running: dict[str, Any]) -> None:
     """A gate reads only standings that a running system provides."""
     from credsim.conditions import standings_of
     from credsim.modules.registry import kinds
 
     owners = {name: kind for kind, cls in kinds().items() for name in cls.standings}
     for name in standings_of(g.parsed):
-        if name not in provided:
-            offered = ", ".join(provided) or "none"
+        if name not in running:
+            offered = ", ".join(running) or "none"
             raise ValueError(
                 f"gates.{gname}.condition: {g.condition!r} reads {name}, which needs "
-                f"{owners[name]}.enabled; the systems this scenario runs provide: {offered}"
+                f"{owners.get(name, name.partition('.')[0])}.enabled; the systems this "
+                f"scenario runs provide: {offered}"
             )
+
+
+def _check_grade_names(s: Scenario) -> None:
+    """Grades named elsewhere are grades of the points system."""
+    grades = s.points.grades
+    a, t = s.adaptation, s.threats
+    for key, grade, used in (
+        ("adaptation.prune_grade", a.prune_grade, a.enabled and a.prune_prob > 0),
+        ("threats.collusion_target", t.collusion_target, t.colluders_per_million > 0),
+    ):
+        if used and s.points.enabled and grade not in grades:
+            raise ValueError(f"{key}: unknown grade {grade!r}; the points system's grades: "
+                             f"{', '.join(grades)}")
 
 
 def _check_columns(s: Scenario) -> None:

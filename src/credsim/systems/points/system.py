@@ -1,12 +1,19 @@
 """A points system (Rongcheng): a score per person, deductions and additions per
 recorded behaviour, grades from score floors, instant grade caps.
 
+A scenario's main points system is its [points] section; further ones (a
+province's scheme beside a city's) are [systems.<name>] tables of kind
+"points", each with its own catalogue of deltas, grades and floors. Their
+columns, ledger kinds and standings carry their name.
+
 Each person carries two scores: the score the system holds and the score it
 would hold without false records ("true score"). A sanction rests on a false
 record when it holds under the first and not under the second.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -18,19 +25,17 @@ from credsim.errors import InputError, first_line
 from credsim.ledger import (
     C_CAP_EXPIRY,
     K_GRADE,
-    K_SCORE,
-    K_WARNING,
     NO_REF,
     R_FALSE,
     R_NONE,
     R_TRUE,
     Ledger,
 )
-from credsim.modules import Applied, Day, Hook, Module, Result
+from credsim.modules import Applied, Day, Hook, Instance, Module, Result
 from credsim.modules.columns import category
 from credsim.observation import channel_codes
 from credsim.population.people import CHILD
-from credsim.scenario.model import DOMAINS, GRADES
+from credsim.scenario.model import DOMAINS, GRADES, PointsSystem
 
 NO_DOMAIN = 255
 COURT_DOMAIN = DOMAINS.index("court")
@@ -51,23 +56,49 @@ class Points(Module):
         names=GRADES, ledger_kind=K_GRADE)}
     ledger_kinds = ("score", "grade", "warning")
     ledger_causes = ("instant_grade_expiry",)
+    several = True
+    further = PointsSystem
 
     @classmethod
     def present(cls, scenario) -> bool:
         return scenario.points.enabled
 
     @classmethod
+    def instances(cls, scenario) -> list[Instance]:
+        """The main system ([points]), then each further [systems.<name>] of this kind;
+        only those enabled, and further ones only beside the main one."""
+        if not scenario.points.enabled:
+            return []
+        found = [Instance("points", cls, scenario.points)]
+        for name, entry in scenario.systems.items():
+            if entry["kind"] == cls.kind and entry["enabled"]:
+                params = PointsSystem.model_validate({k: v for k, v in entry.items()
+                                                      if k != "kind"})
+                found.append(Instance(name, cls, params, primary=False))
+        return found
+
+    @classmethod
+    def standings_for(cls, params: PointsSystem | None) -> dict[str, Standing]:
+        grades = tuple(params.grades) if params is not None else GRADES
+        if grades == GRADES:
+            return cls.standings
+        held = f"`grade`, coded 0 = {grades[0]} ... {len(grades) - 1} = {grades[-1]}"
+        return {"grade": Standing("grade", held, "`grade_true`", ops=("<=", ">="),
+                                  names=grades, ledger_kind=K_GRADE)}
+
+    @classmethod
     def required_columns(cls, scenario) -> dict[str, set[str]]:
-        return {"timeseries": {f"grade_{g}" for g in GRADES},
+        return {"timeseries": {f"grade_{g}" for g in scenario.points.grades},
                 "people": {"score", "score_true", "grade", "grade_true"}}
 
     @classmethod
-    def check_tables(cls, folder, manifest) -> None:
+    def check_tables(cls, folder, manifest, scenario) -> None:
         """Every adult holds a grade: the grade counts of each day add up to the adults."""
 
         ts, adults = folder / "timeseries.parquet", manifest.adults
+        grades = scenario.points.grades
         try:
-            t = pq.read_table(ts, columns=[f"grade_{g}" for g in GRADES])
+            t = pq.read_table(ts, columns=[f"grade_{g}" for g in grades])
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{ts}: not a readable Parquet file ({first_line(exc)})") from None
         try:
@@ -81,13 +112,24 @@ class Points(Module):
 
     def __init__(self, sim) -> None:
         super().__init__(sim)
-        params, n, adults = sim.scenario.points, sim.people.n, sim.adults
+        n, adults = sim.people.n, sim.adults
+        params = self.instance.params or sim.scenario.points
         behaviour_names = sim.cat.names
         self.params = params
+        self.grades = grades = tuple(params.grades)
         cat = sim.cat
+        ledger = sim.ledger
+        self.k_score, self.k_grade, self.k_warning = (
+            ledger.kind_code(self.column(k)) for k in ("score", "grade", "warning"))
+        self.standings = {"grade": replace(self.standings_for(params)["grade"],
+                                           ledger_kind=self.k_grade)}
+        # The main system's deltas are the catalogue's (people adapt to them); a further
+        # system keeps its own.
+        self.delta = cat.delta if self.instance.primary else np.array(
+            [params.deltas.get(k, 0) for k in behaviour_names], dtype=np.int32)
         # The proportionality cap (a safeguard) limits every deduction.
         self.cap_cap = sim.scenario.safeguards.proportionality_cap
-        self.floors = np.array([params.grade_floors[g] for g in GRADES[:-1]], dtype=np.int64)
+        self.floors = np.array([params.grade_floors[g] for g in grades[:-1]], dtype=np.int64)
         self.score = np.full(n, params.initial, dtype=np.int32)
         self.score_true = self.score.copy()
         g0 = grade_of(params.initial, self.floors)
@@ -100,10 +142,10 @@ class Points(Module):
         self.cap_true_until = np.full(n, -1, dtype=np.int16)
         self.cap_true_grade = np.zeros(n, dtype=np.uint8)
         self.last_neg_domain = np.full(n, NO_DOMAIN, dtype=np.uint8)
-        self.grade_counts = np.zeros(len(GRADES), dtype=np.int64)
+        self.grade_counts = np.zeros(len(grades), dtype=np.int64)
         self.grade_counts[g0] = adults  # children are never scored: counts are of adults
         self.cap_by_behaviour = np.array(
-            [GRADES.index(params.instant_grade[b]) if b in params.instant_grade else -1
+            [grades.index(params.instant_grade[b]) if b in params.instant_grade else -1
              for b in behaviour_names], dtype=np.int16,
         )
         self._capped: list[np.ndarray] = []
@@ -121,7 +163,7 @@ class Points(Module):
         self.warned_true_until = self.warned_until.copy()
         self.warnings_today = 0
         # Behaviours whose records this system acts on: a delta or an instant grade.
-        self.scored = (cat.delta != 0) | (self.cap_by_behaviour >= 0)
+        self.scored = (self.delta != 0) | (self.cap_by_behaviour >= 0)
 
     # Hooks -------------------------------------------------------------------
     def expire_caps(self, d: Day) -> None:
@@ -135,8 +177,9 @@ class Points(Module):
         sel = ~records.is_firm & self.scored[records.behaviour]
         who, b = records.who[sel], records.behaviour[sel]
         d.touched.append(who)
-        d.acted.append((who, b))
-        delta = cat.delta[b]
+        if self.instance.primary:  # a record deters once, however many systems act on it
+            d.acted.append((who, b))
+        delta = self.delta[b]
         # Whether a deduction is minor enough to warn about is judged before the
         # proportionality cap: a capped serious offence is no minor one.
         warnable = (delta < 0) & (delta >= -self.params.warn_max)
@@ -201,21 +244,23 @@ class Points(Module):
         return int(self.params.grade_floors.get(grade, 0))
 
     def record(self, d: Day, row: dict) -> None:
-        for g, c in zip(GRADES, self.grade_counts, strict=True):
-            row[f"grade_{g}"] = int(c)
+        col = self.column
+        for g, c in zip(self.grades, self.grade_counts, strict=True):
+            row[col(f"grade_{g}")] = int(c)
         if self.params.warn_max > 0:
-            row["warnings"] = self.warnings_today
+            row[col("warnings")] = self.warnings_today
 
     def people_columns(self, part: slice) -> dict:
         # Children are never scored: their score and grade are null.
         child = self.sim.people.age[part] == CHILD
-        return {"score": pa.array(self.score[part], mask=child),
-                "score_true": pa.array(self.score_true[part], mask=child),
-                "grade": category(self.grade[part], GRADES, mask=child),
-                "grade_true": category(self.grade_true[part], GRADES, mask=child)}
+        col = self.column
+        return {col("score"): pa.array(self.score[part], mask=child),
+                col("score_true"): pa.array(self.score_true[part], mask=child),
+                col("grade"): category(self.grade[part], self.grades, mask=child),
+                col("grade_true"): category(self.grade_true[part], self.grades, mask=child)}
 
     def final_scores(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {"points": (self.score, self.sim.people.age != CHILD)}
+        return {self.name: (self.score, self.sim.people.age != CHILD)}
 
     def standing_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         return self.grade, self.grade_true
@@ -267,9 +312,11 @@ class Points(Module):
             self.grade_counts, ref.astype(np.int64), score_rows, cap_rows,
             c["day"], c["entity"], c["id"], c["kind"], c["cause"], c["channel"],
             c["record"], c["delta"], c["value"], c["ref"], ledger.first, ledger.n,
+            self.k_score, self.k_grade, self.k_warning,
         )
         if warn:
-            self.warnings_today += int(np.count_nonzero(c["kind"][n0:ledger.n] == K_WARNING))
+            self.warnings_today += int(np.count_nonzero(c["kind"][n0:ledger.n]
+                                                        == self.k_warning))
         capped = who[cap >= 0]
         if len(capped):
             self._capped.append(capped.astype(np.int32))
@@ -303,7 +350,7 @@ class Points(Module):
             self.cap_until, self.cap_grade, self.cap_true_until, self.cap_true_grade,
             self.grade_counts, refs, c["day"], c["entity"], c["id"], c["kind"],
             c["cause"], c["channel"], c["record"], c["delta"], c["value"], c["ref"],
-            ledger.n, C_CAP_EXPIRY,
+            ledger.n, C_CAP_EXPIRY, self.k_grade,
         )
         return ending
 
@@ -349,7 +396,7 @@ def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap
            score, score_true, grade, grade_true, cap_until, cap_grade, cap_true_until,
            cap_true_grade, last_neg_domain, grade_counts, ref, score_rows, cap_rows, l_day,
            l_entity, l_id, l_kind, l_cause, l_channel, l_record, l_delta, l_value, l_ref,
-           first, n):  # pragma: no cover
+           first, n, k_score, k_grade, k_warning):  # pragma: no cover
     for r in range(len(who)):
         p = who[r]
         d = delta[r]
@@ -362,7 +409,7 @@ def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap
                 dt = 0
             if warned_until[p] <= day:
                 warned_until[p] = day + warn_days
-                l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, K_WARNING
+                l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, k_warning
                 l_cause[n] = cause[r]
                 l_channel[n], l_record[n], l_delta[n], l_value[n] = channel[r], rec, 0, score[p]
                 l_ref[n] = ref[r]
@@ -376,7 +423,7 @@ def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap
             score[p] += d
             if d < 0:
                 last_neg_domain[p] = domain[r]
-            l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, K_SCORE
+            l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, k_score
             l_cause[n] = cause[r]
             l_channel[n], l_record[n], l_delta[n], l_value[n] = channel[r], rec, d, score[p]
             l_ref[n] = ref[r]
@@ -391,7 +438,7 @@ def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap
                         cap_true_until, cap_true_grade)
         grade_true[p] = gt
         if g != grade[p]:
-            l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, K_GRADE
+            l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, k_grade
             l_cause[n] = cause[r]
             l_channel[n], l_record[n] = channel[r], rec
             l_delta[n], l_value[n] = g - grade[p], g
@@ -409,14 +456,14 @@ def _apply(who, delta, delta_true, cap, cause, channel, record, domain, day, cap
 def _regrade(who, day, floors, score, score_true, grade, grade_true, cap_until, cap_grade,
              cap_true_until, cap_true_grade, grade_counts, ref, l_day, l_entity, l_id,
              l_kind, l_cause, l_channel, l_record, l_delta, l_value, l_ref, n,
-             cause):  # pragma: no cover
+             cause, k_grade):  # pragma: no cover
     for r in range(len(who)):
         p = who[r]
         g, gt = _grades(p, day, floors, score, score_true, cap_until, cap_grade,
                         cap_true_until, cap_true_grade)
         grade_true[p] = gt
         if g != grade[p]:
-            l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, K_GRADE
+            l_day[n], l_entity[n], l_id[n], l_kind[n] = day, 0, p, k_grade
             l_cause[n] = cause
             l_channel[n], l_record[n] = 0, R_NONE
             l_delta[n], l_value[n] = g - grade[p], g
