@@ -79,8 +79,7 @@ async function loadPresets() {
   for (const p of state.presets) {
     box.append(el("button", { type: "button", class: "card", "data-preset": p.name,
       title: p.description, onclick: () => choosePreset(p.name) },
-      el("b", { text: p.name }), el("span", { class: "line", text: p.description }),
-      el("span", { class: "sources", text: p.sources })));
+      el("b", { text: p.name }), el("span", { class: "line", text: p.description })));
   }
 }
 
@@ -93,6 +92,9 @@ async function choosePreset(name, overrides = {}) {
   state.overrides = {};
   for (const c of document.querySelectorAll(".card")) c.classList.toggle("chosen", c.dataset.preset === name);
   $("preset-name").textContent = "(" + name + ")";
+  const chosen = state.presets.find((p) => p.name === name);
+  $("preset-about").replaceChildren(el("b", { text: name + ": " }), chosen ? chosen.description : "",
+    el("span", { class: "sources", text: chosen ? " " + chosen.sources : "" }));
   // A run in the browser starts small: people and days from the server's limits.
   const start = { "run.people": Math.min(20000, data.limits.max_people), "run.days": Math.min(365, data.limits.max_days) };
   Object.assign(state.overrides, start, overrides);
@@ -115,7 +117,7 @@ function renderLevers() {
   const groups = {};
   for (const l of state.levers) (groups[l.group] ||= []).push(l);
   for (const [group, levers] of Object.entries(groups)) {
-    const details = el("details", { class: "group", open: ["run", "safeguards", "threats"].includes(group) || null });
+    const details = el("details", { class: "group", open: ["run", "system", "safeguards", "threats"].includes(group) || null });
     details.append(el("summary", { text: GROUP_NAMES[group] || group }));
     const common = levers.filter((l) => l.common);
     for (const l of common) details.append(leverControl(l));
@@ -407,6 +409,7 @@ function renderImpact(r) {
     traces.push({ type: "bar", name, x, y, error_y: { type: "data", symmetric: false, array: hi, arrayminus: lo } });
   }
   plot("chart-impact", traces, { title: { text: "Impact ratio by audit group" }, barmode: "group",
+    margin: { l: 55, r: 40, t: 36, b: 40 },
     yaxis: { title: { text: "ratio to the least-burdened group" }, rangemode: "tozero" },
     shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 0.8, y1: 0.8, line: { color: "#b3261e", dash: "dash" } }],
     annotations: [{ xref: "paper", x: 1, y: 0.8, text: "0.8", showarrow: false, xanchor: "left", font: { color: "#b3261e" } }] });
@@ -480,7 +483,11 @@ async function lookup(id) {
   const scored = entries.filter((e) => ["score", "composite", "rating"].includes(e.kind));
   if (scored.length) {
     const kind = scored[0].kind;
-    const own = scored.filter((e) => e.kind === kind);
+    const marks = scored.filter((e) => e.kind === kind);
+    const last = state.results ? state.results.days - 1 : marks[marks.length - 1].day;
+    // The held value from day 0, through each change, to the last day.
+    const own = [{ day: 0, value: marks[0].value - marks[0].delta, record: "none" }, ...marks,
+      { day: last, value: marks[marks.length - 1].value, record: "none" }];
     const falseOnes = own.filter((e) => e.record !== "true" && e.record !== "none");
     plot("chart-person", [{ x: own.map((e) => e.day), y: own.map((e) => e.value), mode: "lines+markers", line: { shape: "hv" }, name: kind },
       { x: falseOnes.map((e) => e.day), y: falseOnes.map((e) => e.value), mode: "markers", marker: { color: "#b3261e", size: 11, symbol: "x" }, name: "false record" }],
