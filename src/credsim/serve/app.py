@@ -154,8 +154,9 @@ def create_app(config: Config) -> FastAPI:
     @app.get("/api/jobs/{job_id}")
     def status(job_id: str, request: Request, share: str | None = None) -> dict[str, Any]:
         job = _job(jobs, job_id, request, share)
+        owner = _owner(job, request)
         return {**job.progress(), "spec": _public_spec(job), "results": job.results(),
-                "owner": _owner(job, request)}
+                "owner": owner, "share": job.share if owner else share}
 
     @app.post("/api/jobs/{job_id}/cancel")
     def cancel(job_id: str, request: Request) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class Job:
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     process: Any = None
     finished_ok: bool = False
+    cancelling: bool = False  # asked to stop; cancelled once its worker is gone
     zip_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -155,9 +156,9 @@ class Jobs:
                 self.waiting.remove(job)
                 self._end(job, CANCELLED, "")
                 return
-            if job.state != RUNNING:
+            if job.state != RUNNING or job.cancelling:
                 return
-            job.state, job.phase = CANCELLED, "cancelling"
+            job.cancelling, job.phase = True, "cancelling"
             proc = job.process
         proc.terminate()  # the reader thread removes the folder once the worker is gone
 
@@ -222,7 +223,7 @@ class Jobs:
             proc.kill()
             proc.join()
         with self.lock:
-            if job.state == CANCELLED:
+            if job.cancelling:
                 self._end(job, CANCELLED, "")
             elif (job.finished_ok and proc.exitcode == 0
                   and (job.folder / worker.RESULTS).exists()):
@@ -252,9 +253,10 @@ class Jobs:
             job.finished_ok = True
 
     def _end(self, job: Job, state: str, error: str) -> None:
-        job.state, job.ended, job.process = state, time.time(), None
+        if state != FINISHED:  # removed before the job says it has ended
+            shutil.rmtree(job.folder, ignore_errors=True)
         job.error = error if state == FAILED else ""
         job.phase = {FINISHED: "finished", FAILED: "failed", CANCELLED: "cancelled"}[state]
         job.rows = []  # the finished run's results.json holds its whole timeseries
-        if state != FINISHED:
-            shutil.rmtree(job.folder, ignore_errors=True)
+        job.ended, job.process = time.time(), None
+        job.state = state
