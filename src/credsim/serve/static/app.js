@@ -259,6 +259,7 @@ function onProgress(p) {
     text = `day ${p.done} of ${p.days} · ${num(Math.round(p.person_days_per_second || 0))} person-days/s · ${duration(p.eta_seconds)} left`;
   }
   if (p.state === "queued") text = "queued: waiting for a free worker";
+  if (p.state === "finished") text = "reading the results";
   if (p.error) $("run-error").textContent = p.error;
   $("progress-text").textContent = text;
 }
