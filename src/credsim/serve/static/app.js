@@ -297,8 +297,9 @@ function scoreTraces(rows, cols) {
   const days = series(rows, "day");
   const grades = cols.filter((c) => /^grade_/.test(c));
   const bands = cols.filter((c) => /^band_/.test(c));
-  if (grades.length) return [grades.map((c) => ({ x: days, y: series(rows, c), name: c.slice(6), stackgroup: "g", mode: "none" })), "adults holding each grade", "people"];
-  if (bands.length) return [bands.map((c) => ({ x: days, y: series(rows, c), name: c.slice(5), stackgroup: "g", mode: "none" })), "participants in each band", "people"];
+  // One grade often holds nearly everyone: lines on a log axis keep the small ones visible.
+  if (grades.length) return [grades.map((c) => ({ x: days, y: series(rows, c), name: c.slice(6) })), "adults holding each grade", "people (log scale)"];
+  if (bands.length) return [bands.map((c) => ({ x: days, y: series(rows, c), name: c.slice(5) })), "participants in each band", "people (log scale)"];
   if (cols.includes("rating_mean")) return [[{ x: days, y: series(rows, "rating_mean"), name: "mean rating" }], "mean peer rating of adults", "stars"];
   const firms = cols.filter((c) => c === "firms_blacklisted" || c === "firms_red_listed");
   if (firms.length) return [firms.map((c) => ({ x: days, y: series(rows, c), name: columnLabel(c) })), "firms on the black and red lists", "firms"];
@@ -311,14 +312,16 @@ function drawLive() {
   const days = series(rows, "day");
   const xaxis = { title: { text: "day" } };
   const [st, stTitle, stUnit] = scoreTraces(rows, cols);
-  plot("chart-scores", st, { title: { text: "Grades or scores over time" }, xaxis, yaxis: { title: { text: stUnit } },
+  plot("chart-scores", st, { title: { text: "Grades or scores over time" }, xaxis,
+    yaxis: { title: { text: stUnit }, type: stUnit.endsWith("(log scale)") ? "log" : "linear" },
     annotations: rows.length ? [] : [{ text: "Run a scenario: charts update day by day", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }] });
   const listed = ["listed", "sanctioned", "sanctioned_wrongful"].filter((c) => cols.includes(c));
   plot("chart-listed", listed.map((c) => ({ x: days, y: series(rows, c), name: columnLabel(c).replace(" on a given day", "") })),
     { title: { text: "People listed and sanctioned" }, xaxis, yaxis: { title: { text: "people" } } });
   const gates = cols.filter(isGateColumn);
   plot("chart-gates", gates.map((c) => ({ x: days, y: cumulative(series(rows, c)), name: c.slice(5) })),
-    { title: { text: "Sanctions per gate (applications so far)" }, xaxis, yaxis: { title: { text: "applications" } } });
+    { title: { text: "Sanctions per gate (applications so far)" }, xaxis, yaxis: { title: { text: "applications" } },
+      legend: { orientation: "v", x: 1.02, y: 1, font: { size: 10 } }, margin: { l: 55, r: 10, t: 36, b: 40 } });
   drawGroups(rows, cols, days, xaxis);
 }
 
@@ -550,16 +553,21 @@ function renderCompare(c) {
   const [a, b] = c.labels;
   const rows = c.measures.filter((m) => m.points[1]);
   const head = rows.filter((m) => m.headline && m.points[1].diff !== null);
-  table("compare", ["measure", "key", "A: " + a, "B: " + b, "B − A (paired, 95 %)", "unit"],
-    rows.map((m) => [m.label, m.key, num(m.points[0]?.mean, 3) + iv(m.points[0]?.low, m.points[0]?.high),
+  table("compare", ["measure", "A: " + a, "B: " + b, "B − A (paired, 95 %)", "unit"],
+    rows.map((m) => [m.label + (m.key ? ` (${m.key})` : ""), num(m.points[0]?.mean, 3) + iv(m.points[0]?.low, m.points[0]?.high),
       num(m.points[1].mean, 3) + iv(m.points[1].low, m.points[1].high),
-      num(m.points[1].diff, 3) + iv(m.points[1].diff_low, m.points[1].diff_high), m.unit]), [2, 3, 4]);
-  const names = head.map((m) => (m.label.length > 48 ? m.label.slice(0, 46) + "…" : m.label) + (m.key ? ` (${m.key})` : ""));
-  plot("chart-forest", [{ type: "scatter", mode: "markers", y: names, x: head.map((m) => m.points[1].diff),
-    error_x: { type: "data", symmetric: false, array: head.map((m) => (m.points[1].diff_high ?? m.points[1].diff) - m.points[1].diff),
-      arrayminus: head.map((m) => m.points[1].diff - (m.points[1].diff_low ?? m.points[1].diff)) }, marker: { color: "#0b6bcb" } }],
-  { title: { text: "Paired differences B − A, with 95 % intervals" }, height: 80 + 28 * head.length,
-    margin: { l: 330, r: 20, t: 36, b: 30 }, xaxis: { zeroline: true, zerolinecolor: "#888" }, yaxis: { autorange: "reversed" } });
+      num(m.points[1].diff, 3) + iv(m.points[1].diff_low, m.points[1].diff_high), m.unit]), [1, 2, 3]);
+  // Measures differ in units, so the chart puts each difference relative to setting A.
+  const shown = head.filter((m) => m.points[0] && m.points[0].mean);
+  const names = shown.map((m) => (m.label.length > 48 ? m.label.slice(0, 46) + "…" : m.label) + (m.key ? ` (${m.key})` : ""));
+  const ratio = (m, v) => (v === null || v === undefined ? null : 100 * v / Math.abs(m.points[0].mean));
+  const x = shown.map((m) => ratio(m, m.points[1].diff));
+  plot("chart-forest", [{ type: "scatter", mode: "markers", y: names, x,
+    error_x: { type: "data", symmetric: false,
+      array: shown.map((m, i) => (ratio(m, m.points[1].diff_high) ?? x[i]) - x[i]),
+      arrayminus: shown.map((m, i) => x[i] - (ratio(m, m.points[1].diff_low) ?? x[i])) }, marker: { color: "#0b6bcb", size: 9 } }],
+  { title: { text: "Paired difference B − A, as % of A, with 95 % intervals" }, height: 90 + 28 * shown.length,
+    margin: { l: 330, r: 20, t: 36, b: 40 }, xaxis: { zeroline: true, zerolinecolor: "#888", ticksuffix: " %" }, yaxis: { autorange: "reversed" } });
 }
 
 // ------------------------------------------------------------------ the tour
