@@ -120,26 +120,13 @@ def create_app(config: Config) -> FastAPI:
     @app.post("/api/validate")
     async def validate(request: Request) -> dict[str, Any]:
         body = await _body(request)
-        preset = _preset(body.get("preset"))
-        overrides = _overrides(body.get("set"), "set")
-        errors = {}
-        for key, value in overrides.items():
-            try:
-                _load(preset, {key: value})
-            except Refused as exc:
-                errors[key] = str(exc)
-        whole = ""
-        if not errors:
-            try:
-                _check_limits(_load(preset, overrides), config.limits)
-            except Refused as exc:
-                whole = str(exc)
-        return {"ok": not errors and not whole, "errors": errors, "error": whole}
+        # Validation imports and checks the schema: off the event loop, as a job's start.
+        return await asyncio.to_thread(_verdict, body, config.limits)
 
     # ------------------------------------------------------------ jobs
     @app.post("/api/jobs", status_code=201)
     async def start(request: Request) -> dict[str, Any]:
-        spec = _job_spec(await _body(request), config.limits)
+        spec = await asyncio.to_thread(_job_spec, await _body(request), config.limits)
         try:
             job = jobs.submit(request.state.session, spec)
         except LimitError as exc:
@@ -278,6 +265,26 @@ def _check_limits(scenario, limits: Limits) -> None:
     if days > limits.max_days:
         raise Refused(f"run.days: {days:,} is over this server's limit of {limits.max_days:,} "
                       "days (credsim serve --max-days)")
+
+
+def _verdict(body: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """Each override checked alone (so that its message stands beside its lever), then
+    all of them together with the server's limits."""
+    preset = _preset(body.get("preset"))
+    overrides = _overrides(body.get("set"), "set")
+    errors = {}
+    for key, value in overrides.items():
+        try:
+            _load(preset, {key: value})
+        except Refused as exc:
+            errors[key] = str(exc)
+    whole = ""
+    if not errors:
+        try:
+            _check_limits(_load(preset, overrides), limits)
+        except Refused as exc:
+            whole = str(exc)
+    return {"ok": not errors and not whole, "errors": errors, "error": whole}
 
 
 def _job_spec(body: dict[str, Any], limits: Limits) -> dict[str, Any]:
