@@ -234,10 +234,10 @@ async function startRun() {
   } catch (e) { $("run-error").textContent = e.message; }
 }
 
-function followJob(id, share) {
+function followJob(id, share, owner = true) {
   if (state.source) state.source.close();
   state.job = id; state.share = share; state.rows = []; state.columns = {}; state.results = null;
-  $("cancel").disabled = false;
+  $("cancel").disabled = !owner;  // a share link reads; only the owner's browser cancels
   $("run").disabled = true;
   $("share").value = location.origin + "/?job=" + encodeURIComponent(id) + "&share=" + encodeURIComponent(share);
   showTab("charts");
@@ -623,7 +623,7 @@ async function init() {
     try {
       const job = await api(jobPath(shared));
       await choosePreset(job.spec.preset, job.spec.set);
-      followJob(shared, state.share);
+      followJob(shared, state.share, job.owner);
     } catch (e) { $("run-error").textContent = e.message; }
   } else {
     await choosePreset("rongcheng");
