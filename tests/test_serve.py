@@ -8,6 +8,7 @@ import json
 import time
 import warnings
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -15,7 +16,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
 with warnings.catch_warnings():  # starlette's note on its httpx client, not ours
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -118,6 +119,22 @@ def test_presets_are_names_never_paths(server, preset):
     _, client, _ = server
     r = client.post("/api/jobs", json={"preset": preset, "set": SMALL})
     assert r.status_code == 400 and r.json()["error"].startswith("preset: expected one of")
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.one_of(st.text(max_size=40), st.sampled_from(["..", "~/x.toml", "rongcheng\x00",
+                                                          "RONGCHENG", " rongcheng"])))
+def test_any_other_preset_name_is_refused(server, name):
+    from credsim.scenario.load import preset_names
+
+    _, client, _ = server
+    r = client.post("/api/validate", json={"preset": name, "set": {}})
+    if name in preset_names():
+        assert r.status_code == 200
+    else:
+        assert r.status_code == 400 and r.json()["error"].startswith("preset: expected one of")
+        assert client.get(f"/api/levers/{quote(name, safe='')}").status_code in (400, 404)
 
 
 def test_keys_that_would_read_files_cannot_be_set(server):

@@ -458,7 +458,10 @@ async function lookup(id) {
   const rec = data.record, p = data.person;
   const facts = [["person", "#" + rec.id], ["age", rec.age_band], ["audit group", rec.group],
     ["region", rec.region + (rec.urban ? " (urban)" : " (rural)")]];
-  if (rec.score !== null && rec.score !== undefined) facts.push(["score", `${rec.score} (true ${rec.score_true})`], ["grade", `${rec.grade} (true ${rec.grade_true})`]);
+  if (rec.score !== null && rec.score !== undefined) {
+    facts.push(["score", `${rec.score} (true ${rec.score_true})`], ["grade", `${rec.grade} (true ${rec.grade_true})`]);
+    if (rec.score < rec.score_true) facts.push(["points lost to false records", String(rec.score_true - rec.score)]);
+  }
   if (rec.composite) facts.push(["composite score", `${rec.composite.score} (true ${rec.composite.score_true})`]);
   if (rec.rating) facts.push(["rating", `${num(rec.rating.rating, 3)} (true ${num(rec.rating.rating_true, 3)})`]);
   if (rec.listings !== null && rec.listings !== undefined) facts.push(["court listings", `${rec.listings} (${rec.listings_false} false)`]);
