@@ -4,7 +4,7 @@
 
 const state = {
   presets: [], preset: null, levers: [], base: {}, overrides: {}, limits: {},
-  job: null, share: null, results: null, source: null, compareJob: null,
+  job: null, share: null, results: null, source: null, compareJob: null, running: false,
   rows: [], columns: {}, validateTimer: null,
 };
 
@@ -220,7 +220,7 @@ async function validate() {
   }
   const shown = Object.entries(r.errors).map(([k, m]) => m);
   $("lever-error").textContent = [r.error, ...shown].filter(Boolean).join("\n");
-  $("run").disabled = !r.ok;
+  $("run").disabled = !r.ok || state.running;
   return r.ok;
 }
 
@@ -238,6 +238,7 @@ function followJob(id, share, owner = true) {
   if (state.source) state.source.close();
   state.job = id; state.share = share; state.rows = []; state.columns = {}; state.results = null;
   $("cancel").disabled = !owner;  // a share link reads; only the owner's browser cancels
+  state.running = true;
   $("run").disabled = true;
   $("share").value = location.origin + "/?job=" + encodeURIComponent(id) + "&share=" + encodeURIComponent(share);
   showTab("charts");
@@ -266,6 +267,7 @@ function onProgress(p) {
 
 async function onEnd(id) {
   $("cancel").disabled = true;
+  state.running = false;
   validate();
   const job = await api(jobPath(id));
   if (job.state === "finished") {
@@ -497,7 +499,7 @@ async function lookup(id) {
       { day: last, value: marks[marks.length - 1].value, record: "none" }];
     const falseOnes = own.filter((e) => e.record !== "true" && e.record !== "none");
     plot("chart-person", [{ x: own.map((e) => e.day), y: own.map((e) => e.value), mode: "lines+markers", line: { shape: "hv" }, name: kind },
-      { x: falseOnes.map((e) => e.day), y: falseOnes.map((e) => e.value), mode: "markers", marker: { color: "#b3261e", size: 11, symbol: "x" }, name: "false record" }],
+      { x: falseOnes.map((e) => e.day), y: falseOnes.map((e) => e.value), mode: "markers", marker: { color: "#b3261e", size: 11, symbol: "x", line: { color: "#b3261e", width: 1 } }, name: "false record" }],
     { title: { text: `#${rec.id}: ${kind} over the run` }, height: 260, xaxis: { title: { text: "day" } } });
   }
 }
