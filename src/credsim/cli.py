@@ -589,6 +589,46 @@ def warmup_command() -> None:
     warm_all(lambda name, secs: out.print(f"{name:<16} {secs:5.1f} s", highlight=False))
 
 
+@app.command(cls=_Command)
+def serve(
+    port: Annotated[int, typer.Option(metavar="N", help="Port to listen on.", min=1,
+                                      max=65535)] = 8765,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Address to bind; anything but "
+                                      "127.0.0.1 exposes the lab to the network.")
+                    ] = "127.0.0.1",
+    no_browser: Annotated[bool, typer.Option("--no-browser",
+                                             help="Do not open a browser.")] = False,
+    data: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Keep the jobs' folders here (default: a temporary folder "
+        "removed at exit).")] = None,
+    max_people: Annotated[int, typer.Option(metavar="N", help="Most people per run.")
+                          ] = 1_000_000,
+    max_days: Annotated[int, typer.Option(metavar="N", help="Most days per run.")] = 1_825,
+    max_replicates: Annotated[int, typer.Option(
+        metavar="R", help="Most replicates per setting in a comparison.")] = 10,
+    max_queued: Annotated[int, typer.Option(
+        metavar="N", help="Most jobs waiting, over all browsers.")] = 32,
+    max_per_browser: Annotated[int, typer.Option(
+        metavar="N", help="Most jobs queued or running for one browser.")] = 3,
+    concurrency: Annotated[int, typer.Option(metavar="N", help="Jobs run at once.")] = 1,
+) -> None:
+    """The lab in the browser: presets, levers, runs with live charts, the audit,
+    comparisons, one person's story and the downloads (docs/dashboard.md)."""
+    from credsim.serve.jobs import Limits
+    from credsim.serve.server import serve as start
+
+    def say(text: str, loud: bool = False) -> None:
+        err.print(escape(text), style="bold red" if loud else None, highlight=False)
+
+    limits = Limits(max_people=max_people, max_days=max_days, max_replicates=max_replicates,
+                    max_queued=max_queued, max_per_session=max_per_browser,
+                    concurrency=concurrency)
+    try:
+        start(host, port, not no_browser, data, limits, say=say)
+    except InputError as exc:
+        _fail(str(exc))
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return fm.number(v, 6)

@@ -1,0 +1,638 @@
+// credsim lab: the page. Plain JavaScript, no build step. Every string from the server or
+// the user is put on the page with textContent (el() below), never as HTML.
+"use strict";
+
+const state = {
+  presets: [], preset: null, levers: [], base: {}, overrides: {}, limits: {},
+  job: null, share: null, results: null, source: null, compareJob: null, running: false,
+  rows: [], columns: {}, validateTimer: null,
+};
+
+// ------------------------------------------------------------------ helpers
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+const $ = (id) => document.getElementById(id);
+
+function num(v, digits = 4) {
+  if (v === null || v === undefined) return "n/a";
+  if (typeof v !== "number") return String(v);
+  if (Number.isInteger(v)) return v.toLocaleString("en");
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e7)) return v.toExponential(2);
+  return v.toLocaleString("en", { maximumSignificantDigits: digits });
+}
+function pct(v) { return v === null || v === undefined ? "n/a" : (100 * v).toFixed(1) + " %"; }
+function duration(s) {
+  if (s === undefined || s === null) return "";
+  if (s < 60) return Math.round(s) + " s";
+  return Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
+}
+
+async function api(path, options = {}) {
+  const init = { credentials: "same-origin", ...options };
+  if (options.body !== undefined) {
+    init.method = options.method || "POST";
+    init.headers = { "Content-Type": "application/json" };
+    init.body = JSON.stringify(options.body);
+  }
+  const response = await fetch(path, init);
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error || data.detail?.[0]?.msg || response.statusText);
+  return data;
+}
+function shareQuery() { return state.share ? "?share=" + encodeURIComponent(state.share) : ""; }
+function jobPath(id, tail = "") {
+  return "/api/jobs/" + encodeURIComponent(id) + tail + shareQuery();
+}
+
+const LAYOUT = {
+  margin: { l: 55, r: 10, t: 36, b: 40 }, height: 300, font: { size: 11 },
+  legend: { orientation: "h", y: -0.22 }, paper_bgcolor: "#fff", plot_bgcolor: "#fff",
+};
+const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["sendDataToCloud"] };
+function plot(id, traces, layout) {
+  if (!window.Plotly) return;
+  Plotly.react($(id), traces, { ...LAYOUT, ...layout }, CONFIG);
+}
+
+// ------------------------------------------------------------------ tabs
+function showTab(name) {
+  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === name);
+  for (const p of document.querySelectorAll(".panel")) p.hidden = p.id !== "panel-" + name;
+  if (name === "charts" || name === "impact" || name === "compare") window.dispatchEvent(new Event("resize"));
+}
+
+// ------------------------------------------------------------------ presets
+async function loadPresets() {
+  state.presets = await api("/api/presets");
+  const box = $("presets");
+  box.replaceChildren();
+  for (const p of state.presets) {
+    box.append(el("button", { type: "button", class: "card", "data-preset": p.name,
+      title: p.description, onclick: () => choosePreset(p.name) },
+      el("b", { text: p.name }), el("span", { class: "line", text: p.description })));
+  }
+}
+
+async function choosePreset(name, overrides = {}) {
+  const data = await api("/api/levers/" + encodeURIComponent(name));
+  state.preset = name;
+  state.levers = data.levers;
+  state.limits = data.limits;
+  state.base = Object.fromEntries(data.levers.map((l) => [l.key, l.value]));
+  state.overrides = {};
+  for (const c of document.querySelectorAll(".card")) c.classList.toggle("chosen", c.dataset.preset === name);
+  $("preset-name").textContent = "(" + name + ")";
+  const chosen = state.presets.find((p) => p.name === name);
+  $("preset-about").replaceChildren(el("b", { text: name + ": " }), chosen ? chosen.description : "",
+    el("span", { class: "sources", text: chosen ? " " + chosen.sources : "" }));
+  // A run in the browser starts small: people and days from the server's limits.
+  const start = { "run.people": Math.min(20000, data.limits.max_people), "run.days": Math.min(365, data.limits.max_days) };
+  Object.assign(state.overrides, start, overrides);
+  renderLevers();
+  renderChangeOptions();
+  validate();
+}
+
+// ------------------------------------------------------------------ levers
+const GROUP_NAMES = { run: "Run", society: "Society", system: "System", safeguards: "Safeguards",
+  threats: "Threats", adaptation: "Adaptation" };
+
+function currentValue(lever) {
+  return lever.key in state.overrides ? state.overrides[lever.key] : lever.value;
+}
+
+function renderLevers() {
+  const box = $("levers");
+  box.replaceChildren();
+  const groups = {};
+  for (const l of state.levers) (groups[l.group] ||= []).push(l);
+  for (const [group, levers] of Object.entries(groups)) {
+    const details = el("details", { class: "group", open: ["run", "system", "safeguards", "threats"].includes(group) || null });
+    details.append(el("summary", { text: GROUP_NAMES[group] || group }));
+    const common = levers.filter((l) => l.common);
+    for (const l of common) details.append(leverControl(l));
+    const rest = levers.filter((l) => !l.common);
+    if (rest.length) {
+      const more = el("details", { class: "more" }, el("summary", { text: `more (${rest.length})` }));
+      let section = null;
+      for (const l of rest) {
+        const s = l.key.split(".").slice(0, -1).join(".");
+        if (s !== section) { more.append(el("div", { class: "section-name", text: s })); section = s; }
+        more.append(leverControl(l));
+      }
+      details.append(more);
+    }
+    box.append(details);
+  }
+}
+
+function sliderPosition(lever, v) {
+  const s = lever.slider;
+  if (s.log) return Math.log10(Math.max(v, s.min) / s.min) / Math.log10(s.max / s.min) * 1000;
+  return (v - s.min) / (s.max - s.min) * 1000;
+}
+function sliderValue(lever, pos) {
+  const s = lever.slider;
+  let v = s.log ? s.min * Math.pow(s.max / s.min, pos / 1000) : s.min + (s.max - s.min) * pos / 1000;
+  if (lever.integer) v = s.log ? Number(v.toPrecision(2)) : Math.round(v);
+  else v = Number(v.toPrecision(3));
+  return v;
+}
+
+function leverControl(l) {
+  const wrap = el("div", { class: "lever", "data-key": l.key });
+  const allowed = l.allowed ? "allowed: " + l.allowed : "";
+  wrap.append(el("label", { for: "lv-" + l.key },
+    el("span", { class: "key", text: l.key }), el("span", { class: "unit", text: l.unit || "" })));
+  wrap.append(el("div", { class: "desc", text: [l.description, allowed].filter(Boolean).join(" · ") }));
+  const row = el("div", { class: "row" });
+  const value = currentValue(l);
+  let input;
+  if (l.control === "toggle") {
+    input = el("input", { type: "checkbox", id: "lv-" + l.key });
+    input.checked = !!value;
+    input.addEventListener("change", () => setLever(l, input.checked));
+  } else if (l.control === "choice") {
+    input = el("select", { id: "lv-" + l.key });
+    for (const o of l.options) input.append(el("option", { value: o, text: o }));
+    input.value = String(value);
+    input.addEventListener("change", () => setLever(l, input.value));
+  } else if (l.control === "number") {
+    input = el("input", { type: "number", id: "lv-" + l.key, step: l.integer ? "1" : "any" });
+    input.value = value === null ? "" : String(value);
+    if (l.slider) {
+      const range = el("input", { type: "range", min: "0", max: "1000", step: "1", "aria-label": l.key });
+      range.value = String(sliderPosition(l, Number(value)));
+      range.addEventListener("input", () => { const v = sliderValue(l, Number(range.value)); input.value = String(v); setLever(l, v); });
+      input.addEventListener("input", () => { range.value = String(sliderPosition(l, Number(input.value))); });
+      row.append(range);
+    }
+    input.addEventListener("change", () => setLever(l, parseNumber(input.value)));
+  } else if (l.control === "json") {
+    input = el("textarea", { id: "lv-" + l.key, rows: "2" });
+    input.value = JSON.stringify(value);
+    input.addEventListener("change", () => setLever(l, parseJson(input.value)));
+  } else {
+    input = el("input", { type: "text", id: "lv-" + l.key });
+    input.value = value === null ? "" : String(value);
+    input.addEventListener("change", () => setLever(l, input.value));
+  }
+  row.append(input);
+  wrap.append(row, el("div", { class: "msg" }));
+  wrap.classList.toggle("changed", l.key in state.overrides && JSON.stringify(state.overrides[l.key]) !== JSON.stringify(l.value));
+  return wrap;
+}
+
+// A number as typed; anything else is sent as typed, so the schema's message answers it.
+function parseNumber(text) {
+  const t = text.trim();
+  if (t !== "" && Number.isFinite(Number(t))) return Number(t);
+  return t;
+}
+function parseJson(text) { try { return JSON.parse(text); } catch { return text; } }
+
+function setLever(lever, value) {
+  if (JSON.stringify(value) === JSON.stringify(lever.value)) delete state.overrides[lever.key];
+  else state.overrides[lever.key] = value;
+  const box = document.querySelector(`.lever[data-key="${CSS.escape(lever.key)}"]`);
+  if (box) box.classList.toggle("changed", lever.key in state.overrides);
+  clearTimeout(state.validateTimer);
+  state.validateTimer = setTimeout(validate, 250);
+}
+
+async function validate() {
+  if (!state.preset) return false;
+  const r = await api("/api/validate", { body: { preset: state.preset, set: state.overrides } });
+  for (const box of document.querySelectorAll(".lever")) {
+    const msg = r.errors[box.dataset.key] || "";
+    box.classList.toggle("invalid", !!msg);
+    box.querySelector(".msg").textContent = msg;
+  }
+  const shown = Object.entries(r.errors).map(([k, m]) => m);
+  $("lever-error").textContent = [r.error, ...shown].filter(Boolean).join("\n");
+  $("run").disabled = !r.ok || state.running;
+  return r.ok;
+}
+
+// ------------------------------------------------------------------ running
+async function startRun() {
+  $("run-error").textContent = "";
+  if (!(await validate())) return;
+  try {
+    const job = await api("/api/jobs", { body: { kind: "run", preset: state.preset, set: state.overrides } });
+    followJob(job.id, job.share);
+  } catch (e) { $("run-error").textContent = e.message; }
+}
+
+function followJob(id, share, owner = true) {
+  if (state.source) state.source.close();
+  state.job = id; state.share = share; state.rows = []; state.columns = {}; state.results = null;
+  $("cancel").disabled = !owner;  // a share link reads; only the owner's browser cancels
+  state.running = true;
+  $("run").disabled = true;
+  $("share").value = location.origin + "/?job=" + encodeURIComponent(id) + "&share=" + encodeURIComponent(share);
+  showTab("charts");
+  drawLive();
+  const source = new EventSource(jobPath(id, "/events"));
+  state.source = source;
+  source.addEventListener("progress", (e) => onProgress(JSON.parse(e.data)));
+  source.addEventListener("end", (e) => { source.close(); onProgress(JSON.parse(e.data)); onEnd(id); });
+  source.onerror = () => { /* the browser retries; the end event closes it */ };
+}
+
+function onProgress(p) {
+  if (p.columns) state.columns = p.columns;
+  if (p.rows && p.rows.length) { state.rows.push(...p.rows); drawLive(); }
+  const frac = p.days ? p.done / p.days : 0;
+  $("bar").style.width = (100 * frac).toFixed(1) + "%";
+  let text = `${p.state}: ${p.phase}`;
+  if (p.state === "running" && p.done) {
+    text = `day ${p.done} of ${p.days} · ${num(Math.round(p.person_days_per_second || 0))} person-days/s · ${duration(p.eta_seconds)} left`;
+  }
+  if (p.state === "queued") text = "queued: waiting for a free worker";
+  if (p.state === "finished") text = "reading the results";
+  if (p.error) $("run-error").textContent = p.error;
+  $("progress-text").textContent = text;
+}
+
+async function onEnd(id) {
+  $("cancel").disabled = true;
+  state.running = false;
+  validate();
+  const job = await api(jobPath(id));
+  if (job.state === "finished") {
+    $("progress-text").textContent = `finished: ${num(job.people)} people, ${num(job.days)} days`;
+    $("bar").style.width = "100%";
+    state.results = job.results;
+    state.columns = job.results.columns;
+    showResults(job);
+  } else {
+    $("progress-text").textContent = job.state + (job.error ? "" : ": nothing was kept");
+    if (job.error) $("run-error").textContent = job.error;
+  }
+}
+
+async function cancelJob(id) {
+  try { await api("/api/jobs/" + encodeURIComponent(id) + "/cancel", { body: {} }); }
+  catch (e) { $("run-error").textContent = e.message; }
+}
+
+// ------------------------------------------------------------------ charts
+function series(rows, col) { return rows.map((r) => r[col]); }
+function columnLabel(col) { return (state.columns[col] || {}).label || col; }
+function isGateColumn(col) {
+  return col.startsWith("gate_") && columnLabel(col).startsWith("gate applied (");
+}
+function cumulative(xs) { let s = 0; return xs.map((x) => (s += x || 0)); }
+
+function scoreTraces(rows, cols) {
+  const days = series(rows, "day");
+  const grades = cols.filter((c) => /^grade_/.test(c));
+  const bands = cols.filter((c) => /^band_/.test(c));
+  // One grade often holds nearly everyone: lines on a log axis keep the small ones visible.
+  if (grades.length) return [grades.map((c) => ({ x: days, y: series(rows, c), name: c.slice(6) })), "adults holding each grade", "people (log scale)"];
+  if (bands.length) return [bands.map((c) => ({ x: days, y: series(rows, c), name: c.slice(5) })), "participants in each band", "people (log scale)"];
+  if (cols.includes("rating_mean")) return [[{ x: days, y: series(rows, "rating_mean"), name: "mean rating" }], "mean peer rating of adults", "stars"];
+  const firms = cols.filter((c) => c === "firms_blacklisted" || c === "firms_red_listed");
+  if (firms.length) return [firms.map((c) => ({ x: days, y: series(rows, c), name: columnLabel(c) })), "firms on the black and red lists", "firms"];
+  return [[], "no score in this scenario", ""];
+}
+
+function drawLive() {
+  const rows = state.rows.length ? state.rows : [];
+  const cols = rows.length ? Object.keys(rows[0]) : [];
+  const days = series(rows, "day");
+  const xaxis = { title: { text: "day" } };
+  const [st, stTitle, stUnit] = scoreTraces(rows, cols);
+  plot("chart-scores", st, { title: { text: "Grades or scores over time" }, xaxis,
+    yaxis: { title: { text: stUnit }, type: stUnit.endsWith("(log scale)") ? "log" : "linear" },
+    annotations: rows.length ? [] : [{ text: "Run a scenario: charts update day by day", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }] });
+  const listed = ["listed", "sanctioned", "sanctioned_wrongful"].filter((c) => cols.includes(c));
+  plot("chart-listed", listed.map((c) => ({ x: days, y: series(rows, c), name: columnLabel(c).replace(" on a given day", "") })),
+    { title: { text: "People listed and sanctioned" }, xaxis, yaxis: { title: { text: "people" } } });
+  const gates = cols.filter(isGateColumn);
+  plot("chart-gates", gates.map((c) => ({ x: days, y: cumulative(series(rows, c)), name: c.slice(5) })),
+    { title: { text: "Sanctions per gate (applications so far)" }, xaxis, yaxis: { title: { text: "applications" } },
+      legend: { orientation: "v", x: 1.02, y: 1, font: { size: 10 } }, margin: { l: 55, r: 10, t: 36, b: 40 } });
+  drawGroups(rows, cols, days, xaxis);
+}
+
+function drawGroups(rows, cols, days, xaxis) {
+  const r = state.results;
+  if (r) {
+    const ms = r.measures.filter((m) => m.measure === "wrongful_person_days_per_million" && m.key.startsWith("group="));
+    plot("chart-groups", [{ type: "bar", x: ms.map((m) => "group " + m.key.slice(6)), y: ms.map((m) => m.value), marker: { color: "#b3261e" } }],
+      { title: { text: "Wrongful sanctions by group" }, yaxis: { title: { text: "per million person-days" } } });
+    return;
+  }
+  const groups = cols.filter((c) => /^sanctioned_wrongful_group\d+$/.test(c));
+  plot("chart-groups", groups.map((c) => ({ x: days, y: series(rows, c), name: "group " + c.match(/\d+$/)[0] })),
+    { title: { text: "Wrongfully sanctioned, by group" }, xaxis, yaxis: { title: { text: "people" } } });
+}
+
+// ------------------------------------------------------------------ reading results
+function measure(r, name, key = "") { return r.measures.find((m) => m.measure === name && m.key === key); }
+function value(r, name, key = "") { const m = measure(r, name, key); return m ? m.value : null; }
+
+function table(id, head, rows, numeric = []) {
+  const t = $(id);
+  t.replaceChildren();
+  t.append(el("tr", {}, ...head.map((h) => el("th", { text: h }))));
+  for (const row of rows) {
+    const tr = el("tr", {});
+    row.forEach((c, i) => tr.append(el("td", { class: numeric.includes(i) ? "num" : "", text: c })));
+    t.append(tr);
+  }
+  return t;
+}
+
+function showResults(job) {
+  const r = job.results;
+  state.rows = r.timeseries.day.map((_, i) => Object.fromEntries(Object.keys(r.timeseries).map((c) => [c, r.timeseries[c][i]])));
+  drawLive();
+  $("story").replaceChildren(...r.story.map((i) => el("li", {}, el("b", { text: i.title }), i.text)));
+  table("figures", ["figure", "value", "unit"], r.summary.map((f) => [f.name, num(f.value), f.unit]), [1]);
+  renderAudit(r);
+  renderEu(r);
+  renderImpact(r);
+  renderPickers(r);
+  renderDownloads(job);
+}
+
+function renderAudit(r) {
+  const filter = $("audit-filter").value.toLowerCase();
+  const rows = r.measures
+    .filter((m) => !filter || (m.measure + " " + m.key + " " + m.label).toLowerCase().includes(filter))
+    .map((m) => [m.label, m.key, m.measure, num(m.value), m.unit]);
+  table("audit", ["measure", "key", "name", "value", "unit"], rows, [3]);
+}
+
+function renderEu(r) {
+  const cc = value(r, "cross_context_share"), dp = value(r, "disproportionate_share");
+  const bound = (measure(r, "disproportionate_share") || {}).unit || "";
+  const box = $("euact");
+  box.replaceChildren(
+    el("h3", { text: "(i) Unrelated social contexts" }),
+    el("p", {}, el("b", { text: `cross_context_share = ${num(cc)} (${pct(cc)})` }),
+      ": the share of sanction applications whose gate lies in a different domain from the record that triggered it (travel refused because of a court debt, for instance)."),
+    el("h3", { text: "(ii) Unjustified or disproportionate treatment" }),
+    el("p", {}, el("b", { text: `disproportionate_share = ${num(dp)} (${pct(dp)})` }),
+      `: the ${bound || "share of sanction applications above the proportionality bound"}. The bound is a parameter of the audit, not a legal threshold.`),
+    el("table", { id: "eu-gates" }));
+  const sanctions = r.gates.filter((g) => g.effect !== "perk");
+  table("eu-gates", ["gate", "domain", "condition", "applications", "outside the triggering domain", "on a false record", "loss (days of income)"],
+    sanctions.map((g) => [g.name, g.domain, g.condition, num(g.applications),
+      g.applications ? pct(g.outside / g.applications) : "n/a", num(g.wrongful), num(g.loss_days)]), [3, 4, 5, 6]);
+}
+
+const VERDICTS = { 0: ["not flagged", "clear"], 1: ["inconclusive", "unsure"], 2: ["flagged", "flag"] };
+
+function renderImpact(r) {
+  const traces = [];
+  const rows = [];
+  for (const [what, name] of [["sanction", "sanctions"], ["listing", "listings"]]) {
+    const ms = r.measures.filter((m) => m.measure === what + "_impact_ratio" && m.key.startsWith("group="));
+    if (!ms.length) continue;
+    const x = [], y = [], lo = [], hi = [];
+    for (const m of ms) {
+      const low = value(r, what + "_impact_ratio_low", m.key), high = value(r, what + "_impact_ratio_high", m.key);
+      const verdict = value(r, what + "_four_fifths", m.key);
+      x.push("group " + m.key.slice(6)); y.push(m.value);
+      lo.push(m.value !== null && low !== null ? m.value - low : 0); hi.push(m.value !== null && high !== null ? high - m.value : 0);
+      rows.push([name, "audit group " + m.key.slice(6), num(m.value, 3), `${num(low, 3)} to ${num(high, 3)}`,
+        verdict === null ? "undefined (no one sanctioned)" : VERDICTS[verdict][0]]);
+    }
+    traces.push({ type: "bar", name, x, y, error_y: { type: "data", symmetric: false, array: hi, arrayminus: lo } });
+  }
+  plot("chart-impact", traces, { title: { text: "Impact ratio by audit group" }, barmode: "group",
+    margin: { l: 55, r: 40, t: 36, b: 40 },
+    yaxis: { title: { text: "ratio to the least-burdened group" }, rangemode: "tozero" },
+    shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 0.8, y1: 0.8, line: { color: "#b3261e", dash: "dash" } }],
+    annotations: [{ xref: "paper", x: 1, y: 0.8, text: "0.8", showarrow: false, xanchor: "left", font: { color: "#b3261e" } }] });
+  const t = table("impact", ["of", "group", "impact ratio", "95 % interval", "four-fifths rule"], rows, [2, 3]);
+  for (const tr of t.querySelectorAll("tr")) {
+    const cell = tr.lastChild;
+    const v = Object.values(VERDICTS).find(([w]) => w === cell.textContent);
+    if (v) cell.className = v[1];
+  }
+}
+
+function renderDownloads(job) {
+  const list = $("downloads");
+  const items = [["report", "The report: the same self-contained HTML as credsim report"],
+    ["scenario", "The scenario TOML, which reproduces the run: credsim run FILE"],
+    ["zip", "The run folder as a zip (every table, the manifest)"]];
+  list.replaceChildren(...items.map(([kind, text]) => el("li", {},
+    el("a", { href: jobPath(job.id, "/download/" + kind), "data-kind": kind, text }))));
+}
+
+// ------------------------------------------------------------------ follow a person
+function renderPickers(r) {
+  const box = $("pick");
+  const lists = [["wrongful", "Wrongfully sanctioned"], ["fallen", "Fell furthest"], ["isolated", "Isolated critics"]];
+  const div = el("div", { class: "pickers" });
+  for (const [key, title] of lists) {
+    const ids = r.candidates[key] || [];
+    div.append(el("div", {}, el("h3", { text: title }),
+      ...(ids.length ? ids.map((id) => el("button", { type: "button", "data-person": id, onclick: () => lookup(id), text: "#" + id }))
+        : [el("span", { class: "muted", text: "nobody in this run" })])));
+  }
+  box.replaceChildren(div);
+}
+
+async function lookup(id) {
+  $("person-error").textContent = "";
+  $("person-id").value = id;
+  showTab("person");
+  let data;
+  try { data = await api(jobPath(state.job, "/person/" + encodeURIComponent(id))); }
+  catch (e) { $("person-error").textContent = e.message; return; }
+  const rec = data.record, p = data.person;
+  const facts = [["person", "#" + rec.id], ["age", rec.age_band], ["audit group", rec.group],
+    ["region", rec.region + (rec.urban ? " (urban)" : " (rural)")]];
+  if (rec.score !== null && rec.score !== undefined) {
+    facts.push(["score", `${rec.score} (true ${rec.score_true})`], ["grade", `${rec.grade} (true ${rec.grade_true})`]);
+    if (rec.score < rec.score_true) facts.push(["points lost to false records", String(rec.score_true - rec.score)]);
+  }
+  if (rec.composite) facts.push(["composite score", `${rec.composite.score} (true ${rec.composite.score_true})`]);
+  if (rec.rating) facts.push(["rating", `${num(rec.rating.rating, 3)} (true ${num(rec.rating.rating_true, 3)})`]);
+  if (rec.listings !== null && rec.listings !== undefined) facts.push(["court listings", `${rec.listings} (${rec.listings_false} false)`]);
+  facts.push(["sanctioned at the end", rec.sanctioned ? (rec.sanctioned_wrongful ? "yes, wrongfully" : "yes") : "no"]);
+  if (p.contacts !== undefined) facts.push(["contacts", `${p.contacts} (${p.ties_dropped} ties dropped)`]);
+  if (p.savings !== undefined) facts.push(["savings", num(Math.round(p.savings))]);
+  const box = $("person");
+  box.replaceChildren(
+    el("div", { class: "facts" }, ...facts.map(([k, v]) => el("div", { class: "fact" }, el("span", { text: k }), String(v)))),
+    el("div", { class: "chart", id: "chart-person" }),
+    el("h3", { text: "Timeline: every entry, with its cause" }), el("table", { id: "timeline" }),
+    el("h3", { text: "What they lost" }), el("table", { id: "lost" }),
+    el("h3", { text: "Family and household" }), el("table", { id: "family" }),
+    el("details", {}, el("summary", { text: "The portal view, as credsim lookup prints it" }), el("pre", { class: "portal", text: data.portal })));
+  const entries = rec.ledger;
+  table("timeline", ["day", "kind", "cause", "record", "change", "value", "explanation"],
+    entries.map((e) => [e.day, e.kind, e.cause, e.record, e.delta ? (e.delta > 0 ? "+" : "") + e.delta : e.change || "", e.value, e.note]), [0, 4, 5]);
+  $("timeline").querySelectorAll("tr").forEach((tr, i) => { if (i && entries[i - 1].record !== "true" && entries[i - 1].record !== "none") tr.classList.add("false"); });
+  const lost = [...rec.restrictions.map((x) => [x.gate, x.domain, x.effect, x.wrongful ? "yes" : "no", x.applies ? "in force" : "held back (domain separation)"]),
+    ...rec.gate_uses.filter((g) => g.effect === "sanction").map((g) => [g.gate, g.gate_domain, `${g.applications} applications, days ${g.first_day}–${g.last_day}`, g.wrongful ? `${g.wrongful} wrongful` : "no", "applied"])];
+  table("lost", ["gate", "domain", "effect", "on a false record", "status"], lost.length ? lost : [["nothing", "", "", "", ""]]);
+  const family = [...rec.parents.map((f) => [f.relation, "#" + f.id, f.age_band, f.grade ?? "", f.listings ?? "", f.school]),
+    ...rec.children.map((f) => [f.relation, "#" + f.id, f.age_band, f.grade ?? "", f.listings ?? "", f.school]),
+    ...data.household.filter((h) => ![...rec.parents, ...rec.children].some((f) => f.id === h.id)).map((h) => ["household", "#" + h.id, h.age_band, "", "", ""])];
+  table("family", ["relation", "id", "age", "grade", "listings", "school"], family.length ? family : [["lives alone", "", "", "", "", ""]]);
+  const scored = entries.filter((e) => ["score", "composite", "rating"].includes(e.kind));
+  if (scored.length) {
+    const kind = scored[0].kind;
+    const marks = scored.filter((e) => e.kind === kind);
+    const last = state.results ? state.results.days - 1 : marks[marks.length - 1].day;
+    // The held value from day 0, through each change, to the last day.
+    const own = [{ day: 0, value: marks[0].value - marks[0].delta, record: "none" }, ...marks,
+      { day: last, value: marks[marks.length - 1].value, record: "none" }];
+    const falseOnes = own.filter((e) => e.record !== "true" && e.record !== "none");
+    plot("chart-person", [{ x: own.map((e) => e.day), y: own.map((e) => e.value), mode: "lines+markers", line: { shape: "hv" }, name: kind },
+      { x: falseOnes.map((e) => e.day), y: falseOnes.map((e) => e.value), mode: "markers", marker: { color: "#b3261e", size: 11, symbol: "x", line: { color: "#b3261e", width: 1 } }, name: "false record" }],
+    { title: { text: `#${rec.id}: ${kind} over the run` }, height: 260, xaxis: { title: { text: "day" } } });
+  }
+}
+
+// ------------------------------------------------------------------ compare
+function renderChangeOptions() {
+  $("changes").replaceChildren();
+  addChange("safeguards.review_capacity", 200);
+}
+
+function addChange(key = null, val = null) {
+  const levers = state.levers.filter((l) => l.group !== "run" && ["number", "toggle", "choice"].includes(l.control));
+  levers.sort((a, b) => (["safeguards", "threats"].includes(b.group) - ["safeguards", "threats"].includes(a.group)));
+  const select = el("select", { "aria-label": "lever to change" });
+  for (const l of levers) select.append(el("option", { value: l.key, text: l.key }));
+  if (key && levers.some((l) => l.key === key)) select.value = key;
+  const input = el("input", { type: "text", "aria-label": "its value in setting B", value: val ?? "" });
+  const row = el("div", { class: "change" }, el("span", { text: "B sets" }), select, el("span", { text: "=" }), input,
+    el("button", { type: "button", text: "remove", onclick: () => row.remove() }));
+  $("changes").append(row);
+}
+
+function changes() {
+  const out = {};
+  for (const row of document.querySelectorAll("#changes .change")) {
+    const key = row.querySelector("select").value;
+    const lever = state.levers.find((l) => l.key === key);
+    const text = row.querySelector("input").value;
+    out[key] = lever && lever.control === "number" ? parseNumber(text) : lever && lever.control === "toggle" ? text === "true" : text;
+  }
+  return out;
+}
+
+async function startCompare() {
+  $("compare-error").textContent = "";
+  try {
+    const job = await api("/api/jobs", { body: { kind: "compare", preset: state.preset, set: state.overrides, changes: changes(), replicates: Number($("replicates").value) } });
+    state.compareJob = job.id;
+    $("compare-cancel").disabled = false;
+    const source = new EventSource("/api/jobs/" + encodeURIComponent(job.id) + "/events");
+    source.addEventListener("progress", (e) => { const p = JSON.parse(e.data); $("compare-text").textContent = `${p.state}: ${p.phase}`; });
+    source.addEventListener("end", async (e) => {
+      source.close();
+      $("compare-cancel").disabled = true;
+      const done = await api("/api/jobs/" + encodeURIComponent(job.id));
+      if (done.state !== "finished") { $("compare-text").textContent = done.state; $("compare-error").textContent = done.error; return; }
+      $("compare-text").textContent = `finished: ${done.results.replicates} replicate pairs with common random numbers`;
+      renderCompare(done.results);
+    });
+  } catch (e) { $("compare-error").textContent = e.message; }
+}
+
+function iv(lo, hi) { return lo === null || hi === null ? "" : ` [${num(lo, 3)}, ${num(hi, 3)}]`; }
+
+function renderCompare(c) {
+  const [a, b] = c.labels;
+  const rows = c.measures.filter((m) => m.points[1]);
+  const head = rows.filter((m) => m.headline && m.points[1].diff !== null);
+  table("compare", ["measure", "A: " + a, "B: " + b, "B − A (paired, 95 %)", "unit"],
+    rows.map((m) => [m.label + (m.key ? ` (${m.key})` : ""), num(m.points[0]?.mean, 3) + iv(m.points[0]?.low, m.points[0]?.high),
+      num(m.points[1].mean, 3) + iv(m.points[1].low, m.points[1].high),
+      num(m.points[1].diff, 3) + iv(m.points[1].diff_low, m.points[1].diff_high), m.unit]), [1, 2, 3]);
+  // Measures differ in units, so the chart puts each difference relative to setting A.
+  const shown = head.filter((m) => m.points[0] && m.points[0].mean);
+  const names = shown.map((m) => (m.label.length > 48 ? m.label.slice(0, 46) + "…" : m.label) + (m.key ? ` (${m.key})` : ""));
+  const ratio = (m, v) => (v === null || v === undefined ? null : 100 * v / Math.abs(m.points[0].mean));
+  const x = shown.map((m) => ratio(m, m.points[1].diff));
+  plot("chart-forest", [{ type: "scatter", mode: "markers", y: names, x,
+    error_x: { type: "data", symmetric: false,
+      array: shown.map((m, i) => (ratio(m, m.points[1].diff_high) ?? x[i]) - x[i]),
+      arrayminus: shown.map((m, i) => x[i] - (ratio(m, m.points[1].diff_low) ?? x[i])) }, marker: { color: "#0b6bcb", size: 9 } }],
+  { title: { text: "Paired difference B − A, as % of A, with 95 % intervals" }, height: 90 + 28 * shown.length,
+    margin: { l: 330, r: 20, t: 36, b: 40 }, xaxis: { zeroline: true, zerolinecolor: "#888", ticksuffix: " %" }, yaxis: { autorange: "reversed" } });
+}
+
+// ------------------------------------------------------------------ the tour
+const TOUR = [
+  { title: "A rating nosedive", preset: "nosedive", set: { "run.people": 10000, "run.days": 180 },
+    text: "Everyone rates everyone after each encounter, and a rating from someone rated highly counts more. Press Run: watch the mean rating, and who falls below the gates for flights and housing. Then open Follow a person and pick someone who fell furthest." },
+  { title: "A journalist listed without notice", preset: "rongcheng",
+    set: { "run.people": 20000, "run.days": 365, "threats.insiders_per_million": 50, "threats.insider_target": "critics" },
+    text: "Insiders with edit rights fabricate records about the most vocal tenth of people. Nobody is told before a deduction takes effect. Run it, then follow one of the isolated critics or the wrongfully sanctioned: every false record is marked." },
+  { title: "What review and appeal change", preset: "rongcheng",
+    set: { "run.people": 20000, "run.days": 365, "channels.court.false_rate": 2e-5 }, compare: true,
+    text: "Courts misattribute more cases here. Open Compare: setting B adds human review of 200 records per million people a day. Run the comparison: the paired differences say what review changed, with intervals from replicate pairs." },
+  { title: "Read the verdict", preset: null,
+    text: "After a run, the EU AI Act tab shows the two tests of Art. 5(1)(c): sanctions outside the context of the record behind them, and sanctions costing more than the proportionality bound. Disparate impact shows each group against the four-fifths line." },
+];
+let tourAt = 0;
+function showTour(i) {
+  tourAt = i;
+  const step = TOUR[i];
+  $("tour").hidden = false;
+  $("tour-step").textContent = `Step ${i + 1} of ${TOUR.length}`;
+  $("tour-title").textContent = step.title;
+  $("tour-text").textContent = step.text;
+  $("tour-apply").hidden = !step.preset;
+  $("tour-next").textContent = i + 1 < TOUR.length ? "Next" : "Done";
+}
+async function applyTour() {
+  const step = TOUR[tourAt];
+  if (step.preset) await choosePreset(step.preset, step.set);
+  if (step.compare) { showTab("compare"); }
+}
+
+// ------------------------------------------------------------------ start
+async function init() {
+  for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
+  $("run").addEventListener("click", startRun);
+  $("cancel").addEventListener("click", () => state.job && cancelJob(state.job));
+  $("compare-run").addEventListener("click", startCompare);
+  $("compare-cancel").addEventListener("click", () => state.compareJob && cancelJob(state.compareJob));
+  $("add-change").addEventListener("click", () => addChange());
+  $("person-go").addEventListener("click", () => lookup(Number($("person-id").value)));
+  $("audit-filter").addEventListener("input", () => state.results && renderAudit(state.results));
+  $("share").addEventListener("focus", () => $("share").select());
+  $("tour-start").addEventListener("click", () => showTour(0));
+  $("tour-apply").addEventListener("click", applyTour);
+  $("tour-next").addEventListener("click", () => (tourAt + 1 < TOUR.length ? showTour(tourAt + 1) : ($("tour").hidden = true)));
+  $("tour-close").addEventListener("click", () => ($("tour").hidden = true));
+  await loadPresets();
+  const params = new URLSearchParams(location.search);
+  const shared = params.get("job");
+  if (shared) {
+    state.share = params.get("share");
+    try {
+      const job = await api(jobPath(shared));
+      await choosePreset(job.spec.preset, job.spec.set);
+      followJob(shared, state.share, job.owner);
+    } catch (e) { $("run-error").textContent = e.message; }
+  } else {
+    await choosePreset("rongcheng");
+  }
+  drawLive();
+}
+document.addEventListener("DOMContentLoaded", init);

@@ -1,0 +1,390 @@
+"""`credsim serve`'s API, through FastAPI's TestClient: validation with the scenario schema,
+the server's limits, sessions kept apart, share links, downloads by kind only, and jobs that
+end cancelled leave nothing marked done. One small run is shared by the module."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+with warnings.catch_warnings():  # starlette's note on its httpx client, not ours
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from credsim.serve.app import Config, create_app  # noqa: E402
+from credsim.serve.jobs import Limits  # noqa: E402
+
+SMALL = {"run.people": 2000, "run.days": 60}
+HOSTS = ("testserver",)
+
+
+def wait_for(client: TestClient, job_id: str, states: tuple[str, ...], timeout: float = 240,
+              **params) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}", params=params).json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not reach {states}: {job}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    data = tmp_path_factory.mktemp("serve-data")
+    app = create_app(Config(data, Limits(max_days=4000, max_people=50_000),
+                            allowed_hosts=HOSTS))
+    with TestClient(app) as client:
+        yield app, client, data
+
+
+@pytest.fixture(scope="module")
+def finished(server):
+    """One finished small run of rongcheng with more false court cases."""
+    app, client, _ = server
+    r = client.post("/api/jobs", json={"preset": "rongcheng",
+                                        "set": {**SMALL, "channels.court.false_rate": 2e-4}})
+    assert r.status_code == 201, r.text
+    job = wait_for(client, r.json()["id"], ("finished", "failed", "cancelled"))
+    assert job["state"] == "finished", job
+    return job
+
+
+def other_client(app) -> TestClient:
+    """A second browser: its own cookie jar, so its own session."""
+    return TestClient(app)
+
+
+# ---------------------------------------------------------------- the model
+
+
+def test_presets_and_levers_come_from_the_schema(server):
+    _, client, _ = server
+    presets = {p["name"]: p for p in client.get("/api/presets").json()}
+    assert {"rongcheng", "baseline", "nosedive"} <= set(presets)
+    assert "Sources" in presets["rongcheng"]["sources"]
+    levers = {lv["key"]: lv for lv in client.get("/api/levers/rongcheng").json()["levers"]}
+    review = levers["safeguards.review_capacity"]
+    assert review["unit"] == "reviews/day/1e6" and review["min"] == 0 and review["common"]
+    assert review["group"] == "safeguards" and "slider" in review
+    assert levers["threats.insider_target"]["options"] == ["random", "critics", "enemies"]
+    assert levers["channels.court.false_rate"]["group"] == "system"
+    # Every parameter the resolved preset has is reachable.
+    from credsim import load
+    from credsim.serve.levers import flatten
+
+    keys = {k for k, _ in flatten(load("rongcheng").model_dump(mode="json"))}
+    assert keys - {"name", "description"} == set(levers)
+
+
+def test_a_bad_value_is_refused_with_the_schemas_message(server):
+    _, client, _ = server
+    r = client.post("/api/validate", json={"preset": "rongcheng",
+                                            "set": {"safeguards.review_capacity": -1}})
+    assert r.status_code == 200
+    body = r.json()
+    assert not body["ok"]
+    import credsim
+
+    with pytest.raises(credsim.InputError) as exc:
+        credsim.load("rongcheng", set={"safeguards.review_capacity": -1})
+    assert body["errors"]["safeguards.review_capacity"] == str(exc.value)
+    started = client.post("/api/jobs", json={"preset": "rongcheng",
+                                              "set": {"safeguards.review_capacity": -1}})
+    assert started.status_code == 400 and started.json()["error"] == str(exc.value)
+
+
+@pytest.mark.parametrize("raw", [b'{"preset": "rongcheng", "set": {"run.days": NaN}}',
+                                 b'{"preset": "rongcheng", "set": {"run.days": Infinity}}',
+                                 b'{"preset": "rongcheng", "set": {"run.days": -Infinity}}'])
+def test_non_finite_numbers_are_refused(server, raw):
+    _, client, _ = server
+    r = client.post("/api/validate", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "finite" in r.json()["error"]
+
+
+@pytest.mark.parametrize("preset", ["../../etc/passwd", "/etc/passwd", "rongcheng.toml",
+                                    "src/credsim/scenario/presets/rongcheng.toml", 7, None])
+def test_presets_are_names_never_paths(server, preset):
+    _, client, _ = server
+    r = client.post("/api/jobs", json={"preset": preset, "set": SMALL})
+    assert r.status_code == 400 and r.json()["error"].startswith("preset: expected one of")
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.one_of(st.text(max_size=40), st.sampled_from(["..", "~/x.toml", "rongcheng\x00",
+                                                          "RONGCHENG", " rongcheng"])))
+def test_any_other_preset_name_is_refused(server, name):
+    from credsim.scenario.load import preset_names
+
+    _, client, _ = server
+    r = client.post("/api/validate", json={"preset": name, "set": {}})
+    if name in preset_names():
+        assert r.status_code == 200
+    else:
+        assert r.status_code == 400 and r.json()["error"].startswith("preset: expected one of")
+        assert client.get(f"/api/levers/{quote(name, safe='')}").status_code in (400, 404)
+
+
+def test_keys_that_would_read_files_cannot_be_set(server):
+    _, client, _ = server
+    r = client.post("/api/validate", json={"preset": "rongcheng",
+                                            "set": {"extends": "/etc/passwd"}})
+    assert r.status_code == 400 and "cannot be set" in r.json()["error"]
+
+
+def test_limits_are_enforced(server):
+    _, client, _ = server
+    r = client.post("/api/jobs", json={"preset": "rongcheng", "set": {"run.people": 60_000}})
+    assert r.status_code == 400 and "limit of 50,000 people" in r.json()["error"]
+    r = client.post("/api/jobs", json={"preset": "rongcheng",
+                                       "set": {"run.people": 2000, "run.days": 4001}})
+    assert r.status_code == 400 and "limit of 4,000 days" in r.json()["error"]
+    r = client.post("/api/jobs", json={"kind": "compare", "preset": "rongcheng", "set": SMALL,
+                                        "changes": {"safeguards.review_capacity": 100},
+                                        "replicates": 11})
+    assert r.status_code == 400 and r.json()["error"].startswith("replicates:")
+
+
+def test_writes_must_be_json_from_the_same_origin(server):
+    _, client, _ = server
+    form = client.post("/api/jobs", data={"preset": "rongcheng"})
+    assert form.status_code == 403
+    cross = client.post("/api/jobs", json={"preset": "rongcheng", "set": SMALL},
+                        headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403
+    wrong_host = client.get("/api/presets", headers={"Host": "evil.example"})
+    assert wrong_host.status_code == 400
+
+
+_hostile_keys = st.one_of(
+    st.sampled_from(["../x", "run..days", ".run", "run.", "__class__", "run.__dict__",
+                     "safeguards.review_capacity.x", "channels.court.false_rate", "run.days",
+                     "gates.flights.loss_days", "population.group_shares"]),
+    st.text(min_size=1, max_size=20))
+_hostile_values = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**20, 10**20),
+    st.text(max_size=30), st.booleans(), st.none(),
+    st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(overrides=st.dictionaries(_hostile_keys, _hostile_values, max_size=3))
+def test_any_override_gets_one_clear_answer(server, overrides):
+    """Whatever a browser sends as overrides, the answer is a verdict with the schema's
+    messages, never a server error."""
+    import credsim
+
+    _, client, _ = server
+    r = client.post("/api/validate", json={"preset": "rongcheng", "set": overrides})
+    assert r.status_code in (200, 400), r.text
+    body = r.json()
+    if r.status_code == 400:
+        assert body["error"]
+        return
+    for key, message in body["errors"].items():
+        with pytest.raises(credsim.InputError) as exc:
+            credsim.load("rongcheng", set={key: overrides[key]})
+        assert message == str(exc.value)
+    if body["ok"]:
+        credsim.load("rongcheng", set=overrides)  # valid: the schema accepts it too
+
+
+# ---------------------------------------------------------------- a finished run
+
+
+def test_a_run_streams_its_days_and_finishes_with_results(server, finished):
+    app, client, data = server
+    res = finished["results"]
+    assert res["people"] == 2000 and res["days"] == 60
+    assert len(res["timeseries"]["day"]) == 60
+    assert res["story"][0]["title"] == "What was run."
+    names = {m["measure"] for m in res["measures"]}
+    assert {"cross_context_share", "sanction_impact_ratio", "wrongful_share"} <= names
+    assert res["candidates"]["wrongful"], "the false cases sanctioned someone wrongfully"
+    # The event stream of a finished job ends at once with its final state.
+    text = client.get(f"/api/jobs/{finished['id']}/events").text
+    assert "event: end" in text and '"state": "finished"' in text
+    assert (data / finished["id"] / "results.json").is_file()
+
+
+def test_the_event_stream_carries_each_days_row(server):
+    app, client, _ = server
+    r = client.post("/api/jobs", json={"preset": "baseline", "set": SMALL})
+    job_id = r.json()["id"]
+    days, columns = [], None
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                payload = json.loads(line[5:])
+                days += [row["day"] for row in payload["rows"]]
+                columns = payload.get("columns", columns)
+    assert days == list(range(60)), "every day's row arrives once, in order"
+    assert columns["voice_events"]["unit"] == "events"
+    assert payload["state"] == "finished"
+
+
+def test_follow_a_person(server, finished):
+    _, client, _ = server
+    pid = finished["results"]["candidates"]["wrongful"][0]
+    r = client.get(f"/api/jobs/{finished['id']}/person/{pid}")
+    assert r.status_code == 200
+    body = r.json()
+    rec = body["record"]
+    assert rec["id"] == pid and rec["sanctioned_wrongful"] in (True, False)
+    assert any(e["record"] == "false" for e in rec["ledger"])
+    import credsim
+
+    run = credsim.open(Path(server[2]) / finished["id"] / "run")
+    assert body["portal"] == str(run.lookup(pid))
+    missing = client.get(f"/api/jobs/{finished['id']}/person/999999")
+    assert missing.status_code == 404 and missing.json()["error"]
+
+
+def test_downloads_by_kind(server, finished):
+    _, client, data = server
+    base = f"/api/jobs/{finished['id']}/download"
+    report = client.get(f"{base}/report")
+    assert report.status_code == 200 and report.text.lower().startswith("<!doctype html")
+    toml = client.get(f"{base}/scenario").text
+    import tomllib
+
+    import credsim
+
+    run = credsim.open(data / finished["id"] / "run")
+    assert credsim.load(_written(toml, data)) == run.scenario  # reproduces the run
+    z = client.get(f"{base}/zip")
+    assert z.status_code == 200 and z.content[:2] == b"PK"
+    assert tomllib.loads(toml)["run"]["people"] == 2000
+
+
+def _written(text: str, folder: Path) -> str:
+    path = folder / "downloaded.toml"
+    path.write_text(text, "utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("tail", [
+    "download/manifest", "download/..%2F..%2Fetc%2Fpasswd", "download/../../../etc/passwd",
+    "download/%2e%2e%2fresults.json", "download/report%00", "download/REPORT"])
+def test_no_other_file_can_be_downloaded(server, finished, tail):
+    _, client, _ = server
+    r = client.get(f"/api/jobs/{finished['id']}/{tail}")
+    assert r.status_code in (404, 422), r.status_code
+    assert "root:" not in r.text and '"timeseries"' not in r.text
+
+
+@pytest.mark.parametrize("job_id", ["..", "..%2F..%2Fetc", "%2e%2e", "results.json",
+                                    "../../etc/passwd", "A" * 22])
+def test_hostile_job_ids_find_nothing(server, job_id):
+    _, client, _ = server
+    for path in (f"/api/jobs/{job_id}", f"/api/jobs/{job_id}/download/report",
+                 f"/api/jobs/{job_id}/person/1"):
+        r = client.get(path)
+        assert r.status_code == 404, (path, r.status_code)
+
+
+# ---------------------------------------------------------------- sessions and sharing
+
+
+def test_another_browser_can_neither_see_nor_cancel_a_job(server, finished):
+    app, client, _ = server
+    stranger = other_client(app)
+    job_id = finished["id"]
+    for path in (f"/api/jobs/{job_id}", f"/api/jobs/{job_id}/events",
+                 f"/api/jobs/{job_id}/download/report", f"/api/jobs/{job_id}/person/1"):
+        assert stranger.get(path).status_code == 404, path
+    assert stranger.post(f"/api/jobs/{job_id}/cancel", json={}).status_code == 404
+    assert job_id not in {j["id"] for j in stranger.get("/api/jobs").json()}
+    assert job_id in {j["id"] for j in client.get("/api/jobs").json()}
+    wrong = stranger.get(f"/api/jobs/{job_id}", params={"share": "x" * 22})
+    assert wrong.status_code == 404
+
+
+def test_a_share_link_reads_but_does_not_cancel(server, finished):
+    app, _, _ = server
+    stranger = other_client(app)
+    share = {"share": finished["share"]}
+    job = stranger.get(f"/api/jobs/{finished['id']}", params=share).json()
+    assert job["state"] == "finished" and job["owner"] is False
+    assert stranger.get(f"/api/jobs/{finished['id']}/download/report",
+                        params=share).status_code == 200
+    pid = finished["results"]["candidates"]["wrongful"][0]
+    assert stranger.get(f"/api/jobs/{finished['id']}/person/{pid}",
+                        params=share).status_code == 200
+    assert stranger.post(f"/api/jobs/{finished['id']}/cancel", params=share,
+                         json={}).status_code == 404
+
+
+def test_session_cookie_is_http_only(server):
+    app, _, _ = server
+    fresh = other_client(app)
+    r = fresh.get("/")
+    cookie = r.headers["set-cookie"]
+    assert "credsim_session=" in cookie and "HttpOnly" in cookie
+    assert "samesite=strict" in cookie.lower()
+
+
+# ---------------------------------------------------------------- cancelling and queueing
+
+
+def test_cancel_leaves_nothing_marked_done(server):
+    app, client, data = server
+    long = client.post("/api/jobs", json={"preset": "rongcheng",
+                                           "set": {"run.people": 2000, "run.days": 4000}})
+    queued = client.post("/api/jobs", json={"preset": "baseline", "set": SMALL})
+    long_id, queued_id = long.json()["id"], queued.json()["id"]
+    assert client.get(f"/api/jobs/{queued_id}").json()["state"] == "queued"
+    deadline = time.monotonic() + 120
+    while client.get(f"/api/jobs/{long_id}").json().get("done", 0) < 1:
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.2)
+    assert client.post(f"/api/jobs/{queued_id}/cancel", json={}).json()["state"] == "cancelled"
+    client.post(f"/api/jobs/{long_id}/cancel", json={})
+    for job_id in (long_id, queued_id):
+        job = wait_for(client, job_id, ("cancelled", "finished", "failed"))
+        assert job["state"] == "cancelled" and job["results"] is None
+        assert not (data / job_id).exists(), "a cancelled job leaves no folder"
+        assert client.get(f"/api/jobs/{job_id}/download/report").status_code == 409
+
+
+def test_one_browser_cannot_fill_the_queue(tmp_path):
+    app = create_app(Config(tmp_path, Limits(max_per_session=1), allowed_hosts=HOSTS))
+    with TestClient(app) as client:
+        first = client.post("/api/jobs", json={"preset": "baseline", "set": SMALL})
+        assert first.status_code == 201
+        second = client.post("/api/jobs", json={"preset": "baseline", "set": SMALL})
+        assert second.status_code == 429 and "at most 1" in second.json()["error"]
+        other = other_client(app).post("/api/jobs", json={"preset": "baseline", "set": SMALL})
+        assert other.status_code == 201 and other.json()["state"] == "queued"
+        client.post(f"/api/jobs/{first.json()['id']}/cancel", json={})
+
+
+def test_the_exposure_warning_and_port_check():
+    from credsim.errors import InputError
+    from credsim.serve.server import _check_port, allowed_hosts, exposure_warning
+
+    assert exposure_warning("127.0.0.1") is None
+    assert "WARNING" in exposure_warning("0.0.0.0")
+    assert allowed_hosts("0.0.0.0") == ("*",)
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(InputError, match="cannot listen there"):
+            _check_port("127.0.0.1", port)

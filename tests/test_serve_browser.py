@@ -1,0 +1,146 @@
+"""`credsim serve` in a real browser: Debian's Chromium driven by Playwright, against a real
+server on a free loopback port. One server and one browser for the module; small runs.
+
+It goes through what a user does: choose a preset, change a lever (and see a bad value
+refused), run, see the charts, compare, follow a person, download the report."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+SRC = str(Path(__file__).parents[1] / "src")
+
+if not CHROMIUM.exists():
+    pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does it)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="playwright (python) is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    data = tmp_path_factory.mktemp("serve-e2e")
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "credsim", "serve", "--port", str(port),
+                             "--no-browser", "--data", str(data)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "api/health", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(proc.stdout.read().decode()) from None
+            time.sleep(0.2)
+    yield url, data
+    proc.terminate()
+    proc.wait(20)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                      accept_downloads=True)
+        pg = context.new_page()
+        pg.errors = []
+        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+        pg.goto(server[0])
+        pg.wait_for_selector(".card.chosen")
+        yield pg
+        browser.close()
+
+
+def _set(page, key: str, value: str) -> None:
+    box = page.locator(f'[id="lv-{key}"]')
+    box.fill(value)
+    box.dispatch_event("change")
+
+
+def test_a_user_runs_reads_compares_follows_and_downloads(page, server):
+    # Choose a preset: its levers load, from the schema.
+    page.click('[data-preset="rongcheng"]')
+    page.wait_for_selector('[id="lv-safeguards.review_capacity"]')
+    assert "rongcheng" in page.inner_text("#preset-name")
+
+    # A bad value is refused with the schema's message, and Run is disabled.
+    _set(page, "safeguards.review_capacity", "-5")
+    page.wait_for_selector('.lever.invalid[data-key="safeguards.review_capacity"]')
+    assert "greater than or equal to 0" in page.inner_text("#lever-error")
+    assert page.is_disabled("#run")
+
+    # Change levers to valid values: a small run with more false court cases.
+    _set(page, "safeguards.review_capacity", "0")
+    _set(page, "run.people", "2000")
+    _set(page, "run.days", "60")
+    _set(page, "channels.court.false_rate", "0.0002")
+    page.wait_for_function("!document.getElementById('run').disabled")
+
+    # Run: progress streams and the run finishes; the charts are drawn.
+    page.click("#run")
+    page.wait_for_function(
+        "document.getElementById('progress-text').textContent.startsWith('finished')",
+        timeout=120_000)
+    assert page.inner_text("#progress-text").startswith("finished: 2,000 people, 60 days")
+    for chart in ("chart-scores", "chart-listed", "chart-gates", "chart-groups"):
+        assert page.locator(f"#{chart} .main-svg").count() >= 1, chart
+    traces = page.evaluate("document.getElementById('chart-scores').data.length")
+    assert traces == 6, "one trace per grade"
+    days = page.evaluate("document.getElementById('chart-listed').data[0].x.length")
+    assert days == 60
+
+    # Read it: the summary, the EU AI Act panel, disparate impact against 0.8.
+    page.click('[data-tab="summary"]')
+    assert "What was run." in page.inner_text("#story")
+    page.click('[data-tab="euact"]')
+    assert "cross_context_share" in page.inner_text("#euact")
+    page.click('[data-tab="impact"]')
+    assert "audit group 1" in page.inner_text("#impact")
+
+    # Follow a person: one of the wrongfully sanctioned; false records are marked.
+    page.click('[data-tab="person"]')
+    page.locator("#pick [data-person]").first.click()
+    page.wait_for_selector("#timeline tr.false")
+    assert "court_listing" in page.inner_text("#timeline")
+    assert page.locator("#family").count() == 1
+
+    # Download the report: the same self-contained HTML as credsim report.
+    page.click('[data-tab="downloads"]')
+    with page.expect_download() as info:
+        page.click('[data-kind="report"]')
+    report = Path(info.value.path()).read_text("utf-8")
+    assert report.lower().startswith("<!doctype html") and "EU AI Act" in report
+
+    # Compare: setting B adds review; paired differences with intervals appear.
+    page.click('[data-tab="compare"]')
+    page.fill("#replicates", "2")
+    page.click("#compare-run")
+    page.wait_for_function(
+        "document.getElementById('compare-text').textContent.startsWith('finished')",
+        timeout=180_000)
+    table = page.inner_text("#compare")
+    assert "B − A (paired, 95 %)" in table and "[" in table
+    assert page.locator("#chart-forest .main-svg").count() >= 1
+    assert page.errors == []
