@@ -293,6 +293,10 @@ function columnLabel(col) { return (state.columns[col] || {}).label || col; }
 function isGateColumn(col) {
   return col.startsWith("gate_") && columnLabel(col).startsWith("gate applied (");
 }
+function effectOf(gate) {
+  const key = `gates.${gate}.effect`;
+  return key in state.overrides ? state.overrides[key] : (state.base || {})[key];
+}
 function cumulative(xs) { let s = 0; return xs.map((x) => (s += x || 0)); }
 
 function scoreTraces(rows, cols) {
@@ -315,12 +319,16 @@ function drawLive() {
   const xaxis = { title: { text: "day" } };
   const [st, stTitle, stUnit] = scoreTraces(rows, cols);
   plot("chart-scores", st, { title: { text: "Grades or scores over time" }, xaxis,
-    yaxis: { title: { text: stUnit }, type: stUnit.endsWith("(log scale)") ? "log" : "linear" },
+    // On a log axis, a label per power of ten only (minor labels crowd the axis).
+    yaxis: stUnit.endsWith("(log scale)") ? { title: { text: stUnit }, type: "log", dtick: 1 }
+      : { title: { text: stUnit } },
+    legend: { orientation: "h", y: -0.3 },
     annotations: rows.length ? [] : [{ text: "Run a scenario: charts update day by day", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }] });
   const listed = ["listed", "sanctioned", "sanctioned_wrongful"].filter((c) => cols.includes(c));
   plot("chart-listed", listed.map((c) => ({ x: days, y: series(rows, c), name: columnLabel(c).replace(" on a given day", "") })),
     { title: { text: "People listed and sanctioned" }, xaxis, yaxis: { title: { text: "people" } } });
-  const gates = cols.filter(isGateColumn);
+  // Sanctions only: perks reach the well rated, often by the thousand, and would dwarf them.
+  const gates = cols.filter(isGateColumn).filter((c) => effectOf(c.slice(5)) !== "perk");
   plot("chart-gates", gates.map((c) => ({ x: days, y: cumulative(series(rows, c)), name: c.slice(5) })),
     { title: { text: "Sanctions per gate (applications so far)" }, xaxis, yaxis: { title: { text: "applications" } },
       legend: { orientation: "v", x: 1.02, y: 1, font: { size: 10 } }, margin: { l: 55, r: 10, t: 36, b: 40 } });
