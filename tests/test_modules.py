@@ -63,6 +63,105 @@ def test_the_engine_names_no_system():
     assert named == []
 
 
+# Where lookup explains, the audit measures and the report draws, what central code
+# runs for every system; what a system knows of its own rows, measures and figures is
+# in its folder (explain.py, audit.py, report.py).
+CENTRAL = {
+    "results/lookup.py": ("_explain", "link", "firm_name"),
+    # The harm measures that cross systems stay the audit's (docs/measures.md): sanctions
+    # (listings among them), wrongful and disparity, stratification by a parent's standing.
+    "audit/measures.py": ("_compute", "RunTables", "_Audit.own"),
+    "audit/report.py": ("_fig_distribution", "_fig_grade_flows", "_drawn"),
+}
+
+
+def _sources(path: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """The source of each named function, class or method (Class.method) of a file."""
+    import ast
+
+    text = path.read_text()
+    found: dict[str, str] = {}
+
+    def visit(nodes, prefix: str = "") -> None:
+        for node in nodes:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                name = prefix + node.name
+                if name in names:
+                    found[name] = ast.get_source_segment(text, node)
+                if isinstance(node, ast.ClassDef):
+                    visit(node.body, f"{name}.")
+
+    visit(ast.parse(text).body)
+    assert set(found) == set(names), f"{path}: missing {set(names) - set(found)}"
+    return found
+
+
+def _system_words() -> set[str]:
+    """How code names a built-in system: its kind, its scenario section, its ledger
+    kinds, its results columns."""
+    from credsim.modules.registry import BUILTIN
+
+    systems = [c for k, c in kinds().items() if c.__module__.startswith("credsim.systems.")
+               and f"{c.__module__.rsplit('.', 1)[0]}:{c.__name__}" in BUILTIN]
+    assert {c.kind for c in systems} == {"points", "court_list", "composite", "rating",
+                                         "firm_lists"}
+    words = {f'"{k}"' for c in systems for k in (c.kind, *c.ledger_kinds)}
+    words |= {f".{section}" for section in ("points", "court_list", "composite", "rating",
+                                            "firm_lists")}
+    words |= {f'"{r.name.split("<")[0]}' for c in systems for r in c.results}
+    return words
+
+
+def test_lookup_audit_and_report_name_no_system_where_systems_speak_for_themselves():
+    """The central code that explains ledger rows, computes system measures and draws
+    system figures names no built-in system: each module answers its hooks (explain,
+    audit, report_figures) from its own folder, so a new system costs no edit there."""
+    words = _system_words()
+    for file, names in CENTRAL.items():
+        for name, source in _sources(ROOT / "src" / "credsim" / file, names).items():
+            named = sorted(w for w in words if w in source)
+            assert named == [], f"{file}: {name} names {named}"
+
+
+def test_no_measure_a_system_computes_is_named_by_the_audit():
+    """The measures the systems' audit.py give are named in their folder only (and in
+    credsim.labels, which labels every measure once)."""
+    import re
+
+    own = {m for f in (ROOT / "src" / "credsim" / "systems").glob("*/audit.py")
+           for m in re.findall(r'Measured\("(\w+)"', f.read_text())}
+    assert {"grade_share", "grade_transition", "band_share", "rating_mean"} <= own
+    audit = (ROOT / "src" / "credsim" / "audit" / "measures.py").read_text()
+    assert sorted(m for m in own if f'"{m}"' in audit) == []
+
+
+def test_systems_hooks_live_in_their_folders_and_load_when_called():
+    """Each built-in system's explain, audit and report_figures hooks name a function of
+    explain.py, audit.py or report.py in its own folder, which loading the system (as the
+    engine and lookup do) does not import."""
+    import subprocess
+    import sys
+
+    targets = {}
+    for cls in kinds().values():
+        for hook, file in (("explain", "explain"), ("audit", "audit"),
+                           ("report_figures", "report")):
+            impl = cls.__dict__.get(hook)
+            if impl is not None and hasattr(impl, "target"):
+                folder = cls.__module__.rpartition(".")[0]
+                assert impl.target == f"{folder}.{file}:{hook}", impl.target
+                targets[impl.target.partition(":")[0]] = cls.kind
+    assert {"points", "court_list", "composite", "rating", "firm_lists"} <= set(
+        targets.values())
+    code = ("import sys; from credsim.modules.registry import kinds; import "
+            "credsim.results.lookup; kinds(); print(sorted(m for m in sys.modules if "
+            "m.startswith('credsim.systems.') and m.rpartition('.')[2] in "
+            "('explain', 'audit', 'report')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_every_hook_names_a_method_and_a_known_phase():
     for cls in kinds().values():
         for h in cls.hooks:

@@ -590,11 +590,18 @@ def _run_summary(d: _RunData, m: _M) -> str:
 def _fig_distribution(d: _RunData, figs: _Figures) -> str:
     """The systems' own figures of their scores over time (Module.report_figures), then
     the people listed and sanctioned, day by day."""
+    out = _drawn("scores", d, figs)
+    if not out:
+        out.append('<p class="note">This scenario has no score, composite or rating: the '
+                   "distribution over time is that of the list.</p>")
+    return "".join(out) + _fig_listed_and_sanctioned(d, figs)
+
+
+def _fig_listed_and_sanctioned(d: _RunData, figs: _Figures) -> str:
+    """People on the lists and sanctioned, day by day: every scenario has them, and one
+    chart shows the lists of several systems beside the sanctions."""
     ts = d.ts
     day = ts["day"]
-    out = _drawn("scores", d, figs)
-    drawn = bool(out)
-    # Lists and sanctions over time: every system has them.
     fig, ax = figs.new(1, height=3.0)
     a = ax[0][0]
     if "listed" in ts:
@@ -612,18 +619,14 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
     a.set_title("people listed and sanctioned at the end of each day")
     if a.get_legend_handles_labels()[0]:
         a.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    out.append(figs.figure(fig, "Listed and sanctioned people, day by day: "
-                           "“listed” dashed orange, “sanctioned” blue, “sanctioned on a false "
-                           "record” vermilion (red-orange). A person is sanctioned when at "
-                           "least one sanctioning gate can reach them."))
-    if not drawn:
-        out.insert(0, '<p class="note">This scenario has no score, composite or rating: the '
-                   "distribution over time is that of the list.</p>")
-    return "".join(out)
+    return figs.figure(fig, "Listed and sanctioned people, day by day: "
+                       "“listed” dashed orange, “sanctioned” blue, “sanctioned on a false "
+                       "record” vermilion (red-orange). A person is sanctioned when at "
+                       "least one sanctioning gate can reach them.")
 
 
 def _fig_grade_flows(d: _RunData, figs: _Figures) -> str:
-    drawn = _drawn("grade_flows", d, figs)
+    drawn = _drawn("flows", d, figs)
     if not drawn:
         return ('<p class="note">Not applicable: the scenario has no points system, so there '
                 "are no grades to move between.</p>")

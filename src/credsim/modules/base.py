@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 # The parts of the audit (credsim.audit.measures) where a module's own measures go, in
 # the order of measures.parquet, and the sections of the run report where its figures go.
 AUDIT_PARTS = ("distributions", "spirals", "stratification")
-REPORT_SECTIONS = ("scores", "grade_flows")
+REPORT_SECTIONS = ("scores", "flows")
 
 PHASES = ("behave", "observe", "review", "score", "list", "consequences", "adapt", "record")
 

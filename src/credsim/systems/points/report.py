@@ -1,5 +1,5 @@
 """A points system's figures in the run report: its grades over time ("scores"
-section) and where adults starting at the initial grade ended ("grade_flows")."""
+section) and where adults starting at the initial grade ended ("flows")."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def report_figures(section: str, run: Any, figs: Any, instance: Instance) -> lis
         return []
     if section == "scores":
         return grades_over_time(run.ts, tuple(instance.params.grades), figs)
-    if section == "grade_flows":
+    if section == "flows":
         return grade_flows(run.m, figs)
     return []
 
