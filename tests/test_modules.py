@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -209,6 +210,55 @@ def test_a_registered_module_runs_in_the_plan_and_writes_its_results(counter, tm
     assert sum(ts["records_counted"]) == sim["record_counter"].total > 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert "score/record_counter" in manifest["module_timings_seconds"]
+
+
+class _Explained(_Counter):
+    """The counter, also explaining rows in lookup and drawing in the report."""
+
+    kind = "explained_counter"
+    seen: ClassVar[list] = []
+
+    @classmethod
+    def explain(cls, entries, context) -> None:
+        cls.seen.append((context.instance.name, context.entity, len(entries)))
+        for e in entries:
+            if e.kind == "score":  # another system's rows: a plugin's own would be its kinds
+                e.note += " [counted]"
+
+    @classmethod
+    def report_figures(cls, section, run, figs, instance) -> list[str]:
+        total = int(run.ts["records_counted"].sum())
+        return [f'<p class="note">{section}: {total} records counted</p>']
+
+
+def test_a_registered_module_explains_and_draws_through_the_hooks(tmp_path):
+    from credsim.audit.report import write_report
+    from credsim.results.lookup import lookup
+
+    register(_Explained)
+    try:
+        out = tmp_path / "run"
+        tmp = run_dir.prepare(out)
+        sim = run_dir.simulate(load_scenario("rongcheng", people=3000, days=30), tmp)
+        run_dir.commit(tmp, out)
+        record = lookup(out, str(_first_scored(out)))
+        scores = [e for e in record.ledger if e.kind == "score"]
+        assert scores and all(e.note.endswith(" [counted]") and len(e.note) > 10
+                              for e in scores)
+        assert _Explained.seen == [("explained_counter", "person", len(record.ledger))]
+        html = write_report(out, tmp_path / "report.html").read_text()
+    finally:
+        unregister(_Explained.kind)
+    total = sim["explained_counter"].total
+    scores_part = html[html.index("<h2>Scores over time</h2>"):html.index("<h2>Grade flows")]
+    flows_part = html[html.index("<h2>Grade flows</h2>"):html.index("<h2>Sanctions per gate")]
+    assert f"scores: {total} records counted" in scores_part
+    assert f"flows: {total} records counted" in flows_part
+
+
+def _first_scored(run) -> int:
+    t = pq.read_table(run / "ledger.parquet", columns=["entity", "id", "kind"]).to_pylist()
+    return next(r["id"] for r in t if r["entity"] == "person" and r["kind"] == "score")
 
 
 def test_a_module_does_not_change_what_it_does_not_touch(counter):
