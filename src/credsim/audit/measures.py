@@ -5,6 +5,11 @@ grade, a domain ...), a unit and a label in plain words, both from
 `credsim.labels`; docs/measures.md defines every one. The functions read the
 run's Parquet tables with DuckDB, so no table is loaded whole. Flows are per
 year (scaled by 365 / days) so that runs of different lengths compare.
+
+The measures of one system (grade shares, composite bands, ratings, grade
+flows, recovery, ...) are its own: each module computes them in its `audit`
+hook (src/credsim/systems/<name>/audit.py), for the part of the audit where
+they go. The harm measures that cross systems are computed here.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ whether the record behind it was true, false, an insider edit or certified by
 colluders, and what ended it where the ledger shows that (a delisting by
 payment, correction, appeal or expiry; a reversed deduction; an instant grade
 cap's end; the end of a firm item's display period). `render(record, console)`
-prints it with Rich.
+prints it with Rich. Each system the run ran explains the rows it wrote
+(Module.explain, in src/credsim/systems/<name>/explain.py); this module reads
+the record and the rows and renders them.
 
 `key` is a person id (digits only) or a Unified Social Credit Code (any
 18-character argument, checked with `validate_uscc`). Every query filters in
