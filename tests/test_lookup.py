@@ -25,7 +25,6 @@ from rich.console import Console
 from credsim.errors import InputError
 from credsim.population.firms import USCC_ALPHABET, uscc_check
 from credsim.results.lookup import (
-    DELISTING_CAUSES,
     FirmRecord,
     LedgerEntry,
     PersonRecord,
@@ -36,6 +35,7 @@ from credsim.results.lookup import (
 )
 from credsim.results.query import connect
 from credsim.scenario.load import load_scenario
+from credsim.systems.court_list.explain import DELISTING_CAUSES
 
 BUSY = (
     "behaviours.judgment_default.rate=2e-3",

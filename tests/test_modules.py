@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -63,6 +64,105 @@ def test_the_engine_names_no_system():
     assert named == []
 
 
+# Where lookup explains, the audit measures and the report draws, what central code
+# runs for every system; what a system knows of its own rows, measures and figures is
+# in its folder (explain.py, audit.py, report.py).
+CENTRAL = {
+    "results/lookup.py": ("_explain", "link", "firm_name"),
+    # The harm measures that cross systems stay the audit's (docs/measures.md): sanctions
+    # (listings among them), wrongful and disparity, stratification by a parent's standing.
+    "audit/measures.py": ("_compute", "RunTables", "_Audit.own"),
+    "audit/report.py": ("_fig_distribution", "_fig_grade_flows", "_drawn"),
+}
+
+
+def _sources(path: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """The source of each named function, class or method (Class.method) of a file."""
+    import ast
+
+    text = path.read_text()
+    found: dict[str, str] = {}
+
+    def visit(nodes, prefix: str = "") -> None:
+        for node in nodes:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                name = prefix + node.name
+                if name in names:
+                    found[name] = ast.get_source_segment(text, node)
+                if isinstance(node, ast.ClassDef):
+                    visit(node.body, f"{name}.")
+
+    visit(ast.parse(text).body)
+    assert set(found) == set(names), f"{path}: missing {set(names) - set(found)}"
+    return found
+
+
+def _system_words() -> set[str]:
+    """How code names a built-in system: its kind, its scenario section, its ledger
+    kinds, its results columns."""
+    from credsim.modules.registry import BUILTIN
+
+    systems = [c for k, c in kinds().items() if c.__module__.startswith("credsim.systems.")
+               and f"{c.__module__.rsplit('.', 1)[0]}:{c.__name__}" in BUILTIN]
+    assert {c.kind for c in systems} == {"points", "court_list", "composite", "rating",
+                                         "firm_lists"}
+    words = {f'"{k}"' for c in systems for k in (c.kind, *c.ledger_kinds)}
+    words |= {f".{section}" for section in ("points", "court_list", "composite", "rating",
+                                            "firm_lists")}
+    words |= {f'"{r.name.split("<")[0]}' for c in systems for r in c.results}
+    return words
+
+
+def test_lookup_audit_and_report_name_no_system_where_systems_speak_for_themselves():
+    """The central code that explains ledger rows, computes system measures and draws
+    system figures names no built-in system: each module answers its hooks (explain,
+    audit, report_figures) from its own folder, so a new system costs no edit there."""
+    words = _system_words()
+    for file, names in CENTRAL.items():
+        for name, source in _sources(ROOT / "src" / "credsim" / file, names).items():
+            named = sorted(w for w in words if w in source)
+            assert named == [], f"{file}: {name} names {named}"
+
+
+def test_no_measure_a_system_computes_is_named_by_the_audit():
+    """The measures the systems' audit.py give are named in their folder only (and in
+    credsim.labels, which labels every measure once)."""
+    import re
+
+    own = {m for f in (ROOT / "src" / "credsim" / "systems").glob("*/audit.py")
+           for m in re.findall(r'Measured\("(\w+)"', f.read_text())}
+    assert {"grade_share", "grade_transition", "band_share", "rating_mean"} <= own
+    audit = (ROOT / "src" / "credsim" / "audit" / "measures.py").read_text()
+    assert sorted(m for m in own if f'"{m}"' in audit) == []
+
+
+def test_systems_hooks_live_in_their_folders_and_load_when_called():
+    """Each built-in system's explain, audit and report_figures hooks name a function of
+    explain.py, audit.py or report.py in its own folder, which loading the system (as the
+    engine and lookup do) does not import."""
+    import subprocess
+    import sys
+
+    targets = {}
+    for cls in kinds().values():
+        for hook, file in (("explain", "explain"), ("audit", "audit"),
+                           ("report_figures", "report")):
+            impl = cls.__dict__.get(hook)
+            if impl is not None and hasattr(impl, "target"):
+                folder = cls.__module__.rpartition(".")[0]
+                assert impl.target == f"{folder}.{file}:{hook}", impl.target
+                targets[impl.target.partition(":")[0]] = cls.kind
+    assert {"points", "court_list", "composite", "rating", "firm_lists"} <= set(
+        targets.values())
+    code = ("import sys; from credsim.modules.registry import kinds; import "
+            "credsim.results.lookup; kinds(); print(sorted(m for m in sys.modules if "
+            "m.startswith('credsim.systems.') and m.rpartition('.')[2] in "
+            "('explain', 'audit', 'report')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_every_hook_names_a_method_and_a_known_phase():
     for cls in kinds().values():
         for h in cls.hooks:
@@ -110,6 +210,55 @@ def test_a_registered_module_runs_in_the_plan_and_writes_its_results(counter, tm
     assert sum(ts["records_counted"]) == sim["record_counter"].total > 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert "score/record_counter" in manifest["module_timings_seconds"]
+
+
+class _Explained(_Counter):
+    """The counter, also explaining rows in lookup and drawing in the report."""
+
+    kind = "explained_counter"
+    seen: ClassVar[list] = []
+
+    @classmethod
+    def explain(cls, entries, context) -> None:
+        cls.seen.append((context.instance.name, context.entity, len(entries)))
+        for e in entries:
+            if e.kind == "score":  # another system's rows: a plugin's own would be its kinds
+                e.note += " [counted]"
+
+    @classmethod
+    def report_figures(cls, section, run, figs, instance) -> list[str]:
+        total = int(run.ts["records_counted"].sum())
+        return [f'<p class="note">{section}: {total} records counted</p>']
+
+
+def test_a_registered_module_explains_and_draws_through_the_hooks(tmp_path):
+    from credsim.audit.report import write_report
+    from credsim.results.lookup import lookup
+
+    register(_Explained)
+    try:
+        out = tmp_path / "run"
+        tmp = run_dir.prepare(out)
+        sim = run_dir.simulate(load_scenario("rongcheng", people=3000, days=30), tmp)
+        run_dir.commit(tmp, out)
+        record = lookup(out, str(_first_scored(out)))
+        scores = [e for e in record.ledger if e.kind == "score"]
+        assert scores and all(e.note.endswith(" [counted]") and len(e.note) > 10
+                              for e in scores)
+        assert _Explained.seen == [("explained_counter", "person", len(record.ledger))]
+        html = write_report(out, tmp_path / "report.html").read_text()
+    finally:
+        unregister(_Explained.kind)
+    total = sim["explained_counter"].total
+    scores_part = html[html.index("<h2>Scores over time</h2>"):html.index("<h2>Grade flows")]
+    flows_part = html[html.index("<h2>Grade flows</h2>"):html.index("<h2>Sanctions per gate")]
+    assert f"scores: {total} records counted" in scores_part
+    assert f"flows: {total} records counted" in flows_part
+
+
+def _first_scored(run) -> int:
+    t = pq.read_table(run / "ledger.parquet", columns=["entity", "id", "kind"]).to_pylist()
+    return next(r["id"] for r in t if r["entity"] == "person" and r["kind"] == "score")
 
 
 def test_a_module_does_not_change_what_it_does_not_touch(counter):

@@ -136,6 +136,46 @@ def test_lookup_explains_the_further_systems_rows(tmp_path):
     assert all(e.note.endswith("(province)") for e in rows)
 
 
+def test_a_further_systems_rows_are_explained_with_its_own_parameters(tmp_path):
+    """The points explanation explains the province's rows with the province's rules:
+    its warnings (warn before punishing, up to its own warn_max), its grade caps, and its
+    deductions, whose replay of warnings agrees with what the engine did."""
+    run = credsim.run(EXAMPLE, out=tmp_path / "run", **SMALL, set={
+        "systems.province.warn_max": 5, "systems.province.warning_days": 60,
+        "systems.province.instant_grade": {"judgment_default": "Poor"},
+        "behaviours.judgment_default.rate": 2e-3})
+    ids = run.sql("SELECT id FROM ledger WHERE kind IN ('province_warning', 'province_grade') "
+                  "AND cause IN ('loan_arrears', 'judgment_default') GROUP BY id "
+                  "ORDER BY id LIMIT 12")["id"].to_pylist()
+    rows = [e for pid in ids for e in run.lookup(pid).record.ledger
+            if e.kind.startswith("province_")]
+    warnings = [e for e in rows if e.kind == "province_warning"]
+    caps = [e for e in rows if e.kind == "province_grade" and e.cause == "judgment_default"
+            and e.delta > 0]
+    assert warnings and caps
+    assert all(e.note.startswith("WARNING instead of a") and "up to 5 points" in e.note
+               for e in warnings)
+    assert all(e.note.startswith("grade capped at Poor for 365 days") for e in caps)
+    assert all(e.note.endswith(" (province)") for e in rows)
+    # The engine warned exactly where the replay says a warning counted.
+    assert not [e.note for e in rows if "unexpected" in e.note]
+
+
+def test_a_further_system_has_its_grade_shares_keyed_by_its_name(tmp_path):
+    from credsim.audit.measures import compute
+
+    run = credsim.run(EXAMPLE, out=tmp_path / "run", people=3000, days=60, seed=3)
+    grades = run.scenario.systems["province"]["grades"]
+    shares = {m.key: m for m in compute(run.path) if m.measure == "grade_share"}
+    last = run.sql("SELECT * FROM timeseries ORDER BY day DESC LIMIT 1").to_pylist()[0]
+    adults = sum(last[f"province_grade_{g}"] for g in grades)
+    for g in grades:
+        m = shares[f"province:grade={g}"]
+        assert m.value == last[f"province_grade_{g}"] / adults
+        assert m.label.endswith(f"grade {g} (province)")
+    assert {k for k in shares if ":" not in k} == {f"grade={g}" for g in run.scenario.points.grades}
+
+
 # Bad input ---------------------------------------------------------------------------
 def _write(tmp_path: Path, body: str) -> Path:
     f = tmp_path / "s.toml"

@@ -19,6 +19,7 @@ from credsim.audit import report as rpt
 from credsim.audit.measures import compute
 from credsim.errors import InputError
 from credsim.results.query import connect
+from credsim.scenario.model import GRADES
 
 SECTIONS = ("Summary", "Scores over time", "Grade flows", "Sanctions per gate",
             "Wrongful sanctions by group", "Disparate impact", "Chilling", "Spirals",
@@ -396,23 +397,20 @@ def test_gate_names_are_written_in_words(report):
 
 def _timeseries(shares: list[list[float]], days: int = 50) -> dict:
     ts = {"day": np.arange(days)}
-    for g, share in zip(rpt.GRADES, shares, strict=True):
+    for g, share in zip(GRADES, shares, strict=True):
         ts[f"grade_{g}"] = np.array(share * days)[:days] * 1000
     return ts
 
 
 def test_the_stacked_grade_chart_is_left_out_when_one_grade_holds_everyone():
-    from types import SimpleNamespace
+    from credsim.systems.points.report import grades_over_time
 
     nearly_all_a = [[0.002], [0.003], [0.991], [0.004], [0.0], [0.0]]
-    points = {"points": {"grades": list(rpt.GRADES)}}  # the run's scenario
     spread = [[0.1], [0.2], [0.4], [0.2], [0.05], [0.05]]
-    html = rpt._fig_distribution(SimpleNamespace(ts=_timeseries(nearly_all_a), scenario=points),
-                                 rpt._Figures())
+    html = "".join(grades_over_time(_timeseries(nearly_all_a), GRADES, rpt._Figures()))
     assert "share of adults in each grade" not in html
     assert "Grade A held at least 99% of adults on every day" in html
-    html = rpt._fig_distribution(SimpleNamespace(ts=_timeseries(spread), scenario=points),
-                                rpt._Figures())
+    html = "".join(grades_over_time(_timeseries(spread), GRADES, rpt._Figures()))
     assert "share of adults in each grade" in html
 
 

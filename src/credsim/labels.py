@@ -280,9 +280,13 @@ MEASURES: dict[str, Label] = {
 
 
 def key_phrase(key: str) -> str:
-    """Plain words for a measure's key ('group=1' -> 'audit group 1')."""
+    """Plain words for a measure's key ('group=1' -> 'audit group 1'; a further system's
+    'province:grade=Fair' -> 'grade Fair (province)')."""
     if not key:
         return ""
+    system, sep, own = key.partition(":")
+    if sep:  # a further system's measure: 'province:grade=Fair'
+        return f"{key_phrase(own)} ({system})"
     if "->" in key:
         start, end = key.split("->", 1)
         return f"from grade {start} to grade {end}"

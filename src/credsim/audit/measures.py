@@ -5,11 +5,17 @@ grade, a domain ...), a unit and a label in plain words, both from
 `credsim.labels`; docs/measures.md defines every one. The functions read the
 run's Parquet tables with DuckDB, so no table is loaded whole. Flows are per
 year (scaled by 365 / days) so that runs of different lengths compare.
+
+The measures of one system (grade shares, composite bands, ratings, grade
+flows, recovery, ...) are its own: each module computes them in its `audit`
+hook (src/credsim/systems/<name>/audit.py), for the part of the audit where
+they go. The harm measures that cross systems are computed here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +25,7 @@ import pyarrow as pa
 
 from credsim.errors import InputError
 from credsim.labels import measure_label
-from credsim.modules.plan import module_classes
+from credsim.modules.plan import module_classes, module_instances
 from credsim.results.query import connect, ident
 from credsim.results.run_dir import open_run, reading
 from credsim.scenario.model import Scenario
@@ -89,10 +95,10 @@ def _compute(run: Path, manifest: dict, s: Scenario, baseline: Path | None,
     con = connect(run)
     try:
         a = _Audit(con, run, manifest, s, bound_days)
-        a.distributions()
+        a.own("distributions")
         a.sanctions()
         a.wrongful_and_disparity()
-        a.spirals()
+        a.own("spirals")
         a.stratification()
         a.chilling()
         a.manipulation()
@@ -174,7 +180,8 @@ def four_fifths_verdict(low: float | None, high: float | None) -> float | None:
     return INCONCLUSIVE
 
 
-def _ratio(num: float, den: float) -> float | None:
+def ratio(num: float, den: float) -> float | None:
+    """num / den, or None (undefined) when den is 0."""
     return num / den if den else None
 
 
@@ -210,6 +217,32 @@ class RunTables:
         """The columns of one query as NumPy arrays."""
         return self._con.execute(query, params or []).fetchnumpy()
 
+    @functools.cached_property
+    def ts_cols(self) -> set[str]:
+        return {r[0] for r in self.sql("DESCRIBE timeseries")}
+
+    def ts_column(self, col: str) -> str:
+        """`col` quoted for SQL, once it is known to be a column of the time series (its
+        name may come from the scenario: a gate's or a band's)."""
+        if col not in self.ts_cols:
+            raise InputError(f"{self.path / 'timeseries.parquet'}: no column {col!r}, which "
+                             "this run's scenario needs")
+        return ident(col)
+
+    def ts_sum(self, col: str) -> float:
+        """The sum of a time-series column over the run."""
+        return float(self.sql(f"SELECT coalesce(sum({self.ts_column(col)}), 0) "
+                              "FROM timeseries")[0][0])
+
+    def ts_last(self, col: str) -> float:
+        """A time-series column's value on the last day."""
+        return float(self.sql(f"SELECT {self.ts_column(col)} FROM timeseries "
+                              "ORDER BY day DESC LIMIT 1")[0][0])
+
+    def column(self, col: str, where: str) -> np.ndarray:
+        """A people column (a fixed name) of the rows meeting the fixed condition `where`."""
+        return self.numpy(f"SELECT {ident(col)} AS v FROM people WHERE {where}")["v"]
+
 
 def _number(value, what: str) -> float | None:
     """A module's measure as a float or None (undefined), or InputError naming it."""
@@ -228,7 +261,8 @@ class _Audit:
         self.n, self.days = manifest["people"], manifest["days"]
         self.adults = manifest["adults"]
         self.year = 365.0 / self.days
-        self.ts_cols = {r[0] for r in con.execute("DESCRIBE timeseries").fetchall()}
+        self.tables = RunTables(run, manifest, s, con)
+        self.ts_cols = self.tables.ts_cols
         self.people_cols = {r[0] for r in con.execute("DESCRIBE people").fetchall()}
         (counted,) = con.execute("SELECT count(*) FROM people WHERE age_band != 'child'"
                                  ).fetchone()
@@ -248,48 +282,15 @@ class _Audit:
     def q(self, sql: str, params: list | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
 
-    def ts_column(self, col: str) -> str:
-        """`col` quoted for SQL, once it is known to be a column of the time series (its
-        name may come from the scenario: a gate's or a band's)."""
-        if col not in self.ts_cols:
-            raise InputError(f"{self.run / 'timeseries.parquet'}: no column {col!r}, which "
-                             "this run's scenario needs")
-        return ident(col)
-
     def ts_sum(self, col: str) -> float:
-        return float(self.q(f"SELECT coalesce(sum({self.ts_column(col)}), 0) "
-                            "FROM timeseries")[0][0])
+        return self.tables.ts_sum(col)
 
-    def ts_last(self, col: str) -> float:
-        return float(self.q(f"SELECT {self.ts_column(col)} FROM timeseries "
-                            "ORDER BY day DESC LIMIT 1")[0][0])
-
-    # Distributions -------------------------------------------------------------
-    def distributions(self) -> None:
-        s = self.s
-        if s.points.enabled:
-            for g in s.points.grades:
-                self.add("grade_share", _ratio(self.ts_last(f"grade_{g}"), self.adults),
-                         f"grade={g}")
-            mean, sd = self.q("SELECT avg(score), stddev_pop(score) FROM people "
-                              "WHERE age_band != 'child'")[0]
-            self.add("score_mean", mean)
-            self.add("score_sd", sd)
-        if s.composite.enabled:
-            n_in = self.ts_last("composite_participants")
-            self.add("composite_participation", _ratio(n_in, self.adults))
-            for name in s.composite.bands:
-                self.add("band_share", _ratio(self.ts_last(f"band_{name}"), n_in),
-                         f"band={name}")
-            mean, sd = self.q("SELECT avg(composite), stddev_pop(composite) FROM people "
-                              "WHERE composite >= 0")[0]
-            self.add("composite_mean", mean)
-            self.add("composite_sd", sd)
-        if s.rating.enabled:
-            mean, sd = self.q("SELECT avg(rating), stddev_pop(rating) FROM people "
-                              "WHERE age_band != 'child'")[0]
-            self.add("rating_mean", mean)
-            self.add("rating_sd", sd)
+    # The measures of the systems the run ran (Module.audit), at their place ----------
+    def own(self, part: str) -> None:
+        """The measures that the modules compute for audit part `part`, in build order."""
+        for inst in module_instances(self.s):
+            for v in inst.cls.audit(self.tables, part, inst):
+                self.add(v.measure, v.value, v.key, v.unit)
 
     # Listings and sanctions -------------------------------------------------------
     def sanctions(self) -> None:
@@ -313,7 +314,7 @@ class _Audit:
         rises when a safeguard removes rightful sanctions, with no fewer wrongful ones."""
         sanctioned, wrongful = self.ts_sum("sanctioned"), self.ts_sum("sanctioned_wrongful")
         self.add("wrongful_person_days_per_million", wrongful / (self.n * self.days) * 1e6)
-        self.add("wrongful_share", _ratio(wrongful, sanctioned))
+        self.add("wrongful_share", ratio(wrongful, sanctioned))
         adults = dict(self.q('SELECT "group", count(*) FROM people WHERE age_band != \'child\' '
                              'GROUP BY 1'))
         people = dict(self.q('SELECT "group", count(*) FROM people GROUP BY 1'))
@@ -325,8 +326,8 @@ class _Audit:
             sg, wg = self.ts_sum(col), self.ts_sum(f"sanctioned_wrongful_group{g}")
             key = f"group={g}"
             self.add("wrongful_person_days_per_million",
-                     _ratio(wg * 1e6, people[g] * self.days), key)
-            self.add("wrongful_share", _ratio(wg, sg), key)
+                     ratio(wg * 1e6, people[g] * self.days), key)
+            self.add("wrongful_share", ratio(wg, sg), key)
             self.add("sanction_rate", sg / (adults[g] * self.days), key)
             # As a proportion of people: the mean number sanctioned on a day, of the adults.
             burden[g] = (sg / self.days, adults[g])
@@ -369,56 +370,10 @@ class _Audit:
             self.add(f"{what}_four_fifths_flag",
                      None if ratio is None else float(ratio < FOUR_FIFTHS), key)
             self.add(f"{what}_four_fifths", four_fifths_verdict(lo, hi), key)
-    # Negative spirals ----------------------------------------------------------
-    def spirals(self) -> None:
-        s = self.s
-        if not s.points.enabled:
-            return
-        grades = s.points.grades
-        floors = [s.points.grade_floors[g] for g in grades[:-1]]
-        g0 = next((i for i, f in enumerate(floors) if s.points.initial >= f), len(floors))
-        finals = dict(self.q("SELECT grade, count(*) FROM people WHERE age_band != 'child' "
-                             "GROUP BY 1"))
-        for g in grades:  # everyone starts at the initial grade
-            self.add("grade_transition", _ratio(finals.get(g, 0), self.adults),
-                     f"{grades[g0]}->{g}", f"share of adults starting at {grades[g0]}")
-        # The fall to C, where the system has a grade C (Rongcheng's "warned" grade).
-        c_index = grades.index("C") if "C" in grades else -1
-        if 0 <= g0 < c_index:
-            fallen = self.q("SELECT count(DISTINCT id) FROM ledger WHERE entity = 'person' "
-                            "AND kind = 'grade' AND value >= ? AND day < 365", [c_index])[0][0]
-            self.add("fall_to_c_within_year", _ratio(fallen, self.adults),
-                     unit=f"share of adults starting at {grades[g0]}")
-        self._recovery()
-
-    def _recovery(self) -> None:
-        """Days until a person's score is back where it stood before a deduction resting on
-        a false record or an insider edit (censored at the end of the run)."""
-        rows = self.q(
-            "WITH s AS (SELECT id, day, delta, value, record, row_number() OVER () AS r "
-            "FROM ledger WHERE entity = 'person' AND kind = 'score'), "
-            "marks AS (SELECT id, day, r, value - delta AS before FROM s "
-            "WHERE delta < 0 AND record IN ('false', 'insider')) "
-            "SELECT m.id, m.day, min(s.day) FROM marks m LEFT JOIN s ON s.id = m.id "
-            "AND s.r > m.r AND s.value >= m.before GROUP BY m.id, m.day, m.r")
-        if not rows:
-            self.add("wrongful_marks", 0)
-            return
-        waits = np.array([(d2 - d) if d2 is not None else np.nan for _, d, d2 in rows])
-        done = ~np.isnan(waits)
-        self.add("wrongful_marks", len(rows))
-        self.add("recovered_share", done.mean())
-        self.add("recovery_days_median", float(np.median(waits[done])) if done.any() else None)
-
     # Stratification ------------------------------------------------------------
     def stratification(self) -> None:
-        s = self.s
-        adult = "age_band != 'child'"
-        if s.points.enabled:
-            self.add("gini_score", gini(self._col("score", adult)))
-        if s.composite.enabled:
-            self.add("gini_composite", gini(self._col("composite", "composite >= 0")))
-        self.add("gini_savings", gini(self._col("savings", adult)))
+        self.own("stratification")
+        self.add("gini_savings", gini(self.tables.column("savings", "age_band != 'child'")))
         # Children's schooling by their first parent's standing at the end.
         standing = ("coalesce(p.grade, 'none')" if "grade" in self.people_cols
                     else "CASE WHEN p.listings > 0 THEN 'listed' ELSE 'not listed' END"
@@ -429,13 +384,8 @@ class _Audit:
             "'lost_private_place') FROM people c JOIN people p ON p.id = c.parent1 "
             "WHERE c.age_band = 'child' GROUP BY 1 ORDER BY 1")
         for st, private, lost in rows:
-            self.add("private_school_lost_share", _ratio(lost, private),
+            self.add("private_school_lost_share", ratio(lost, private),
                      f"parent={st}")
-
-    def _col(self, col: str, where: str) -> np.ndarray:
-        """A people column (a fixed name, as is the fixed condition `where`)."""
-        return self.con.execute(f"SELECT {ident(col)} AS v FROM people WHERE {where}"
-                                ).fetchnumpy()["v"]
 
     # Chilling -------------------------------------------------------------------
     def chilling(self) -> None:
@@ -448,7 +398,7 @@ class _Audit:
             iso, critics = self.q("SELECT count(*) FILTER (WHERE contacts = 0), count(*) "
                                   "FROM people WHERE age_band != 'child' AND voice >= ?",
                                   [cut])[0]
-            self.add("isolated_critics_share", _ratio(iso, critics))
+            self.add("isolated_critics_share", ratio(iso, critics))
         for system, v in (self.m.get("score_assortativity") or {}).items():
             self.add("score_assortativity", v, f"system={system}")
 
@@ -462,7 +412,7 @@ class _Audit:
         edits = self.ts_sum("insider_edits") if active else 0.0
         self.add("insider_edits", edits * self.year)
         self.add("audit_catch_share",
-                 _ratio(self.ts_sum("audit_catches"), edits) if active else None)
+                 ratio(self.ts_sum("audit_catches"), edits) if active else None)
         (reach,) = self.q("SELECT avg(t) FROM (SELECT id, sum(delta) AS t FROM ledger "
                           "WHERE entity = 'person' AND kind = 'score' AND record = 'insider' "
                           "GROUP BY id)")[0]
@@ -475,8 +425,8 @@ class _Audit:
             "count(*) FILTER (WHERE gate IN (SELECT unnest(?::VARCHAR[]))) "
             "FROM sanctions WHERE effect = 'sanction'",
             [[n for n, g in self.s.gates.items() if g.loss_days > self.bound_days]])[0]
-        self.add("cross_context_share", _ratio(outside, total))
-        self.add("disproportionate_share", _ratio(heavy, total),
+        self.add("cross_context_share", ratio(outside, total))
+        self.add("disproportionate_share", ratio(heavy, total),
                  unit=f"share of sanction applications costing over {self.bound_days:g} days "
                  "of income")
 
@@ -486,13 +436,13 @@ class _Audit:
         for d in BENEFIT_DOMAINS:
             col = f"events_{d}"
             if col in self.ts_cols:
-                self.add("true_event_rate", _ratio(self.ts_sum(col) * 1e3, pd),
+                self.add("true_event_rate", ratio(self.ts_sum(col) * 1e3, pd),
                          f"domain={d}")
 
     # Measures of modules (systems from installed packages) --------------------------------
     def modules(self) -> None:
         """Each module's own measures (Module.measures), in the order it declares them."""
-        tables = RunTables(self.run, self.m, self.s, self.con)
+        tables = self.tables
         for cls in module_classes(self.s):
             if not cls.audit_measures:
                 continue
@@ -512,9 +462,9 @@ class _Audit:
             return float(bcon.execute(f"SELECT coalesce(sum({ident(col)}), 0) FROM timeseries")
                          .fetchall()[0][0])
 
-        self.add("voice_vs_baseline", _ratio(self.ts_sum("voice_events"), bsum("voice_events")))
+        self.add("voice_vs_baseline", ratio(self.ts_sum("voice_events"), bsum("voice_events")))
         for d in BENEFIT_DOMAINS:
             col = f"events_{d}"
             if col in self.ts_cols and col in bcols:
-                self.add("true_events_vs_baseline", _ratio(self.ts_sum(col), bsum(col)),
+                self.add("true_events_vs_baseline", ratio(self.ts_sum(col), bsum(col)),
                          f"domain={d}")

@@ -25,6 +25,7 @@ for the EU AI Act's test, and tabulates every measure.
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import math
@@ -47,10 +48,12 @@ from credsim.audit.measures import FOUR_FIFTHS, Measure, compute
 from credsim.audit.measures import SCHEMA as MEASURES_SCHEMA
 from credsim.audit.replicates import FORMAT_VERSION as COMPARISON_FORMAT_VERSION
 from credsim.errors import InputError
+from credsim.modules.base import Instance
+from credsim.modules.plan import module_instances
 from credsim.results import outdir
 from credsim.results.query import connect
 from credsim.results.run_dir import open_run, read_manifest, reading
-from credsim.scenario.model import GRADES
+from credsim.scenario.model import Scenario
 
 COMPARISON_KINDS = ("compare", "sweep")
 
@@ -221,7 +224,7 @@ def _page(title: str, subtitle: str, body: list[str]) -> str:
     ])
 
 
-def _table(head: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
+def html_table(head: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
     """An HTML table; cells are already escaped HTML."""
     th = "".join(f'<th{" class=n" if i in numeric else ""}>{h}</th>'
                  for i, h in enumerate(head))
@@ -288,6 +291,16 @@ class _RunData:
     sanctioned_end: int
     group_counts: dict[str, dict[str, int]]  # 'sanction'/'listing' -> 'group=G' -> people
     baseline: str | None  # the baseline the measures were taken against, in words
+
+    @functools.cached_property
+    def m(self) -> _M:
+        """Look-ups into the measures."""
+        return _M(self.measures)
+
+    @functools.cached_property
+    def instances(self) -> list[Instance]:
+        """The modules the run ran, in build order."""
+        return module_instances(Scenario.model_validate(self.scenario))
 
 
 # The parts of a scenario that make the society: a baseline must share them.
@@ -574,75 +587,21 @@ def _run_summary(d: _RunData, m: _M) -> str:
     return '<ul class="summary">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
-DOMINANT_SHARE = 0.99  # one grade holding this share of adults every day: no stacked chart
-
-
 def _fig_distribution(d: _RunData, figs: _Figures) -> str:
+    """The systems' own figures of their scores over time (Module.report_figures), then
+    the people listed and sanctioned, day by day."""
+    out = _drawn("scores", d, figs)
+    if not out:
+        out.append('<p class="note">This scenario has no score, composite or rating: the '
+                   "distribution over time is that of the list.</p>")
+    return "".join(out) + _fig_listed_and_sanctioned(d, figs)
+
+
+def _fig_listed_and_sanctioned(d: _RunData, figs: _Figures) -> str:
+    """People on the lists and sanctioned, day by day: every scenario has them, and one
+    chart shows the lists of several systems beside the sanctions."""
     ts = d.ts
     day = ts["day"]
-    out = []
-    grades = d.scenario["points"].get("grades", GRADES)
-    colours = grade_colours(len(grades))
-    grade_cols = [f"grade_{g}" for g in grades]
-    if all(c in ts for c in grade_cols):
-        counts = np.vstack([ts[c] for c in grade_cols]).astype(float)
-        shares = counts / np.maximum(counts.sum(axis=0), 1)
-        # A stacked share chart says nothing when one grade holds nearly everyone.
-        dominant = int(np.argmax(shares.min(axis=1))) if shares.size else 0
-        stacked = not (shares.size and shares[dominant].min() >= DOMINANT_SHARE)
-        fig, ax = figs.new(2 if stacked else 1, height=3.2, width=9.0 if stacked else 6.0)
-        lines = ax[0][-1]
-        if stacked:
-            ax[0][0].stackplot(day, shares, labels=grades, colors=colours)
-            ax[0][0].set_ylim(0, 1)
-            ax[0][0].set_title("share of adults in each grade")
-            ax[0][0].set_xlabel("day of the run")
-            ax[0][0].set_ylabel("share of adults")
-            ax[0][0].yaxis.set_major_formatter(_percent_axis())
-            ax[0][0].legend(ncols=6, fontsize=8, frameon=False, loc="upper center",
-                            bbox_to_anchor=(0.5, -0.2))
-        # Lines for all grades but the one most hold (A at the start under AAA..D).
-        base = grades[dominant] if not stacked else grades[min(2, len(grades) - 1)]
-        for g, c, col in zip(grades, grade_cols, colours, strict=True):
-            if g != base:
-                lines.plot(day, ts[c], label=g, color=col)
-        lines.set_yscale("symlog", linthresh=10)
-        lines.set_title(f"adults in each grade other than {base} (log scale)")
-        lines.set_xlabel("day of the run")
-        lines.set_ylabel("adults (log scale)")
-        lines.set_ylim(bottom=0)
-        lines.legend(ncols=5, fontsize=8, frameon=False, loc="upper center",
-                     bbox_to_anchor=(0.5, -0.2))
-        note = "" if stacked else (
-            f" Grade {grades[dominant]} held at least {DOMINANT_SHARE:.0%} of adults on "
-            "every day, so the share chart is left out; the other grades are counted.")
-        out.append(figs.figure(fig, "Points grades over time (held grades, adults). "
-                               "Everyone starts at the grade of the initial score." + note))
-    bands = [k for k in ts if k.startswith("band_")]
-    if bands:
-        fig, ax = figs.new(1, height=3.2)
-        n = np.maximum(ts["composite_participants"].astype(float), 1)
-        colours = ["#D55E00", "#E69F00", "#F0E442", "#56B4E9", "#0072B2", "#009E73", "#999999"]
-        ax[0][0].stackplot(day, [ts[b] / n for b in bands],
-                           labels=[b.removeprefix("band_") for b in bands],
-                           colors=colours[:len(bands)])
-        ax[0][0].set_ylim(0, 1)
-        ax[0][0].set_xlabel("day of the run")
-        ax[0][0].set_ylabel("share of participants")
-        ax[0][0].yaxis.set_major_formatter(_percent_axis())
-        ax[0][0].set_title("share of participants in each band of the composite score")
-        ax[0][0].legend(ncols=len(bands), fontsize=8, frameon=False, loc="upper center",
-                        bbox_to_anchor=(0.5, -0.16))
-        out.append(figs.figure(fig, "Composite score bands over time (counts change on "
-                               "refresh days)."))
-    if "rating_mean" in ts:
-        fig, ax = figs.new(1, height=3.0)
-        ax[0][0].plot(day, ts["rating_mean"], color=BLUE)
-        ax[0][0].set_xlabel("day of the run")
-        ax[0][0].set_ylabel("mean rating (stars)")
-        ax[0][0].set_title("mean held peer rating of adults")
-        out.append(figs.figure(fig, "Peer ratings over time."))
-    # Lists and sanctions over time: every system has them.
     fig, ax = figs.new(1, height=3.0)
     a = ax[0][0]
     if "listed" in ts:
@@ -660,43 +619,24 @@ def _fig_distribution(d: _RunData, figs: _Figures) -> str:
     a.set_title("people listed and sanctioned at the end of each day")
     if a.get_legend_handles_labels()[0]:
         a.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    out.append(figs.figure(fig, "Listed and sanctioned people, day by day: "
-                           "“listed” dashed orange, “sanctioned” blue, “sanctioned on a false "
-                           "record” vermilion (red-orange). A person is sanctioned when at "
-                           "least one sanctioning gate can reach them."))
-    if not any(c in ts for c in grade_cols) and not bands and "rating_mean" not in ts:
-        out.insert(0, '<p class="note">This scenario has no score, composite or rating: the '
-                   "distribution over time is that of the list.</p>")
-    return "".join(out)
+    return figs.figure(fig, "Listed and sanctioned people, day by day: "
+                       "“listed” dashed orange, “sanctioned” blue, “sanctioned on a false "
+                       "record” vermilion (red-orange). A person is sanctioned when at "
+                       "least one sanctioning gate can reach them.")
 
 
-def _fig_grade_flows(d: _RunData, m: _M, figs: _Figures) -> str:
-    flows = m.keyed("grade_transition")
-    if not flows:
+def _fig_grade_flows(d: _RunData, figs: _Figures) -> str:
+    drawn = _drawn("flows", d, figs)
+    if not drawn:
         return ('<p class="note">Not applicable: the scenario has no points system, so there '
                 "are no grades to move between.</p>")
-    start = flows[0].key.split("->")[0]
-    fig, ax = figs.new(1, height=3.0, width=7.0)
-    a = ax[0][0]
-    labels = [f.key.split("->")[1] for f in flows]
-    vals = [f.value or 0.0 for f in flows]
-    bars = a.bar(labels, vals, color=grade_colours(len(labels)))
-    a.set_yscale("log")
-    positive = [v for v in vals if v > 0]
-    a.set_ylim(min(positive + [1.0]) / 3, 3)
-    for b, v in zip(bars, vals, strict=True):
-        a.annotate(pct(v) if v >= 0.001 else (f"{100 * v:.3f} %" if v > 0 else "0"),
-                   (b.get_x() + b.get_width() / 2, max(v, a.get_ylim()[0])),
-                   ha="center", va="bottom", fontsize=8)
-    a.set_title(f"where adults starting at {start} ended the run (log scale)")
-    a.set_xlabel("grade on the last day")
-    a.set_ylabel("share of adults (log scale)")
-    # Log-scale ticks go down to 0.01 %: written with their own digits, not rounded to 0.
-    a.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{100 * v:g} %"))
-    rows = [[e(f.key), pct(f.value), num(f.value)] for f in flows]
-    return figs.figure(fig, f"Grade flows: the transition row from {e(start)}, the grade "
-                       "everyone starts at (measure grade_transition).") + _table(
-        ["from → to", "share", "value"], rows, {1, 2})
+    return "".join(drawn)
+
+
+def _drawn(section: str, d: _RunData, figs: _Figures) -> list[str]:
+    """What the modules the run ran draw in report section `section`, in build order."""
+    return [html for inst in d.instances
+            for html in inst.cls.report_figures(section, d, figs, inst)]
 
 
 def _fig_gates(d: _RunData, m: _M, figs: _Figures) -> str:
@@ -731,7 +671,7 @@ def _fig_gates(d: _RunData, m: _M, figs: _Figures) -> str:
              pct(g[4] / g[2] if g[2] else None),
              num(m.v("sanctions_per_million" if g[1] == "sanction" else "perks_per_million",
                      f"gate={g[0]}"))] for g in sanctions + perks]
-    return html_out + _table(["gate", "effect", "applications", "wrongful",
+    return html_out + html_table(["gate", "effect", "applications", "wrongful",
                               "outside the triggering domain", "per million per year"],
                              rows, {2, 3, 4, 5})
 
@@ -766,7 +706,7 @@ def _group_bars(m: _M, measures: list[tuple[str, str]], figs: _Figures, title: s
     # All zero: a readable scale rather than ticks in billionths.
     a.set_ylim(0, top * 1.2 if top > 0 else (0.1 if percent else 1.0))
     if percent:
-        a.yaxis.set_major_formatter(_percent_axis())
+        a.yaxis.set_major_formatter(percent_axis())
     a.set_xticks(x, [group_words(g) for g in groups])
     a.set_xlabel("audit group")
     a.set_ylabel(ylabel)
@@ -776,7 +716,7 @@ def _group_bars(m: _M, measures: list[tuple[str, str]], figs: _Figures, title: s
     return fig
 
 
-def _percent_axis():
+def percent_axis():
     from matplotlib.ticker import PercentFormatter
 
     return PercentFormatter(1.0)
@@ -852,7 +792,7 @@ def _fig_impact(d: _RunData, m: _M, figs: _Figures) -> str:
                        "only when the whole 95 % interval of its ratio lies below the dashed "
                        "0.8 line, and inconclusive when the interval spans it. The interval "
                        "treats each group's count of people sanctioned (or entering the "
-                       "list) as a Poisson count." + _groups_note(d.scenario)) + _table(
+                       "list) as a Poisson count." + _groups_note(d.scenario)) + html_table(
         ["rate of", "group", "rate", "impact ratio", "95 % interval", "four-fifths"], rows,
         {2, 3, 4})
 
@@ -900,8 +840,8 @@ def _fig_chilling(d: _RunData, m: _M, figs: _Figures) -> str:
         "baseline: run `credsim audit RUN --baseline BASE` first and the report will show "
         "it.</p>")
     return figs.figure(fig, "Chilling: voice (criticism, \"rumours\"; blue, left) and ties "
-                       "dropped after falls in grade, score or rating (orange, right).") + _table(
-        ["measure", "value", "unit"], rows, {1}) + note
+                       "dropped after falls in grade, score or rating (orange, right)."
+                       ) + html_table(["measure", "value", "unit"], rows, {1}) + note
 
 
 def _fig_spirals(d: _RunData, m: _M, figs: _Figures) -> str:
@@ -917,7 +857,7 @@ def _fig_spirals(d: _RunData, m: _M, figs: _Figures) -> str:
         ax[0][0].set_xlabel("day of the run")
         ax[0][0].set_ylabel("share of adults")
         ax[0][0].set_ylim(bottom=0)
-        ax[0][0].yaxis.set_major_formatter(_percent_axis())
+        ax[0][0].yaxis.set_major_formatter(percent_axis())
     else:
         ax[0][0].axis("off")
     labels, vals = [], []
@@ -932,7 +872,7 @@ def _fig_spirals(d: _RunData, m: _M, figs: _Figures) -> str:
         a.annotate(pct(v), (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom",
                    fontsize=8)
     a.set_ylim(0, max(vals + [0.01]) * 1.25)
-    a.yaxis.set_major_formatter(_percent_axis())
+    a.yaxis.set_major_formatter(percent_axis())
     a.set_ylabel("share (of adults; of wrongful deductions)")
     a.set_xlabel("measure")
     a.set_title("spirals and recovery")
@@ -943,7 +883,7 @@ def _fig_spirals(d: _RunData, m: _M, figs: _Figures) -> str:
     return figs.figure(fig, "Negative spirals: falls to the low grades (vermilion), and how "
                        "often a deduction resting on a false record was made good within "
                        "the run (green).") + (
-        _table(["measure", "value", "unit"], rows, {1}))
+        html_table(["measure", "value", "unit"], rows, {1}))
 
 
 EU_ARTICLE = (
@@ -994,7 +934,7 @@ def _eu_section(d: _RunData, m: _M) -> str:
         "<h3>(ii) Unjustified or disproportionate treatment</h3>",
         f"<p>Measured: <b>disproportionate_share = {num(dp)}</b> ({pct(dp)}): "
         f"{_eu_disproportionate(bound)}</p>",
-        _table(["gate", "domain", "condition", "applications", "outside the triggering domain",
+        html_table(["gate", "domain", "condition", "applications", "outside the triggering domain",
                 "loss (days of income)", f"over {e(bound)} days"], rows, {3, 4, 5})
         if rows else '<p class="note">No sanction was applied in this run.</p>',
     ])
@@ -1020,7 +960,7 @@ def _named(measure: str, key: str = "") -> str:
 def _measures_table(m: _M) -> str:
     rows = [[_named(x.measure, x.key), num(x.value), e(x.unit)] for x in m.all]
     return ("<details open><summary>All measures (definitions: docs/measures.md)</summary>"
-            + _table(["measure", "value", "unit"], rows, {1}) + "</details>")
+            + html_table(["measure", "value", "unit"], rows, {1}) + "</details>")
 
 
 def _module_sections(d: _RunData, m: _M, figs: _Figures) -> list[str]:
@@ -1028,7 +968,6 @@ def _module_sections(d: _RunData, m: _M, figs: _Figures) -> list[str]:
     first line), its daily results over the run and its audit measures."""
     from credsim.modules.plan import module_classes
     from credsim.modules.registry import plugin_kinds
-    from credsim.scenario.model import Scenario
 
     plugins = plugin_kinds()
     out = []
@@ -1041,7 +980,7 @@ def _module_sections(d: _RunData, m: _M, figs: _Figures) -> list[str]:
         rows = [[_named(x.name), num(m.v(x.name)), e(x.unit)] for x in cls.audit_measures
                 if m.has(x.name)]
         if rows:
-            out.append(_table(["measure", "value", "unit"], rows, {1}))
+            out.append(html_table(["measure", "value", "unit"], rows, {1}))
     return out
 
 
@@ -1079,13 +1018,13 @@ def _fig_module_results(cls: Any, d: _RunData, figs: _Figures) -> str:
 
 def _run_report(path: Path, baseline: Path | None = None) -> str:
     d = _load_run(path, baseline)
-    m = _M(d.measures)
+    m = d.m
     figs = _Figures()
     mf = d.manifest
     body = [
         "<h2>Summary</h2>", _run_summary(d, m),
         "<h2>Scores over time</h2>", _fig_distribution(d, figs),
-        "<h2>Grade flows</h2>", _fig_grade_flows(d, m, figs),
+        "<h2>Grade flows</h2>", _fig_grade_flows(d, figs),
         "<h2>Sanctions per gate</h2>", _fig_gates(d, m, figs),
         "<h2>Wrongful sanctions by group</h2>", _fig_wrongful(d, m, figs),
         "<h2>Disparate impact</h2>", _fig_impact(d, m, figs),
@@ -1622,7 +1561,7 @@ def _comparison_eu(c: _Comparison) -> str:
         f"{_eu_disproportionate(bound)}</p>",
         '<p class="note">Mean [95 % interval] across replicates; n/a, with the reason, where '
         "no run applied a sanction.</p>",
-        _table(head, rows, set(range(1, len(head)))),
+        html_table(head, rows, set(range(1, len(head)))),
     ])
 
 
@@ -1666,6 +1605,6 @@ def _comparison_report(path: Path, manifest: dict) -> str:
              '<p class="note">Mean [95 % interval] across replicates, and the paired '
              f"difference from {e(c.labels[0])} [95 % interval], from summary.parquet "
              "(docs/measures.md).</p>",
-             _table(head, trows, set(range(2, len(head))))]
+             html_table(head, trows, set(range(2, len(head))))]
     sub = f"{e(c.kind)} folder {e(str(path))}"
     return _page(f"credsim {c.kind} report", sub, body)

@@ -1,7 +1,19 @@
 """The module protocol: what a system (or a safeguard, a threat, the gates, ...)
 declares so that the engine can run it without knowing it by name."""
 
-from credsim.modules.base import PHASES, AuditMeasure, Hook, Instance, Module, Result
+from credsim.modules.base import (
+    AUDIT_PARTS,
+    PHASES,
+    REPORT_SECTIONS,
+    AuditMeasure,
+    Explaining,
+    Hook,
+    Instance,
+    Measured,
+    Module,
+    Result,
+    lazy_hook,
+)
 from credsim.modules.day import Applied, Day, by_owner
 from credsim.modules.registry import register, unregister
 from credsim.rng import Stream
@@ -10,5 +22,6 @@ from credsim.rng import Stream
 # NaN and infinities refused, like every section of a scenario.
 from credsim.scenario.model import Strict as StrictParams
 
-__all__ = ["PHASES", "Applied", "AuditMeasure", "Day", "Hook", "Instance", "Module", "Result",
-           "Stream", "StrictParams", "by_owner", "register", "unregister"]
+__all__ = ["AUDIT_PARTS", "PHASES", "REPORT_SECTIONS", "Applied", "AuditMeasure", "Day",
+           "Explaining", "Hook", "Instance", "Measured", "Module", "Result", "Stream",
+           "StrictParams", "by_owner", "lazy_hook", "register", "unregister"]

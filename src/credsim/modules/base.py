@@ -23,6 +23,9 @@ needs to know of it, so that knowledge lives in one place:
   `standing_values` and `standing_domains`;
 - `reads_ties`: whether it reads the social graph (the graph is built only
   when some module does);
+- `explain`, `audit`, `report_figures`: how a module explains its ledger rows in
+  `credsim lookup`, which of credsim's audit measures it computes, and which figures
+  of the run report it draws (each imports its code lazily from the module's folder);
 - `Params`, `audit_measures`: for a system from an installed package, the
   Pydantic model of its parameters (a `[systems.<name>]` table of the
   scenario) and the measures its `measures` classmethod computes from a run
@@ -45,6 +48,7 @@ engine times each (phase, module) pair.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -58,6 +62,11 @@ if TYPE_CHECKING:
     from credsim.audit.measures import RunTables
     from credsim.modules.day import Day
     from credsim.scenario.model import Scenario
+
+# The parts of the audit (credsim.audit.measures) where a module's own measures go, in
+# the order of measures.parquet, and the sections of the run report where its figures go.
+AUDIT_PARTS = ("distributions", "spirals", "stratification")
+REPORT_SECTIONS = ("scores", "flows")
 
 PHASES = ("behave", "observe", "review", "score", "list", "consequences", "adapt", "record")
 
@@ -91,6 +100,52 @@ class Result:
 
     def matches(self, column: str) -> bool:
         return name_matches(self.name, column)
+
+
+class lazy_hook:  # noqa: N801 - used like a decorator-made function, in class bodies
+    """A class hook (explain, audit, report_figures) implemented by `function` of
+    another module of the system's folder, "package.module:function", imported at the
+    first call: so that `credsim lookup` or the report, which call these hooks, do not
+    import what they do not use, and a system's module does not import its lookup and
+    report code."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __call__(self, *args: Any) -> Any:
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)(*args)
+
+
+@dataclass(frozen=True)
+class Explaining:
+    """What a module's `explain` hook reads beside the ledger entries of one person or
+    firm: the run's scenario and length, every entry by its ledger row (the person's and
+    those of the firms they represent, which `ref`s may point at), the firms' names, whose
+    record it is ("person" or "firm"), and the instance being explained."""
+
+    scenario: Scenario
+    days: int
+    by_row: dict[int, Any]  # ledger row -> credsim.results.lookup.LedgerEntry
+    firm_names: dict[int, str]
+    entity: str
+    instance: Instance
+
+    def kind(self, name: str) -> str:
+        """This instance's ledger kind `name` (a further instance's carry its name)."""
+        return self.instance.column(name)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One value of a measure credsim declares (credsim.labels), as a module's `audit`
+    hook gives it: its key ('grade=C', ...) and, where the registry's unit is too loose
+    for this run, a more precise unit."""
+
+    measure: str
+    value: float | None
+    key: str = ""
+    unit: str | None = None
 
 
 class World(Protocol):
@@ -330,6 +385,29 @@ class Module:
         """This module's audit measures of one run folder, by the names declared in
         `audit_measures` (None: not defined for this run)."""
         return {}
+
+    # Explaining, auditing and drawing a run: hooks of every module ------------------
+    @classmethod
+    def explain(cls, entries: list[Any], context: Explaining) -> None:
+        """Fill in the `note` (and what ended them) of the ledger entries (LedgerEntry,
+        credsim.results.lookup) whose kinds or causes this instance writes. `credsim
+        lookup` calls it for each instance the run ran, in build order, after an entry's
+        `ended_*` links are set (docs/architecture.md)."""
+
+    @classmethod
+    def audit(cls, run: RunTables, part: str, instance: Instance) -> list[Measured]:
+        """The values of credsim's own measures (declared in credsim.labels) that this
+        instance computes in audit part `part` (one of AUDIT_PARTS), in their order in
+        measures.parquet. A system from a package declares `audit_measures` instead."""
+        return []
+
+    @classmethod
+    def report_figures(cls, section: str, run: Any, figs: Any, instance: Instance
+                       ) -> list[str]:
+        """HTML (figures, tables, notes) this instance draws in section `section` (one of
+        REPORT_SECTIONS) of the run report; `run`: the report's view of the run folder
+        (its time series, scenario and measures), `figs`: its figure maker."""
+        return []
 
 
 def _params(entry: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,9 @@ whether the record behind it was true, false, an insider edit or certified by
 colluders, and what ended it where the ledger shows that (a delisting by
 payment, correction, appeal or expiry; a reversed deduction; an instant grade
 cap's end; the end of a firm item's display period). `render(record, console)`
-prints it with Rich.
+prints it with Rich. Each system the run ran explains the rows it wrote
+(Module.explain, in src/credsim/systems/<name>/explain.py); this module reads
+the record and the rows and renders them.
 
 `key` is a person id (digits only) or a Unified Social Credit Code (any
 18-character argument, checked with `validate_uscc`). Every query filters in
@@ -23,6 +25,7 @@ the firm's that caused it (docs/outputs.md).
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +40,8 @@ from rich.text import Text
 
 from credsim.conditions import NONE_DOMAIN, Evaluation, domain_code, standings_of
 from credsim.errors import InputError
+from credsim.modules.base import Explaining
+from credsim.modules.plan import module_instances
 from credsim.population.firms import validate_uscc
 from credsim.results.query import connect, ident
 from credsim.results.run_dir import open_run, reading
@@ -49,20 +54,10 @@ from credsim.scenario.model import (
     scenario_standings,
 )
 
-DELISTING_CAUSES = {
-    "delisting_payment": "payment",
-    "delisting_correction": "correction",
-    "delisting_appeal": "appeal",
-    "delisting_expiry": "end of term",
-    "delisting_settlement": "settlement with the creditor",
-    "delisting_no_assets": "enforcement terminated, no assets found",
-    "delisting_death": "the debtor died, enforcement terminated",
-}
 RECORD_LABELS = {"true": "true", "false": "FALSE", "insider": "INSIDER EDIT",
                  "collusion": "COLLUSION", "none": "-"}
 # Records that count in the held state only, never in the true one.
 UNTRUE = ("false", "insider", "collusion")
-SEVERITIES = ("minor", "moderate", "serious")  # as in systems.firm_lists
 BLACKLIST_REP = "legal_rep_of_blacklisted_firm"
 _EXCLUDED = "IOZSV"
 
@@ -703,394 +698,34 @@ def _last_mark_domain(entries: list[LedgerEntry], s: Scenario) -> str | None:
 
 # ---------------------------------------------------------------- explanation
 
-# Causes of entries that end, reverse or expire the entry they refer to (of their kind).
-ENDING_CAUSES = frozenset({*DELISTING_CAUSES, "mark_expiry", "audit_reversal",
-                           "instant_grade_expiry", "display_expiry"})
-REVERSALS = {"mark_expiry": "mark expired", "audit_reversal": "insider edit caught by audit"}
-
-
 def _explain(entries: list[LedgerEntry], s: Scenario, days: int,
              firm_entries: list[LedgerEntry] | None = None,
              firm_names: dict[int, str] | None = None, entity: str = "person") -> None:
-    """Fill in each entry's note and what ended it, from the ledger's links (`ref`).
-    `firm_entries`: the rows of the firms a person represents (their `firm` set), which
-    the person's legal-representative rows refer to."""
-    firm_entries, firm_names = firm_entries or [], firm_names or {}
-    by_row = {e.row: e for e in [*entries, *firm_entries]}
-    _link(entries, by_row)
-    _explain_listings(entries, by_row, days, firm_names, entity)
-    _explain_warnings(entries, s, days)  # before the reversals: they read what the true score got
-    _explain_reversals(entries, by_row, s, days)
-    _explain_caps(entries, by_row, s, days)
-    _explain_composite(entries, s, days)
-    _explain_ratings(entries, s)
-    if entity == "firm":
-        _explain_items(entries, by_row, s, days)
-    else:
-        _explain_rep_blacklistings(entries, by_row, days, firm_names)
-    further = {f"{w.partition('.')[2]}_{k}": w.partition(".")[2]
-               for w, _ in points_systems(s) if w != "points" for k in ("score", "grade")}
-    for e in entries:
-        if e.note:
-            continue
-        # A further points system's rows: the same kinds, named after the system.
-        system = further.get(e.kind)
-        kind = e.kind if system is None else e.kind[len(system) + 1:]
-        of = "" if system is None else f" ({system})"
-        if kind == "score":
-            e.note = ("deduction" if e.delta < 0 else "addition") + of
-        elif kind == "grade":
-            e.note = "grade follows the score" + of
+    """Fill in each entry's note and what ended it: each module the run ran explains the
+    rows it wrote (Module.explain), in build order. `firm_entries`: the rows of the firms
+    a person represents (their `firm` set), which the person's legal-representative rows
+    refer to."""
+    by_row = {e.row: e for e in [*entries, *(firm_entries or [])]}
+    for inst in module_instances(s):
+        inst.cls.explain(entries, Explaining(s, days, by_row, firm_names or {}, entity, inst))
 
 
-def _link(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry]) -> None:
-    """Each ending entry and the entry it ends point at each other through ended_day and
-    ended_by (on the ending one: the day and cause of what it ended)."""
+def link(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry],
+         causes: Collection[str]) -> None:
+    """Each entry of a cause in `causes` (one that ends, reverses or expires the entry its
+    `ref` points at, of its own kind) and the entry it ends point at each other through
+    ended_day and ended_by (on the ending one: the day and cause of what it ended)."""
     for e in entries:
         target = by_row.get(e.ref)
-        if target is None or e.kind != target.kind or e.cause not in ENDING_CAUSES:
+        if target is None or e.kind != target.kind or e.cause not in causes:
             continue
         e.ended_day, e.ended_by = target.day, target.cause
         target.ended_day, target.ended_by = e.day, e.cause
 
 
-def _explain_listings(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry], days: int,
-                      firm_names: dict[int, str], entity: str) -> None:
-    """Listings and delistings, and the points deductions for listings and their
-    give-backs."""
-    for e in entries:
-        target = by_row.get(e.ref)
-        if e.kind == "list" and e.delta > 0:
-            if e.cause == "legal_rep_of_listed_firm":
-                e.firm = target.firm if target is not None else None
-                e.note = "listed as legal representative of listed firm " + (
-                    _firm_name(e.firm, firm_names) if e.firm is not None
-                    else "(not in this record)")
-            else:
-                e.note = "put on the court list" + (" (own case)" if entity == "person" else "")
-            e.note += (f"; delisted on day {e.ended_day} ({DELISTING_CAUSES[e.ended_by]})"
-                       if e.ended_by is not None
-                       else f"; still listed at the end of the run (day {days - 1})")
-        elif e.kind == "list":
-            how = DELISTING_CAUSES.get(e.cause, e.cause)
-            if target is None:
-                e.note = f"delisted ({how}); its listing is not in the ledger"
-                continue
-            e.firm = target.firm
-            e.note = f"ends the listing of day {target.day} ({how})"
-        elif e.kind == "score" and e.cause in ("court_listing", "legal_rep_of_listed_firm"):
-            e.note = _listing_deduction_note(e, target)
-        elif e.kind == "score" and e.cause in ("delisting_correction", "delisting_appeal"):
-            e.note = ("restores the listing deduction"
-                      + (f" of day {target.day}" if target is not None else "")
-                      + f" ({DELISTING_CAUSES[e.cause]})")
-
-
-def _listing_deduction_note(e: LedgerEntry, listing: LedgerEntry | None) -> str:
-    if e.ended_by is not None:  # given back
-        return (f"listing deduction; restored on day {e.ended_day} "
-                f"({DELISTING_CAUSES[e.ended_by]})")
-    if listing is None:
-        return "listing deduction"
-    if listing.ended_by is not None:
-        return (f"listing deduction; not restored when delisted on day {listing.ended_day} "
-                f"({DELISTING_CAUSES[listing.ended_by]})")
-    return "listing deduction; the listing is still in force"
-
-
-def _firm_name(fid: int, firm_names: dict[int, str]) -> str:
+def firm_name(fid: int, firm_names: dict[int, str]) -> str:
+    """A represented firm as an explanation names it: its USCC and id."""
     return f"{firm_names.get(fid, '')} (id {fid})".lstrip()
-
-
-def _explain_reversals(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry],
-                       s: Scenario, days: int) -> None:
-    """Deductions reversed by mark expiry (safeguard) or by an audit of an insider edit."""
-    expiry = s.safeguards.expiry_days
-    audit_days, audit_prob = s.threats.audit_days, s.threats.audit_prob
-    if expiry > 0:  # a caught edit is reversed by the audit, at the latest when it would expire
-        audit_days = min(audit_days, expiry)
-    for e in entries:
-        if e.kind == "score" and e.delta < 0 and e.record == "insider" and (
-                e.cause in s.behaviours):
-            e.note = "insider edit (fabricated record)" + (f"; {e.note}" if e.note else "")
-    for r in entries:
-        if r.kind != "score" or r.cause not in REVERSALS:
-            continue
-        d = by_row.get(r.ref)
-        what = REVERSALS[r.cause]
-        if d is None:
-            r.note = f"reverses a deduction ({what}) that is not in the ledger"
-            continue
-        r.note = f"reverses the deduction of day {d.day} ({what})"
-        # A reversal gives each score back what it lost: nothing to the true score if
-        # the deduction was only a warning there.
-        r.true_delta = -d.true_delta
-        if d.record == "true" and d.true_delta == 0:
-            r.note += "; the true score had only a warning, so it gets nothing back"
-        d.note = (d.note + "; " if d.note else "deduction; ") + f"reversed on day {r.day} ({what})"
-    for d in entries:
-        if not (d.kind == "score" and d.delta < 0 and d.cause in s.behaviours) or (
-                d.ended_by is not None):
-            continue
-        parts = [d.note or "deduction"]
-        if d.record == "insider" and audit_prob > 0:
-            due = d.day + audit_days
-            parts.append(f"not caught by audit (audit due day {due})" if due < days
-                         else f"audit outcome falls after the run (day {due})")
-        if expiry > 0:
-            due = d.day + expiry
-            parts.append(f"expires on day {due}" if due >= days
-                         else f"no expiry row on day {due}")
-        d.note = "; ".join(parts)
-
-
-def _explain_caps(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry], s: Scenario,
-                  days: int) -> None:
-    """Instant grade caps (e.g. drunk driving -> C) and their ends."""
-    caps = s.points.instant_grade
-    cap_days = s.points.instant_grade_days
-    for e in entries:
-        if e.kind == "grade" and e.cause in caps and e.delta > 0:
-            due = e.day + cap_days
-            e.note = f"grade capped at {caps[e.cause]} for {cap_days} days"
-            if e.ended_by is not None:
-                later = ("" if e.ended_day == due
-                         else f" (extended by a later record from day {due})")
-                e.note += f"; cap ended on day {e.ended_day}{later}"
-            elif due < days:
-                e.note += (f"; the cap ended without a grade change of its own (on day {due}, "
-                           "or later if a record extended it)")
-            else:
-                e.note += f"; cap in force until day {due} (or later, if a record extends it)"
-        elif e.kind == "grade" and e.cause == "instant_grade_expiry":
-            cap = by_row.get(e.ref)
-            e.note = "instant grade cap ended" + (
-                f" (set on day {cap.day})" if cap is not None
-                else " (its records changed no grade when they came)"
-            ) + "; grade follows the score again"
-
-
-def _display_range(s: Scenario, cause: str) -> tuple[int, int, int] | None:
-    """(severity index, shortest, longest display) of a firm behaviour's item."""
-    sev = s.firm_lists.severity.get(cause)
-    if sev is None:
-        return None
-    lo, hi = s.firm_lists.display_days[sev]
-    return SEVERITIES.index(sev), lo, hi
-
-
-def _explain_items(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry], s: Scenario,
-                   days: int) -> None:
-    """A firm's public record items, the display expiries that ended them, and when the
-    firm went on or off the blacklist."""
-    fl = s.firm_lists
-    if not fl.enabled:
-        return
-    black_from = SEVERITIES.index(fl.blacklist_from)
-    held = true = 0  # blacklisting items shown: all, true ones
-    for e in entries:
-        if e.kind != "blacklist":
-            continue
-        item = e if e.delta > 0 else by_row.get(e.ref)
-        rng = None if item is None else _display_range(s, item.cause)
-        if e.delta < 0:
-            if item is None:
-                e.note = "display period ended; its item is not in the ledger"
-                continue
-            e.note = (f"ends the display of the {item.cause} item of day {item.day} "
-                      f"(shown {e.day - item.day} days)")
-        elif rng is None:
-            e.note = "item shown (its behaviour has no severity in this scenario)"
-            continue
-        else:
-            sev, lo, hi = rng
-            e.note = f"{SEVERITIES[sev]} item shown on the public record (display {lo}-{hi} days)"
-            if e.record == "false":
-                e.note += "; a FALSE item (data-entry error)"
-            if e.ended_by is not None:
-                e.note += f"; display ended on day {e.ended_day}"
-            else:
-                e.note += (f"; still shown at the end of the run (display ends between day "
-                           f"{max(e.day + lo, days)} and day {e.day + hi})")
-        if rng is None or rng[0] < black_from:
-            continue
-        was, was_true = held > 0, true > 0
-        held += e.delta
-        true += e.delta if e.record == "true" else 0
-        if (held > 0) != was:
-            e.note += ("; puts the firm on the blacklist" if held > 0
-                       else "; the firm leaves the blacklist")
-            if held > 0 and true == 0:
-                e.note += " (on false items only)"
-        elif (true > 0) != was_true:
-            e.note += ("; the firm stays blacklisted, now " + (
-                "on a true item" if true > 0 else "on false items only"))
-
-
-def _explain_rep_blacklistings(entries: list[LedgerEntry], by_row: dict[int, LedgerEntry],
-                               days: int, firm_names: dict[int, str]) -> None:
-    """A legal representative's blacklist rows: each refers to the row of the represented
-    firm that put it on the blacklist (an item shown) or took it off (a display expiry).
-    A firm's rows for one representative alternate on, off: each off ends the last on."""
-    open_: dict[int, LedgerEntry] = {}  # firm -> its row putting the person on the list
-    for e in entries:
-        if e.kind != "blacklist" or e.cause != BLACKLIST_REP:
-            continue
-        cause = by_row.get(e.ref)  # the firm's row
-        only_false = " (the firm is blacklisted on false items only)" if (
-            e.record == "false") else ""
-        if cause is None:
-            e.note = ("blacklisted as legal representative of a blacklisted firm"
-                      if e.delta > 0 else "a represented firm left the blacklist"
-                      ) + " (firm not in this record)" + only_false
-            continue
-        e.firm = cause.firm
-        firm = f"firm {_firm_name(cause.firm, firm_names)}"
-        if e.delta > 0:
-            e.note = (f"blacklisted as legal representative of {firm}: its {cause.cause} "
-                      f"item of day {cause.day}{only_false}")
-            open_[cause.firm] = e
-            continue
-        item = by_row.get(cause.ref)
-        e.note = f"{firm} left the blacklist: " + (
-            f"the display of its {item.cause} item of day {item.day} ended"
-            if item is not None else "an item's display ended")
-        start = open_.pop(cause.firm, None)
-        if start is not None:
-            start.ended_day, start.ended_by = e.day, cause.cause
-            start.note += f"; off the blacklist on day {e.day}"
-            e.ended_day, e.ended_by = start.day, start.cause
-    for e in open_.values():
-        e.note += f"; still blacklisted at the end of the run (day {days - 1})"
-
-
-def _explain_warnings(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
-    """Warn before punishing: a small deduction is a warning if no warning counts yet.
-
-    The held and the true score keep their own warnings (a false record can use up the held
-    one), so the true score's changes are replayed here from the true records, as the engine
-    does; they differ from the true records' held deltas when the two warnings fall apart."""
-    for e in entries:
-        if e.kind == "score":
-            e.true_delta = e.delta if e.record == "true" else 0
-    p = s.points
-    if p.warn_max <= 0:
-        return
-    cap = s.safeguards.proportionality_cap
-    held_from = true_from = None  # day of the warning counting now, held and true
-    for e in entries:
-        if e.kind not in ("score", "warning") or e.cause not in s.behaviours:
-            continue
-        size = p.deltas.get(e.cause, 0)
-        if not -p.warn_max <= size < 0:  # judged before the cap: a capped offence is no minor one
-            continue
-        if cap > 0:
-            size = max(size, -cap)
-        until = p.warning_days
-        true_warned_before = true_from is not None and e.day < true_from + until
-        if e.record == "true":
-            if true_warned_before:
-                e.true_delta = size
-            else:
-                true_from, e.true_delta = e.day, 0
-        if e.kind == "warning":
-            held_from = e.day
-            e.note = (f"WARNING instead of a {size:+d} deduction (warn before punishing: "
-                      f"deductions of up to {p.warn_max} points); it counts until day "
-                      f"{e.day + until}, and small deductions until then are made")
-            if e.record in UNTRUE:
-                e.note += (f"; a {RECORD_LABELS[e.record]} record used up the warning, "
-                           "which the true score still has")
-            elif e.true_delta:
-                e.note += (f"; the true score's own warning (day {true_from}) still counted, "
-                           f"so without false records this was deducted ({size:+d})")
-                expiry = s.safeguards.expiry_days
-                if expiry > 0 and e.day + expiry < days:
-                    # The expiry gives the true score its deduction back; having no held
-                    # change, it writes no row.
-                    e.true_delta = 0
-                    e.note += f", until it expired on day {e.day + expiry}"
-            continue
-        if held_from is not None and e.day < held_from + until:
-            e.note = f"deduction (the warning of day {held_from} still counted)"
-        else:
-            e.note = "deduction (unexpected: no warning in the ledger counts now)"
-        if e.record == "true" and e.true_delta == 0:
-            e.note += ("; on the true score this was only a warning: its own warning had "
-                       "not been used (a false record used the held one)")
-
-
-def _explain_composite(entries: list[LedgerEntry], s: Scenario, days: int) -> None:
-    """Marks (records entering the composite) and the refreshes that show them."""
-    c = s.composite
-    if not c.enabled:
-        return
-    every = c.refresh_days
-    refreshed = {e.day for e in entries if e.kind == "composite"}
-    marks = [e for e in entries if e.kind == "mark"]
-    lists = [(e.day, e.value) for e in entries if e.kind == "list"]
-
-    def log_odds(cause: str) -> tuple[float, float]:
-        return c.history_marks.get(cause, 0.0), c.behaviour_marks.get(cause, 0.0)
-
-    def listed_at(day: int) -> int:
-        """Active listings at a refresh: the score phase computes it before the day's
-        listings."""
-        return next((v for d, v in reversed(lists) if d < day), 0)
-
-    for e in marks:
-        h, b = log_odds(e.cause)
-        dims = ", ".join(f"{name} {x:+.2f}" for name, x in (("history", h), ("behaviour", b))
-                         if x) or "no dimension"
-        at = every * max(1, -(-e.day // every))  # refreshes fall on multiples of the cadence
-        if at >= days:
-            when = f"counts from the next refresh (day {at}, after the run)"
-        elif at in refreshed:
-            when = f"shows at the refresh of day {at}"
-        else:
-            when = f"entered the refresh of day {at}, which left the score unchanged"
-        e.note = f"record enters the composite ({dims} log-odds); score then {e.value}; {when}"
-        if e.record in UNTRUE:
-            e.note += (f"; a {RECORD_LABELS[e.record]} record: counts in the held score only, "
-                       "not in the true one")
-    for e in entries:
-        if e.kind != "composite":
-            continue
-        last = e.day - every if e.day - every > 0 else -1  # no refresh on day 0
-        since = [m for m in marks if last < m.day <= e.day]
-        why = (f"{len(since)} record(s) since the last refresh, net "
-               f"{sum(sum(log_odds(m.cause)) for m in since):+.2f} log-odds; fading marks, "
-               "capacity and contacts' scores move it too"
-               if since else "no new record since the last refresh: fading marks, capacity "
-               "(income, savings) or contacts' scores moved it")
-        e.note = f"{e.value - e.delta} -> {e.value} at the refresh (every {every} days); {why}"
-        now, before = listed_at(e.day), listed_at(e.day - every)
-        if c.listing_penalty and (now or before):
-            state = ("listed since the last refresh" if now and not before else
-                     "delisted since the last refresh: penalty lifted" if before and not now
-                     else "still on the court list")
-            e.note += f"; listing penalty -{c.listing_penalty} while listed ({state})"
-
-
-def _explain_ratings(entries: list[LedgerEntry], s: Scenario) -> None:
-    """Changes of the shown rating, and the gate thresholds they cross."""
-    if not s.rating.enabled:
-        return
-    lines = []
-    for name, g in s.gates.items():
-        for t in g.parsed.terms():
-            if t.standing == "rating":
-                lines.append((name, t.value, round(t.value * 100)))
-    for e in entries:
-        if e.kind != "rating":
-            continue
-        old = e.value - e.delta
-        e.note = (f"shown rating {old / 100:.1f} -> {e.value / 100:.1f} after the day's "
-                  "ratings by contacts")
-        crossed = [f"fell below {k:g} ({name})" if e.delta < 0 else f"reached {k:g} ({name})"
-                   for name, k, t in lines if min(old, e.value) < t <= max(old, e.value)]
-        if crossed:
-            e.note += "; " + ", ".join(crossed) + " (gates read the unrounded rating)"
 
 
 # ---------------------------------------------------------------- rendering

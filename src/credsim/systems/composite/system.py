@@ -27,7 +27,7 @@ from credsim.behaviour import D_GENEROSITY, D_NONCOMPLIANCE, D_VOICE, Catalogue
 from credsim.conditions import Standing
 from credsim.economy import lazy_savings, stress_of_one
 from credsim.ledger import C_REFRESH, K_COMPOSITE, K_MARK, R_NONE, R_TRUE, Ledger
-from credsim.modules import Day, Hook, Module, Result
+from credsim.modules import Day, Hook, Module, Result, lazy_hook
 from credsim.observation import channel_codes
 from credsim.population.graph import DROPPED
 from credsim.population.people import CHILD, ELDER, People
@@ -43,6 +43,11 @@ MARK_UNIT = 100  # ledger deltas of marks are in hundredths of log-odds
 
 class Composite(Module):
     kind = "composite"
+    # Its explanations in credsim lookup, audit measures and report figures, from
+    # explain.py, audit.py and report.py (imported when asked).
+    explain = lazy_hook("credsim.systems.composite.explain:explain")
+    audit = lazy_hook("credsim.systems.composite.audit:audit")
+    report_figures = lazy_hook("credsim.systems.composite.report:report_figures")
     build_order = 30
     record_order = 20
     hooks = (Hook("score", "mark_records", 50),)

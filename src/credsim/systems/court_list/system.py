@@ -36,7 +36,7 @@ from credsim.ledger import (
     R_TRUE,
     Ledger,
 )
-from credsim.modules import Day, Hook, Module, Result
+from credsim.modules import Day, Hook, Module, Result, lazy_hook
 from credsim.observation import Records
 from credsim.rng import Stream, counter_uniform, occurrence
 
@@ -56,6 +56,8 @@ CASE_COLUMNS = {
 
 class CourtList(Module):
     kind = "court_list"
+    # Its explanations in credsim lookup, from explain.py (imported when asked).
+    explain = lazy_hook("credsim.systems.court_list.explain:explain")
     build_order = 20
     record_order = 50
     hooks = (Hook("list", "list_debtors", 50),)

@@ -24,7 +24,7 @@ from credsim.ledger import (
     R_TRUE,
     Ledger,
 )
-from credsim.modules import Day, Hook, Module, Result
+from credsim.modules import Day, Hook, Module, Result, lazy_hook
 from credsim.observation import Records, channel_codes
 from credsim.rng import Stream
 
@@ -33,6 +33,8 @@ SEVERITIES = ("minor", "moderate", "serious")
 
 class FirmLists(Module):
     kind = "firm_lists"
+    # Its explanations in credsim lookup, from explain.py (imported when asked).
+    explain = lazy_hook("credsim.systems.firm_lists.explain:explain")
     build_order = 50
     record_order = 40
     hooks = (Hook("list", "list_firms", 70),)

@@ -23,7 +23,7 @@ from numba import njit
 from credsim.behaviour import day_seed
 from credsim.conditions import Standing
 from credsim.ledger import C_RATINGS, K_RATING, R_NONE, Ledger
-from credsim.modules import Day, Hook, Module, Result
+from credsim.modules import Day, Hook, Module, Result, lazy_hook
 from credsim.population.graph import DROPPED
 from credsim.population.people import CHILD
 from credsim.rng import Stream
@@ -33,6 +33,11 @@ SHOWN = 10  # the rating is shown to one decimal; the ledger logs changes of tha
 
 class PeerRatings(Module):
     kind = "rating"
+    # Its explanations in credsim lookup, audit measures and report figures, from
+    # explain.py, audit.py and report.py (imported when asked).
+    explain = lazy_hook("credsim.systems.peer_rating.explain:explain")
+    audit = lazy_hook("credsim.systems.peer_rating.audit:audit")
+    report_figures = lazy_hook("credsim.systems.peer_rating.report:report_figures")
     build_order = 40
     record_order = 30
     hooks = (Hook("score", "rate", 60),)

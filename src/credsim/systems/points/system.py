@@ -31,7 +31,7 @@ from credsim.ledger import (
     R_TRUE,
     Ledger,
 )
-from credsim.modules import Applied, Day, Hook, Instance, Module, Result
+from credsim.modules import Applied, Day, Hook, Instance, Module, Result, lazy_hook
 from credsim.modules.columns import category
 from credsim.observation import channel_codes
 from credsim.population.people import CHILD
@@ -43,6 +43,11 @@ COURT_DOMAIN = DOMAINS.index("court")
 
 class Points(Module):
     kind = "points"
+    # Its explanations in credsim lookup, audit measures and report figures, from
+    # explain.py, audit.py and report.py (imported when asked).
+    explain = lazy_hook("credsim.systems.points.explain:explain")
+    audit = lazy_hook("credsim.systems.points.audit:audit")
+    report_figures = lazy_hook("credsim.systems.points.report:report_figures")
     build_order = 10
     record_order = 10
     hooks = (Hook("score", "expire_caps", 10), Hook("score", "score_records", 30),
