@@ -20,11 +20,11 @@ import numpy as np
 
 from credsim.behaviour import compile_catalogue
 from credsim.ledger import KINDS, SPECIAL_CAUSES, Ledger
-from credsim.modules import PHASES, Day, Module
+from credsim.modules import PHASES, Day, Module, PeopleChange
 from credsim.modules.plan import Step, build_plan, builds_graph, module_instances
 from credsim.population.firms import build_firms
 from credsim.population.graph import Graph, build_graph
-from credsim.population.people import CHILD, TRAITS, build_people
+from credsim.population.people import TRAITS, build_people, is_adult
 from credsim.rng import Stream, Streams
 from credsim.scenario.model import Scenario
 
@@ -67,6 +67,12 @@ class Simulation:
             n_firms = int(round(s.population.firms_per_thousand * n / 1000))
             self.firms = build_firms(n_firms, self.people, s.population.firm_compliance,
                                      self.streams)
+        # Room for the people a module may add (births): every array is sized once.
+        extra = sum(c.extra_slots(s, n) for c in classes)
+        if extra:
+            self.people = self.people.with_capacity(n + extra)
+            if self.graph is not None:
+                self.graph = self.graph.with_capacity(n + extra)
         self.cat = cat = compile_catalogue(s)
         # Kinds and causes of credsim's own modules are numbered in credsim.ledger; those
         # of packages' modules and of further instances (named after them) follow.
@@ -76,7 +82,7 @@ class Simulation:
                                           if k not in SPECIAL_CAUSES))
         self.ledger = Ledger(ledger_path, cat.names, cat.channel_names,
                              extra_kinds=tuple(extra_kinds), extra_causes=tuple(extra_causes))
-        self.adults = int(np.count_nonzero(self.people.age != CHILD))
+        self.adults = int(np.count_nonzero(is_adult(self.people.age)))
         # Modules in build order: each may look up those built before it.
         self.modules: dict[str, Module] = {}
         for inst in instances:
@@ -88,6 +94,8 @@ class Simulation:
         self.module_timings: dict[str, float] = {st.key: 0.0
                                                  for st in self.plan}
         self._recorders = sorted(self.modules.values(), key=lambda m: m.record_order)
+        self._listeners = [m for m in self.modules.values()
+                           if type(m).people_changed is not Module.people_changed]
         self.rows: list[dict] = []
         self.day = 0
 
@@ -113,6 +121,14 @@ class Simulation:
                 if m.instance.standing(own) == standing:
                     return m, own
         return None
+
+    def people_changed(self, d: Day, change: PeopleChange) -> None:
+        """Tell every module of the day's births, deaths and band changes (called by the
+        module that made them, in the life phase), and keep the count of adults."""
+        d.change = change
+        self.adults += len(change.came_of_age) - len(change.adults_out())
+        for m in self._listeners:
+            m.people_changed(d, change)
 
     @property
     def economy(self):
@@ -160,6 +176,12 @@ class Simulation:
             self.ledger.flush()
             for m in self.modules.values():
                 m.end_day(d)
+
+    @property
+    def people_rows(self) -> int:
+        """The slots anyone has lived in: the people at the start and those born."""
+        demography = self.get("demography")
+        return self.people.n if demography is None else demography.used
 
     @property
     def person_days(self) -> int:

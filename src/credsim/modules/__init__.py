@@ -2,7 +2,7 @@
 declares so that the engine can run it without knowing it by name."""
 
 from credsim.modules.base import PHASES, AuditMeasure, Hook, Instance, Module, Result
-from credsim.modules.day import Applied, Day, by_owner
+from credsim.modules.day import Applied, Day, PeopleChange, by_owner
 from credsim.modules.registry import register, unregister
 from credsim.rng import Stream
 
@@ -10,5 +10,5 @@ from credsim.rng import Stream
 # NaN and infinities refused, like every section of a scenario.
 from credsim.scenario.model import Strict as StrictParams
 
-__all__ = ["PHASES", "Applied", "AuditMeasure", "Day", "Hook", "Instance", "Module", "Result",
-           "Stream", "StrictParams", "by_owner", "register", "unregister"]
+__all__ = ["PHASES", "Applied", "AuditMeasure", "Day", "Hook", "Instance", "Module",
+           "PeopleChange", "Result", "Stream", "StrictParams", "by_owner", "register", "unregister"]

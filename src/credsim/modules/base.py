@@ -41,6 +41,13 @@ conditions (`province.grade<=C`).
 and implements the hooks it names. Every hook takes the `Day` (the day's
 shared data: events, records, who was touched) and returns nothing; the
 engine times each (phase, module) pair.
+
+A population that changes size (credsim.demography) keeps every array at a
+capacity fixed at the start: a module that adds people declares how many slots
+it may need (`extra_slots`), so that every other module allocates once. Slots
+not yet born or no longer alive hold the age band ABSENT and take no part. The
+day's changes reach every module through one lifecycle hook, `people_changed`,
+called in the "life" phase before anyone acts.
 """
 
 from __future__ import annotations
@@ -56,10 +63,12 @@ from credsim.rng import Stream, name_matches
 
 if TYPE_CHECKING:
     from credsim.audit.measures import RunTables
-    from credsim.modules.day import Day
+    from credsim.modules.day import Day, PeopleChange
     from credsim.scenario.model import Scenario
 
-PHASES = ("behave", "observe", "review", "score", "list", "consequences", "adapt", "record")
+# "life": births, deaths and ageing (only a module that changes the population runs
+# there); then the day of everyone alive.
+PHASES = ("life", "behave", "observe", "review", "score", "list", "consequences", "adapt", "record")
 
 
 @dataclass(frozen=True)
@@ -233,7 +242,18 @@ class Module:
         """Check what this module wrote to a run folder (of `scenario`, with `manifest`)
         beyond its columns (raise InputError naming the file)."""
 
+    @classmethod
+    def extra_slots(cls, scenario: Scenario, people: int) -> int:
+        """How many people this module may add over a run of `scenario` that starts with
+        `people` (births): the engine sizes every person array for them at the start."""
+        return 0
+
     # Hooks every module may implement -----------------------------------------
+    def people_changed(self, d: Day, change: PeopleChange) -> None:
+        """The day's changes of the population (births, deaths, coming of age,
+        retirement), before anyone acts that day: update what this module counts (only
+        runs where a module changes the population)."""
+
     def setup(self) -> None:
         """Once every module is built (in build order): read what the others declare."""
 

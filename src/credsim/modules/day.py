@@ -33,6 +33,29 @@ def by_owner(entries: list[tuple]) -> list[tuple]:
     return out
 
 
+@dataclass(frozen=True)
+class PeopleChange:
+    """A day's changes of the population, by slot (int32 arrays). Age bands are already
+    updated: the born hold CHILD, the dead ABSENT, those who came of age ADULT, the
+    retired ELDER. `died_band`: the band each of the dead held (so a module can tell a
+    child's death from an adult's)."""
+
+    born: np.ndarray
+    died: np.ndarray
+    died_band: np.ndarray
+    came_of_age: np.ndarray
+    retired: np.ndarray
+
+    @property
+    def adults_in(self) -> np.ndarray:
+        """People who entered adulthood today (children who came of age)."""
+        return self.came_of_age
+
+    def adults_out(self, adult_bands: tuple[int, ...] = (1, 2)) -> np.ndarray:
+        """Adults and elders who died today."""
+        return self.died[np.isin(self.died_band, adult_bands)]
+
+
 @dataclass
 class Day:
     day: int
@@ -57,6 +80,8 @@ class Day:
     # People whose standing fell below a line where relationships count:
     # (ids, probability that each contact drops the tie).
     fallen: list[tuple[np.ndarray, float]] = field(default_factory=list)
+    # The day's births, deaths and band changes (life phase; None on a fixed population).
+    change: PeopleChange | None = None
 
     def acted_on(self) -> tuple[np.ndarray, np.ndarray]:
         """Every person record the systems acted on today: (ids, behaviours)."""
