@@ -127,9 +127,17 @@ def test_counts_follow_the_population(year_run):
     pts = sim["points"]
     assert int(pts.grade_counts.sum()) == sim.adults == int(np.count_nonzero(
         is_adult(sim.people.age)))
-    assert sim.rows[-1]["adults"] == sim.adults
+    assert sim.rows[-1]["adults_alive"] == sim.adults
     dead = ~sim.people.alive[:sim.people_rows]
     assert (sim.people.age[:sim.people_rows][dead] == ABSENT).all()
+    # The dead are sanctioned no longer, and their own court cases end.
+    gates = sim.gates
+    gone = np.flatnonzero(~sim.people.alive[:sim.people_rows])
+    assert (gates.status[gone] == 0).all()
+    assert int(gates.counts[0]) == int(np.count_nonzero(gates.status & 1))
+    cases = sim["court_list"].cases
+    dead_cases = ~cases["is_firm"] & np.isin(cases["who"], gone)
+    assert (cases["delist_at"][dead_cases] >= 0).all()
     alive_total = sim.rows[-1]["people_alive"]
     assert alive_total == int(np.count_nonzero(sim.people.alive))
     assert sum(r["came_of_age"] for r in sim.rows) > 0

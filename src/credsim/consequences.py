@@ -220,11 +220,26 @@ class Consequences(Module):
         separation a sanction also needs a trigger in the gate's own domain."""
         return self.evaluation(ids).meets(g.condition, g.domain, g.sanction)
 
+    def people_changed(self, d: Day, change) -> None:
+        """The dead are sanctioned no longer: they leave the counts of sanctioned
+        people (and so accrue no sanctioned person-days)."""
+        self.refresh(change.died)
+
     def refresh(self, persons: np.ndarray) -> None:
-        """Recompute sanctioned / wrongful status of persons whose state moved."""
+        """Recompute sanctioned / wrongful status of persons whose state moved (the dead
+        hold none)."""
         if not len(persons):
             return
         persons = persons.astype(np.int64)
+        alive = self.people.alive
+        if alive is not None and not alive[persons].all():
+            dead = persons[~alive[persons]]
+            none = np.zeros(len(dead), dtype=np.bool_)
+            _refresh(dead, none, none, none, self.status, self.by_group, self.people.group,
+                     self.members, self.pos, self.size)
+            persons = persons[alive[persons]]
+            if not len(persons):
+                return
         ev = self.evaluation(persons)
         held = np.zeros(len(persons), dtype=np.bool_)
         true = np.zeros(len(persons), dtype=np.bool_)

@@ -129,7 +129,7 @@ class Demography(Module):
         Stream("demography.newborn", "numpy", "day: the traits of the day's born"),
         Stream("demography.income", "numpy", "day: the income of those who come of age"),
     )
-    results = (Result("people_alive"), Result("adults"), Result("births"),
+    results = (Result("people_alive"), Result("adults_alive"), Result("births"),
                Result("deaths"), Result("came_of_age"))
     ledger_kinds = ("life",)
     ledger_causes = ("birth", "death")
@@ -317,7 +317,7 @@ class Demography(Module):
 
     def record(self, d: Day, row: dict[str, Any]) -> None:
         row["people_alive"] = self.alive_count
-        row["adults"] = int(self.sim.adults)
+        row["adults_alive"] = int(self.sim.adults)
         row.update(self.today)
 
     def people_columns(self, part: slice) -> dict:

@@ -98,6 +98,8 @@ class Simulation:
                            if type(m).people_changed is not Module.people_changed]
         self.rows: list[dict] = []
         self.day = 0
+        # The slots anyone has lived in: the people at the start and those born so far.
+        self.people_rows = n
 
     def __getitem__(self, name: str) -> Module:
         """The module of this name: a kind (its first instance) or a [systems.<name>]
@@ -127,6 +129,8 @@ class Simulation:
         module that made them, in the life phase), and keep the count of adults."""
         d.change = change
         self.adults += len(change.came_of_age) - len(change.adults_out())
+        if len(change.born):
+            self.people_rows = max(self.people_rows, int(change.born.max()) + 1)
         for m in self._listeners:
             m.people_changed(d, change)
 
@@ -176,12 +180,6 @@ class Simulation:
             self.ledger.flush()
             for m in self.modules.values():
                 m.end_day(d)
-
-    @property
-    def people_rows(self) -> int:
-        """The slots anyone has lived in: the people at the start and those born."""
-        demography = self.get("demography")
-        return self.people.n if demography is None else demography.used
 
     @property
     def person_days(self) -> int:

@@ -112,7 +112,8 @@ class World(Protocol):
     cat: Any  # the behaviour catalogue
     ledger: Any
     streams: Any
-    adults: int
+    adults: int  # living adults (and elders), kept in step with the population
+    people_rows: int  # the person slots anyone has lived in
     modules: dict[str, Module]  # those built so far, by kind
     economy: Any  # the economy module: savings and stress
     gates: Any  # the gates module (built after the systems)
@@ -120,6 +121,7 @@ class World(Protocol):
     def __getitem__(self, kind: str) -> Module: ...
     def get(self, kind: str) -> Module | None: ...
     def provider(self, standing: str) -> Module | None: ...
+    def people_changed(self, d: Day, change: PeopleChange) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -94,14 +94,14 @@ class Points(Module):
     @classmethod
     def check_tables(cls, folder, manifest, scenario) -> None:
         """Every adult holds a grade: the grade counts of each day add up to the adults
-        (where the population changes, to that day's: the `adults` column)."""
+        (where the population changes, to that day's: the `adults_alive` column)."""
 
         ts, adults = folder / "timeseries.parquet", manifest.adults
         grades = scenario.points.grades
         changing = scenario.demography.enabled
         try:
             t = pq.read_table(ts, columns=[f"grade_{g}" for g in grades]
-                              + (["adults"] if changing else []))
+                              + (["adults_alive"] if changing else []))
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{ts}: not a readable Parquet file ({first_line(exc)})") from None
         try:
