@@ -171,6 +171,19 @@ def test_room_for_every_birth():
     ages = (s.run.days - sim.people.birth_day[:sim.people_rows][
         sim.people.alive[:sim.people_rows]]) / YEAR
     assert ages.max() < 130
+    # Bands follow the ages: children who came of age over the run retire in turn.
+    band = sim.people.age[:sim.people_rows][sim.people.alive[:sim.people_rows]]
+    d = s.demography
+    day = s.run.days - 1
+    edge = 1 / YEAR + 1e-9  # a band changes on the first day of its age
+    ages = (day - sim.people.birth_day[:sim.people_rows][
+        sim.people.alive[:sim.people_rows]]) / YEAR
+    assert (ages[band == CHILD] < d.adult_age + edge).all()
+    assert ((ages[band == ADULT] >= d.adult_age - edge)
+            & (ages[band == ADULT] < d.retirement_age + edge)).all()
+    assert (ages[band == ELDER] >= d.retirement_age - edge).all()
+    born_adults = (sim.people.birth_day[:sim.people_rows] > -d.adult_age * YEAR)
+    assert np.count_nonzero(born_adults & (sim.people.age[:sim.people_rows] == ELDER)) > 0
 
 
 def test_demography_off_leaves_the_population_and_the_streams_as_they_were():

@@ -195,7 +195,7 @@ class Demography(Module):
     def _schedule(self, ids: np.ndarray, day: int) -> None:
         """Draw the death, the next birth and the band changes of people `ids`, alive
         on `day`."""
-        people, p = self.sim.people, self.p
+        people = self.sim.people
         born = people.birth_day[ids].astype(np.int64)
         age = (day - born) / YEAR
         # Death: H(age at death) = H(age now) + an exponential draw.
@@ -203,6 +203,12 @@ class Demography(Module):
         at = self.deaths_table.age_at(self.deaths_table.H(age) + e)
         self.deaths_cal.add(_day_of(born, np.minimum(at, OPEN_AGE), day), ids, self.horizon)
         self._schedule_birth(ids[people.sex[ids] == FEMALE], day, earliest=day)
+        self._schedule_ageing(ids, day)
+
+    def _schedule_ageing(self, ids: np.ndarray, day: int) -> None:
+        """The day each child comes of age, or each adult retires (on the first day of
+        the age)."""
+        people, p = self.sim.people, self.p
         for band, years in ((CHILD, p.adult_age), (ADULT, p.retirement_age)):
             sel = ids[people.age[ids] == band]
             when = people.birth_day[sel].astype(np.int64) + math.ceil(years * YEAR)
@@ -239,6 +245,7 @@ class Demography(Module):
         people.age[came] = ADULT
         people.age[retired] = ELDER
         self._come_of_age(came, day)
+        self._schedule_ageing(came, day)  # their retirement
         self.today = {"births": len(born), "deaths": len(died), "came_of_age": len(came)}
         self.alive_count += len(born) - len(died)
         if len(born) or len(died) or len(ageing):
