@@ -7,6 +7,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from credsim.population.people import is_adult
+
 
 class Applied(NamedTuple):
     """Deductions (and additions) a module applied today, one per record, for safeguards
@@ -46,14 +48,9 @@ class PeopleChange:
     came_of_age: np.ndarray
     retired: np.ndarray
 
-    @property
-    def adults_in(self) -> np.ndarray:
-        """People who entered adulthood today (children who came of age)."""
-        return self.came_of_age
-
-    def adults_out(self, adult_bands: tuple[int, ...] = (1, 2)) -> np.ndarray:
+    def adults_out(self) -> np.ndarray:
         """Adults and elders who died today."""
-        return self.died[np.isin(self.died_band, adult_bands)]
+        return self.died[is_adult(self.died_band)]
 
 
 @dataclass
