@@ -7,8 +7,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from credsim.population.people import is_adult
-
 
 class Applied(NamedTuple):
     """Deductions (and additions) a module applied today, one per record, for safeguards
@@ -50,7 +48,9 @@ class PeopleChange:
 
     def adults_out(self) -> np.ndarray:
         """Adults and elders who died today."""
-        return self.died[is_adult(self.died_band)]
+        # The bands ADULT (1) and ELDER (2) of credsim.population.people (which imports
+        # the modules package, so is not imported here).
+        return self.died[(self.died_band == 1) | (self.died_band == 2)]
 
 
 @dataclass
