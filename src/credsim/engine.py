@@ -3,8 +3,9 @@
 One day is: (life ->) behave -> observe -> review -> score -> list ->
 consequences -> adapt -> record; life runs only where a module changes the
 population (demography), whose changes the engine passes to every module's
-people_changed hook, in person arrays sized once to a capacity. The engine knows no system by name: it builds the modules the
-scenario asks for (credsim.modules.registry), and each day runs their hooks
+people_changed hook, in person arrays sized once to a capacity. The engine
+knows no system by name: it builds the modules the scenario asks for
+(credsim.modules.registry), and each day runs their hooks
 phase by phase, in the order the modules declare, timing each (phase, module)
 pair so a user can see where the time goes. Every per-day step costs time in
 proportion to the day's events, not to the population, except what the
