@@ -39,6 +39,7 @@ from credsim.population.people import (
     ELDER,
     FEMALE,
     MALE,
+    NO_BIRTH_DAY,
     SCHOOL_PUBLIC,
     is_adult,
 )
@@ -140,8 +141,8 @@ class Demography(Module):
 
     @classmethod
     def extra_slots(cls, scenario, people: int) -> int:
-        """Room for the births: their expectation if no woman died and every girl born
-        lived to bear children, plus MARGIN_SD standard deviations."""
+        """Room for the births: a bound from the fertility table and the years
+        (expected_births_bound)."""
         return expected_births_bound(scenario.demography, people, scenario.run.days)
 
     def __init__(self, sim) -> None:
@@ -170,7 +171,7 @@ class Demography(Module):
         ids = np.arange(n0, dtype=np.int32)
         age = initial_ages(people.age[:n0], self.deaths_table, p,
                            self.sim.streams.get("demography.ages"))
-        people.birth_day = np.full(people.n, np.iinfo(np.int32).min, dtype=np.int32)
+        people.birth_day = np.full(people.n, NO_BIRTH_DAY, dtype=np.int32)
         people.birth_day[:n0] = -np.floor(age * YEAR).astype(np.int32)
         people.alive = np.zeros(people.n, dtype=bool)
         people.alive[:n0] = True
