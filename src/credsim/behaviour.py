@@ -258,10 +258,11 @@ def _sample(sel, keys, day, pop, rmax, rate, driver, elasticity, adapt_kind, gf,
                 idx[j] = np.random.randint(0, pop)
                 thr[j] = np.random.random() * scale  # accept if multiplier > thr
                 ud[j] = np.random.random()
-            if not is_firm:  # stage 1: children do not emit behaviours
+            if not is_firm:  # stage 1: only living adults and elders emit behaviours
                 w = 0
                 for j in range(nb):
-                    if age[idx[j]] != 0:
+                    a = age[idx[j]]
+                    if a == 1 or a == 2:
                         idx[w], thr[w], ud[w] = idx[j], thr[j], ud[j]
                         w += 1
                 nb = w

@@ -33,7 +33,14 @@ from credsim.conditions import (
 )
 from credsim.ledger import K_BLACKLIST, K_LIST, Ledger
 from credsim.modules import Day, Hook, Module, Result
-from credsim.population.people import CHILD, SCHOOL_LOST, SCHOOL_PRIVATE
+from credsim.population.people import (
+    ADULT,
+    CHILD,
+    ELDER,
+    SCHOOL_LOST,
+    SCHOOL_PRIVATE,
+    is_adult,
+)
 from credsim.rng import Stream, counter_uniform, counter_uniform_one, day_key
 
 S_SANCTIONED, S_WRONGFUL = 1, 2
@@ -167,8 +174,8 @@ class Consequences(Module):
         met = [m for g, m in zip(self.gates, self.initially_met, strict=True) if g.sanction]
         if any(met):
             # A sanction may hold in the initial state: check every adult now.
-            self.refresh(np.flatnonzero(people.age != CHILD))
-        adults = people.income[people.age != CHILD]
+            self.refresh(np.flatnonzero(is_adult(people.age)))
+        adults = people.income[is_adult(people.age)]
         self.median_income = float(np.median(adults)) if len(adults) else 1.0
         self.applied_today = np.zeros(len(self.gates), dtype=np.int64)
         self.wrongful_today = np.zeros(len(self.gates), dtype=np.int64)
@@ -213,11 +220,26 @@ class Consequences(Module):
         separation a sanction also needs a trigger in the gate's own domain."""
         return self.evaluation(ids).meets(g.condition, g.domain, g.sanction)
 
+    def people_changed(self, d: Day, change) -> None:
+        """The dead are sanctioned no longer: they leave the counts of sanctioned
+        people (and so accrue no sanctioned person-days)."""
+        self.refresh(change.died)
+
     def refresh(self, persons: np.ndarray) -> None:
-        """Recompute sanctioned / wrongful status of persons whose state moved."""
+        """Recompute sanctioned / wrongful status of persons whose state moved (the dead
+        hold none)."""
         if not len(persons):
             return
         persons = persons.astype(np.int64)
+        alive = self.people.alive
+        if alive is not None and not alive[persons].all():
+            dead = persons[~alive[persons]]
+            none = np.zeros(len(dead), dtype=np.bool_)
+            _refresh(dead, none, none, none, self.status, self.by_group, self.people.group,
+                     self.members, self.pos, self.size)
+            persons = persons[alive[persons]]
+            if not len(persons):
+                return
         ev = self.evaluation(persons)
         held = np.zeros(len(persons), dtype=np.bool_)
         true = np.zeros(len(persons), dtype=np.bool_)
@@ -311,7 +333,7 @@ class Consequences(Module):
         else:
             idx = idx.astype(np.int64)
             meets, meets_true = self.meets(g, idx)
-            adult = meets & (p.age[idx] != CHILD)
+            adult = meets & is_adult(p.age[idx])
             idx, meets_true = idx[adult], meets_true[adult]
             factor = np.minimum(p.income[idx] / self.median_income, 3.0)
             if shared is not None and not self.separate:
@@ -489,7 +511,7 @@ def _sample_uses(k, dkey, n, pool, pooled, cap, income_driven, income, median, a
                 x = v[i]
                 if not (x >= lo and x < hi):
                     continue
-            if age[i] == CHILD:
+            if not (age[i] == ADULT or age[i] == ELDER):
                 continue
             rate = min(income[i] / median, cap) if income_driven else 1.0
             if counter_uniform_one(dkey, 2 * j + 1) * cap < rate:

@@ -37,6 +37,13 @@ class Economy(Module):
             else self._stress(self.savings, np.arange(people.n))
         )
 
+    def people_changed(self, d, change) -> None:
+        """Those who came of age start their savings today (their income is set)."""
+        came = change.came_of_age
+        self.updated[came] = d.day
+        if not self.enabled:
+            self.initial_stress[came] = self._stress(self.savings, came)
+
     def daily_income(self, idx: np.ndarray) -> np.ndarray:
         return self.income[idx] / np.float32(365.0)
 

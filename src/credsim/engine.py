@@ -1,8 +1,11 @@
 """The simulation: builds the society and runs the daily loop of its modules.
 
-One day is: behave -> observe -> review -> score -> list -> consequences ->
-adapt -> record. The engine knows no system by name: it builds the modules the
-scenario asks for (credsim.modules.registry), and each day runs their hooks
+One day is: (life ->) behave -> observe -> review -> score -> list ->
+consequences -> adapt -> record; life runs only where a module changes the
+population (demography), whose changes the engine passes to every module's
+people_changed hook, in person arrays sized once to a capacity. The engine
+knows no system by name: it builds the modules the scenario asks for
+(credsim.modules.registry), and each day runs their hooks
 phase by phase, in the order the modules declare, timing each (phase, module)
 pair so a user can see where the time goes. Every per-day step costs time in
 proportion to the day's events, not to the population, except what the
@@ -20,11 +23,11 @@ import numpy as np
 
 from credsim.behaviour import compile_catalogue
 from credsim.ledger import KINDS, SPECIAL_CAUSES, Ledger
-from credsim.modules import PHASES, Day, Module
+from credsim.modules import PHASES, Day, Module, PeopleChange
 from credsim.modules.plan import Step, build_plan, builds_graph, module_instances
 from credsim.population.firms import build_firms
 from credsim.population.graph import Graph, build_graph
-from credsim.population.people import CHILD, TRAITS, build_people
+from credsim.population.people import TRAITS, build_people, is_adult
 from credsim.rng import Stream, Streams
 from credsim.scenario.model import Scenario
 
@@ -67,6 +70,12 @@ class Simulation:
             n_firms = int(round(s.population.firms_per_thousand * n / 1000))
             self.firms = build_firms(n_firms, self.people, s.population.firm_compliance,
                                      self.streams)
+        # Room for the people a module may add (births): every array is sized once.
+        extra = sum(c.extra_slots(s, n) for c in classes)
+        if extra:
+            self.people = self.people.with_capacity(n + extra)
+            if self.graph is not None:
+                self.graph = self.graph.with_capacity(n + extra)
         self.cat = cat = compile_catalogue(s)
         # Kinds and causes of credsim's own modules are numbered in credsim.ledger; those
         # of packages' modules and of further instances (named after them) follow.
@@ -76,7 +85,7 @@ class Simulation:
                                           if k not in SPECIAL_CAUSES))
         self.ledger = Ledger(ledger_path, cat.names, cat.channel_names,
                              extra_kinds=tuple(extra_kinds), extra_causes=tuple(extra_causes))
-        self.adults = int(np.count_nonzero(self.people.age != CHILD))
+        self.adults = int(np.count_nonzero(is_adult(self.people.age)))
         # Modules in build order: each may look up those built before it.
         self.modules: dict[str, Module] = {}
         for inst in instances:
@@ -88,8 +97,12 @@ class Simulation:
         self.module_timings: dict[str, float] = {st.key: 0.0
                                                  for st in self.plan}
         self._recorders = sorted(self.modules.values(), key=lambda m: m.record_order)
+        self._listeners = [m for m in self.modules.values()
+                           if type(m).people_changed is not Module.people_changed]
         self.rows: list[dict] = []
         self.day = 0
+        # The slots anyone has lived in: the people at the start and those born so far.
+        self.people_rows = n
 
     def __getitem__(self, name: str) -> Module:
         """The module of this name: a kind (its first instance) or a [systems.<name>]
@@ -113,6 +126,16 @@ class Simulation:
                 if m.instance.standing(own) == standing:
                     return m, own
         return None
+
+    def people_changed(self, d: Day, change: PeopleChange) -> None:
+        """Tell every module of the day's births, deaths and band changes (called by the
+        module that made them, in the life phase), and keep the count of adults."""
+        d.change = change
+        self.adults += len(change.came_of_age) - len(change.adults_out())
+        if len(change.born):
+            self.people_rows = max(self.people_rows, int(change.born.max()) + 1)
+        for m in self._listeners:
+            m.people_changed(d, change)
 
     @property
     def economy(self):

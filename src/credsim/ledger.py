@@ -18,9 +18,12 @@ import pyarrow.parquet as pq
 # score/grade: the points system; list: the court list; composite: a composite score;
 # mark: a record entering a composite (delta in hundredths of log-odds); rating: a peer
 # rating (value in hundredths of a star); warning: a deduction replaced by a warning;
-# blacklist: a firm's public record items and blacklist status.
-KINDS = ("score", "grade", "list", "composite", "mark", "rating", "warning", "blacklist")
-K_SCORE, K_GRADE, K_LIST, K_COMPOSITE, K_MARK, K_RATING, K_WARNING, K_BLACKLIST = range(8)
+# blacklist: a firm's public record items and blacklist status; life: a birth or a death
+# (demography).
+KINDS = ("score", "grade", "list", "composite", "mark", "rating", "warning", "blacklist",
+         "life")
+(K_SCORE, K_GRADE, K_LIST, K_COMPOSITE, K_MARK, K_RATING, K_WARNING, K_BLACKLIST,
+ K_LIFE) = range(9)
 ENTITIES = ("person", "firm")
 RECORDS = ("true", "false", "none", "insider", "collusion")
 R_TRUE, R_FALSE, R_NONE, R_INSIDER, R_COLLUSION = 0, 1, 2, 3, 4
@@ -42,10 +45,12 @@ SPECIAL_CAUSES = (
     "delisting_settlement",  # a settlement with the creditor, fulfilled
     "delisting_no_assets",  # enforcement terminated for this time, no assets found since
     "delisting_death",  # enforcement terminated: the debtor died with no estate
+    "birth",  # a person is born (demography)
+    "death",  # a person dies (demography)
 )
 (C_LISTING, C_LEGAL_REP, C_PAID, C_EXPIRY, C_CORRECTION, C_CAP_EXPIRY, C_APPEAL,
  C_MARK_EXPIRY, C_AUDIT, C_REFRESH, C_RATINGS, C_DISPLAY_EXPIRY,
- C_BLACKLIST_REP, C_SETTLEMENT, C_NO_ASSETS, C_DEATH) = range(16)
+ C_BLACKLIST_REP, C_SETTLEMENT, C_NO_ASSETS, C_DEATH, C_BIRTH, C_PERSON_DEATH) = range(18)
 
 COLUMNS = {
     "day": np.int32, "entity": np.uint8, "id": np.int32, "kind": np.uint8,

@@ -28,7 +28,17 @@ def estimate_peak_bytes(scenario: Scenario) -> int:
 
     people = scenario.run.people
     ties = people * scenario.graph.mean_degree / 2 if builds_graph(scenario) else 0
-    return int(RUNTIME_BYTES + BYTES_PER_PERSON * people + BYTES_PER_TIE * ties)
+    return int(RUNTIME_BYTES + BYTES_PER_PERSON * person_slots(scenario)
+               + BYTES_PER_TIE * ties)
+
+
+def person_slots(scenario: Scenario) -> int:
+    """The person slots a run allocates: the people at the start and room for the births
+    it can have (the born have no ties at first)."""
+    from credsim.modules.plan import module_classes
+
+    people = scenario.run.people
+    return people + sum(c.extra_slots(scenario, people) for c in module_classes(scenario))
 
 
 def available_bytes() -> int | None:

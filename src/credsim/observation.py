@@ -14,7 +14,7 @@ import numpy as np
 
 from credsim.behaviour import Catalogue, Events
 from credsim.ledger import R_COLLUSION, R_FALSE, R_INSIDER, R_TRUE
-from credsim.population.people import CHILD, People
+from credsim.population.people import People, is_adult
 from credsim.rng import Streams
 
 SOURCES = ("observed", "channel_error", "informant", "insider", "collusion")
@@ -96,7 +96,7 @@ class Observation:
             u_accept = rng.random(k)
             u_behaviour = rng.random(k)
             keep = (u_accept * gmax < cat.false_rate_by_group[c][people.group[idx]]) & (
-                people.age[idx] != CHILD
+                is_adult(people.age[idx])
             )
             whos.append(idx[keep].astype(np.int32))
             pick = np.minimum(np.searchsorted(cum, u_behaviour[keep]), len(bs) - 1)

@@ -23,7 +23,7 @@ from credsim.modules import Day, Hook, Module, Result
 from credsim.modules.day import by_owner
 from credsim.observation import S_COLLUSION, S_INFORMANT, S_INSIDER, Records
 from credsim.population.graph import DROPPED, FAMILY
-from credsim.population.people import CHILD
+from credsim.population.people import is_adult
 from credsim.rng import Stream, counter_uniform, occurrence
 
 CRITIC_QUANTILE = 0.9
@@ -59,6 +59,13 @@ class Threats(Module):
     def needs_ties(cls, scenario, classes) -> bool:
         return scenario.threats.informant_rate > 0  # informants report their contacts
 
+    def people_changed(self, d, change) -> None:
+        """Informants and their targets are living adults: the list follows those who
+        come of age and die (insiders and colluders are drawn once, at the start)."""
+        if len(change.came_of_age) or len(change.died):
+            alive = self.adults[is_adult(self.people.age[self.adults])]
+            self.adults = np.union1d(alive, change.came_of_age).astype(alive.dtype)
+
     def __init__(self, sim) -> None:
         super().__init__(sim)
         params, behaviour_names, people, graph, streams = (
@@ -74,7 +81,7 @@ class Threats(Module):
         self.p, self.people, self.graph, self.streams = params, people, graph, streams
         self.audit_delay = min(params.audit_days, max_delay or params.audit_days)
         rng = streams.get("threats.setup")
-        adults = np.flatnonzero(people.age != CHILD)
+        adults = np.flatnonzero(is_adult(people.age))
         k = int(round(params.insiders_per_million * people.n / 1e6))
         self.insiders = rng.choice(adults, size=min(k, len(adults)), replace=False)
         self.critics = adults
@@ -186,7 +193,7 @@ class Threats(Module):
             cand = start[todo] + (rng.random(int(todo.sum())) * deg[todo]).astype(np.int64)
             ok = (g.kind[cand] & DROPPED) == 0
             ok &= (g.kind[cand] & 0x7F) != FAMILY
-            ok &= self.people.age[g.indices[cand]] != CHILD
+            ok &= is_adult(self.people.age[g.indices[cand]])
             pick[np.flatnonzero(todo)[ok]] = cand[ok]
         target = g.indices[pick[pick >= 0]]
         self.reports_today = len(target)

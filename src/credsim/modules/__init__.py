@@ -14,7 +14,7 @@ from credsim.modules.base import (
     Result,
     lazy_hook,
 )
-from credsim.modules.day import Applied, Day, by_owner
+from credsim.modules.day import Applied, Day, PeopleChange, by_owner
 from credsim.modules.registry import register, unregister
 from credsim.rng import Stream
 
@@ -23,5 +23,5 @@ from credsim.rng import Stream
 from credsim.scenario.model import Strict as StrictParams
 
 __all__ = ["AUDIT_PARTS", "PHASES", "REPORT_SECTIONS", "Applied", "AuditMeasure", "Day",
-           "Explaining", "Hook", "Instance", "Measured", "Module", "Result", "Stream",
-           "StrictParams", "by_owner", "lazy_hook", "register", "unregister"]
+           "Explaining", "Hook", "Instance", "Measured", "Module", "PeopleChange", "Result",
+           "Stream", "StrictParams", "by_owner", "lazy_hook", "register", "unregister"]

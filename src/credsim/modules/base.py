@@ -44,6 +44,13 @@ conditions (`province.grade<=C`).
 and implements the hooks it names. Every hook takes the `Day` (the day's
 shared data: events, records, who was touched) and returns nothing; the
 engine times each (phase, module) pair.
+
+A population that changes size (credsim.demography) keeps every array at a
+capacity fixed at the start: a module that adds people declares how many slots
+it may need (`extra_slots`), so that every other module allocates once. Slots
+not yet born or no longer alive hold the age band ABSENT and take no part. The
+day's changes reach every module through one lifecycle hook, `people_changed`,
+called in the "life" phase before anyone acts.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ from credsim.rng import Stream, name_matches
 
 if TYPE_CHECKING:
     from credsim.audit.measures import RunTables
-    from credsim.modules.day import Day
+    from credsim.modules.day import Day, PeopleChange
     from credsim.scenario.model import Scenario
 
 # The parts of the audit (credsim.audit.measures) where a module's own measures go, in
@@ -68,7 +75,9 @@ if TYPE_CHECKING:
 AUDIT_PARTS = ("distributions", "spirals", "stratification")
 REPORT_SECTIONS = ("scores", "flows")
 
-PHASES = ("behave", "observe", "review", "score", "list", "consequences", "adapt", "record")
+# "life": births, deaths and ageing (only a module that changes the population runs
+# there); then the day of everyone alive.
+PHASES = ("life", "behave", "observe", "review", "score", "list", "consequences", "adapt", "record")
 
 
 @dataclass(frozen=True)
@@ -158,7 +167,8 @@ class World(Protocol):
     cat: Any  # the behaviour catalogue
     ledger: Any
     streams: Any
-    adults: int
+    adults: int  # living adults (and elders), kept in step with the population
+    people_rows: int  # the person slots anyone has lived in
     modules: dict[str, Module]  # those built so far, by kind
     economy: Any  # the economy module: savings and stress
     gates: Any  # the gates module (built after the systems)
@@ -166,6 +176,7 @@ class World(Protocol):
     def __getitem__(self, kind: str) -> Module: ...
     def get(self, kind: str) -> Module | None: ...
     def provider(self, standing: str) -> Module | None: ...
+    def people_changed(self, d: Day, change: PeopleChange) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -288,7 +299,18 @@ class Module:
         """Check what this module wrote to a run folder (of `scenario`, with `manifest`)
         beyond its columns (raise InputError naming the file)."""
 
+    @classmethod
+    def extra_slots(cls, scenario: Scenario, people: int) -> int:
+        """How many people this module may add over a run of `scenario` that starts with
+        `people` (births): the engine sizes every person array for them at the start."""
+        return 0
+
     # Hooks every module may implement -----------------------------------------
+    def people_changed(self, d: Day, change: PeopleChange) -> None:
+        """The day's changes of the population (births, deaths, coming of age,
+        retirement), before anyone acts that day: update what this module counts (only
+        runs where a module changes the population)."""
+
     def setup(self) -> None:
         """Once every module is built (in build order): read what the others declare."""
 

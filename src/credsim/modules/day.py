@@ -33,6 +33,26 @@ def by_owner(entries: list[tuple]) -> list[tuple]:
     return out
 
 
+@dataclass(frozen=True)
+class PeopleChange:
+    """A day's changes of the population, by slot (int32 arrays). Age bands are already
+    updated: the born hold CHILD, the dead ABSENT, those who came of age ADULT, the
+    retired ELDER. `died_band`: the band each of the dead held (so a module can tell a
+    child's death from an adult's)."""
+
+    born: np.ndarray
+    died: np.ndarray
+    died_band: np.ndarray
+    came_of_age: np.ndarray
+    retired: np.ndarray
+
+    def adults_out(self) -> np.ndarray:
+        """Adults and elders who died today."""
+        # The bands ADULT (1) and ELDER (2) of credsim.population.people (which imports
+        # the modules package, so is not imported here).
+        return self.died[(self.died_band == 1) | (self.died_band == 2)]
+
+
 @dataclass
 class Day:
     day: int
@@ -57,6 +77,8 @@ class Day:
     # People whose standing fell below a line where relationships count:
     # (ids, probability that each contact drops the tie).
     fallen: list[tuple[np.ndarray, float]] = field(default_factory=list)
+    # The day's births, deaths and band changes (life phase; None on a fixed population).
+    change: PeopleChange | None = None
 
     def acted_on(self) -> tuple[np.ndarray, np.ndarray]:
         """Every person record the systems acted on today: (ids, behaviours)."""

@@ -24,6 +24,7 @@ PRESETS_GROUP = "credsim.presets"
 
 # credsim's own modules, as "module:Class".
 BUILTIN = (
+    "credsim.demography:Demography",
     "credsim.economy:Economy",
     "credsim.society:Society",
     "credsim.systems.points:Points",

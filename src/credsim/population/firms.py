@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from credsim.population.people import CHILD, People
+from credsim.population.people import People, is_adult
 from credsim.rng import Streams
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -78,7 +78,7 @@ SECTORS = ("manufacturing", "food", "retail", "construction", "services")
 
 def build_firms(n_firms: int, people: People, beta: tuple[float, float], streams: Streams) -> Firms:
     rng = streams.get("population.firms")
-    adults = np.flatnonzero(people.age != CHILD)
+    adults = np.flatnonzero(is_adult(people.age))
     if n_firms == 0 or len(adults) == 0:
         return Firms(
             np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0, np.uint8),

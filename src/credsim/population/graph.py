@@ -37,6 +37,16 @@ class Graph:
     def nbytes(self) -> int:
         return self.indptr.nbytes + self.indices.nbytes + self.kind.nbytes
 
+    def with_capacity(self, capacity: int) -> Graph:
+        """This graph over `capacity` slots: the new slots (people born later) have no
+        ties."""
+        extra = capacity + 1 - len(self.indptr)
+        if extra <= 0:
+            return self
+        indptr = np.concatenate([self.indptr, np.full(extra, self.indptr[-1],
+                                                      dtype=self.indptr.dtype)])
+        return Graph(indptr, self.indices, self.kind)
+
     def _rows(self, rows: slice | None) -> np.ndarray:
         """The row pointers of the people in `rows` (all by default)."""
         if rows is None:

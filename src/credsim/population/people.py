@@ -14,7 +14,12 @@ from credsim.rng import Streams
 from credsim.scenario.model import PopulationParams
 
 CHILD, ADULT, ELDER = 0, 1, 2
+# A slot with no living person (not yet born, or dead: only when demography runs). It
+# takes no part in anything: no events, not sampled, not counted as a child or an adult.
+ABSENT = 3
 AGE_BANDS = ("child", "adult", "elder")
+FEMALE, MALE = 0, 1
+NO_BIRTH_DAY = np.iinfo(np.int32).min  # birth_day of a slot not yet born
 SCHOOL_NONE, SCHOOL_PUBLIC, SCHOOL_PRIVATE, SCHOOL_LOST = 0, 1, 2, 3
 SCHOOL_STATES = ("none", "public", "private", "lost_private_place")
 MAX_HOUSEHOLD = 8
@@ -38,10 +43,38 @@ class People:
     sociability: np.ndarray | None  # None when no social graph is built (nothing reads it)
     generosity: np.ndarray
     school: np.ndarray  # uint8 school state of children
+    # Set only when demography runs (None otherwise, so a fixed population costs nothing):
+    birth_day: np.ndarray | None = None  # int32 day of birth (relative to day 0)
+    alive: np.ndarray | None = None  # bool
+    sex: np.ndarray | None = None  # uint8 FEMALE / MALE
+    partner: np.ndarray | None = None  # int32, -1 if none
 
     @property
     def n(self) -> int:
+        """The number of slots: the people at the start, plus room for those born."""
         return len(self.group)
+
+    def adult(self, ids: np.ndarray | slice | None = None) -> np.ndarray:
+        """Whether each person (all, or `ids`) is a living adult or elder."""
+        return is_adult(self.age if ids is None else self.age[ids])
+
+    def with_capacity(self, capacity: int) -> People:
+        """These people in arrays of `capacity` slots; the new slots are ABSENT (no one
+        lives there yet), so that modules can allocate once for the whole run."""
+        extra = capacity - self.n
+        if extra <= 0:
+            return self
+        fill = {"household": -1, "parent1": -1, "parent2": -1, "partner": -1,
+                "age": ABSENT, "birth_day": NO_BIRTH_DAY, "alive": False}
+        grown = {}
+        for f in fields(self):
+            a = getattr(self, f.name)
+            if a is None or f.name in ("household_start", "region_start", "urban"):
+                grown[f.name] = a
+                continue
+            pad = np.full(extra, fill.get(f.name, 0), dtype=a.dtype)
+            grown[f.name] = np.concatenate([a, pad])
+        return People(**grown)
 
     def nbytes(self) -> int:
         return sum(getattr(self, f.name).nbytes for f in fields(self)
@@ -49,6 +82,12 @@ class People:
 
 
 TRAITS = ("compliance", "voice", "sociability", "generosity")
+
+
+def is_adult(age: np.ndarray) -> np.ndarray:
+    """Whether each age band is that of a living adult or elder (not a child, not an
+    empty slot)."""
+    return (age == ADULT) | (age == ELDER)
 
 
 def build_people(p: PopulationParams, n: int, streams: Streams,

@@ -108,6 +108,9 @@ class LedgerEntry:
             if self.cause == BLACKLIST_REP:
                 return f"{self.delta:+d} firm ({self.value} blacklisted)"
             return f"{'+1 item' if self.delta > 0 else '-1 item'} ({self.value} shown)"
+        if self.kind == "life":  # value: the mother (a birth), the age in days (a death)
+            return (f"born (mother: person {self.value})" if self.delta > 0
+                    else f"died aged {self.value / 365.25:.1f}")
         what = "listed" if self.delta > 0 else "delisted"
         return f"{what} ({self.value} active)"
 

@@ -28,7 +28,7 @@ from credsim.modules.columns import category
 from credsim.modules.plan import builds_graph, module_classes
 from credsim.modules.registry import kinds
 from credsim.population.firms import SECTORS
-from credsim.population.people import AGE_BANDS, SCHOOL_STATES
+from credsim.population.people import ABSENT, AGE_BANDS, SCHOOL_STATES
 from credsim.results import outdir
 from credsim.scenario.load import scenario_to_toml
 from credsim.scenario.model import DOMAINS, Scenario
@@ -128,7 +128,7 @@ def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
         "scenario": s.model_dump(mode="json"),
         "scenario_toml": scenario_to_toml(s),
         "seed_entropy": sim.streams.entropy(),
-        "people": s.run.people,
+        "people": sim.people_rows,
         "adults": sim.adults,
         "days": s.run.days,
         "firms": f.n,
@@ -176,7 +176,7 @@ def _write_sanctions(sim: Simulation, path: Path) -> None:
 
 def _write_people(sim: Simulation, path: Path) -> None:
     """people.parquet in row groups, so writing needs no population-sized copies."""
-    _write_in_groups(path, sim.people.n, PEOPLE_ROW_GROUP,
+    _write_in_groups(path, sim.people_rows, PEOPLE_ROW_GROUP,
                      lambda part: _people_table(sim, part))
 
 
@@ -196,12 +196,20 @@ def _write_in_groups(path: Path, rows: int, group: int, table_of) -> None:
             writer.close()
 
 
+def _age_bands(age: np.ndarray) -> pa.DictionaryArray:
+    """Age bands; null for a slot no one lives in (someone who has died)."""
+    absent = age == ABSENT
+    if not absent.any():
+        return _cat(age, AGE_BANDS)
+    return _cat(np.minimum(age, len(AGE_BANDS) - 1), AGE_BANDS, mask=absent)
+
+
 def _people_table(sim: Simulation, part: slice) -> pa.Table:
     p, g = sim.people, sim.graph
     cols: dict = {
         "id": np.arange(part.start, part.stop, dtype=np.int32), "household": p.household[part],
         "region": p.region[part], "urban": p.urban[p.region[part]], "group": p.group[part],
-        "age_band": _cat(p.age[part], AGE_BANDS),
+        "age_band": _age_bands(p.age[part]),
         "parent1": p.parent1[part], "parent2": p.parent2[part], "income": p.income[part],
         "savings": sim.economy.savings[part], "compliance": p.compliance[part],
         "voice": p.voice[part],

@@ -133,7 +133,7 @@ class Strict(BaseModel):
 
 
 class RunParams(Strict):
-    days: int = Field(365, ge=1, le=10_000, description="Days simulated [day].")
+    days: int = Field(365, ge=1, le=18_263, description="Days simulated (up to 50 years) [day].")
     seed: int = Field(1, ge=0, le=2**63 - 1, description="Base seed of every random stream.")
     people: int = Field(
         100_000, ge=100, le=200_000_000, description="Number of synthetic citizens [persons]."
@@ -801,6 +801,39 @@ class Safeguards(Strict):
     )
 
 
+# Lower bounds of the life table's age groups [years]: 0, 1-4, 5-9, ..., 95-99, 100+.
+DEATH_AGES = (0, 1, *range(5, 101, 5))
+# Lower bounds of the mother's age groups of the fertility table: 15-19, ..., 45-49.
+FERTILITY_AGES = tuple(range(15, 50, 5))
+# Annual death probability in each age group: Gompertz-Makeham (A = 0.0003, c = 0.09,
+# B fitted) with infant mortality 5.6 per 1000, life expectancy 77.9 (docs/odd.md).
+CHINA_2020_DEATH = (0.0056, 0.00035, 0.00038, 0.00042, 0.00049, 0.0006, 0.00078, 0.00105,
+                    0.00147, 0.00213, 0.00318, 0.00481, 0.00736, 0.01135, 0.01757, 0.02725,
+                    0.04224, 0.06529, 0.10033, 0.15265, 0.22864, 0.33433)
+# Births per woman-year by the mother's age group: the 2020 census pattern of Fuzhou
+# scaled to China's total fertility of 1.3 in 2020 (docs/odd.md).
+CHINA_2020_FERTILITY = (0.00326, 0.04341, 0.10570, 0.07046, 0.02886, 0.00686, 0.00145)
+
+
+class Demography(Strict):
+    enabled: bool = Field(
+        False, description="Run births, deaths and ageing (off: a fixed population).")
+    death_probability: list[Annotated[float, Field(ge=0, lt=1)]] = Field(
+        list(CHINA_2020_DEATH), min_length=len(DEATH_AGES), max_length=len(DEATH_AGES),
+        description="Annual probability of dying at each age of the groups 0, 1-4, 5-9, "
+        "..., 95-99, 100+ [per year].")
+    fertility: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        list(CHINA_2020_FERTILITY), min_length=len(FERTILITY_AGES),
+        max_length=len(FERTILITY_AGES),
+        description="Births per woman-year by the mother's age group 15-19, ..., 45-49 "
+        "[births per woman-year].")
+    female_share_at_birth: float = Field(
+        0.5, ge=0, le=1, description="Share of girls among the born (assumed).")
+    adult_age: int = Field(18, ge=1, le=30, description="Age of coming of age [years].")
+    retirement_age: int = Field(
+        60, ge=31, le=100, description="Age at which an adult becomes an elder [years].")
+
+
 class Threats(Strict):
     """Manipulation of the system's records: insiders, informants, colluders."""
 
@@ -936,6 +969,7 @@ class Scenario(Strict):
     feedback: Feedback = Field(default_factory=Feedback)
     safeguards: Safeguards = Field(default_factory=Safeguards)
     threats: Threats = Field(default_factory=Threats)
+    demography: Demography = Field(default_factory=Demography)
     systems: dict[Name, SystemEntry] = Field(
         default_factory=dict, max_length=ENTRIES_MAX,
         description="Systems from installed packages: [systems.<name>] with kind = the "

@@ -30,7 +30,7 @@ from credsim.ledger import C_REFRESH, K_COMPOSITE, K_MARK, R_NONE, R_TRUE, Ledge
 from credsim.modules import Day, Hook, Module, Result, lazy_hook
 from credsim.observation import channel_codes
 from credsim.population.graph import DROPPED
-from credsim.population.people import CHILD, ELDER, People
+from credsim.population.people import ELDER, People, is_adult
 from credsim.rng import Stream, Streams, counter_uniform
 from credsim.scenario.model import DIMENSIONS, CompositeSystem
 from credsim.systems.points.system import NO_DOMAIN
@@ -103,7 +103,7 @@ class Composite(Module):
         self.is_parent = np.zeros(n, dtype=bool)
         for par in (people.parent1, people.parent2):
             self.is_parent[par[par >= 0]] = True
-        adults = people.income[people.age != CHILD]
+        adults = people.income[is_adult(people.age)]
         knots = (np.quantile(adults, np.linspace(0, 1, PERCENTILES + 1)) if len(adults)
                  else np.zeros(PERCENTILES + 1))
         # Padded with +inf to a power of two for the branch-free search in _capacity.
@@ -312,13 +312,13 @@ def _expected_marks(marks: np.ndarray, cat: Catalogue, p: People,
     for b in np.flatnonzero(marks):
         k = c.memory_days * marks[b] * cat.rate[b] * cat.detection[cat.channel[b]]
         out += np.float32(k) * traits.get(int(cat.driver[b]), np.float32(1.0))
-    out[p.age == CHILD] = 0
+    out[~is_adult(p.age)] = 0
     return out
 
 
 def _opt_in(c: CompositeSystem, p: People, streams: Streams) -> np.ndarray:
     """Who takes part: all adults if mandatory, else more of the rich, fewer elders."""
-    adult = p.age != CHILD
+    adult = is_adult(p.age)
     if c.opt_in >= 1.0:
         return adult
     if c.opt_in <= 0.0:

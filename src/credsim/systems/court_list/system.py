@@ -122,6 +122,22 @@ class CourtList(Module):
         """Open cases from today's judgments; list, delist and end cases."""
         d.listings.append(self.step(d.records, d.day, self.sim.ledger))
 
+    def people_changed(self, d: Day, change) -> None:
+        """A debtor who dies ends their cases as a modelled death does (C_DEATH): a
+        listed case is delisted after its delay, an unlisted one closes at once. (A
+        firm's case outlives its legal representative.)"""
+        c = self.cases
+        if not len(change.died) or not len(c["who"]):
+            return
+        mine = ~c["is_firm"] & np.isin(c["who"], change.died) & (c["delist_at"] < 0)
+        listed = c["listed_day"] >= 0
+        later = mine & listed
+        c["delist_at"][later] = d.day + c["delay"][later]
+        c["end_cause"][later] = C_DEATH
+        keep = ~(mine & ~listed)
+        if not keep.all():
+            self.cases = {k: v[keep] for k, v in c.items()}
+
     def reviewed_behaviours(self) -> np.ndarray:
         """Behaviours whose records open cases: review checks them."""
         return np.isin(np.arange(len(self.sim.cat.names)), self.triggers)

@@ -25,7 +25,7 @@ from credsim.conditions import Standing
 from credsim.ledger import C_RATINGS, K_RATING, R_NONE, Ledger
 from credsim.modules import Day, Hook, Module, Result, lazy_hook
 from credsim.population.graph import DROPPED
-from credsim.population.people import CHILD
+from credsim.population.people import ADULT, ELDER, is_adult
 from credsim.rng import Stream
 
 SHOWN = 10  # the rating is shown to one decimal; the ledger logs changes of that
@@ -68,7 +68,7 @@ class PeerRatings(Module):
                                           sim.streams)
         self.p, self.people, self.graph = params, people, graph
         n = people.n
-        adult = people.age != CHILD
+        adult = is_adult(people.age)
         w0 = params.prior_weight * params.initial
         # Weight sums and weighted sums of ratings received: held, then true.
         self.sums = np.zeros((4, n), dtype=np.float32)
@@ -124,7 +124,7 @@ class PeerRatings(Module):
                 "rating_shown": self.shown[part].astype(np.float32) / 10}
 
     def final_scores(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {"rating": (np.nan_to_num(self.rating), self.sim.people.age != CHILD)}
+        return {"rating": (np.nan_to_num(self.rating), is_adult(self.sim.people.age))}
 
     def standing_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         return self.rating, self.rating_true
@@ -173,12 +173,13 @@ def _interact(seed, n, rate, age, sociability, indptr, indices, kind, sums, last
     for _ in range(k):
         i = np.random.randint(0, n)
         deg = indptr[i + 1] - indptr[i]
-        if age[i] == CHILD or deg == 0:
+        if not (age[i] == ADULT or age[i] == ELDER) or deg == 0:
             continue
         j = -1
         for _try in range(8):  # a random live tie to an adult
             a = indptr[i] + np.random.randint(0, deg)
-            if not (kind[a] & DROPPED) and age[indices[a]] != CHILD:
+            if not (kind[a] & DROPPED) and (age[indices[a]] == ADULT
+                                                 or age[indices[a]] == ELDER):
                 j = indices[a]
                 break
         if j < 0 or m + 2 > len(rated):

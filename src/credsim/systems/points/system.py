@@ -34,7 +34,7 @@ from credsim.ledger import (
 from credsim.modules import Applied, Day, Hook, Instance, Module, Result, lazy_hook
 from credsim.modules.columns import category
 from credsim.observation import channel_codes
-from credsim.population.people import CHILD
+from credsim.population.people import is_adult
 from credsim.scenario.model import DOMAINS, GRADES, PointsSystem
 
 NO_DOMAIN = 255
@@ -98,18 +98,27 @@ class Points(Module):
 
     @classmethod
     def check_tables(cls, folder, manifest, scenario) -> None:
-        """Every adult holds a grade: the grade counts of each day add up to the adults."""
+        """Every adult holds a grade: the grade counts of each day add up to the adults
+        (where the population changes, to that day's: the `adults_alive` column)."""
 
         ts, adults = folder / "timeseries.parquet", manifest.adults
         grades = scenario.points.grades
+        changing = scenario.demography.enabled
         try:
-            t = pq.read_table(ts, columns=[f"grade_{g}" for g in grades])
+            t = pq.read_table(ts, columns=[f"grade_{g}" for g in grades]
+                              + (["adults_alive"] if changing else []))
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{ts}: not a readable Parquet file ({first_line(exc)})") from None
         try:
-            totals = set(np.sum([np.asarray(c, dtype=np.int64) for c in t.columns], axis=0))
+            counts = [np.asarray(c, dtype=np.int64) for c in t.columns]
+            if changing:  # each day's grade counts less its adults: 0
+                counts[-1] = -counts[-1]
+                adults = 0
+            totals = set(np.sum(counts, axis=0))
         except (TypeError, ValueError):
             raise InputError(f"{ts}: the grade columns are not counts") from None
+        if changing and totals != {0}:
+            raise InputError(f"{ts}: the grade counts differ from the day's adults")
         if totals != {adults}:
             raise InputError(f"{ts}: the grade counts add up to "
                              f"{', '.join(f'{int(x):,}' for x in sorted(totals)[:3])} adults "
@@ -244,6 +253,16 @@ class Points(Module):
                        delta_true=-delta_true, ref=rows)
         d.touched.append(who)
 
+    def people_changed(self, d: Day, change) -> None:
+        """Grade counts are of living adults: one who comes of age enters at the
+        starting score (which every child holds), a death leaves every count."""
+        came, gone = change.came_of_age, change.adults_out()
+        self.score[came] = self.score_true[came] = self.params.initial
+        g0 = grade_of(self.params.initial, self.floors)
+        self.grade[came] = self.grade_true[came] = g0
+        self.grade_counts[g0] += len(came)
+        self.grade_counts -= np.bincount(self.grade[gone], minlength=len(self.grades))
+
     def floor_of(self, grade: str) -> int:
         """The lowest score of a grade."""
         return int(self.params.grade_floors.get(grade, 0))
@@ -256,8 +275,8 @@ class Points(Module):
             row[col("warnings")] = self.warnings_today
 
     def people_columns(self, part: slice) -> dict:
-        # Children are never scored: their score and grade are null.
-        child = self.sim.people.age[part] == CHILD
+        # Children (and empty slots) are never scored: their score and grade are null.
+        child = ~is_adult(self.sim.people.age[part])
         col = self.column
         return {col("score"): pa.array(self.score[part], mask=child),
                 col("score_true"): pa.array(self.score_true[part], mask=child),
@@ -265,7 +284,7 @@ class Points(Module):
                 col("grade_true"): category(self.grade_true[part], self.grades, mask=child)}
 
     def final_scores(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {self.name: (self.score, self.sim.people.age != CHILD)}
+        return {self.name: (self.score, is_adult(self.sim.people.age))}
 
     def standing_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         return self.grade, self.grade_true
@@ -289,6 +308,10 @@ class Points(Module):
         (what it reverses, or the listing it is for), carried by every row it writes.
         Returns the deltas applied to the held and to the true score, and the ledger row
         of each held score change (NO_REF where none was written)."""
+        alive = self.sim.people.alive
+        if alive is not None and len(who) and not alive[who].all():
+            return self._apply_to_living(alive[who], ledger, day, who, delta, cap, cause,
+                                         channel, record, domain, warnable, delta_true, ref)
         applied = np.zeros(len(who), dtype=np.int32)
         applied_true = np.zeros(len(who), dtype=np.int32)
         score_rows = np.full(len(who), NO_REF, dtype=np.int64)
@@ -328,6 +351,19 @@ class Points(Module):
             self._note_cap_rows(who, cap_rows)
         return applied, applied_true, score_rows
 
+    def _apply_to_living(self, living: np.ndarray, ledger: Ledger, day: int, *arrays
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """apply() for the living among the entries: one about someone who has died (a
+        listing's deduction, an expiry) moves no score and no count, and writes no row."""
+        keep = np.flatnonzero(living)
+        res = self.apply(ledger, day, *(a if a is None else np.asarray(a)[keep]
+                                        for a in arrays))
+        n = len(living)
+        out = (np.zeros(n, np.int32), np.zeros(n, np.int32), np.full(n, NO_REF, np.int64))
+        for o, r in zip(out, res, strict=True):
+            o[keep] = r
+        return out
+
     def _note_cap_rows(self, who: np.ndarray, cap_rows: np.ndarray) -> None:
         """Keep each person's cap row: the last grade change a cap record made."""
         sel = np.flatnonzero(cap_rows != NO_REF)[::-1]
@@ -342,6 +378,8 @@ class Points(Module):
         held, true = self.cap_until[pending], self.cap_true_until[pending]
         self._capped = [pending[(held > day) | (true > day)]]
         ending = pending[(held == day) | (true == day)]
+        if self.sim.people.alive is not None:  # the dead are no longer graded
+            ending = ending[self.sim.people.alive[ending]]
         if len(ending) == 0:
             return ending
         # A held cap that ends refers to its row; a true cap's end writes no row.
