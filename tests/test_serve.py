@@ -338,6 +338,153 @@ def test_session_cookie_is_http_only(server):
     assert "samesite=strict" in cookie.lower()
 
 
+FORGED = "EvilFixedSessionTokenAAAAAAAAAAAAAAAAAAAAAA"
+
+
+@pytest.mark.parametrize("planted", [FORGED, "a" * 43 + "." + "b" * 43, "x.y", "%C3%A9." * 9])
+def test_a_planted_cookie_gets_a_fresh_session(server, planted):
+    """Another page on this machine can set a cookie for 127.0.0.1 (cookies ignore the
+    port); the server must not adopt it as a session."""
+    app, _, _ = server
+    victim = other_client(app)
+    victim.cookies.set("credsim_session", planted)
+    r = victim.get("/api/jobs")
+    issued = r.cookies.get("credsim_session")
+    assert issued and issued != planted
+
+
+def test_a_forged_cookie_cannot_reach_anothers_jobs(server):
+    app, _, _ = server
+    victim, attacker = other_client(app), other_client(app)
+    victim.cookies.set("credsim_session", FORGED)
+    r = victim.post("/api/jobs", json={"preset": "baseline", "set": SMALL})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    try:
+        attacker.cookies.set("credsim_session", FORGED)
+        assert job_id not in {j["id"] for j in attacker.get("/api/jobs").json()}
+        assert attacker.get(f"/api/jobs/{job_id}").status_code == 404
+        assert attacker.post(f"/api/jobs/{job_id}/cancel", json={}).status_code == 404
+        assert job_id in {j["id"] for j in victim.get("/api/jobs").json()}
+    finally:
+        victim.post(f"/api/jobs/{job_id}/cancel", json={})
+
+
+def test_a_signed_cookie_is_honoured_by_its_server_only(server, tmp_path):
+    app, client, _ = server
+    client.get("/api/jobs")
+    token = client.cookies.get("credsim_session")
+    again = other_client(app)
+    again.cookies.set("credsim_session", token)
+    assert "credsim_session" not in again.get("/api/jobs").cookies  # kept, not replaced
+    foreign = TestClient(create_app(Config(tmp_path, allowed_hosts=HOSTS)))
+    foreign.cookies.set("credsim_session", token)
+    assert foreign.get("/api/jobs").cookies.get("credsim_session") != token
+
+
+# ---------------------------------------------------------------- hostile bodies
+
+
+def _nested(depth: int, shape: str):
+    value: object = 1
+    for _ in range(depth):
+        value = [value] if shape == "list" else {"a": value}
+    return value
+
+
+DEEP = [(shape, depth) for shape in ("list", "dict") for depth in (17, 600, 5000)]
+
+
+@pytest.mark.parametrize("shape,depth", DEEP)
+def test_deep_values_are_refused_by_credsim_load(shape, depth):
+    import credsim
+    from credsim.errors import InputError
+
+    with pytest.raises(InputError, match="nested more than 16 levels deep"):
+        credsim.load("rongcheng", set={"points.deltas": _nested(depth, shape)})
+
+
+@pytest.mark.parametrize("shape,depth", DEEP)
+@pytest.mark.parametrize("where", ["validate", "set", "changes"])
+def test_deep_json_gets_one_clear_answer(server, shape, depth, where):
+    """As the browser sends it: JSON text (json.dumps itself recurses, so it is written)."""
+    _, client, _ = server
+    opening, closing = ("[", "]") if shape == "list" else ('{"a":', "}")
+    deep = '{"run.deep":' + opening * depth + "1" + closing * depth + "}"
+    small = json.dumps(SMALL)[1:-1]
+
+    def post(path: str, text: str):
+        return client.post(path, content=text, headers={"content-type": "application/json"})
+
+    if where == "validate":
+        r = post("/api/validate", '{"preset": "rongcheng", "set": ' + deep + "}")
+        # Refused by the JSON decoder as a whole, or by the schema beside its lever.
+        verdict = r.json()
+        message = verdict["error"] if r.status_code == 400 else verdict["errors"]["run.deep"]
+        assert r.status_code in (200, 400), r.text
+        assert "nested more than 16 levels deep" in message
+        return
+    if where == "set":
+        body = '{"preset": "rongcheng", "set": {' + small + "," + deep[1:] + "}"
+    else:
+        body = ('{"preset": "rongcheng", "kind": "compare", "set": {' + small
+                + '}, "changes": ' + deep + "}")
+    r = post("/api/jobs", body)
+    assert r.status_code == 400, r.text
+    assert "nested more than 16 levels deep" in r.json()["error"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(st.recursive(st.integers() | st.text(max_size=3),
+                    lambda kids: st.lists(kids, max_size=2) | st.dictionaries(
+                        st.text(max_size=2), kids, max_size=2), max_leaves=60))
+def test_any_nested_value_gets_a_verdict_not_a_crash(server, value):
+    _, client, _ = server
+    r = client.post("/api/validate", json={"preset": "rongcheng",
+                                          "set": {"points.deltas": value}})
+    assert r.status_code == 200, r.text
+    assert r.json()["ok"] is False
+
+
+def test_a_body_declared_too_large_is_refused_before_reading(server):
+    _, client, _ = server
+    read = []
+
+    def body():
+        read.append(1)
+        yield b"{}"
+
+    r = client.post("/api/validate", content=body(),
+                    headers={"content-type": "application/json",
+                             "content-length": str(10**9)})
+    assert r.status_code == 413 and "request too large" in r.json()["error"]
+    assert client.post("/api/validate", content=b"{}", headers={
+        "content-type": "application/json", "content-length": "many"}).status_code == 400
+
+
+def test_a_streamed_body_is_cut_off_at_the_limit():
+    """A body without Content-Length (chunked): the server stops reading at the limit.
+    (TestClient buffers what it sends, so the app's reader is given the chunks itself.)"""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from credsim.serve.app import MAX_BODY_BYTES, Refused, _read_capped
+
+    chunk, received = b" " * 65536, []
+
+    async def receive():
+        received.append(1)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+    with pytest.raises(Refused, match="request too large") as refused:
+        asyncio.run(_read_capped(request))
+    assert refused.value.status == 413
+    assert len(received) == MAX_BODY_BYTES // len(chunk) + 1
+
+
 # ---------------------------------------------------------------- cancelling and queueing
 
 

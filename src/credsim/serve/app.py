@@ -12,9 +12,11 @@ the page's own origin.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import math
-import re
 import secrets
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -31,7 +33,6 @@ from credsim.errors import InputError
 from credsim.serve.jobs import DOWNLOADS, ENDED, FINISHED, Job, Jobs, LimitError, Limits
 
 COOKIE = "credsim_session"
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_BODY_BYTES = 200_000
 MAX_OVERRIDES = 200
 SSE_INTERVAL_SECONDS = 0.2
@@ -42,6 +43,8 @@ class Config:
     data: Path
     limits: Limits = field(default_factory=Limits)
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+    # Signs the session cookies this server issues; a new one each start.
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
 
 class Refused(Exception):
@@ -72,9 +75,11 @@ def create_app(config: Config) -> FastAPI:
             if problem:
                 return JSONResponse({"error": problem}, status_code=403)
         token = request.cookies.get(COOKIE, "")
-        fresh = not _TOKEN.fullmatch(token)
+        # Cookies are shared by every port of a host, so another page on this machine can
+        # plant one: only a token this server signed names a session.
+        fresh = not _issued(token, config.secret)
         if fresh:
-            token = secrets.token_urlsafe(32)
+            token = _new_session(config.secret)
         request.state.session = token
         response = await call_next(request)
         if fresh:
@@ -201,18 +206,62 @@ def _write_problem(request: Request) -> str:
     return ""
 
 
+def _signature(nonce: str, secret: bytes) -> str:
+    mac = hmac.new(secret, nonce.encode("ascii"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
+def _new_session(secret: bytes) -> str:
+    """A session token: a random nonce and its HMAC under the server's secret."""
+    nonce = secrets.token_urlsafe(32)
+    return f"{nonce}.{_signature(nonce, secret)}"
+
+
+def _issued(token: str, secret: bytes) -> bool:
+    """Whether this server signed `token` (compared in constant time)."""
+    nonce, dot, mac = token.partition(".")
+    if not dot or not nonce.isascii() or len(token) > 200:
+        return False
+    return hmac.compare_digest(mac.encode("ascii", "replace"),
+                               _signature(nonce, secret).encode("ascii"))
+
+
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise Refused(f"request too large (at most {MAX_BODY_BYTES:,} bytes)", 413)
+    raw = await _read_capped(request)
     try:
         # NaN and Infinity are refused here, as a scenario file refuses them.
         body = json.loads(raw or b"{}", parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         raise Refused(f"the request is not valid JSON ({exc})") from None
+    except RecursionError:  # the JSON decoder recurses, as tomllib does
+        from credsim.scenario.load import MAX_DEPTH
+
+        raise Refused(f"the request is nested more than {MAX_DEPTH} levels deep") from None
     if not isinstance(body, dict):
         raise Refused("the request must be a JSON object")
     return body
+
+
+def _too_large() -> Refused:
+    return Refused(f"request too large (at most {MAX_BODY_BYTES:,} bytes)", 413)
+
+
+async def _read_capped(request: Request) -> bytes:
+    """The body, refused before reading when Content-Length says it is too large, and
+    while reading once a body sent without one (chunked) passes the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise Refused("Content-Length: expected a number of bytes")
+        if int(declared) > MAX_BODY_BYTES:
+            raise _too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _no_constant(name: str):
