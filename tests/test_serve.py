@@ -254,6 +254,44 @@ def test_follow_a_person(server, finished):
     assert missing.status_code == 404 and missing.json()["error"]
 
 
+def test_a_persons_timeline_reads_as_lookup_does(server, finished):
+    """Grades by name with their sense; every change in the words of `credsim lookup`."""
+    import credsim
+
+    _, client, data = server
+    run = credsim.open(Path(data) / finished["id"] / "run")
+    pids = finished["results"]["candidates"]["wrongful"][:3]
+    grades = 0
+    for pid in pids:
+        shown = client.get(f"/api/jobs/{finished['id']}/person/{pid}").json()["record"]
+        for row, entry in zip(shown["ledger"], run.lookup(pid).record.ledger, strict=True):
+            assert row["change"].startswith(entry.change) and row["shown"] == entry.value
+            if entry.kind == "grade" and entry.delta:
+                grades += 1
+                sense = "worse" if entry.grades.index(entry.change.split(" -> ")[1]) > \
+                    entry.grades.index(entry.change.split(" -> ")[0]) else "better"
+                assert row["change"] == f"{entry.change}, {sense}"
+    assert grades, "the wrongfully sanctioned should have changed grade"
+
+
+def test_ratings_are_shown_in_stars(server):
+    import credsim
+
+    _, client, data = server
+    r = client.post("/api/jobs", json={"preset": "nosedive", "set": SMALL})
+    assert r.status_code == 201, r.text
+    job = wait_for(client, r.json()["id"], ("finished", "failed", "cancelled"))
+    assert job["state"] == "finished", job
+    run = credsim.open(Path(data) / job["id"] / "run")
+    pid = next(p for p in range(2000) if any(
+        e.kind == "rating" for e in run.lookup(p).record.ledger))
+    ledger = client.get(f"/api/jobs/{job['id']}/person/{pid}").json()["record"]["ledger"]
+    ratings = [e for e in ledger if e["kind"] == "rating"]
+    assert ratings and all(1 <= e["shown"] <= 5 for e in ratings)
+    assert all(e["shown"] == e["value"] / 100 and e["change"].endswith(" stars")
+               for e in ratings)
+
+
 def test_downloads_by_kind(server, finished):
     _, client, data = server
     base = f"/api/jobs/{finished['id']}/download"

@@ -457,6 +457,8 @@ def _person(job: Job, pid: int) -> dict[str, Any]:
         raise Refused(str(exc), 404) from None
     data = asdict(record.record)
     data.pop("run", None)
+    data["ledger"] = [_entry_view(row, entry)
+                      for row, entry in zip(data["ledger"], record.record.ledger, strict=True)]
     people = run.table("people")
     wanted = [c for c in ("household", "degree", "contacts", "ties_dropped", "income",
                           "savings", "voice") if c in people.column_names]
@@ -466,6 +468,16 @@ def _person(job: Job, pid: int) -> dict[str, Any]:
                  [r for r in mine.select(["id", "age_band"]).to_pylist() if r["id"] != pid])
     return {"record": _json_safe(data), "portal": str(record),
             "person": _json_safe(me[0] if me else {}), "household": household}
+
+
+def _entry_view(row: dict[str, Any], entry) -> dict[str, Any]:
+    """A ledger row as the page shows it: the change in the words of `credsim lookup`
+    (stars for ratings, grade names with their sense) and the value in its unit."""
+    change = entry.change
+    if entry.kind.rpartition("_")[2] == "grade" and entry.delta:
+        change += ", worse" if entry.delta > 0 else ", better"  # grades run best first
+    shown = entry.value / 100 if entry.kind == "rating" else entry.value
+    return {**row, "change": change, "shown": shown}
 
 
 def _json_safe(value: Any) -> Any:

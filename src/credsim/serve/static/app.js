@@ -488,7 +488,7 @@ async function lookup(id) {
     el("details", {}, el("summary", { text: "The portal view, as credsim lookup prints it" }), el("pre", { class: "portal", text: data.portal })));
   const entries = rec.ledger;
   table("timeline", ["day", "kind", "cause", "record", "change", "value", "explanation"],
-    entries.map((e) => [e.day, e.kind, e.cause, e.record, e.delta ? (e.delta > 0 ? "+" : "") + e.delta : e.change || "", e.value, e.note]), [0, 4, 5]);
+    entries.map((e) => [e.day, e.kind, e.cause, e.record, e.change, e.shown, e.note]), [0, 5]);
   $("timeline").querySelectorAll("tr").forEach((tr, i) => { if (i && entries[i - 1].record !== "true" && entries[i - 1].record !== "none") tr.classList.add("false"); });
   const lost = [...rec.restrictions.map((x) => [x.gate, x.domain, x.effect, x.wrongful ? "yes" : "no", x.applies ? "in force" : "held back (domain separation)"]),
     ...rec.gate_uses.filter((g) => g.effect === "sanction").map((g) => [g.gate, g.gate_domain, `${g.applications} applications, days ${g.first_day}–${g.last_day}`, g.wrongful ? `${g.wrongful} wrongful` : "no", "applied"])];
@@ -503,12 +503,16 @@ async function lookup(id) {
     const marks = scored.filter((e) => e.kind === kind);
     const last = state.results ? state.results.days - 1 : marks[marks.length - 1].day;
     // The held value from day 0, through each change, to the last day.
-    const own = [{ day: 0, value: marks[0].value - marks[0].delta, record: "none" }, ...marks,
-      { day: last, value: marks[marks.length - 1].value, record: "none" }];
+    // Values in the unit the timeline shows (stars for ratings, from hundredths).
+    const scale = kind === "rating" ? 100 : 1;
+    const own = [{ day: 0, value: (marks[0].value - marks[0].delta) / scale, record: "none" },
+      ...marks.map((e) => ({ ...e, value: e.value / scale })),
+      { day: last, value: marks[marks.length - 1].value / scale, record: "none" }];
     const falseOnes = own.filter((e) => e.record !== "true" && e.record !== "none");
     plot("chart-person", [{ x: own.map((e) => e.day), y: own.map((e) => e.value), mode: "lines+markers", line: { shape: "hv" }, name: kind },
       { x: falseOnes.map((e) => e.day), y: falseOnes.map((e) => e.value), mode: "markers", marker: { color: "#b3261e", size: 11, symbol: "x", line: { color: "#b3261e", width: 1 } }, name: "false record" }],
-    { title: { text: `#${rec.id}: ${kind} over the run` }, height: 260, xaxis: { title: { text: "day" } } });
+    { title: { text: `#${rec.id}: ${kind} over the run` }, height: 260, xaxis: { title: { text: "day" } },
+      yaxis: { title: { text: kind === "rating" ? "stars" : kind } } });
   }
 }
 
