@@ -523,6 +523,28 @@ def test_a_streamed_body_is_cut_off_at_the_limit():
     assert len(received) == MAX_BODY_BYTES // len(chunk) + 1
 
 
+# ---------------------------------------------------------------- the tour
+
+
+def test_the_journalist_step_shows_wrongful_sanctions(tmp_path):
+    """The tour's second step, run at its own size and the preset's seed, sanctions some
+    of the critics on insiders' fabricated records: the step has something to show."""
+    from importlib import resources
+
+    import credsim
+
+    tour = json.loads((resources.files("credsim.serve") / "static" / "tour.json").read_text())
+    step = next(s for s in tour if s["title"].startswith("A journalist"))
+    run = credsim.run(step["preset"], set=step["set"], out=tmp_path / "run")
+    wrongful = run.sql(
+        "SELECT s.id, count(*) AS uses FROM sanctions s WHERE s.wrongful AND "
+        "s.effect = 'sanction' GROUP BY s.id").to_pylist()
+    assert wrongful, "nobody wrongfully sanctioned: the step shows nothing"
+    edited = {r["id"] for r in run.sql(
+        "SELECT DISTINCT id FROM ledger WHERE record = 'insider'").to_pylist()}
+    assert {r["id"] for r in wrongful} & edited, "sanctions should follow insiders' edits"
+
+
 # ---------------------------------------------------------------- cancelling and queueing
 
 

@@ -588,18 +588,7 @@ function renderCompare(c) {
 }
 
 // ------------------------------------------------------------------ the tour
-const TOUR = [
-  { title: "A rating nosedive", preset: "nosedive", set: { "run.people": 10000, "run.days": 180 },
-    text: "Everyone rates everyone after each encounter, and a rating from someone rated highly counts more. Press Run: watch the mean rating, and who falls below the gates for flights and housing. Then open Follow a person and pick someone who fell furthest." },
-  { title: "A journalist listed without notice", preset: "rongcheng",
-    set: { "run.people": 20000, "run.days": 365, "threats.insiders_per_million": 50, "threats.insider_target": "critics" },
-    text: "Insiders with edit rights fabricate records about the most vocal tenth of people. Nobody is told before a deduction takes effect. Run it, then follow one of the isolated critics or the wrongfully sanctioned: every false record is marked." },
-  { title: "What review and appeal change", preset: "rongcheng",
-    set: { "run.people": 20000, "run.days": 365, "channels.court.false_rate": 2e-5 }, compare: true,
-    text: "Courts misattribute more cases here. Open Compare: setting B adds human review of 200 records per million people a day. Run the comparison: the paired differences say what review changed, with intervals from replicate pairs." },
-  { title: "Read the verdict", preset: null,
-    text: "After a run, the EU AI Act tab shows the two tests of Art. 5(1)(c): sanctions outside the context of the record behind them, and sanctions costing more than the proportionality bound. Disparate impact shows each group against the four-fifths line." },
-];
+let TOUR = [];  // static/tour.json, which the tests run
 let tourAt = 0;
 function showTour(i) {
   tourAt = i;
@@ -632,6 +621,7 @@ async function init() {
   $("tour-apply").addEventListener("click", applyTour);
   $("tour-next").addEventListener("click", () => (tourAt + 1 < TOUR.length ? showTour(tourAt + 1) : ($("tour").hidden = true)));
   $("tour-close").addEventListener("click", () => ($("tour").hidden = true));
+  TOUR = await api("/static/tour.json");
   await loadPresets();
   const params = new URLSearchParams(location.search);
   const shared = params.get("job");
