@@ -90,6 +90,7 @@ async function choosePreset(name, overrides = {}) {
   state.limits = data.limits;
   state.base = Object.fromEntries(data.levers.map((l) => [l.key, l.value]));
   state.overrides = {};
+  $("replicates").max = String(data.limits.max_replicates);
   for (const c of document.querySelectorAll(".card")) c.classList.toggle("chosen", c.dataset.preset === name);
   $("preset-name").textContent = "(" + name + ")";
   const chosen = state.presets.find((p) => p.name === name);
@@ -235,12 +236,13 @@ async function startRun() {
 }
 
 function followJob(id, share, owner = true) {
+  listJobs();
   if (state.source) state.source.close();
   state.job = id; state.share = share; state.rows = []; state.columns = {}; state.results = null;
   $("cancel").disabled = !owner;  // a share link reads; only the owner's browser cancels
   state.running = true;
   $("run").disabled = true;
-  $("share").value = location.origin + "/?job=" + encodeURIComponent(id) + "&share=" + encodeURIComponent(share);
+  showShare(id, share);
   showTab("charts");
   drawLive();
   const source = new EventSource(jobPath(id, "/events"));
@@ -248,6 +250,12 @@ function followJob(id, share, owner = true) {
   source.addEventListener("progress", (e) => onProgress(JSON.parse(e.data)));
   source.addEventListener("end", (e) => { source.close(); onProgress(JSON.parse(e.data)); onEnd(id); });
   source.onerror = () => { /* the browser retries; the end event closes it */ };
+}
+
+// The job in the address, so that a reload reconnects to it; the share link beside it.
+function showShare(id, share) {
+  $("share").value = location.origin + "/?job=" + encodeURIComponent(id) + "&share=" + encodeURIComponent(share);
+  history.replaceState(null, "", "/?job=" + encodeURIComponent(id) + "&share=" + encodeURIComponent(share));
 }
 
 function onProgress(p) {
@@ -266,6 +274,7 @@ function onProgress(p) {
 }
 
 async function onEnd(id) {
+  listJobs();
   $("cancel").disabled = true;
   state.running = false;
   validate();
@@ -528,10 +537,31 @@ function addChange(key = null, val = null) {
   const select = el("select", { "aria-label": "lever to change" });
   for (const l of levers) select.append(el("option", { value: l.key, text: l.key }));
   if (key && levers.some((l) => l.key === key)) select.value = key;
-  const input = el("input", { type: "text", "aria-label": "its value in setting B", value: val ?? "" });
-  const row = el("div", { class: "change" }, el("span", { text: "B sets" }), select, el("span", { text: "=" }), input,
+  const slot = el("span", { class: "change-value" });
+  const lever = () => levers.find((l) => l.key === select.value);
+  // The value's control follows the lever: true/false and choices from a list, so that
+  // nothing typed is silently read as something else.
+  const fill = (v) => slot.replaceChildren(changeControl(lever(), v));
+  select.addEventListener("change", () => fill(null));
+  fill(val);
+  const row = el("div", { class: "change" }, el("span", { text: "B sets" }), select, el("span", { text: "=" }), slot,
     el("button", { type: "button", text: "remove", onclick: () => row.remove() }));
   $("changes").append(row);
+}
+
+function changeControl(lever, val) {
+  const label = "its value in setting B";
+  if (lever && (lever.control === "toggle" || lever.control === "choice")) {
+    const options = lever.control === "toggle" ? [true, false] : lever.options;
+    const select = el("select", { "aria-label": label, "data-control": lever.control });
+    for (const o of options) select.append(el("option", { value: String(o), text: String(o) }));
+    // By default B sets the other value than A's, so that the change changes something.
+    const current = currentValue(lever);
+    const pick = val ?? options.find((o) => o !== current) ?? current;
+    select.value = String(pick);
+    return select;
+  }
+  return el("input", { type: "text", "aria-label": label, "data-control": "text", value: val ?? "" });
 }
 
 function changes() {
@@ -539,29 +569,42 @@ function changes() {
   for (const row of document.querySelectorAll("#changes .change")) {
     const key = row.querySelector("select").value;
     const lever = state.levers.find((l) => l.key === key);
-    const text = row.querySelector("input").value;
-    out[key] = lever && lever.control === "number" ? parseNumber(text) : lever && lever.control === "toggle" ? text === "true" : text;
+    const control = row.querySelector("[data-control]");
+    const text = control.value;
+    if (control.dataset.control === "toggle") out[key] = text === "true";
+    else out[key] = lever && lever.control === "number" ? parseNumber(text) : text;
   }
   return out;
 }
 
 async function startCompare() {
   $("compare-error").textContent = "";
+  $("compare-run").disabled = true;
   try {
     const job = await api("/api/jobs", { body: { kind: "compare", preset: state.preset, set: state.overrides, changes: changes(), replicates: Number($("replicates").value) } });
-    state.compareJob = job.id;
-    $("compare-cancel").disabled = false;
-    const source = new EventSource("/api/jobs/" + encodeURIComponent(job.id) + "/events");
-    source.addEventListener("progress", (e) => { const p = JSON.parse(e.data); $("compare-text").textContent = `${p.state}: ${p.phase}`; });
-    source.addEventListener("end", async (e) => {
-      source.close();
-      $("compare-cancel").disabled = true;
-      const done = await api("/api/jobs/" + encodeURIComponent(job.id));
-      if (done.state !== "finished") { $("compare-text").textContent = done.state; $("compare-error").textContent = done.error; return; }
-      $("compare-text").textContent = `finished: ${done.results.replicates} replicate pairs with common random numbers`;
-      renderCompare(done.results);
-    });
-  } catch (e) { $("compare-error").textContent = e.message; }
+    followCompare(job.id, job.share);
+  } catch (e) { $("compare-error").textContent = e.message; $("compare-run").disabled = false; }
+}
+
+function followCompare(id, share, owner = true) {
+  listJobs();
+  state.compareJob = id; state.share = share;
+  $("compare-run").disabled = true;
+  $("compare-cancel").disabled = !owner;
+  showShare(id, share);
+  const source = new EventSource(jobPath(id, "/events"));
+  source.addEventListener("progress", (e) => { const p = JSON.parse(e.data); $("compare-text").textContent = `${p.state}: ${p.phase}`; });
+  source.addEventListener("end", async () => {
+    source.close();
+    $("compare-cancel").disabled = true;
+    $("compare-run").disabled = false;
+    const done = await api(jobPath(id));
+    if (done.state !== "finished") { $("compare-text").textContent = done.state; $("compare-error").textContent = done.error; return; }
+    $("compare-text").textContent = `finished: ${done.results.replicates} replicate pairs with common random numbers`;
+    renderCompare(done.results);
+    renderDownloads(done);
+    listJobs();
+  });
 }
 
 function iv(lo, hi) { return lo === null || hi === null ? "" : ` [${num(lo, 3)}, ${num(hi, 3)}]`; }
@@ -607,6 +650,20 @@ async function applyTour() {
 }
 
 // ------------------------------------------------------------------ start
+// A job from the address (a reload, or a share link): its levers, and for a comparison
+// the changes it made, then its progress or results.
+async function reopen(id) {
+  const job = await api(jobPath(id));
+  await choosePreset(job.spec.preset, job.spec.set);
+  if (job.kind === "compare") {
+    $("changes").replaceChildren();
+    for (const [key, value] of Object.entries(job.spec.changes)) addChange(key, value);
+    $("replicates").value = String(job.spec.replicates);
+    showTab("compare");
+    followCompare(id, state.share, job.owner);
+  } else followJob(id, state.share, job.owner);
+}
+
 async function init() {
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
   $("run").addEventListener("click", startRun);
@@ -614,7 +671,11 @@ async function init() {
   $("compare-run").addEventListener("click", startCompare);
   $("compare-cancel").addEventListener("click", () => state.compareJob && cancelJob(state.compareJob));
   $("add-change").addEventListener("click", () => addChange());
-  $("person-go").addEventListener("click", () => lookup(Number($("person-id").value)));
+  $("person-go").addEventListener("click", () => {
+    const text = $("person-id").value.trim();  // an empty box is not person #0
+    if (!/^[0-9]+$/.test(text)) { $("person-error").textContent = "person id: type a whole number (a person's #id)"; return; }
+    lookup(Number(text));
+  });
   $("audit-filter").addEventListener("input", () => state.results && renderAudit(state.results));
   $("share").addEventListener("focus", () => $("share").select());
   $("tour-start").addEventListener("click", () => showTour(0));
@@ -627,14 +688,24 @@ async function init() {
   const shared = params.get("job");
   if (shared) {
     state.share = params.get("share");
-    try {
-      const job = await api(jobPath(shared));
-      await choosePreset(job.spec.preset, job.spec.set);
-      followJob(shared, state.share, job.owner);
-    } catch (e) { $("run-error").textContent = e.message; }
+    try { await reopen(shared); } catch (e) { $("run-error").textContent = e.message; }
   } else {
-    await choosePreset("rongcheng");
+    // A reload of a page whose job is still running (or queued) reconnects to it.
+    const mine = await listJobs();
+    const open = mine.filter((j) => !["finished", "failed", "cancelled"].includes(j.state)).pop();
+    if (open) { state.share = open.share; await reopen(open.id); }
+    else await choosePreset("rongcheng");
   }
   drawLive();
+}
+
+// This browser's jobs, each a link that reopens it.
+async function listJobs() {
+  const mine = await api("/api/jobs").catch(() => []);
+  $("my-jobs").replaceChildren(...(mine.length ? mine.map((j) => el("li", {},
+    el("a", { href: "/?job=" + encodeURIComponent(j.id) + "&share=" + encodeURIComponent(j.share),
+      text: `${j.kind} of ${j.preset}, ${num(j.people)} people × ${num(j.days)} days` }), ` (${j.state})`))
+    : [el("li", { class: "muted", text: "none yet" })]));
+  return mine;
 }
 document.addEventListener("DOMContentLoaded", init);
