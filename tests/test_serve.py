@@ -249,7 +249,8 @@ def test_follow_a_person(server, finished):
     import credsim
 
     run = credsim.open(Path(server[2]) / finished["id"] / "run")
-    assert body["portal"] == str(run.lookup(pid))
+    folder = Path(server[2]) / finished["id"]
+    assert body["portal"] == str(run.lookup(pid)).replace(f"{folder}/", "")
     missing = client.get(f"/api/jobs/{finished['id']}/person/999999")
     assert missing.status_code == 404 and missing.json()["error"]
 
@@ -290,6 +291,19 @@ def test_ratings_are_shown_in_stars(server):
     assert ratings and all(1 <= e["shown"] <= 5 for e in ratings)
     assert all(e["shown"] == e["value"] / 100 and e["change"].endswith(" stars")
                for e in ratings)
+
+
+def test_no_server_folder_is_shown(server, finished):
+    """The portal view and the report name the run `run`, never the server's folder."""
+    _, client, data = server
+    pid = finished["results"]["candidates"]["wrongful"][0]
+    body = client.get(f"/api/jobs/{finished['id']}/person/{pid}").text
+    report = client.get(f"/api/jobs/{finished['id']}/download/report").text
+    status = client.get(f"/api/jobs/{finished['id']}").text
+    for shown in (body, report, status):
+        assert str(data) not in shown and str(Path(data).resolve()) not in shown
+    assert "run: scenario" in client.get(
+        f"/api/jobs/{finished['id']}/person/{pid}").json()["portal"]
 
 
 def test_downloads_by_kind(server, finished):

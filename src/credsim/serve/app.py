@@ -466,7 +466,9 @@ def _person(job: Job, pid: int) -> dict[str, Any]:
     mine = people.filter(pc.equal(people["household"], me[0]["household"])) if me else None
     household = ([] if mine is None else
                  [r for r in mine.select(["id", "age_band"]).to_pylist() if r["id"] != pid])
-    return {"record": _json_safe(data), "portal": str(record),
+    from credsim.serve.worker import hide_folder
+
+    return {"record": _json_safe(data), "portal": hide_folder(str(record), job.folder),
             "person": _json_safe(me[0] if me else {}), "household": household}
 
 

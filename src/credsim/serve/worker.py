@@ -119,7 +119,7 @@ def run_results(target: Path, folder: Path) -> dict[str, Any]:
 
     run = credsim.open(target)
     audit = run.audit()
-    run.report(folder / "report.html")
+    _report(run, folder)
     (folder / "scenario.toml").write_text(run.manifest["scenario_toml"], "utf-8")
     ts = run.table("timeseries")
     measures = []
@@ -236,6 +236,23 @@ def candidates(run) -> dict[str, list[int]]:
 # ---------------------------------------------------------------- a comparison
 
 
+def _report(results, folder: Path) -> None:
+    """The report, naming its folder as the zip does (`run`, `compare`): the server's own
+    folders are not for the page, or a share link, to see."""
+    path = results.report(folder / "report.html")
+    path.write_text(hide_folder(path.read_text("utf-8"), folder), "utf-8")
+
+
+def hide_folder(text: str, folder: Path) -> str:
+    """`text` with the job folder's absolute path (plain or HTML-escaped) cut off, so that
+    `<folder>/run` reads `run`."""
+    import html
+
+    for shown in {str(folder) + "/", html.escape(str(folder)) + "/"}:
+        text = text.replace(shown, "")
+    return text
+
+
 def _compare_job(spec: dict[str, Any], folder: Path, events) -> None:
     import credsim
 
@@ -252,7 +269,7 @@ def _compare_job(spec: dict[str, Any], folder: Path, events) -> None:
         stop.set()
         watcher.join()
     events.put({"type": "phase", "phase": "writing the report"})
-    comp.report(folder / "report.html")
+    _report(comp, folder)
     (folder / "scenario.toml").write_text(_scenarios_toml(first, second), "utf-8")
     _write_json(folder / RESULTS, compare_results(comp))
 
