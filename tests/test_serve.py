@@ -609,3 +609,87 @@ def test_the_exposure_warning_and_port_check():
         port = taken.getsockname()[1]
         with pytest.raises(InputError, match="cannot listen there"):
             _check_port("127.0.0.1", port)
+
+
+def _serve(port: int, tmp: Path, *extra: str):
+    import os
+    import subprocess
+    import sys
+
+    src = str(Path(__file__).parents[1] / "src")
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": src}
+    return subprocess.Popen([sys.executable, "-m", "credsim", "serve", "--port", str(port),
+                             "--no-browser", *extra], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_healthy(port: int, proc) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2)
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(proc.stdout.read().decode()) from None
+            time.sleep(0.2)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_failed_start_leaves_no_folder(tmp_path):
+    import socket
+    import subprocess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc = _serve(taken.getsockname()[1], tmp_path)
+        out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 2 and "cannot listen there" in out
+    proc = _serve(_free_port(), tmp_path, "--host", "192.0.2.1")  # TEST-NET: not ours
+    assert proc.wait(60) == 2, subprocess.list2cmdline(proc.args)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_stopping_the_server_mid_run_leaves_nothing_half_made(tmp_path, signum):
+    """SIGTERM, or Ctrl-C to the whole process group, during a run: the temporary folder
+    goes (without --data), and with --data no unfinished job's folder stays."""
+    import os
+    import signal
+    import urllib.request
+
+    for data in (None, tmp_path / "data"):
+        port = _free_port()
+        tmp = tmp_path / f"tmp-{port}"
+        tmp.mkdir()
+        proc = _serve(port, tmp, *(["--data", str(data)] if data else []))
+        _wait_healthy(port, proc)
+        body = json.dumps({"preset": "rongcheng",
+                           "set": {"run.people": 2000, "run.days": 1500}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/jobs", data=body,
+                                         headers={"Content-Type": "application/json"})
+        job = json.loads(urllib.request.urlopen(request, timeout=30).read())
+        deadline = time.monotonic() + 60
+        while not (folder := (data or next(tmp.iterdir())) / job["id"]).exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1.5)  # the worker is simulating
+        if signum == "SIGINT":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0].decode()
+        assert "Traceback" not in out, out
+        assert not folder.exists(), sorted(folder.rglob("*"))
+        assert list(tmp.iterdir()) == [], out

@@ -4,6 +4,7 @@ the browser, and run uvicorn until Ctrl-C."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -55,6 +56,10 @@ def _check_port(host: str, port: int) -> None:
                              f"({exc.strerror or exc})") from None
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def serve(host: str, port: int, open_browser: bool, data: Path | None, limits: Limits,
           say=print) -> None:
     import uvicorn
@@ -62,6 +67,7 @@ def serve(host: str, port: int, open_browser: bool, data: Path | None, limits: L
     from credsim.serve.app import Config, create_app
 
     check_limits(limits)
+    _check_port(host, port)  # before any folder is made: a failed start leaves nothing
     owned = None
     if data is None:
         owned = Path(tempfile.mkdtemp(prefix="credsim-serve-"))
@@ -73,7 +79,6 @@ def serve(host: str, port: int, open_browser: bool, data: Path | None, limits: L
         except OSError as exc:
             raise InputError(f"--data {data}: cannot create the folder ({exc.strerror})"
                              ) from None
-    _check_port(host, port)
     warning = exposure_warning(host)
     if warning:
         say(warning, loud=True)
@@ -86,8 +91,12 @@ def serve(host: str, port: int, open_browser: bool, data: Path | None, limits: L
     server = uvicorn.Server(config)
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    # uvicorn shuts down on SIGTERM, then raises the signal again: as an exit (rather than
+    # the default, which ends the process at once) it lets the temporary folder go.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         server.run()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if owned is not None:
             shutil.rmtree(owned, ignore_errors=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import threading
 import time
 from html.parser import HTMLParser
@@ -32,6 +33,10 @@ CANDIDATES = 12  # people offered in each list of the follow-a-person panel
 def main(spec: dict[str, Any], folder: str, events) -> None:
     """The worker process: run the job of `spec` into `folder`, reporting on `events`."""
     from credsim.errors import InputError, first_line
+
+    # Ctrl-C in the terminal reaches the whole process group; the server stops its
+    # workers itself (and removes their folders), so a worker does not die mid-write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     try:
         if spec["kind"] == "run":
