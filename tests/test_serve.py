@@ -598,9 +598,11 @@ def test_the_exposure_warning_and_port_check():
     from credsim.errors import InputError
     from credsim.serve.server import _check_port, allowed_hosts, exposure_warning
 
-    assert exposure_warning("127.0.0.1") is None
-    assert "WARNING" in exposure_warning("0.0.0.0")
-    assert allowed_hosts("0.0.0.0") == ("*",)
+    assert exposure_warning("127.0.0.1") is None and exposure_warning("127.0.0.2") is None
+    assert exposure_warning("::1") is None
+    warning = exposure_warning("0.0.0.0")
+    assert "WARNING" in warning and "DNS rebinding" in warning and "--allow-host" in warning
+    assert "*" not in allowed_hosts("0.0.0.0")
     import socket
 
     with socket.socket() as taken:
@@ -693,3 +695,18 @@ def test_stopping_the_server_mid_run_leaves_nothing_half_made(tmp_path, signum):
         assert "Traceback" not in out, out
         assert not folder.exists(), sorted(folder.rglob("*"))
         assert list(tmp.iterdir()) == [], out
+
+
+def test_every_interface_still_checks_the_host(tmp_path):
+    """Bound to 0.0.0.0 the lab answers to this machine's names and --allow-host names
+    only: a rebinding site's name (Host: evil.example) is refused."""
+    import socket
+
+    from credsim.serve.server import allowed_hosts
+
+    app = create_app(Config(tmp_path, allowed_hosts=allowed_hosts("0.0.0.0", ("lab.example",))))
+    with TestClient(app) as client:
+        for name in ("127.0.0.1:8765", socket.gethostname(), "lab.example:80"):
+            assert client.get("/api/health", headers={"host": name}).status_code == 200, name
+        for name in ("evil.example", "lab.example.evil.example", "127.0.0.1.nip.io"):
+            assert client.get("/api/health", headers={"host": name}).status_code == 400, name
