@@ -87,6 +87,16 @@ def test_presets_and_levers_come_from_the_schema(server):
     assert keys - {"name", "description"} == set(levers)
 
 
+def test_people_and_days_levers_end_at_the_servers_limits(server):
+    _, client, _ = server
+    limits = client.get("/api/levers/rongcheng").json()["limits"]
+    levers = {lv["key"]: lv for lv in client.get("/api/levers/rongcheng").json()["levers"]}
+    for key, most in (("run.people", limits["max_people"]), ("run.days", limits["max_days"])):
+        lever = levers[key]
+        assert lever["max"] == most and lever["slider"]["max"] <= most, lever
+        assert f"{most:,}" in lever["allowed"] and "credsim serve --max-" in lever["allowed"]
+
+
 def test_a_bad_value_is_refused_with_the_schemas_message(server):
     _, client, _ = server
     r = client.post("/api/validate", json={"preset": "rongcheng",
@@ -219,6 +229,14 @@ def test_a_run_streams_its_days_and_finishes_with_results(server, finished):
     text = client.get(f"/api/jobs/{finished['id']}/events").text
     assert "event: end" in text and '"state": "finished"' in text
     assert (data / finished["id"] / "results.json").is_file()
+
+
+def test_the_summary_points_to_the_pages_download_not_the_command_line(finished):
+    from credsim.serve.worker import CLI_BASELINE_HINT, LAB_BASELINE_HINT
+
+    texts = " ".join(item["text"] for item in finished["results"]["story"])
+    assert CLI_BASELINE_HINT not in texts and "credsim report" not in texts
+    assert LAB_BASELINE_HINT in texts  # rongcheng's run has no baseline
 
 
 def test_the_event_stream_carries_each_days_row(server):

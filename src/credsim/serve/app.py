@@ -120,7 +120,8 @@ def create_app(config: Config) -> FastAPI:
 
         sc = _load(_preset(preset), {})
         return {"preset": preset, "limits": asdict(config.limits),
-                "levers": make(sc.model_dump(mode="json"))}
+                "levers": [_within_limits(lv, config.limits)
+                           for lv in make(sc.model_dump(mode="json"))]}
 
     @app.post("/api/validate")
     async def validate(request: Request) -> dict[str, Any]:
@@ -314,6 +315,24 @@ def _check_limits(scenario, limits: Limits) -> None:
     if days > limits.max_days:
         raise Refused(f"run.days: {days:,} is over this server's limit of {limits.max_days:,} "
                       "days (credsim serve --max-days)")
+
+
+def _within_limits(lever: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """People and days as this server allows them: the lever's range, its slider and the
+    words beside it end at the server's limit, not the schema's."""
+    limit = {"run.people": (limits.max_people, "--max-people"),
+             "run.days": (limits.max_days, "--max-days")}.get(lever["key"])
+    if limit is None:
+        return lever
+    most, option = limit
+    lever = {**lever, "max": min(lever["max"], most)}
+    lever["allowed"] = (f"{lever['min']:,} to {lever['max']:,} on this server "
+                        f"(credsim serve {option})")
+    if "slider" in lever:
+        top = min(lever["slider"]["max"], most)
+        lever["slider"] = {**lever["slider"], "max": top,
+                           "min": min(lever["slider"]["min"], top)}
+    return lever
 
 
 def _verdict(body: dict[str, Any], limits: Limits) -> dict[str, Any]:

@@ -27,6 +27,9 @@ HEADLINE = (
     "disproportionate_share", "fall_to_c_within_year", "voice_per_1000_person_days",
     "ties_dropped_per_1000", "isolated_critics_share", "gini_score",
 )
+CLI_BASELINE_HINT = "`credsim report RUN --baseline BASE` adds them."
+LAB_BASELINE_HINT = ("the lab runs no baseline; take the run away (the zip, under Take "
+                     "it away) to report it against one.")
 CANDIDATES = 12  # people offered in each list of the follow-a-person panel
 
 
@@ -168,7 +171,11 @@ def story(target: Path) -> list[dict[str, str]]:
     from credsim.audit import report
 
     d = report._load_run(target)
-    return _items(report._run_summary(d, report._M(d.measures)))
+    items = _items(report._run_summary(d, report._M(d.measures)))
+    # The report's hint is for the command line; in the lab the run is taken away first.
+    for item in items:
+        item["text"] = item["text"].replace(CLI_BASELINE_HINT, LAB_BASELINE_HINT)
+    return items
 
 
 class _Items(HTMLParser):

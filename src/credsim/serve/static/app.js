@@ -34,6 +34,7 @@ function pct(v) { return v === null || v === undefined ? "n/a" : (100 * v).toFix
 function duration(s) {
   if (s === undefined || s === null) return "";
   if (s < 60) return Math.round(s) + " s";
+  if (s >= 3600) return Math.floor(s / 3600) + " h " + Math.round((s % 3600) / 60) + " min";
   return Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
 }
 
@@ -102,6 +103,7 @@ async function choosePreset(name, overrides = {}) {
   renderLevers();
   renderChangeOptions();
   validate();
+  showEstimate();
 }
 
 // ------------------------------------------------------------------ levers
@@ -202,6 +204,18 @@ function parseNumber(text) {
 }
 function parseJson(text) { try { return JSON.parse(text); } catch { return text; } }
 
+// Person-days per second: the last run's, else about what a 20,000-person year takes on
+// a 2-core machine, society built and tables written (7.3 million person-days in 3-4 s).
+const TYPICAL_RATE = 2e6;
+function showEstimate() {
+  const people = Number(currentValue(state.levers.find((l) => l.key === "run.people") || {}));
+  const days = Number(currentValue(state.levers.find((l) => l.key === "run.days") || {}));
+  if (!(people > 0 && days > 0)) { $("estimate").textContent = ""; return; }
+  const rate = state.rate || TYPICAL_RATE;
+  $("estimate").textContent = `${num(people)} people × ${num(days)} days: about ${duration(people * days / rate)}` +
+    (state.rate ? " at the last run's speed" : " on a typical 2-core machine");
+}
+
 function setLever(lever, value) {
   if (JSON.stringify(value) === JSON.stringify(lever.value)) delete state.overrides[lever.key];
   else state.overrides[lever.key] = value;
@@ -209,6 +223,7 @@ function setLever(lever, value) {
   if (box) box.classList.toggle("changed", lever.key in state.overrides);
   clearTimeout(state.validateTimer);
   state.validateTimer = setTimeout(validate, 250);
+  if (lever.key === "run.people" || lever.key === "run.days") showEstimate();
 }
 
 async function validate() {
@@ -266,6 +281,7 @@ function onProgress(p) {
   let text = `${p.state}: ${p.phase}`;
   if (p.state === "running" && p.done) {
     text = `day ${p.done} of ${p.days} · ${num(Math.round(p.person_days_per_second || 0))} person-days/s · ${duration(p.eta_seconds)} left`;
+    if (p.person_days_per_second) state.rate = p.person_days_per_second;
   }
   if (p.state === "queued") text = "queued: waiting for a free worker";
   if (p.state === "finished") text = "reading the results";
