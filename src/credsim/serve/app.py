@@ -4,8 +4,9 @@ the page in static/.
 Safety, in short (docs/dashboard.md says more): requests are validated with the scenario
 schema, as the command line's --set is; presets are chosen by name, never by path; every
 job, download and lookup is reached through a job id the server made and a fixed kind;
-a job is visible only to the browser session that started it or to a holder of its share
-token; the Host header must be one the server answers to, and writes must be JSON from
+a job is visible only to the browser session that started it (a session cookie this
+server signed) or to a holder of its share token; a body is capped before it is read; the
+Host header must be one the server answers to, and writes must be JSON from
 the page's own origin.
 """
 
