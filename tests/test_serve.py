@@ -87,6 +87,16 @@ def test_presets_and_levers_come_from_the_schema(server):
     assert keys - {"name", "description"} == set(levers)
 
 
+def test_people_and_days_levers_end_at_the_servers_limits(server):
+    _, client, _ = server
+    limits = client.get("/api/levers/rongcheng").json()["limits"]
+    levers = {lv["key"]: lv for lv in client.get("/api/levers/rongcheng").json()["levers"]}
+    for key, most in (("run.people", limits["max_people"]), ("run.days", limits["max_days"])):
+        lever = levers[key]
+        assert lever["max"] == most and lever["slider"]["max"] <= most, lever
+        assert f"{most:,}" in lever["allowed"] and "credsim serve --max-" in lever["allowed"]
+
+
 def test_a_bad_value_is_refused_with_the_schemas_message(server):
     _, client, _ = server
     r = client.post("/api/validate", json={"preset": "rongcheng",
@@ -221,6 +231,14 @@ def test_a_run_streams_its_days_and_finishes_with_results(server, finished):
     assert (data / finished["id"] / "results.json").is_file()
 
 
+def test_the_summary_points_to_the_pages_download_not_the_command_line(finished):
+    from credsim.serve.worker import CLI_BASELINE_HINT, LAB_BASELINE_HINT
+
+    texts = " ".join(item["text"] for item in finished["results"]["story"])
+    assert CLI_BASELINE_HINT not in texts and "credsim report" not in texts
+    assert LAB_BASELINE_HINT in texts  # rongcheng's run has no baseline
+
+
 def test_the_event_stream_carries_each_days_row(server):
     app, client, _ = server
     r = client.post("/api/jobs", json={"preset": "baseline", "set": SMALL})
@@ -249,9 +267,61 @@ def test_follow_a_person(server, finished):
     import credsim
 
     run = credsim.open(Path(server[2]) / finished["id"] / "run")
-    assert body["portal"] == str(run.lookup(pid))
+    folder = Path(server[2]) / finished["id"]
+    assert body["portal"] == str(run.lookup(pid)).replace(f"{folder}/", "")
     missing = client.get(f"/api/jobs/{finished['id']}/person/999999")
     assert missing.status_code == 404 and missing.json()["error"]
+
+
+def test_a_persons_timeline_reads_as_lookup_does(server, finished):
+    """Grades by name with their sense; every change in the words of `credsim lookup`."""
+    import credsim
+
+    _, client, data = server
+    run = credsim.open(Path(data) / finished["id"] / "run")
+    pids = finished["results"]["candidates"]["wrongful"][:3]
+    grades = 0
+    for pid in pids:
+        shown = client.get(f"/api/jobs/{finished['id']}/person/{pid}").json()["record"]
+        for row, entry in zip(shown["ledger"], run.lookup(pid).record.ledger, strict=True):
+            assert row["change"].startswith(entry.change) and row["shown"] == entry.value
+            if entry.kind == "grade" and entry.delta:
+                grades += 1
+                sense = "worse" if entry.grades.index(entry.change.split(" -> ")[1]) > \
+                    entry.grades.index(entry.change.split(" -> ")[0]) else "better"
+                assert row["change"] == f"{entry.change}, {sense}"
+    assert grades, "the wrongfully sanctioned should have changed grade"
+
+
+def test_ratings_are_shown_in_stars(server):
+    import credsim
+
+    _, client, data = server
+    r = client.post("/api/jobs", json={"preset": "nosedive", "set": SMALL})
+    assert r.status_code == 201, r.text
+    job = wait_for(client, r.json()["id"], ("finished", "failed", "cancelled"))
+    assert job["state"] == "finished", job
+    run = credsim.open(Path(data) / job["id"] / "run")
+    pid = next(p for p in range(2000) if any(
+        e.kind == "rating" for e in run.lookup(p).record.ledger))
+    ledger = client.get(f"/api/jobs/{job['id']}/person/{pid}").json()["record"]["ledger"]
+    ratings = [e for e in ledger if e["kind"] == "rating"]
+    assert ratings and all(1 <= e["shown"] <= 5 for e in ratings)
+    assert all(e["shown"] == e["value"] / 100 and e["change"].endswith(" stars")
+               for e in ratings)
+
+
+def test_no_server_folder_is_shown(server, finished):
+    """The portal view and the report name the run `run`, never the server's folder."""
+    _, client, data = server
+    pid = finished["results"]["candidates"]["wrongful"][0]
+    body = client.get(f"/api/jobs/{finished['id']}/person/{pid}").text
+    report = client.get(f"/api/jobs/{finished['id']}/download/report").text
+    status = client.get(f"/api/jobs/{finished['id']}").text
+    for shown in (body, report, status):
+        assert str(data) not in shown and str(Path(data).resolve()) not in shown
+    assert "run: scenario" in client.get(
+        f"/api/jobs/{finished['id']}/person/{pid}").json()["portal"]
 
 
 def test_downloads_by_kind(server, finished):
@@ -338,6 +408,175 @@ def test_session_cookie_is_http_only(server):
     assert "samesite=strict" in cookie.lower()
 
 
+FORGED = "EvilFixedSessionTokenAAAAAAAAAAAAAAAAAAAAAA"
+
+
+@pytest.mark.parametrize("planted", [FORGED, "a" * 43 + "." + "b" * 43, "x.y", "%C3%A9." * 9])
+def test_a_planted_cookie_gets_a_fresh_session(server, planted):
+    """Another page on this machine can set a cookie for 127.0.0.1 (cookies ignore the
+    port); the server must not adopt it as a session."""
+    app, _, _ = server
+    victim = other_client(app)
+    victim.cookies.set("credsim_session", planted)
+    r = victim.get("/api/jobs")
+    issued = r.cookies.get("credsim_session")
+    assert issued and issued != planted
+
+
+def test_a_forged_cookie_cannot_reach_anothers_jobs(server):
+    app, _, _ = server
+    victim, attacker = other_client(app), other_client(app)
+    victim.cookies.set("credsim_session", FORGED)
+    r = victim.post("/api/jobs", json={"preset": "baseline", "set": SMALL})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    try:
+        attacker.cookies.set("credsim_session", FORGED)
+        assert job_id not in {j["id"] for j in attacker.get("/api/jobs").json()}
+        assert attacker.get(f"/api/jobs/{job_id}").status_code == 404
+        assert attacker.post(f"/api/jobs/{job_id}/cancel", json={}).status_code == 404
+        assert job_id in {j["id"] for j in victim.get("/api/jobs").json()}
+    finally:
+        victim.post(f"/api/jobs/{job_id}/cancel", json={})
+
+
+def test_a_signed_cookie_is_honoured_by_its_server_only(server, tmp_path):
+    app, client, _ = server
+    client.get("/api/jobs")
+    token = client.cookies.get("credsim_session")
+    again = other_client(app)
+    again.cookies.set("credsim_session", token)
+    assert "credsim_session" not in again.get("/api/jobs").cookies  # kept, not replaced
+    foreign = TestClient(create_app(Config(tmp_path, allowed_hosts=HOSTS)))
+    foreign.cookies.set("credsim_session", token)
+    assert foreign.get("/api/jobs").cookies.get("credsim_session") != token
+
+
+# ---------------------------------------------------------------- hostile bodies
+
+
+def _nested(depth: int, shape: str):
+    value: object = 1
+    for _ in range(depth):
+        value = [value] if shape == "list" else {"a": value}
+    return value
+
+
+DEEP = [(shape, depth) for shape in ("list", "dict") for depth in (17, 600, 5000)]
+
+
+@pytest.mark.parametrize("shape,depth", DEEP)
+def test_deep_values_are_refused_by_credsim_load(shape, depth):
+    import credsim
+    from credsim.errors import InputError
+
+    with pytest.raises(InputError, match="nested more than 16 levels deep"):
+        credsim.load("rongcheng", set={"points.deltas": _nested(depth, shape)})
+
+
+@pytest.mark.parametrize("shape,depth", DEEP)
+@pytest.mark.parametrize("where", ["validate", "set", "changes"])
+def test_deep_json_gets_one_clear_answer(server, shape, depth, where):
+    """As the browser sends it: JSON text (json.dumps itself recurses, so it is written)."""
+    _, client, _ = server
+    opening, closing = ("[", "]") if shape == "list" else ('{"a":', "}")
+    deep = '{"run.deep":' + opening * depth + "1" + closing * depth + "}"
+    small = json.dumps(SMALL)[1:-1]
+
+    def post(path: str, text: str):
+        return client.post(path, content=text, headers={"content-type": "application/json"})
+
+    if where == "validate":
+        r = post("/api/validate", '{"preset": "rongcheng", "set": ' + deep + "}")
+        # Refused by the JSON decoder as a whole, or by the schema beside its lever.
+        verdict = r.json()
+        message = verdict["error"] if r.status_code == 400 else verdict["errors"]["run.deep"]
+        assert r.status_code in (200, 400), r.text
+        assert "nested more than 16 levels deep" in message
+        return
+    if where == "set":
+        body = '{"preset": "rongcheng", "set": {' + small + "," + deep[1:] + "}"
+    else:
+        body = ('{"preset": "rongcheng", "kind": "compare", "set": {' + small
+                + '}, "changes": ' + deep + "}")
+    r = post("/api/jobs", body)
+    assert r.status_code == 400, r.text
+    assert "nested more than 16 levels deep" in r.json()["error"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(st.recursive(st.integers() | st.text(max_size=3),
+                    lambda kids: st.lists(kids, max_size=2) | st.dictionaries(
+                        st.text(max_size=2), kids, max_size=2), max_leaves=60))
+def test_any_nested_value_gets_a_verdict_not_a_crash(server, value):
+    _, client, _ = server
+    r = client.post("/api/validate", json={"preset": "rongcheng",
+                                          "set": {"points.deltas": value}})
+    assert r.status_code == 200, r.text
+    assert r.json()["ok"] is False
+
+
+def test_a_body_declared_too_large_is_refused_before_reading(server):
+    _, client, _ = server
+    read = []
+
+    def body():
+        read.append(1)
+        yield b"{}"
+
+    r = client.post("/api/validate", content=body(),
+                    headers={"content-type": "application/json",
+                             "content-length": str(10**9)})
+    assert r.status_code == 413 and "request too large" in r.json()["error"]
+    assert client.post("/api/validate", content=b"{}", headers={
+        "content-type": "application/json", "content-length": "many"}).status_code == 400
+
+
+def test_a_streamed_body_is_cut_off_at_the_limit():
+    """A body without Content-Length (chunked): the server stops reading at the limit.
+    (TestClient buffers what it sends, so the app's reader is given the chunks itself.)"""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from credsim.serve.app import MAX_BODY_BYTES, Refused, _read_capped
+
+    chunk, received = b" " * 65536, []
+
+    async def receive():
+        received.append(1)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+    with pytest.raises(Refused, match="request too large") as refused:
+        asyncio.run(_read_capped(request))
+    assert refused.value.status == 413
+    assert len(received) == MAX_BODY_BYTES // len(chunk) + 1
+
+
+# ---------------------------------------------------------------- the tour
+
+
+def test_the_journalist_step_shows_wrongful_sanctions(tmp_path):
+    """The tour's second step, run at its own size and the preset's seed, sanctions some
+    of the critics on insiders' fabricated records: the step has something to show."""
+    from importlib import resources
+
+    import credsim
+
+    tour = json.loads((resources.files("credsim.serve") / "static" / "tour.json").read_text())
+    step = next(s for s in tour if s["title"].startswith("A journalist"))
+    run = credsim.run(step["preset"], set=step["set"], out=tmp_path / "run")
+    wrongful = run.sql(
+        "SELECT s.id, count(*) AS uses FROM sanctions s WHERE s.wrongful AND "
+        "s.effect = 'sanction' GROUP BY s.id").to_pylist()
+    assert wrongful, "nobody wrongfully sanctioned: the step shows nothing"
+    edited = {r["id"] for r in run.sql(
+        "SELECT DISTINCT id FROM ledger WHERE record = 'insider'").to_pylist()}
+    assert {r["id"] for r in wrongful} & edited, "sanctions should follow insiders' edits"
+
+
 # ---------------------------------------------------------------- cancelling and queueing
 
 
@@ -377,9 +616,11 @@ def test_the_exposure_warning_and_port_check():
     from credsim.errors import InputError
     from credsim.serve.server import _check_port, allowed_hosts, exposure_warning
 
-    assert exposure_warning("127.0.0.1") is None
-    assert "WARNING" in exposure_warning("0.0.0.0")
-    assert allowed_hosts("0.0.0.0") == ("*",)
+    assert exposure_warning("127.0.0.1") is None and exposure_warning("127.0.0.2") is None
+    assert exposure_warning("::1") is None
+    warning = exposure_warning("0.0.0.0")
+    assert "WARNING" in warning and "DNS rebinding" in warning and "--allow-host" in warning
+    assert "*" not in allowed_hosts("0.0.0.0")
     import socket
 
     with socket.socket() as taken:
@@ -388,3 +629,102 @@ def test_the_exposure_warning_and_port_check():
         port = taken.getsockname()[1]
         with pytest.raises(InputError, match="cannot listen there"):
             _check_port("127.0.0.1", port)
+
+
+def _serve(port: int, tmp: Path, *extra: str):
+    import os
+    import subprocess
+    import sys
+
+    src = str(Path(__file__).parents[1] / "src")
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": src}
+    return subprocess.Popen([sys.executable, "-m", "credsim", "serve", "--port", str(port),
+                             "--no-browser", *extra], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_healthy(port: int, proc) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2)
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(proc.stdout.read().decode()) from None
+            time.sleep(0.2)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_failed_start_leaves_no_folder(tmp_path):
+    import socket
+    import subprocess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc = _serve(taken.getsockname()[1], tmp_path)
+        out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 2 and "cannot listen there" in out
+    proc = _serve(_free_port(), tmp_path, "--host", "192.0.2.1")  # TEST-NET: not ours
+    assert proc.wait(60) == 2, subprocess.list2cmdline(proc.args)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_stopping_the_server_mid_run_leaves_nothing_half_made(tmp_path, signum):
+    """SIGTERM, or Ctrl-C to the whole process group, during a run: the temporary folder
+    goes (without --data), and with --data no unfinished job's folder stays."""
+    import os
+    import signal
+    import urllib.request
+
+    for data in (None, tmp_path / "data"):
+        port = _free_port()
+        tmp = tmp_path / f"tmp-{port}"
+        tmp.mkdir()
+        proc = _serve(port, tmp, *(["--data", str(data)] if data else []))
+        _wait_healthy(port, proc)
+        body = json.dumps({"preset": "rongcheng",
+                           "set": {"run.people": 2000, "run.days": 1500}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/jobs", data=body,
+                                         headers={"Content-Type": "application/json"})
+        job = json.loads(urllib.request.urlopen(request, timeout=30).read())
+        deadline = time.monotonic() + 60
+        while not (folder := (data or next(tmp.iterdir())) / job["id"]).exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1.5)  # the worker is simulating
+        if signum == "SIGINT":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0].decode()
+        assert "Traceback" not in out, out
+        assert not folder.exists(), sorted(folder.rglob("*"))
+        assert list(tmp.iterdir()) == [], out
+
+
+def test_every_interface_still_checks_the_host(tmp_path):
+    """Bound to 0.0.0.0 the lab answers to this machine's names and --allow-host names
+    only: a rebinding site's name (Host: evil.example) is refused."""
+    import socket
+
+    from credsim.serve.server import allowed_hosts
+
+    app = create_app(Config(tmp_path, allowed_hosts=allowed_hosts("0.0.0.0", ("lab.example",))))
+    with TestClient(app) as client:
+        for name in ("127.0.0.1:8765", socket.gethostname(), "lab.example:80"):
+            assert client.get("/api/health", headers={"host": name}).status_code == 200, name
+        for name in ("evil.example", "lab.example.evil.example", "127.0.0.1.nip.io"):
+            assert client.get("/api/health", headers={"host": name}).status_code == 400, name

@@ -144,3 +144,70 @@ def test_a_user_runs_reads_compares_follows_and_downloads(page, server):
     assert "B − A (paired, 95 %)" in table and "[" in table
     assert page.locator("#chart-forest .main-svg").count() >= 1
     assert page.errors == []
+
+
+def test_a_comparison_is_shared_taken_away_and_survives_a_reload(page, server):
+    """After the comparison above: its downloads and share link; the address names it, so
+    a reload reconnects; another browser opening the link sees the job's own change."""
+    page.click('[data-tab="downloads"]')
+    assert page.locator('#downloads [data-kind="report"]').count() == 1
+    link = page.input_value("#share")
+    assert "?job=" in link and "&share=" in link
+    assert page.url == link
+    compare_id = link.split("?job=")[1].split("&")[0]
+    assert page.locator(f'#my-jobs a[href*="{compare_id}"]').count() == 1
+
+    page.reload()
+    page.wait_for_function(
+        "document.getElementById('compare-text').textContent.startsWith('finished')",
+        timeout=60_000)
+    assert "B − A (paired, 95 %)" in page.inner_text("#compare")
+
+    browser = page.context.browser
+    other = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    errors: list[str] = []
+    other.on("pageerror", lambda e: errors.append(str(e)))
+    other.goto(link)
+    other.wait_for_function(
+        "document.getElementById('compare-text').textContent.startsWith('finished')",
+        timeout=60_000)
+    key = other.input_value("#changes .change select")
+    value = other.input_value("#changes .change [data-control]")
+    assert (key, value) == ("safeguards.review_capacity", "200")
+    assert other.is_disabled("#compare-cancel")  # a share link reads; it does not cancel
+    assert errors == [] and page.errors == []
+    other.context.close()
+
+
+def test_a_reload_reconnects_to_a_running_job(page, server):
+    page.goto(server[0])
+    page.wait_for_selector(".card.chosen")
+    _set(page, "run.people", "2000")
+    _set(page, "run.days", "1500")
+    page.wait_for_function("!document.getElementById('run').disabled")
+    page.click("#run")
+    page.wait_for_function("location.search.startsWith('?job=')")
+    job_id = page.evaluate("new URLSearchParams(location.search).get('job')")
+    page.goto(server[0])  # the bare address, as a user retyping it
+    page.wait_for_function(
+        f"new URLSearchParams(location.search).get('job') === {job_id!r}", timeout=30_000)
+    page.wait_for_function("!document.getElementById('cancel').disabled")
+    page.click("#cancel")
+    page.wait_for_function(
+        "document.getElementById('progress-text').textContent.startsWith('cancelled')",
+        timeout=60_000)
+
+
+def test_a_true_false_change_is_chosen_not_typed(page, server):
+    page.click('[data-tab="compare"]')
+    page.click("#add-change")
+    row = page.locator("#changes .change").last
+    toggle = page.evaluate(
+        "state.levers.find((l) => l.control === 'toggle' && l.group !== 'run').key")
+    row.locator("select").first.select_option(toggle)
+    control = row.locator("[data-control]")
+    assert control.evaluate("n => n.tagName") == "SELECT"
+    assert sorted(control.locator("option").all_inner_texts()) == ["false", "true"]
+    control.select_option("true")
+    assert page.evaluate("changes()")[toggle] is True
+    assert page.errors == []

@@ -611,6 +611,9 @@ def serve(
     max_per_browser: Annotated[int, typer.Option(
         metavar="N", help="Most jobs queued or running for one browser.")] = 3,
     concurrency: Annotated[int, typer.Option(metavar="N", help="Jobs run at once.")] = 1,
+    allow_host: Annotated[list[str] | None, typer.Option(
+        metavar="NAME", help="Also answer to this Host name (repeatable), e.g. the name "
+        "others reach this machine by.")] = None,
 ) -> None:
     """The lab in the browser: presets, levers, runs with live charts, the audit,
     comparisons, one person's story and the downloads (docs/dashboard.md)."""
@@ -624,7 +627,8 @@ def serve(
                     max_queued=max_queued, max_per_session=max_per_browser,
                     concurrency=concurrency)
     try:
-        start(host, port, not no_browser, data, limits, say=say)
+        start(host, port, not no_browser, data, limits, say=say,
+              allow_hosts=tuple(allow_host or ()))
     except InputError as exc:
         _fail(str(exc))
 

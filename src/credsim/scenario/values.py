@@ -12,6 +12,10 @@ from typing import Any
 from credsim.errors import InputError
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+# Deeper than any scenario (load.MAX_DEPTH is 16): _plain stops converting there and leaves
+# the value to validation's iterative depth check, which refuses it with its own message,
+# rather than recursing into thousands of levels.
+_PLAIN_DEPTH = 32
 
 
 def set_value(data: dict[str, Any], key: str, value: Any, label: str) -> None:
@@ -35,12 +39,14 @@ def set_path(data: dict[str, Any], parts: list[str], value: Any, label: str) -> 
     node[parts[-1]] = value
 
 
-def _plain(value: Any, label: str) -> Any:
+def _plain(value: Any, label: str, depth: int = 0) -> Any:
     """Tuples as lists, mappings as dicts: the shapes a TOML file gives."""
+    if depth > _PLAIN_DEPTH:
+        return value
     if isinstance(value, Mapping):
-        return {str(k): _plain(v, label) for k, v in value.items()}
+        return {str(k): _plain(v, label, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v, label) for v in value]
+        return [_plain(v, label, depth + 1) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
     raise InputError(f"{label}: {type(value).__name__} values are not allowed; use numbers, "

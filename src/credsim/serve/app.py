@@ -4,17 +4,20 @@ the page in static/.
 Safety, in short (docs/dashboard.md says more): requests are validated with the scenario
 schema, as the command line's --set is; presets are chosen by name, never by path; every
 job, download and lookup is reached through a job id the server made and a fixed kind;
-a job is visible only to the browser session that started it or to a holder of its share
-token; the Host header must be one the server answers to, and writes must be JSON from
+a job is visible only to the browser session that started it (a session cookie this
+server signed) or to a holder of its share token; a body is capped before it is read; the
+Host header must be one the server answers to, and writes must be JSON from
 the page's own origin.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import math
-import re
 import secrets
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -31,7 +34,6 @@ from credsim.errors import InputError
 from credsim.serve.jobs import DOWNLOADS, ENDED, FINISHED, Job, Jobs, LimitError, Limits
 
 COOKIE = "credsim_session"
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_BODY_BYTES = 200_000
 MAX_OVERRIDES = 200
 SSE_INTERVAL_SECONDS = 0.2
@@ -42,6 +44,8 @@ class Config:
     data: Path
     limits: Limits = field(default_factory=Limits)
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+    # Signs the session cookies this server issues; a new one each start.
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
 
 class Refused(Exception):
@@ -72,9 +76,11 @@ def create_app(config: Config) -> FastAPI:
             if problem:
                 return JSONResponse({"error": problem}, status_code=403)
         token = request.cookies.get(COOKIE, "")
-        fresh = not _TOKEN.fullmatch(token)
+        # Cookies are shared by every port of a host, so another page on this machine can
+        # plant one: only a token this server signed names a session.
+        fresh = not _issued(token, config.secret)
         if fresh:
-            token = secrets.token_urlsafe(32)
+            token = _new_session(config.secret)
         request.state.session = token
         response = await call_next(request)
         if fresh:
@@ -115,7 +121,8 @@ def create_app(config: Config) -> FastAPI:
 
         sc = _load(_preset(preset), {})
         return {"preset": preset, "limits": asdict(config.limits),
-                "levers": make(sc.model_dump(mode="json"))}
+                "levers": [_within_limits(lv, config.limits)
+                           for lv in make(sc.model_dump(mode="json"))]}
 
     @app.post("/api/validate")
     async def validate(request: Request) -> dict[str, Any]:
@@ -201,18 +208,62 @@ def _write_problem(request: Request) -> str:
     return ""
 
 
+def _signature(nonce: str, secret: bytes) -> str:
+    mac = hmac.new(secret, nonce.encode("ascii"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
+def _new_session(secret: bytes) -> str:
+    """A session token: a random nonce and its HMAC under the server's secret."""
+    nonce = secrets.token_urlsafe(32)
+    return f"{nonce}.{_signature(nonce, secret)}"
+
+
+def _issued(token: str, secret: bytes) -> bool:
+    """Whether this server signed `token` (compared in constant time)."""
+    nonce, dot, mac = token.partition(".")
+    if not dot or not nonce.isascii() or len(token) > 200:
+        return False
+    return hmac.compare_digest(mac.encode("ascii", "replace"),
+                               _signature(nonce, secret).encode("ascii"))
+
+
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise Refused(f"request too large (at most {MAX_BODY_BYTES:,} bytes)", 413)
+    raw = await _read_capped(request)
     try:
         # NaN and Infinity are refused here, as a scenario file refuses them.
         body = json.loads(raw or b"{}", parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         raise Refused(f"the request is not valid JSON ({exc})") from None
+    except RecursionError:  # the JSON decoder recurses, as tomllib does
+        from credsim.scenario.load import MAX_DEPTH
+
+        raise Refused(f"the request is nested more than {MAX_DEPTH} levels deep") from None
     if not isinstance(body, dict):
         raise Refused("the request must be a JSON object")
     return body
+
+
+def _too_large() -> Refused:
+    return Refused(f"request too large (at most {MAX_BODY_BYTES:,} bytes)", 413)
+
+
+async def _read_capped(request: Request) -> bytes:
+    """The body, refused before reading when Content-Length says it is too large, and
+    while reading once a body sent without one (chunked) passes the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise Refused("Content-Length: expected a number of bytes")
+        if int(declared) > MAX_BODY_BYTES:
+            raise _too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _no_constant(name: str):
@@ -265,6 +316,24 @@ def _check_limits(scenario, limits: Limits) -> None:
     if days > limits.max_days:
         raise Refused(f"run.days: {days:,} is over this server's limit of {limits.max_days:,} "
                       "days (credsim serve --max-days)")
+
+
+def _within_limits(lever: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """People and days as this server allows them: the lever's range, its slider and the
+    words beside it end at the server's limit, not the schema's."""
+    limit = {"run.people": (limits.max_people, "--max-people"),
+             "run.days": (limits.max_days, "--max-days")}.get(lever["key"])
+    if limit is None:
+        return lever
+    most, option = limit
+    lever = {**lever, "max": min(lever["max"], most)}
+    lever["allowed"] = (f"{lever['min']:,} to {lever['max']:,} on this server "
+                        f"(credsim serve {option})")
+    if "slider" in lever:
+        top = min(lever["slider"]["max"], most)
+        lever["slider"] = {**lever["slider"], "max": top,
+                           "min": min(lever["slider"]["min"], top)}
+    return lever
 
 
 def _verdict(body: dict[str, Any], limits: Limits) -> dict[str, Any]:
@@ -408,6 +477,8 @@ def _person(job: Job, pid: int) -> dict[str, Any]:
         raise Refused(str(exc), 404) from None
     data = asdict(record.record)
     data.pop("run", None)
+    data["ledger"] = [_entry_view(row, entry)
+                      for row, entry in zip(data["ledger"], record.record.ledger, strict=True)]
     people = run.table("people")
     wanted = [c for c in ("household", "degree", "contacts", "ties_dropped", "income",
                           "savings", "voice") if c in people.column_names]
@@ -415,8 +486,20 @@ def _person(job: Job, pid: int) -> dict[str, Any]:
     mine = people.filter(pc.equal(people["household"], me[0]["household"])) if me else None
     household = ([] if mine is None else
                  [r for r in mine.select(["id", "age_band"]).to_pylist() if r["id"] != pid])
-    return {"record": _json_safe(data), "portal": str(record),
+    from credsim.serve.worker import hide_folder
+
+    return {"record": _json_safe(data), "portal": hide_folder(str(record), job.folder),
             "person": _json_safe(me[0] if me else {}), "household": household}
+
+
+def _entry_view(row: dict[str, Any], entry) -> dict[str, Any]:
+    """A ledger row as the page shows it: the change in the words of `credsim lookup`
+    (stars for ratings, grade names with their sense) and the value in its unit."""
+    change = entry.change
+    if entry.kind.rpartition("_")[2] == "grade" and entry.delta:
+        change += ", worse" if entry.delta > 0 else ", better"  # grades run best first
+    shown = entry.value / 100 if entry.kind == "rating" else entry.value
+    return {**row, "change": change, "shown": shown}
 
 
 def _json_safe(value: Any) -> Any:

@@ -182,8 +182,18 @@ class Jobs:
         for job in running:
             self.cancel(job)
         for job in running:
-            if job.process is not None:
-                job.process.join(TERMINATE_WAIT_SECONDS)
+            process = job.process
+            if process is not None:
+                process.join(TERMINATE_WAIT_SECONDS)
+        # The follower threads remove an unfinished job's folder when its worker ends; the
+        # process may exit first, so whatever is not finished is removed here too.
+        deadline = time.monotonic() + TERMINATE_WAIT_SECONDS
+        while any(j.state not in ENDED for j in running) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self.lock:
+            for job in self.jobs.values():
+                if job.state != FINISHED:
+                    shutil.rmtree(job.folder, ignore_errors=True)
 
     def counts(self) -> dict[str, int]:
         with self.lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import threading
 import time
 from html.parser import HTMLParser
@@ -26,12 +27,19 @@ HEADLINE = (
     "disproportionate_share", "fall_to_c_within_year", "voice_per_1000_person_days",
     "ties_dropped_per_1000", "isolated_critics_share", "gini_score",
 )
+CLI_BASELINE_HINT = "`credsim report RUN --baseline BASE` adds them."
+LAB_BASELINE_HINT = ("the lab runs no baseline; take the run away (the zip, under Take "
+                     "it away) to report it against one.")
 CANDIDATES = 12  # people offered in each list of the follow-a-person panel
 
 
 def main(spec: dict[str, Any], folder: str, events) -> None:
     """The worker process: run the job of `spec` into `folder`, reporting on `events`."""
     from credsim.errors import InputError, first_line
+
+    # Ctrl-C in the terminal reaches the whole process group; the server stops its
+    # workers itself (and removes their folders), so a worker does not die mid-write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     try:
         if spec["kind"] == "run":
@@ -119,7 +127,7 @@ def run_results(target: Path, folder: Path) -> dict[str, Any]:
 
     run = credsim.open(target)
     audit = run.audit()
-    run.report(folder / "report.html")
+    _report(run, folder)
     (folder / "scenario.toml").write_text(run.manifest["scenario_toml"], "utf-8")
     ts = run.table("timeseries")
     measures = []
@@ -163,7 +171,11 @@ def story(target: Path) -> list[dict[str, str]]:
     from credsim.audit import report
 
     d = report._load_run(target)
-    return _items(report._run_summary(d, report._M(d.measures)))
+    items = _items(report._run_summary(d, report._M(d.measures)))
+    # The report's hint is for the command line; in the lab the run is taken away first.
+    for item in items:
+        item["text"] = item["text"].replace(CLI_BASELINE_HINT, LAB_BASELINE_HINT)
+    return items
 
 
 class _Items(HTMLParser):
@@ -236,6 +248,23 @@ def candidates(run) -> dict[str, list[int]]:
 # ---------------------------------------------------------------- a comparison
 
 
+def _report(results, folder: Path) -> None:
+    """The report, naming its folder as the zip does (`run`, `compare`): the server's own
+    folders are not for the page, or a share link, to see."""
+    path = results.report(folder / "report.html")
+    path.write_text(hide_folder(path.read_text("utf-8"), folder), "utf-8")
+
+
+def hide_folder(text: str, folder: Path) -> str:
+    """`text` with the job folder's absolute path (plain or HTML-escaped) cut off, so that
+    `<folder>/run` reads `run`."""
+    import html
+
+    for shown in {str(folder) + "/", html.escape(str(folder)) + "/"}:
+        text = text.replace(shown, "")
+    return text
+
+
 def _compare_job(spec: dict[str, Any], folder: Path, events) -> None:
     import credsim
 
@@ -252,7 +281,7 @@ def _compare_job(spec: dict[str, Any], folder: Path, events) -> None:
         stop.set()
         watcher.join()
     events.put({"type": "phase", "phase": "writing the report"})
-    comp.report(folder / "report.html")
+    _report(comp, folder)
     (folder / "scenario.toml").write_text(_scenarios_toml(first, second), "utf-8")
     _write_json(folder / RESULTS, compare_results(comp))
 

@@ -34,6 +34,7 @@ function pct(v) { return v === null || v === undefined ? "n/a" : (100 * v).toFix
 function duration(s) {
   if (s === undefined || s === null) return "";
   if (s < 60) return Math.round(s) + " s";
+  if (s >= 3600) return Math.floor(s / 3600) + " h " + Math.round((s % 3600) / 60) + " min";
   return Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
 }
 
@@ -90,6 +91,7 @@ async function choosePreset(name, overrides = {}) {
   state.limits = data.limits;
   state.base = Object.fromEntries(data.levers.map((l) => [l.key, l.value]));
   state.overrides = {};
+  $("replicates").max = String(data.limits.max_replicates);
   for (const c of document.querySelectorAll(".card")) c.classList.toggle("chosen", c.dataset.preset === name);
   $("preset-name").textContent = "(" + name + ")";
   const chosen = state.presets.find((p) => p.name === name);
@@ -101,6 +103,7 @@ async function choosePreset(name, overrides = {}) {
   renderLevers();
   renderChangeOptions();
   validate();
+  showEstimate();
 }
 
 // ------------------------------------------------------------------ levers
@@ -201,6 +204,18 @@ function parseNumber(text) {
 }
 function parseJson(text) { try { return JSON.parse(text); } catch { return text; } }
 
+// Person-days per second: the last run's, else about what a 20,000-person year takes on
+// a 2-core machine, society built and tables written (7.3 million person-days in 3-4 s).
+const TYPICAL_RATE = 2e6;
+function showEstimate() {
+  const people = Number(currentValue(state.levers.find((l) => l.key === "run.people") || {}));
+  const days = Number(currentValue(state.levers.find((l) => l.key === "run.days") || {}));
+  if (!(people > 0 && days > 0)) { $("estimate").textContent = ""; return; }
+  const rate = state.rate || TYPICAL_RATE;
+  $("estimate").textContent = `${num(people)} people × ${num(days)} days: about ${duration(people * days / rate)}` +
+    (state.rate ? " at the last run's speed" : " on a typical 2-core machine");
+}
+
 function setLever(lever, value) {
   if (JSON.stringify(value) === JSON.stringify(lever.value)) delete state.overrides[lever.key];
   else state.overrides[lever.key] = value;
@@ -208,6 +223,7 @@ function setLever(lever, value) {
   if (box) box.classList.toggle("changed", lever.key in state.overrides);
   clearTimeout(state.validateTimer);
   state.validateTimer = setTimeout(validate, 250);
+  if (lever.key === "run.people" || lever.key === "run.days") showEstimate();
 }
 
 async function validate() {
@@ -235,12 +251,13 @@ async function startRun() {
 }
 
 function followJob(id, share, owner = true) {
+  listJobs();
   if (state.source) state.source.close();
   state.job = id; state.share = share; state.rows = []; state.columns = {}; state.results = null;
   $("cancel").disabled = !owner;  // a share link reads; only the owner's browser cancels
   state.running = true;
   $("run").disabled = true;
-  $("share").value = location.origin + "/?job=" + encodeURIComponent(id) + "&share=" + encodeURIComponent(share);
+  showShare(id, share);
   showTab("charts");
   drawLive();
   const source = new EventSource(jobPath(id, "/events"));
@@ -248,6 +265,12 @@ function followJob(id, share, owner = true) {
   source.addEventListener("progress", (e) => onProgress(JSON.parse(e.data)));
   source.addEventListener("end", (e) => { source.close(); onProgress(JSON.parse(e.data)); onEnd(id); });
   source.onerror = () => { /* the browser retries; the end event closes it */ };
+}
+
+// The job in the address, so that a reload reconnects to it; the share link beside it.
+function showShare(id, share) {
+  $("share").value = location.origin + "/?job=" + encodeURIComponent(id) + "&share=" + encodeURIComponent(share);
+  history.replaceState(null, "", "/?job=" + encodeURIComponent(id) + "&share=" + encodeURIComponent(share));
 }
 
 function onProgress(p) {
@@ -258,6 +281,7 @@ function onProgress(p) {
   let text = `${p.state}: ${p.phase}`;
   if (p.state === "running" && p.done) {
     text = `day ${p.done} of ${p.days} · ${num(Math.round(p.person_days_per_second || 0))} person-days/s · ${duration(p.eta_seconds)} left`;
+    if (p.person_days_per_second) state.rate = p.person_days_per_second;
   }
   if (p.state === "queued") text = "queued: waiting for a free worker";
   if (p.state === "finished") text = "reading the results";
@@ -266,6 +290,7 @@ function onProgress(p) {
 }
 
 async function onEnd(id) {
+  listJobs();
   $("cancel").disabled = true;
   state.running = false;
   validate();
@@ -488,7 +513,7 @@ async function lookup(id) {
     el("details", {}, el("summary", { text: "The portal view, as credsim lookup prints it" }), el("pre", { class: "portal", text: data.portal })));
   const entries = rec.ledger;
   table("timeline", ["day", "kind", "cause", "record", "change", "value", "explanation"],
-    entries.map((e) => [e.day, e.kind, e.cause, e.record, e.delta ? (e.delta > 0 ? "+" : "") + e.delta : e.change || "", e.value, e.note]), [0, 4, 5]);
+    entries.map((e) => [e.day, e.kind, e.cause, e.record, e.change, e.shown, e.note]), [0, 5]);
   $("timeline").querySelectorAll("tr").forEach((tr, i) => { if (i && entries[i - 1].record !== "true" && entries[i - 1].record !== "none") tr.classList.add("false"); });
   const lost = [...rec.restrictions.map((x) => [x.gate, x.domain, x.effect, x.wrongful ? "yes" : "no", x.applies ? "in force" : "held back (domain separation)"]),
     ...rec.gate_uses.filter((g) => g.effect === "sanction").map((g) => [g.gate, g.gate_domain, `${g.applications} applications, days ${g.first_day}–${g.last_day}`, g.wrongful ? `${g.wrongful} wrongful` : "no", "applied"])];
@@ -503,12 +528,16 @@ async function lookup(id) {
     const marks = scored.filter((e) => e.kind === kind);
     const last = state.results ? state.results.days - 1 : marks[marks.length - 1].day;
     // The held value from day 0, through each change, to the last day.
-    const own = [{ day: 0, value: marks[0].value - marks[0].delta, record: "none" }, ...marks,
-      { day: last, value: marks[marks.length - 1].value, record: "none" }];
+    // Values in the unit the timeline shows (stars for ratings, from hundredths).
+    const scale = kind === "rating" ? 100 : 1;
+    const own = [{ day: 0, value: (marks[0].value - marks[0].delta) / scale, record: "none" },
+      ...marks.map((e) => ({ ...e, value: e.value / scale })),
+      { day: last, value: marks[marks.length - 1].value / scale, record: "none" }];
     const falseOnes = own.filter((e) => e.record !== "true" && e.record !== "none");
     plot("chart-person", [{ x: own.map((e) => e.day), y: own.map((e) => e.value), mode: "lines+markers", line: { shape: "hv" }, name: kind },
       { x: falseOnes.map((e) => e.day), y: falseOnes.map((e) => e.value), mode: "markers", marker: { color: "#b3261e", size: 11, symbol: "x", line: { color: "#b3261e", width: 1 } }, name: "false record" }],
-    { title: { text: `#${rec.id}: ${kind} over the run` }, height: 260, xaxis: { title: { text: "day" } } });
+    { title: { text: `#${rec.id}: ${kind} over the run` }, height: 260, xaxis: { title: { text: "day" } },
+      yaxis: { title: { text: kind === "rating" ? "stars" : kind } } });
   }
 }
 
@@ -524,10 +553,31 @@ function addChange(key = null, val = null) {
   const select = el("select", { "aria-label": "lever to change" });
   for (const l of levers) select.append(el("option", { value: l.key, text: l.key }));
   if (key && levers.some((l) => l.key === key)) select.value = key;
-  const input = el("input", { type: "text", "aria-label": "its value in setting B", value: val ?? "" });
-  const row = el("div", { class: "change" }, el("span", { text: "B sets" }), select, el("span", { text: "=" }), input,
+  const slot = el("span", { class: "change-value" });
+  const lever = () => levers.find((l) => l.key === select.value);
+  // The value's control follows the lever: true/false and choices from a list, so that
+  // nothing typed is silently read as something else.
+  const fill = (v) => slot.replaceChildren(changeControl(lever(), v));
+  select.addEventListener("change", () => fill(null));
+  fill(val);
+  const row = el("div", { class: "change" }, el("span", { text: "B sets" }), select, el("span", { text: "=" }), slot,
     el("button", { type: "button", text: "remove", onclick: () => row.remove() }));
   $("changes").append(row);
+}
+
+function changeControl(lever, val) {
+  const label = "its value in setting B";
+  if (lever && (lever.control === "toggle" || lever.control === "choice")) {
+    const options = lever.control === "toggle" ? [true, false] : lever.options;
+    const select = el("select", { "aria-label": label, "data-control": lever.control });
+    for (const o of options) select.append(el("option", { value: String(o), text: String(o) }));
+    // By default B sets the other value than A's, so that the change changes something.
+    const current = currentValue(lever);
+    const pick = val ?? options.find((o) => o !== current) ?? current;
+    select.value = String(pick);
+    return select;
+  }
+  return el("input", { type: "text", "aria-label": label, "data-control": "text", value: val ?? "" });
 }
 
 function changes() {
@@ -535,29 +585,42 @@ function changes() {
   for (const row of document.querySelectorAll("#changes .change")) {
     const key = row.querySelector("select").value;
     const lever = state.levers.find((l) => l.key === key);
-    const text = row.querySelector("input").value;
-    out[key] = lever && lever.control === "number" ? parseNumber(text) : lever && lever.control === "toggle" ? text === "true" : text;
+    const control = row.querySelector("[data-control]");
+    const text = control.value;
+    if (control.dataset.control === "toggle") out[key] = text === "true";
+    else out[key] = lever && lever.control === "number" ? parseNumber(text) : text;
   }
   return out;
 }
 
 async function startCompare() {
   $("compare-error").textContent = "";
+  $("compare-run").disabled = true;
   try {
     const job = await api("/api/jobs", { body: { kind: "compare", preset: state.preset, set: state.overrides, changes: changes(), replicates: Number($("replicates").value) } });
-    state.compareJob = job.id;
-    $("compare-cancel").disabled = false;
-    const source = new EventSource("/api/jobs/" + encodeURIComponent(job.id) + "/events");
-    source.addEventListener("progress", (e) => { const p = JSON.parse(e.data); $("compare-text").textContent = `${p.state}: ${p.phase}`; });
-    source.addEventListener("end", async (e) => {
-      source.close();
-      $("compare-cancel").disabled = true;
-      const done = await api("/api/jobs/" + encodeURIComponent(job.id));
-      if (done.state !== "finished") { $("compare-text").textContent = done.state; $("compare-error").textContent = done.error; return; }
-      $("compare-text").textContent = `finished: ${done.results.replicates} replicate pairs with common random numbers`;
-      renderCompare(done.results);
-    });
-  } catch (e) { $("compare-error").textContent = e.message; }
+    followCompare(job.id, job.share);
+  } catch (e) { $("compare-error").textContent = e.message; $("compare-run").disabled = false; }
+}
+
+function followCompare(id, share, owner = true) {
+  listJobs();
+  state.compareJob = id; state.share = share;
+  $("compare-run").disabled = true;
+  $("compare-cancel").disabled = !owner;
+  showShare(id, share);
+  const source = new EventSource(jobPath(id, "/events"));
+  source.addEventListener("progress", (e) => { const p = JSON.parse(e.data); $("compare-text").textContent = `${p.state}: ${p.phase}`; });
+  source.addEventListener("end", async () => {
+    source.close();
+    $("compare-cancel").disabled = true;
+    $("compare-run").disabled = false;
+    const done = await api(jobPath(id));
+    if (done.state !== "finished") { $("compare-text").textContent = done.state; $("compare-error").textContent = done.error; return; }
+    $("compare-text").textContent = `finished: ${done.results.replicates} replicate pairs with common random numbers`;
+    renderCompare(done.results);
+    renderDownloads(done);
+    listJobs();
+  });
 }
 
 function iv(lo, hi) { return lo === null || hi === null ? "" : ` [${num(lo, 3)}, ${num(hi, 3)}]`; }
@@ -584,18 +647,7 @@ function renderCompare(c) {
 }
 
 // ------------------------------------------------------------------ the tour
-const TOUR = [
-  { title: "A rating nosedive", preset: "nosedive", set: { "run.people": 10000, "run.days": 180 },
-    text: "Everyone rates everyone after each encounter, and a rating from someone rated highly counts more. Press Run: watch the mean rating, and who falls below the gates for flights and housing. Then open Follow a person and pick someone who fell furthest." },
-  { title: "A journalist listed without notice", preset: "rongcheng",
-    set: { "run.people": 20000, "run.days": 365, "threats.insiders_per_million": 50, "threats.insider_target": "critics" },
-    text: "Insiders with edit rights fabricate records about the most vocal tenth of people. Nobody is told before a deduction takes effect. Run it, then follow one of the isolated critics or the wrongfully sanctioned: every false record is marked." },
-  { title: "What review and appeal change", preset: "rongcheng",
-    set: { "run.people": 20000, "run.days": 365, "channels.court.false_rate": 2e-5 }, compare: true,
-    text: "Courts misattribute more cases here. Open Compare: setting B adds human review of 200 records per million people a day. Run the comparison: the paired differences say what review changed, with intervals from replicate pairs." },
-  { title: "Read the verdict", preset: null,
-    text: "After a run, the EU AI Act tab shows the two tests of Art. 5(1)(c): sanctions outside the context of the record behind them, and sanctions costing more than the proportionality bound. Disparate impact shows each group against the four-fifths line." },
-];
+let TOUR = [];  // static/tour.json, which the tests run
 let tourAt = 0;
 function showTour(i) {
   tourAt = i;
@@ -614,6 +666,20 @@ async function applyTour() {
 }
 
 // ------------------------------------------------------------------ start
+// A job from the address (a reload, or a share link): its levers, and for a comparison
+// the changes it made, then its progress or results.
+async function reopen(id) {
+  const job = await api(jobPath(id));
+  await choosePreset(job.spec.preset, job.spec.set);
+  if (job.kind === "compare") {
+    $("changes").replaceChildren();
+    for (const [key, value] of Object.entries(job.spec.changes)) addChange(key, value);
+    $("replicates").value = String(job.spec.replicates);
+    showTab("compare");
+    followCompare(id, state.share, job.owner);
+  } else followJob(id, state.share, job.owner);
+}
+
 async function init() {
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
   $("run").addEventListener("click", startRun);
@@ -621,26 +687,41 @@ async function init() {
   $("compare-run").addEventListener("click", startCompare);
   $("compare-cancel").addEventListener("click", () => state.compareJob && cancelJob(state.compareJob));
   $("add-change").addEventListener("click", () => addChange());
-  $("person-go").addEventListener("click", () => lookup(Number($("person-id").value)));
+  $("person-go").addEventListener("click", () => {
+    const text = $("person-id").value.trim();  // an empty box is not person #0
+    if (!/^[0-9]+$/.test(text)) { $("person-error").textContent = "person id: type a whole number (a person's #id)"; return; }
+    lookup(Number(text));
+  });
   $("audit-filter").addEventListener("input", () => state.results && renderAudit(state.results));
   $("share").addEventListener("focus", () => $("share").select());
   $("tour-start").addEventListener("click", () => showTour(0));
   $("tour-apply").addEventListener("click", applyTour);
   $("tour-next").addEventListener("click", () => (tourAt + 1 < TOUR.length ? showTour(tourAt + 1) : ($("tour").hidden = true)));
   $("tour-close").addEventListener("click", () => ($("tour").hidden = true));
+  TOUR = await api("/static/tour.json");
   await loadPresets();
   const params = new URLSearchParams(location.search);
   const shared = params.get("job");
   if (shared) {
     state.share = params.get("share");
-    try {
-      const job = await api(jobPath(shared));
-      await choosePreset(job.spec.preset, job.spec.set);
-      followJob(shared, state.share, job.owner);
-    } catch (e) { $("run-error").textContent = e.message; }
+    try { await reopen(shared); } catch (e) { $("run-error").textContent = e.message; }
   } else {
-    await choosePreset("rongcheng");
+    // A reload of a page whose job is still running (or queued) reconnects to it.
+    const mine = await listJobs();
+    const open = mine.filter((j) => !["finished", "failed", "cancelled"].includes(j.state)).pop();
+    if (open) { state.share = open.share; await reopen(open.id); }
+    else await choosePreset("rongcheng");
   }
   drawLive();
+}
+
+// This browser's jobs, each a link that reopens it.
+async function listJobs() {
+  const mine = await api("/api/jobs").catch(() => []);
+  $("my-jobs").replaceChildren(...(mine.length ? mine.map((j) => el("li", {},
+    el("a", { href: "/?job=" + encodeURIComponent(j.id) + "&share=" + encodeURIComponent(j.share),
+      text: `${j.kind} of ${j.preset}, ${num(j.people)} people × ${num(j.days)} days` }), ` (${j.state})`))
+    : [el("li", { class: "muted", text: "none yet" })]));
+  return mine;
 }
 document.addEventListener("DOMContentLoaded", init);
