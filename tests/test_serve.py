@@ -728,3 +728,16 @@ def test_every_interface_still_checks_the_host(tmp_path):
             assert client.get("/api/health", headers={"host": name}).status_code == 200, name
         for name in ("evil.example", "lab.example.evil.example", "127.0.0.1.nip.io"):
             assert client.get("/api/health", headers={"host": name}).status_code == 400, name
+
+
+def test_a_killed_worker_is_explained():
+    """A worker that ends by SIGKILL (the kernel's answer to a lack of memory) is named as
+    such; an ordinary non-zero exit gives its code."""
+    import signal
+
+    from credsim.serve.jobs import worker_stopped
+
+    assert "want of memory" in worker_stopped(-int(signal.SIGKILL))
+    assert "signal 15" in worker_stopped(-int(signal.SIGTERM))
+    assert "want of memory" not in worker_stopped(-int(signal.SIGTERM))
+    assert worker_stopped(3) == "the worker stopped (exit code 3)"

@@ -14,6 +14,7 @@ import multiprocessing
 import queue
 import secrets
 import shutil
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -239,8 +240,7 @@ class Jobs:
                   and (job.folder / worker.RESULTS).exists()):
                 self._end(job, FINISHED, "")
             else:
-                self._end(job, FAILED, job.error or f"the worker stopped (exit code "
-                          f"{proc.exitcode})")
+                self._end(job, FAILED, job.error or worker_stopped(proc.exitcode))
             self._dispatch()
         events.close()
 
@@ -270,3 +270,15 @@ class Jobs:
         job.rows = []  # the finished run's results.json holds its whole timeseries
         job.ended, job.process = time.time(), None
         job.state = state
+
+
+def worker_stopped(exitcode: int | None) -> str:
+    """Why a job failed when its worker ended without a result. A worker killed by
+    SIGKILL has most often been stopped by the system for want of memory."""
+    if exitcode is not None and exitcode < 0:
+        what = f"the worker was stopped by signal {-exitcode}"
+        if -exitcode == signal.SIGKILL:
+            what += (" (most often the system stopping it for want of memory: try fewer "
+                     "people or days)")
+        return what
+    return f"the worker stopped (exit code {exitcode})"

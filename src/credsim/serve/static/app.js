@@ -296,7 +296,7 @@ async function onEnd(id) {
   validate();
   const job = await api(jobPath(id));
   if (job.state === "finished") {
-    $("progress-text").textContent = `finished: ${num(job.people)} people, ${num(job.days)} days`;
+    $("progress-text").textContent = `finished: ${num(job.people)} people, ${count(job.days, "day")}`;
     $("bar").style.width = "100%";
     state.results = job.results;
     state.columns = job.results.columns;
@@ -322,6 +322,7 @@ function effectOf(gate) {
   const key = `gates.${gate}.effect`;
   return key in state.overrides ? state.overrides[key] : (state.base || {})[key];
 }
+function count(n, unit) { return `${num(n)} ${unit}${n === 1 ? "" : "s"}`; }
 function cumulative(xs) { let s = 0; return xs.map((x) => (s += x || 0)); }
 
 function scoreTraces(rows, cols) {
@@ -720,7 +721,7 @@ async function listJobs() {
   const mine = await api("/api/jobs").catch(() => []);
   $("my-jobs").replaceChildren(...(mine.length ? mine.map((j) => el("li", {},
     el("a", { href: "/?job=" + encodeURIComponent(j.id) + "&share=" + encodeURIComponent(j.share),
-      text: `${j.kind} of ${j.preset}, ${num(j.people)} people × ${num(j.days)} days` }), ` (${j.state})`))
+      text: `${j.kind} of ${j.preset}, ${num(j.people)} people × ${count(j.days, "day")}` }), ` (${j.state})`))
     : [el("li", { class: "muted", text: "none yet" })]));
   return mine;
 }
