@@ -250,3 +250,17 @@ def test_the_example_runs_from_the_command_line(tmp_path):
     assert done.returncode == 0, done.stderr
     cols = pq.read_schema(out / "people.parquet").names
     assert {"province_score", "province_grade", "score", "grade"} <= set(cols)
+
+
+def test_a_condition_assigned_after_loading_is_the_one_the_engine_reads():
+    from credsim.engine import Simulation
+
+    s = credsim.load("rongcheng", people=2000, days=5)
+    s.gates["flights"].condition = "grade<=D"
+    assert str(s.gates["flights"].parsed) == "grade<=D"
+    sim = Simulation(s)
+    flights = next(g for g in sim.gates.gates if g.name == "flights")
+    assert str(flights.condition) == "grade<=D"
+    s.gates["flights"].condition = "grade<=Q"  # refused when read, naming what is allowed
+    with pytest.raises(credsim.InputError, match="grade takes one of AAA"):
+        _ = s.gates["flights"].parsed

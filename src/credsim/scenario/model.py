@@ -654,11 +654,17 @@ class Gate(Strict):
         False, description="Applies to the children in the household (school places)."
     )
     _parsed: Any = PrivateAttr(None)
+    _parsed_text: str | None = PrivateAttr(None)  # the condition `_parsed` was made from
 
     @property
     def parsed(self) -> Any:
         """The condition as a tree (credsim.conditions), parsed when the scenario that
-        holds the gate was read (over the standings of the systems it runs)."""
+        holds the gate was read (over the standings of the systems it runs). A condition
+        assigned since then is parsed now, over every registered module's standings
+        with their default names (the scenario's own checks run when it is validated
+        again, as credsim.run does)."""
+        if self._parsed_text != self.condition:
+            self._parsed, self._parsed_text = parse_condition(self.condition), self.condition
         return self._parsed
 
 
@@ -696,7 +702,7 @@ def _check_gate(gname: str, g: Gate, standings: dict[str, Any]) -> None:
             f"{key}.use_rate: a gate on {unrecorded[0]} applies when a person seeks the "
             "service, so it needs use_rate > 0"
         )
-    g._parsed = cond
+    g._parsed, g._parsed_text = cond, g.condition
 
 
 def scenario_standings(scenario: Scenario, running: bool = True) -> dict[str, Any]:
