@@ -40,7 +40,7 @@ from rich.text import Text
 
 from credsim.conditions import NONE_DOMAIN, Evaluation, domain_code, standings_of
 from credsim.errors import InputError
-from credsim.modules.base import Explaining
+from credsim.modules.base import Explaining, Instance
 from credsim.modules.plan import module_instances
 from credsim.population.firms import validate_uscc
 from credsim.results.query import connect, ident
@@ -50,7 +50,6 @@ from credsim.scenario.model import (
     GRADES,
     Scenario,
     parse_condition,
-    points_systems,
     scenario_standings,
 )
 
@@ -423,10 +422,17 @@ def _entries(rows: list[dict], firm: bool = False,
     ]
 
 
+def _graded(s: Scenario) -> dict[str, Instance]:
+    """The instances `s` runs that lend a grade standing, by the standing's name in
+    conditions (`grade`, `province.grade`)."""
+    return {inst.standing("grade"): inst for inst in module_instances(s)
+            if "grade" in inst.cls.standings_for(inst.params)}
+
+
 def _grade_kinds(s: Scenario) -> dict[str, tuple[str, ...]]:
-    """The grade names of each points system's grade rows, by ledger kind."""
-    return {("grade" if where == "points" else f"{where.partition('.')[2]}_grade"):
-            tuple(p.grades) for where, p in points_systems(s)}
+    """The grade names of each graded system's grade rows, by ledger kind."""
+    return {inst.column("grade"): inst.cls.standings_for(inst.params)["grade"].names
+            for inst in _graded(s).values()}
 
 
 def _person(con, run_dir: Path, run: RunInfo, s: Scenario, pid: int) -> PersonRecord:
@@ -619,10 +625,9 @@ class _PersonStandings:
         if "blacklisted_firms" in p:
             n = int(p["blacklisted_firms"] or 0)
             out["blacklisted"] = n, n - int(p["blacklisted_firms_false"] or 0)
-        for where, params in points_systems(self.s):
-            name = where.partition(".")[2]  # "" for the main system
-            col, standing = (f"{name}_grade", f"{name}.grade") if name else ("grade", "grade")
-            grades = list(params.grades)
+        for standing, inst in _graded(self.s).items():
+            col = inst.column("grade")
+            grades = list(inst.cls.standings_for(inst.params)["grade"].names)
             if p.get(col) in grades and p.get(f"{col}_true") in grades:
                 out[standing] = grades.index(p[col]), grades.index(p[f"{col}_true"])
         if "composite_participant" in p:
@@ -643,9 +648,9 @@ class _PersonStandings:
         return np.array([held], np.float64), np.array([true], np.float64)
 
     def domains(self, standing: str, ids: np.ndarray) -> np.ndarray:
-        system, _, own = standing.rpartition(".")
-        if own == "grade":
-            d = _last_negative_domain(self.entries, self.s, system)
+        graded = _graded(self.s)
+        if standing in graded:
+            d = _last_negative_domain(self.entries, self.s, graded[standing])
         else:
             d = {"score": _last_mark_domain}[standing](self.entries, self.s)
         return np.array([NONE_DOMAIN if d is None else domain_code(d)], np.uint8)
@@ -666,18 +671,17 @@ class _PersonStandings:
         return ""
 
 
-def _last_negative_domain(entries: list[LedgerEntry], s: Scenario, system: str = ""
+def _last_negative_domain(entries: list[LedgerEntry], s: Scenario, inst: Instance
                           ) -> str | None:
-    """Domain of the last deduction or grade cap of a points system (the main one, or the
-    further one named `system`) visible in the ledger: the trigger of its grade gates. A cap
-    that changed no grade leaves no ledger row, so it cannot be seen here."""
-    prefix = f"{system}_" if system else ""
-    caps = s.points.instant_grade if not system else dict(points_systems(s))[
-        f"systems.{system}"].instant_grade
+    """Domain of the last deduction or grade cap of points system `inst` visible in the
+    ledger: the trigger of its grade gates. A cap that changed no grade leaves no ledger
+    row, so it cannot be seen here."""
+    caps = inst.params.instant_grade
+    score, grade = inst.column("score"), inst.column("grade")
     last = None
     for e in entries:
-        neg = e.kind == f"{prefix}score" and e.delta < 0
-        cap = e.kind == f"{prefix}grade" and e.cause in caps
+        neg = e.kind == score and e.delta < 0
+        cap = e.kind == grade and e.cause in caps
         if not (neg or cap):
             continue
         if e.cause in s.behaviours:

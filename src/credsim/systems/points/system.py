@@ -35,7 +35,7 @@ from credsim.modules import Applied, Day, Hook, Instance, Module, Result, lazy_h
 from credsim.modules.columns import category
 from credsim.observation import channel_codes
 from credsim.population.people import is_adult
-from credsim.scenario.model import DOMAINS, GRADES, PointsSystem
+from credsim.scenario.model import DOMAINS, GRADES, PointsSystem, points_systems
 
 NO_DOMAIN = 255
 COURT_DOMAIN = DOMAINS.index("court")
@@ -74,13 +74,8 @@ class Points(Module):
         only those enabled, and further ones only beside the main one."""
         if not scenario.points.enabled:
             return []
-        found = [Instance("points", cls, scenario.points)]
-        for name, entry in scenario.systems.items():
-            if entry["kind"] == cls.kind and entry["enabled"]:
-                params = PointsSystem.model_validate({k: v for k, v in entry.items()
-                                                      if k != "kind"})
-                found.append(Instance(name, cls, params, primary=False))
-        return found
+        return [Instance(where.removeprefix("systems."), cls, params, where == "points")
+                for where, params in points_systems(scenario)]
 
     @classmethod
     def standings_for(cls, params: PointsSystem | None) -> dict[str, Standing]:
