@@ -362,7 +362,7 @@ def test_no_other_file_can_be_downloaded(server, finished, tail):
 def test_hostile_job_ids_find_nothing(server, job_id):
     _, client, _ = server
     for path in (f"/api/jobs/{job_id}", f"/api/jobs/{job_id}/download/report",
-                 f"/api/jobs/{job_id}/person/1"):
+                 f"/api/jobs/{job_id}/person/1", f"/api/jobs/{job_id}/family/1"):
         r = client.get(path)
         assert r.status_code == 404, (path, r.status_code)
 
@@ -375,7 +375,8 @@ def test_another_browser_can_neither_see_nor_cancel_a_job(server, finished):
     stranger = other_client(app)
     job_id = finished["id"]
     for path in (f"/api/jobs/{job_id}", f"/api/jobs/{job_id}/events",
-                 f"/api/jobs/{job_id}/download/report", f"/api/jobs/{job_id}/person/1"):
+                 f"/api/jobs/{job_id}/download/report", f"/api/jobs/{job_id}/person/1",
+                 f"/api/jobs/{job_id}/family/1"):
         assert stranger.get(path).status_code == 404, path
     assert stranger.post(f"/api/jobs/{job_id}/cancel", json={}).status_code == 404
     assert job_id not in {j["id"] for j in stranger.get("/api/jobs").json()}
@@ -394,6 +395,8 @@ def test_a_share_link_reads_but_does_not_cancel(server, finished):
                         params=share).status_code == 200
     pid = finished["results"]["candidates"]["wrongful"][0]
     assert stranger.get(f"/api/jobs/{finished['id']}/person/{pid}",
+                        params=share).status_code == 200
+    assert stranger.get(f"/api/jobs/{finished['id']}/family/{pid}",
                         params=share).status_code == 200
     assert stranger.post(f"/api/jobs/{finished['id']}/cancel", params=share,
                          json={}).status_code == 404
@@ -741,3 +744,160 @@ def test_a_killed_worker_is_explained():
     assert "signal 15" in worker_stopped(-int(signal.SIGTERM))
     assert "want of memory" not in worker_stopped(-int(signal.SIGTERM))
     assert worker_stopped(3) == "the worker stopped (exit code 3)"
+
+
+# ---------------------------------------------------------------- decades and families
+
+DECADES = {"run.people": 1500, "run.days": 3653, "demography.enabled": True}  # 10 years
+
+
+@pytest.fixture(scope="module")
+def decades(server):
+    """One finished run of rongcheng over ten years, with demography."""
+    _, client, _ = server
+    r = client.post("/api/jobs", json={"preset": "rongcheng", "set": DECADES})
+    assert r.status_code == 201, r.text
+    job = wait_for(client, r.json()["id"], ("finished", "failed", "cancelled"), timeout=600)
+    assert job["state"] == "finished", job
+    return job
+
+
+def test_demography_is_a_lever_group_up_front(server):
+    _, client, _ = server
+    levers = {lv["key"]: lv for lv in client.get("/api/levers/rongcheng").json()["levers"]}
+    switch = levers["demography.enabled"]
+    assert switch["group"] == "demography" and switch["control"] == "toggle"
+    assert switch["value"] is False and switch["common"]  # up front, though off
+    assert levers["demography.adult_age"]["group"] == "demography"
+    assert not levers["demography.adult_age"]["common"]
+
+
+def test_person_days_are_limited_with_one_clear_message(tmp_path):
+    app = create_app(Config(tmp_path, Limits(max_person_days=10_000_000),
+                            allowed_hosts=HOSTS))
+    with TestClient(app) as client:
+        assert client.get("/api/levers/rongcheng").json()["limits"]["max_person_days"] == (
+            10_000_000)
+        over = {"run.people": 2000, "run.days": 5001, "demography.enabled": True}
+        verdict = client.post("/api/validate", json={"preset": "rongcheng", "set": over}).json()
+        assert not verdict["ok"] and not verdict["errors"]
+        assert "10,002,000 person-days" in verdict["error"]
+        assert "--max-person-days" in verdict["error"] and "5,000 days" in verdict["error"]
+        r = client.post("/api/jobs", json={"preset": "rongcheng", "set": over})
+        assert r.status_code == 400 and r.json()["error"] == verdict["error"]
+        within = {**over, "run.days": 5000}
+        assert client.post("/api/validate", json={"preset": "rongcheng",
+                                                  "set": within}).json()["ok"]
+    assert not list(tmp_path.iterdir()), "a refused job makes no folder"
+
+
+def test_a_decades_run_counts_its_years(server, decades):
+    res = decades["results"]
+    assert res["demography"] is True and decades["years"] == pytest.approx(3653 / 365.25)
+    assert decades["year"] == 11  # the run's last day is in its eleventh (partial) year
+    series = res["timeseries"]
+    assert {"people_alive", "births", "deaths", "came_of_age"} <= set(series)
+    assert "on a given day" in res["columns"]["births"]["label"]
+    assert "on a given day" not in res["columns"]["people_alive"]["label"]
+    births = sum(series["births"])
+    run, _ = _people(server[2], decades)
+    ledger = run.sql("SELECT count(*) AS n FROM ledger WHERE kind = 'life' AND "
+                     "cause = 'birth'").to_pylist()[0]["n"]
+    assert births == ledger > 0
+
+
+def _people(data: Path, job: dict):
+    import credsim
+
+    run = credsim.open(data / job["id"] / "run")
+    return run, {r["id"]: r for r in run.table("people").to_pylist()}
+
+
+def test_follow_a_family_matches_the_people_table(server, decades):
+    """Each member's relation, checked against parent1/parent2/partner of the people
+    table; life events against the ledger's `life` rows."""
+    _, client, data = server
+    run, people = _people(data, decades)
+    fams = decades["results"]["families"]
+    assert fams["three_generations"] and fams["listed_parents"], fams
+    life = run.sql("SELECT id, day, cause FROM ledger WHERE kind = 'life'").to_pylist()
+    for pid in fams["three_generations"][:3] + fams["listed_parents"][:3]:
+        f = client.get(f"/api/jobs/{decades['id']}/family/{pid}").json()
+        me = people[pid]
+        members = {m["id"]: m for m in f["members"]}
+        assert members[pid]["relation"] == "self" and len(members) == len(f["members"])
+        children = {i for i, p in people.items() if pid in (p["parent1"], p["parent2"])}
+        grandchildren = {i for i, p in people.items()
+                         if children & {p["parent1"], p["parent2"]}}
+        by = {rel: {i for i, m in members.items() if m["relation"] == rel}
+              for rel in ("parent", "child", "grandchild", "partner")}
+        assert by["parent"] == {p for p in (me["parent1"], me["parent2"]) if p >= 0}
+        assert by["child"] == children - {pid}
+        assert by["grandchild"] == grandchildren - children - {pid}
+        co_parents = {q for c in children for q in (people[c]["parent1"], people[c]["parent2"])}
+        assert by["partner"] == ({me["partner"]} | co_parents) - {-1, pid} - by["parent"]
+        for m in f["members"]:
+            assert m["sex"] == people[m["id"]]["sex"]
+            assert m["alive"] == people[m["id"]]["alive"]
+        assert sorted((e["id"], e["day"], e["cause"]) for e in f["events"]) == sorted(
+            (r["id"], r["day"], r["cause"]) for r in life if r["id"] in members)
+    grandparent = client.get(
+        f"/api/jobs/{decades['id']}/family/{fams['three_generations'][0]}").json()
+    assert {m["generation"] for m in grandparent["members"]} >= {0, 1, 2}
+    listed = client.get(f"/api/jobs/{decades['id']}/family/{fams['listed_parents'][0]}").json()
+    assert listed["members"][0]["ever_listed"] is True
+    assert any(m["relation"] == "child" for m in listed["members"])
+
+
+def test_a_family_members_score_line_follows_the_ledger(server, decades):
+    _, client, data = server
+    run, people = _people(data, decades)
+    pid = decades["results"]["families"]["listed_parents"][0]
+    f = client.get(f"/api/jobs/{decades['id']}/family/{pid}").json()
+    assert f["kind"] == "score"
+    for key, line in f["lines"].items():
+        member = int(key)
+        rows = run.sql(f"SELECT day, value FROM ledger WHERE entity = 'person' AND id = "
+                       f"{member} AND kind = 'score' ORDER BY day, file_row_number").to_pylist()
+        # From the day the score was first held, through each change, to the end (or death).
+        assert line["day"][1:-1] == [r["day"] for r in rows]
+        assert line["value"][1:-1] == [r["value"] for r in rows]
+        assert line["value"][-1] == (rows[-1]["value"] if rows else line["value"][0])
+        if rows or people[member]["alive"]:
+            assert line["value"][-1] == people[member]["score"] or not people[member]["alive"]
+        assert line["day"] == sorted(line["day"]) and line["day"][-1] <= 3652
+
+
+def test_family_without_demography(server, finished):
+    """A fixed population still has households of parents and children; no life events."""
+    _, client, data = server
+    assert finished["results"]["demography"] is False and "year" not in finished
+    pid = finished["results"]["candidates"]["wrongful"][0]
+    f = client.get(f"/api/jobs/{finished['id']}/family/{pid}").json()
+    assert f["members"][0]["id"] == pid and f["events"] == []
+    assert all(m["age"] is None for m in f["members"])
+
+
+@pytest.fixture(scope="module")
+def finished_ref(finished) -> tuple[str, int]:
+    """The finished run's id and people (short, for Hypothesis to print)."""
+    return finished["id"], finished["results"]["people"]
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(person=st.one_of(st.integers(-10**30, 10**30), st.text(max_size=20),
+                        st.sampled_from(["1.5", "1e3", "0x10", "../0", "0 OR 1=1", "-0",
+                                         "2147483648", "9" * 40])))
+def test_hostile_family_ids_get_one_clear_answer(server, finished_ref, person):
+    """Whatever is sent as a person, the answer is the family, a 404 with a message, or
+    FastAPI's 422 for what is not an integer: never a server error."""
+    _, client, _ = server
+    job_id, people = finished_ref
+    r = client.get(f"/api/jobs/{job_id}/family/" + quote(str(person), safe=""))
+    assert r.status_code in (200, 404, 422), (person, r.status_code, r.text)
+    body = r.json()
+    if r.status_code == 200:
+        assert 0 <= body["person"] < people and body["person"] == int(str(person))
+    else:  # ours names the person; a path that is no person's finds no route
+        assert body.get("error") or body.get("detail")

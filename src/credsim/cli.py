@@ -603,7 +603,9 @@ def serve(
         "removed at exit).")] = None,
     max_people: Annotated[int, typer.Option(metavar="N", help="Most people per run.")
                           ] = 1_000_000,
-    max_days: Annotated[int, typer.Option(metavar="N", help="Most days per run.")] = 1_825,
+    max_days: Annotated[int, typer.Option(metavar="N", help="Most days per run.")] = 18_263,
+    max_person_days: Annotated[int, typer.Option(
+        metavar="N", help="Most people x days per run.")] = 1_825_000_000,
     max_replicates: Annotated[int, typer.Option(
         metavar="R", help="Most replicates per setting in a comparison.")] = 10,
     max_queued: Annotated[int, typer.Option(
@@ -623,7 +625,8 @@ def serve(
     def say(text: str, loud: bool = False) -> None:
         err.print(escape(text), style="bold red" if loud else None, highlight=False)
 
-    limits = Limits(max_people=max_people, max_days=max_days, max_replicates=max_replicates,
+    limits = Limits(max_people=max_people, max_days=max_days,
+                    max_person_days=max_person_days, max_replicates=max_replicates,
                     max_queued=max_queued, max_per_session=max_per_browser,
                     concurrency=concurrency)
     try:

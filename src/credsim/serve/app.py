@@ -31,7 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from credsim.errors import InputError
-from credsim.serve.jobs import DOWNLOADS, ENDED, FINISHED, Job, Jobs, LimitError, Limits
+from credsim.serve.jobs import DOWNLOADS, ENDED, FINISHED, YEAR, Job, Jobs, LimitError, Limits
 
 COOKIE = "credsim_session"
 MAX_BODY_BYTES = 200_000
@@ -169,6 +169,12 @@ def create_app(config: Config) -> FastAPI:
                share: str | None = None) -> dict[str, Any]:
         job = _finished_run(_job(jobs, job_id, request, share))
         return _person(job, person)
+
+    @app.get("/api/jobs/{job_id}/family/{person}")
+    def family(job_id: str, person: int, request: Request,
+               share: str | None = None) -> dict[str, Any]:
+        job = _finished_run(_job(jobs, job_id, request, share))
+        return _family(job, person)
 
     @app.get("/api/jobs/{job_id}/download/{kind}")
     def download(job_id: str, kind: Literal["report", "scenario", "zip"], request: Request,
@@ -316,6 +322,12 @@ def _check_limits(scenario, limits: Limits) -> None:
     if days > limits.max_days:
         raise Refused(f"run.days: {days:,} is over this server's limit of {limits.max_days:,} "
                       "days (credsim serve --max-days)")
+    if people * days > limits.max_person_days:
+        most = limits.max_person_days // people
+        raise Refused(f"run: {people:,} people x {days:,} days is {people * days:,} "
+                      f"person-days, over this server's limit of {limits.max_person_days:,} "
+                      f"(credsim serve --max-person-days): at {people:,} people, at most "
+                      f"{most:,} days ({most / YEAR:.1f} years); or fewer people")
 
 
 def _within_limits(lever: dict[str, Any], limits: Limits) -> dict[str, Any]:
@@ -385,7 +397,8 @@ def _job_spec(body: dict[str, Any], limits: Limits) -> dict[str, Any]:
         check_fits(scenario)
     except InputError as exc:
         raise Refused(str(exc)) from None
-    spec |= {"_people": scenario.run.people, "_days": scenario.run.days}
+    spec |= {"_people": scenario.run.people, "_days": scenario.run.days,
+             "_demography": scenario.demography.enabled}
     return spec
 
 
@@ -407,7 +420,7 @@ def _public_spec(job: Job) -> dict[str, Any]:
 
 def _finished_run(job: Job) -> Job:
     if job.state != FINISHED or job.kind != "run":
-        raise Refused("follow a person in a finished run", 409)
+        raise Refused("follow a person or a family in a finished run", 409)
     return job
 
 
@@ -490,6 +503,16 @@ def _person(job: Job, pid: int) -> dict[str, Any]:
 
     return {"record": _json_safe(data), "portal": hide_folder(str(record), job.folder),
             "person": _json_safe(me[0] if me else {}), "household": household}
+
+
+def _family(job: Job, pid: int) -> dict[str, Any]:
+    """One person's family over the run (credsim.serve.family)."""
+    from credsim.serve.family import family
+
+    try:
+        return _json_safe(family(job.folder / "run", pid))
+    except InputError as exc:
+        raise Refused(str(exc), 404) from None
 
 
 def _entry_view(row: dict[str, Any], entry) -> dict[str, Any]:

@@ -10,6 +10,7 @@ writing results.json; a cancelled or failed job's folder is removed.
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import queue
 import secrets
@@ -29,6 +30,7 @@ QUEUED, RUNNING, FINISHED, FAILED, CANCELLED = (
 ENDED = (FINISHED, FAILED, CANCELLED)
 DOWNLOADS = {"report": "report.html", "scenario": "scenario.toml", "zip": "run.zip"}
 TERMINATE_WAIT_SECONDS = 10.0
+YEAR = 365.25  # days, as demography counts them
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,9 @@ class Limits:
     """What one server accepts; each is a `credsim serve` option."""
 
     max_people: int = 1_000_000
-    max_days: int = 1_825
+    max_days: int = 18_263  # 50 years: decades of demography
+    # People x days: a long run must be small, a large run short (1M people x 5 years).
+    max_person_days: int = 1_825_000_000
     max_replicates: int = 10
     max_queued: int = 32  # jobs waiting, over all sessions
     max_per_session: int = 3  # jobs queued or running for one browser
@@ -56,6 +60,7 @@ class Job:
     folder: Path
     people: int
     days: int
+    demography: bool = False  # a run over years: progress counts them
     state: str = QUEUED
     error: str = ""
     phase: str = "waiting for a free worker"
@@ -92,6 +97,9 @@ class Job:
                 rate = self.done_days / elapsed
                 out["person_days_per_second"] = rate * self.people
                 out["eta_seconds"] = (self.days - self.done_days) / rate
+            if self.demography:
+                out["years"] = self.days / YEAR
+                out["year"] = min(int(self.done_days // YEAR) + 1, math.ceil(self.days / YEAR))
         else:
             out["runs_done"], out["runs_total"] = self.runs_done, self.runs_total
         return out
@@ -117,6 +125,7 @@ class Jobs:
     def submit(self, session: str, spec: dict[str, Any]) -> Job:
         """Queue a job whose spec was validated (people, days checked by the caller)."""
         people, days = spec.pop("_people"), spec.pop("_days")
+        demography = spec.pop("_demography", False)
         with self.lock:
             mine = sum(1 for j in self.jobs.values()
                        if j.session == session and j.state in (QUEUED, RUNNING))
@@ -130,7 +139,8 @@ class Jobs:
             job_id = secrets.token_urlsafe(16)
             folder = self.data / job_id
             folder.mkdir(parents=True)
-            job = Job(job_id, secrets.token_urlsafe(16), session, spec, folder, people, days)
+            job = Job(job_id, secrets.token_urlsafe(16), session, spec, folder, people, days,
+                      demography)
             self.jobs[job_id] = job
             self.waiting.append(job)
             self._dispatch()

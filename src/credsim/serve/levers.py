@@ -16,13 +16,15 @@ from credsim.scenario.model import Scenario
 
 # The page's groups, by the first part of a key.
 GROUPS = {
-    "run": "run", "population": "society", "graph": "society", "feedback": "society",
+    "run": "run", "demography": "demography", "population": "society", "graph": "society",
+    "feedback": "society",
     "safeguards": "safeguards", "threats": "threats", "adaptation": "adaptation",
 }
-GROUP_ORDER = ("run", "society", "system", "safeguards", "threats", "adaptation")
+GROUP_ORDER = ("run", "demography", "society", "system", "safeguards", "threats",
+               "adaptation")
 # Shown up front, as sliders, where the preset has them; the rest sit behind "more".
 COMMON = (
-    "run.people", "run.days", "run.seed",
+    "run.people", "run.days", "run.seed", "demography.enabled",
     "channels.court.false_rate", "population.group_shares",
     "points.warn_max", "court_list.grace_days", "composite.opt_in", "rating.status_bias",
     "safeguards.notice_days", "safeguards.review_capacity", "safeguards.expiry_days",
@@ -42,6 +44,8 @@ SLIDER_RANGE = {
     "channels.court.false_rate": (0, 0.0001),
 }
 LOG_SLIDERS = {"run.people"}
+# Up front even while off: the switch that turns a section on.
+SWITCHES = {"demography.enabled"}
 
 
 @cache
@@ -133,7 +137,8 @@ def levers(data: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         lever = {"key": key, "group": _group(key), "value": value, "type": p.type,
                  "unit": p.unit, "allowed": p.allowed, "description": p.description,
-                 "default": p.default, "common": key in COMMON and running,
+                 "default": p.default,
+                 "common": key in COMMON and (running or key in SWITCHES),
                  **_control(p, _field(generic), value)}
         if lever["common"] and lever["control"] == "number":
             lo, hi = SLIDER_RANGE.get(key, (lever["min"], lever["max"]))

@@ -124,6 +124,7 @@ def run_results(target: Path, folder: Path) -> dict[str, Any]:
     """What the page shows of a finished run, and its report and scenario file."""
     import credsim
     from credsim.labels import measure_label
+    from credsim.serve.family import candidates as family_candidates
 
     run = credsim.open(target)
     audit = run.audit()
@@ -139,6 +140,7 @@ def run_results(target: Path, folder: Path) -> dict[str, Any]:
         "kind": "run",
         "scenario": run.manifest["scenario_name"],
         "people": run.manifest["people"], "days": run.manifest["days"],
+        "demography": run.scenario.demography.enabled,
         "person_days_per_second": run.manifest.get("person_days_per_second"),
         "summary": [{"name": n, "value": _plain(v), "unit": u} for n, v, u in run.summary()],
         "story": story(target),
@@ -148,6 +150,7 @@ def run_results(target: Path, folder: Path) -> dict[str, Any]:
                        for c in ts.column_names},
         "gates": _gates(run),
         "candidates": candidates(run),
+        "families": family_candidates(run),
     }
 
 

@@ -107,8 +107,10 @@ async function choosePreset(name, overrides = {}) {
 }
 
 // ------------------------------------------------------------------ levers
-const GROUP_NAMES = { run: "Run", society: "Society", system: "System", safeguards: "Safeguards",
-  threats: "Threats", adaptation: "Adaptation" };
+const GROUP_NAMES = { run: "Run", demography: "Demography: decades", society: "Society", system: "System",
+  safeguards: "Safeguards", threats: "Threats", adaptation: "Adaptation" };
+const YEAR = 365.25;  // days, as demography counts them
+const MAX_YEARS = 50;  // the schema's longest run (run.days up to 18,263)
 
 function currentValue(lever) {
   return lever.key in state.overrides ? state.overrides[lever.key] : lever.value;
@@ -120,10 +122,12 @@ function renderLevers() {
   const groups = {};
   for (const l of state.levers) (groups[l.group] ||= []).push(l);
   for (const [group, levers] of Object.entries(groups)) {
-    const details = el("details", { class: "group", open: ["run", "system", "safeguards", "threats"].includes(group) || null });
+    const details = el("details", { class: "group", "data-group": group,
+      open: ["run", "demography", "system", "safeguards", "threats"].includes(group) || null });
     details.append(el("summary", { text: GROUP_NAMES[group] || group }));
     const common = levers.filter((l) => l.common);
     for (const l of common) details.append(leverControl(l));
+    if (group === "demography") details.append(yearsControl());
     const rest = levers.filter((l) => !l.common);
     if (rest.length) {
       const more = el("details", { class: "more" }, el("summary", { text: `more (${rest.length})` }));
@@ -196,6 +200,54 @@ function leverControl(l) {
   return wrap;
 }
 
+// The run's length in years, for a run over decades: it sets run.days (years × 365.25,
+// rounded). With demography off the run's length is set in days, under Run.
+function daysLever() { return state.levers.find((l) => l.key === "run.days"); }
+function demographyOn() {
+  const lever = state.levers.find((l) => l.key === "demography.enabled");
+  return !!(lever && currentValue(lever));
+}
+function maxYears() {
+  const days = daysLever();
+  return Math.max(1, Math.min(MAX_YEARS, Math.floor((days ? days.max : MAX_YEARS * YEAR) / YEAR + 0.5)));
+}
+function yearsOf(days) { return Math.min(maxYears(), Math.max(1, Math.round(days / YEAR))); }
+
+function yearsControl() {
+  const wrap = el("div", { class: "lever", id: "years-lever" });
+  wrap.append(el("label", { for: "lv-years" }, el("span", { class: "key", text: "run length in years" }),
+    el("span", { class: "unit", text: "years" })));
+  wrap.append(el("div", { class: "desc", id: "years-desc" }));
+  const range = el("input", { type: "range", id: "years-range", min: "1", max: String(maxYears()), step: "1", "aria-label": "run length in years" });
+  const input = el("input", { type: "number", id: "lv-years", min: "1", max: String(maxYears()), step: "1" });
+  const set = (years) => {
+    const y = Math.min(maxYears(), Math.max(1, Math.round(years)));
+    range.value = input.value = String(y);
+    const days = daysLever();
+    if (!days) return;
+    setLever(days, Math.round(y * YEAR));
+    const box = $("lv-run.days");
+    if (box) box.value = String(Math.round(y * YEAR));
+  };
+  range.addEventListener("input", () => set(Number(range.value)));
+  input.addEventListener("change", () => { if (/^[0-9]+$/.test(input.value.trim())) set(Number(input.value)); });
+  wrap.append(el("div", { class: "row" }, range, input));
+  setTimeout(showYears);
+  return wrap;
+}
+
+// The years slider follows the days lever and the demography switch.
+function showYears() {
+  const range = $("years-range"), input = $("lv-years"), days = daysLever();
+  if (!range || !days) return;
+  const on = demographyOn();
+  range.disabled = input.disabled = !on;
+  range.value = input.value = String(yearsOf(Number(currentValue(days))));
+  $("years-desc").textContent = on
+    ? `Sets run.days to years × 365.25: people age, partner, have children and die, and children come of age and enter the systems. Up to ${maxYears()} years on this server, and at most ${num(state.limits.max_person_days)} person-days (people × days).`
+    : "Turn demography on to run decades; with it off, the population is fixed and the run's length is set in days, under Run.";
+}
+
 // A number as typed; anything else is sent as typed, so the schema's message answers it.
 function parseNumber(text) {
   const t = text.trim();
@@ -212,8 +264,11 @@ function showEstimate() {
   const days = Number(currentValue(state.levers.find((l) => l.key === "run.days") || {}));
   if (!(people > 0 && days > 0)) { $("estimate").textContent = ""; return; }
   const rate = state.rate || TYPICAL_RATE;
-  $("estimate").textContent = `${num(people)} people × ${num(days)} days: about ${duration(people * days / rate)}` +
-    (state.rate ? " at the last run's speed" : " on a typical 2-core machine");
+  const years = demographyOn() ? ` (${num(days / YEAR, 3)} years)` : "";
+  const over = state.limits.max_person_days && people * days > state.limits.max_person_days
+    ? ` · over this server's ${num(state.limits.max_person_days)} person-days` : "";
+  $("estimate").textContent = `${num(people)} people × ${num(days)} days${years}: about ${duration(people * days / rate)}` +
+    (state.rate ? " at the last run's speed" : " on a typical 2-core machine") + over;
 }
 
 function setLever(lever, value) {
@@ -223,7 +278,8 @@ function setLever(lever, value) {
   if (box) box.classList.toggle("changed", lever.key in state.overrides);
   clearTimeout(state.validateTimer);
   state.validateTimer = setTimeout(validate, 250);
-  if (lever.key === "run.people" || lever.key === "run.days") showEstimate();
+  if (["run.people", "run.days", "demography.enabled"].includes(lever.key)) showEstimate();
+  if (lever.key === "run.days" || lever.key === "demography.enabled") showYears();
 }
 
 async function validate() {
@@ -280,7 +336,8 @@ function onProgress(p) {
   $("bar").style.width = (100 * frac).toFixed(1) + "%";
   let text = `${p.state}: ${p.phase}`;
   if (p.state === "running" && p.done) {
-    text = `day ${p.done} of ${p.days} · ${num(Math.round(p.person_days_per_second || 0))} person-days/s · ${duration(p.eta_seconds)} left`;
+    const at = p.year ? `year ${p.year} of ${Math.ceil(p.years)} (day ${num(p.done)} of ${num(p.days)})` : `day ${p.done} of ${p.days}`;
+    text = `${at} · ${num(Math.round(p.person_days_per_second || 0))} person-days/s · ${duration(p.eta_seconds)} left`;
     if (p.person_days_per_second) state.rate = p.person_days_per_second;
   }
   if (p.state === "queued") text = "queued: waiting for a free worker";
@@ -296,7 +353,8 @@ async function onEnd(id) {
   validate();
   const job = await api(jobPath(id));
   if (job.state === "finished") {
-    $("progress-text").textContent = `finished: ${num(job.people)} people, ${count(job.days, "day")}`;
+    const years = job.results.demography ? ` (${num(job.days / YEAR, 3)} years)` : "";
+    $("progress-text").textContent = `finished: ${num(job.people)} people, ${count(job.days, "day")}${years}`;
     $("bar").style.width = "100%";
     state.results = job.results;
     state.columns = job.results.columns;
@@ -359,6 +417,51 @@ function drawLive() {
     { title: { text: "Sanctions per gate (applications so far)" }, xaxis, yaxis: { title: { text: "applications" } },
       legend: { orientation: "v", x: 1.02, y: 1, font: { size: 10 } }, margin: { l: 55, r: 10, t: 36, b: 40 } });
   drawGroups(rows, cols, days, xaxis);
+  drawYears(rows, cols);
+}
+
+// Rows by year: a count "on a given day" is summed over the year; anything else (people
+// alive, a Gini, a mean) is a standing, taken on the year's last day that has it.
+function isFlow(col) { return columnLabel(col).includes("on a given day"); }
+function yearly(rows, col) {
+  const years = [], values = [];
+  const flow = isFlow(col);
+  for (const r of rows) {
+    const y = Math.floor(r.day / YEAR) + 1;
+    if (years[years.length - 1] !== y) { years.push(y); values.push(flow ? 0 : null); }
+    const v = r[col];
+    if (v === null || v === undefined) continue;
+    if (flow) values[values.length - 1] += v; else values[values.length - 1] = v;
+  }
+  return { x: years, y: values };
+}
+
+const LIFE = ["births", "deaths", "came_of_age"];
+function drawYears(rows, cols) {
+  const on = cols.includes("people_alive");
+  $("decades").hidden = !on;
+  if (!on) return;
+  const xaxis = { title: { text: "year" }, dtick: rows.length > 20 * YEAR ? 5 : 1 };
+  const alive = ["people_alive", "adults_alive"].filter((c) => cols.includes(c));
+  plot("chart-population", alive.map((c) => ({ ...yearly(rows, c), name: columnLabel(c).replace(" at the end of a given day", ""), mode: "lines+markers" })),
+    { title: { text: "Population alive at each year's end" }, xaxis, yaxis: { title: { text: "people" }, rangemode: "tozero" } });
+  plot("chart-life", LIFE.filter((c) => cols.includes(c)).map((c) => ({ type: "bar", ...yearly(rows, c), name: c.replace(/_/g, " ") })),
+    { title: { text: "Births, deaths and coming of age per year" }, barmode: "group", xaxis, yaxis: { title: { text: "people per year" } } });
+  const select = $("yearly-column");
+  const choices = cols.filter((c) => c !== "day");
+  if (select.options.length !== choices.length) {
+    const was = select.value;
+    select.replaceChildren(...choices.map((c) => el("option", { value: c, text: `${c}: ${columnLabel(c)}` })));
+    const gini = choices.find((c) => c.startsWith("gini"));
+    select.value = choices.includes(was) ? was : (gini || choices.find((c) => !alive.includes(c) && !LIFE.includes(c)) || choices[0]);
+  }
+  const col = select.value;
+  if (!col) return;
+  const unit = (state.columns[col] || {}).unit || "";
+  plot("chart-yearly", [{ ...yearly(rows, col), name: col, mode: "lines+markers" }],
+    { title: { text: isFlow(col) ? columnLabel(col).replace(" on a given day", "") + ", per year"
+      : columnLabel(col).replace(" at the end of a given day", "") + ", at each year's end" }, xaxis,
+      yaxis: { title: { text: unit } }, height: 280 });
 }
 
 function drawGroups(rows, cols, days, xaxis) {
@@ -474,9 +577,11 @@ function renderDownloads(job) {
 function renderPickers(r) {
   const box = $("pick");
   const lists = [["wrongful", "Wrongfully sanctioned"], ["fallen", "Fell furthest"], ["isolated", "Isolated critics"]];
+  // Families worth following: a court-listed parent and their children, three generations.
+  if (r.families) lists.push(["listed_parents", "A listed parent's children"], ["three_generations", "Three generations"]);
   const div = el("div", { class: "pickers" });
   for (const [key, title] of lists) {
-    const ids = r.candidates[key] || [];
+    const ids = (r.candidates[key] || (r.families || {})[key]) || [];
     div.append(el("div", {}, el("h3", { text: title }),
       ...(ids.length ? ids.map((id) => el("button", { type: "button", "data-person": id, onclick: () => lookup(id), text: "#" + id }))
         : [el("span", { class: "muted", text: "nobody in this run" })])));
@@ -510,7 +615,9 @@ async function lookup(id) {
     el("div", { class: "chart", id: "chart-person" }),
     el("h3", { text: "Timeline: every entry, with its cause" }), el("table", { id: "timeline" }),
     el("h3", { text: "What they lost" }), el("table", { id: "lost" }),
-    el("h3", { text: "Family and household" }), el("table", { id: "family" }),
+    el("h3", { text: "Family over the run" }), el("p", { id: "family-note", class: "muted" }),
+    el("div", { id: "family-tree", class: "tree" }), el("div", { class: "chart", id: "chart-family" }),
+    el("h3", { text: "Household" }), el("table", { id: "family" }),
     el("details", {}, el("summary", { text: "The portal view, as credsim lookup prints it" }), el("pre", { class: "portal", text: data.portal })));
   const entries = rec.ledger;
   table("timeline", ["day", "kind", "cause", "record", "change", "value", "explanation"],
@@ -523,6 +630,7 @@ async function lookup(id) {
     ...rec.children.map((f) => [f.relation, "#" + f.id, f.age_band, f.grade ?? "", f.listings ?? "", f.school]),
     ...data.household.filter((h) => ![...rec.parents, ...rec.children].some((f) => f.id === h.id)).map((h) => ["household", "#" + h.id, h.age_band, "", "", ""])];
   table("family", ["relation", "id", "age", "grade", "listings", "school"], family.length ? family : [["lives alone", "", "", "", "", ""]]);
+  showFamily(id);
   const scored = entries.filter((e) => ["score", "composite", "rating"].includes(e.kind));
   if (scored.length) {
     const kind = scored[0].kind;
@@ -540,6 +648,73 @@ async function lookup(id) {
     { title: { text: `#${rec.id}: ${kind} over the run` }, height: 260, xaxis: { title: { text: "day" } },
       yaxis: { title: { text: kind === "rating" ? "stars" : kind } } });
   }
+}
+
+// ------------------------------------------------------------------ follow a family
+const GENERATIONS = { "-2": "grandparents", "-1": "parents", 0: "this person, partners, siblings", 1: "children", 2: "grandchildren" };
+
+async function showFamily(id) {
+  let f;
+  try { f = await api(jobPath(state.job, "/family/" + encodeURIComponent(id))); }
+  catch (e) { $("family-note").textContent = e.message; return; }
+  if (Number($("person-id").value) !== id) return;  // another person was chosen meanwhile
+  const more = Object.entries(f.more).map(([rel, n]) => `${n} more of relation ${rel} not shown`);
+  $("family-note").textContent = [f.members.length > 1 ? `${f.members.length - 1} relatives over the run; click one to follow them.`
+    : "No relatives in this run.", ...more].join(" ");
+  const tree = $("family-tree");
+  tree.replaceChildren();
+  for (const g of [-2, -1, 0, 1, 2]) {
+    const members = f.members.filter((m) => m.generation === g);
+    if (!members.length) continue;
+    tree.append(el("div", { class: "generation", "data-generation": g }, el("span", { class: "gen-name", text: GENERATIONS[g] }),
+      ...members.map((m) => memberCard(m))));
+  }
+  drawFamily(f);
+}
+
+function memberCard(m) {
+  const listed = m.ever_listed === true;
+  const dead = m.alive === false;
+  const cls = ["member", m.relation === "self" ? "self" : "", listed ? "listed" : "", dead ? "dead" : ""].filter(Boolean).join(" ");
+  const who = [m.sex, m.age === null || m.age === undefined ? m.age_band : `${num(m.age, 3)} years${dead ? " at death" : ""}`].filter(Boolean).join(", ");
+  const standing = [m.grade ? "grade " + m.grade : "", m.score !== null && m.score !== undefined ? "score " + m.score : "",
+    m.rating !== null && m.rating !== undefined ? "rating " + num(m.rating / 100, 3) : ""].filter(Boolean).join(" · ");
+  const born = m.birth_day !== null && m.birth_day !== undefined && m.birth_day >= 0 ? `born on day ${num(m.birth_day)}` : "";
+  return el("button", { type: "button", class: cls, "data-member": m.id, title: "follow #" + m.id,
+    onclick: () => lookup(m.id) },
+  el("b", { text: `#${m.id} ${m.relation_shown}` }), el("span", { text: who || "" }),
+  el("span", { text: standing || (m.age_band === "child" ? "a child: no score yet" : "no score") }),
+  el("span", { text: [born, dead ? "died" : ""].filter(Boolean).join(" · ") }),
+  listed ? el("span", { class: "tag", text: `on the court list${m.listings ? ` (${m.listings} listings)` : ""}` }) : "");
+}
+
+function drawFamily(f) {
+  const traces = [];
+  const shown = (m) => `#${m.id} ${m.relation_shown}`;
+  const byId = Object.fromEntries(f.members.map((m) => [String(m.id), m]));
+  const ys = [];
+  for (const m of f.members) {
+    const line = f.lines[String(m.id)];
+    if (!line) continue;
+    ys.push(...line.value);
+    traces.push({ x: line.day, y: line.value, mode: "lines", line: { shape: "hv", width: m.relation === "self" ? 3 : 1.5 }, name: shown(m) });
+    if (line.false.day.length) traces.push({ x: line.false.day, y: line.false.value, mode: "markers", showlegend: false,
+      marker: { color: "#b3261e", size: 9, symbol: "x" }, name: shown(m) + ": false record" });
+  }
+  // Life events on a row below the lines: each birth and death, named by member.
+  const low = ys.length ? Math.min(...ys) - 0.05 * (Math.max(...ys) - Math.min(...ys) || 1) : 0;
+  for (const [cause, symbol, color] of [["birth", "triangle-up", "#1b7f3b"], ["death", "cross", "#1d2733"]]) {
+    const evs = f.events.filter((e) => e.cause === cause);
+    if (evs.length) traces.push({ x: evs.map((e) => e.day), y: evs.map(() => low), mode: "markers", name: cause + "s",
+      text: evs.map((e) => `${shown(byId[String(e.id)] || { id: e.id, relation_shown: "" })} ${cause === "birth" ? "born" : "died"}`),
+      hoverinfo: "text+x", marker: { symbol, size: 10, color } });
+  }
+  const others = f.events.filter((e) => !["birth", "death"].includes(e.cause));
+  if (others.length) traces.push({ x: others.map((e) => e.day), y: others.map(() => low), mode: "markers", name: "other life events",
+    text: others.map((e) => `#${e.id} ${e.cause}`), hoverinfo: "text+x", marker: { symbol: "diamond", size: 8, color: "#9a6700" } });
+  const unit = f.unit || "score";
+  plot("chart-family", traces, { title: { text: f.kind ? `The family's ${f.kind} over the run, with births and deaths` : "Births and deaths in the family (no score in this scenario)" },
+    height: 320, xaxis: { title: { text: "day" } }, yaxis: { title: { text: unit } }, legend: { orientation: "h", y: -0.25 } });
 }
 
 // ------------------------------------------------------------------ compare
@@ -694,6 +869,7 @@ async function init() {
     lookup(Number(text));
   });
   $("audit-filter").addEventListener("input", () => state.results && renderAudit(state.results));
+  $("yearly-column").addEventListener("change", () => drawLive());
   $("share").addEventListener("focus", () => $("share").select());
   $("tour-start").addEventListener("click", () => showTour(0));
   $("tour-apply").addEventListener("click", applyTour);
