@@ -4,7 +4,8 @@ Starts `credsim serve` on a free loopback port, goes through a run, a person and
 comparison as a user would, and writes docs/img/serve-*.png (1280x900, kept under
 250 KiB).
 
-    PYTHONPATH=$PWD/src python benchmarks/serve_screenshots.py
+    PYTHONPATH=$PWD/src python benchmarks/serve_screenshots.py          # every one
+    PYTHONPATH=$PWD/src python benchmarks/serve_screenshots.py decades  # decades, family
 """
 
 from __future__ import annotations
@@ -61,7 +62,31 @@ def wait_text(page, element: str, start: str, timeout: float = 300_000) -> None:
         timeout=timeout)
 
 
-def main() -> None:
+def decades(page, url: str) -> None:
+    """A run of 20 years with demography: the charts by year, then a family of three
+    generations followed from its eldest."""
+    page.goto(url)
+    page.wait_for_selector(".card.chosen")
+    page.check('[id="lv-demography.enabled"]')
+    page.fill("#lv-years", "20")
+    page.dispatch_event("#lv-years", "change")
+    set_lever(page, "run.people", "5000")
+    time.sleep(1)
+    page.click("#run")
+    wait_text(page, "progress-text", "finished")
+    time.sleep(1)
+    page.locator("#decades").scroll_into_view_if_needed()
+    shot(page, "decades")
+    page.click('[data-tab="person"]')
+    page.locator('#pick [data-family="three_generations"] [data-person]').first.click()
+    page.wait_for_selector('#family-tree [data-generation="2"] .member')
+    time.sleep(1)
+    page.evaluate("document.getElementById('family-note').previousElementSibling"
+                  ".scrollIntoView()")
+    shot(page, "family")
+
+
+def main(only: str | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -79,6 +104,9 @@ def main() -> None:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
+                if only == "decades":
+                    decades(page, url)
+                    return
                 page.goto(url)
                 page.wait_for_selector(".card.chosen")
                 set_lever(page, "run.people", "100000")
@@ -112,6 +140,7 @@ def main() -> None:
                 shot(page, "compare")
                 page.click("#tour-start")
                 shot(page, "tour")
+                decades(page, url)
                 browser.close()
         finally:
             server.terminate()
@@ -119,4 +148,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

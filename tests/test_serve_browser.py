@@ -211,3 +211,54 @@ def test_a_true_false_change_is_chosen_not_typed(page, server):
     control.select_option("true")
     assert page.evaluate("changes()")[toggle] is True
     assert page.errors == []
+
+
+def test_a_decades_run_and_a_family(page, server):
+    """Demography on, the years slider at 20, a run of 2,000 people whose progress counts
+    years; the charts by year; then a family followed from one member to another."""
+    page.goto(server[0])
+    page.wait_for_selector(".card.chosen")
+    assert page.is_disabled("#years-range")  # demography off: the run is set in days
+    page.check('[id="lv-demography.enabled"]')
+    page.wait_for_function("!document.getElementById('years-range').disabled")
+    page.fill("#lv-years", "20")
+    page.dispatch_event("#lv-years", "change")
+    assert page.input_value('[id="lv-run.days"]') == "7305"
+    _set(page, "run.people", "2000")
+    assert "(20 years)" in page.inner_text("#estimate")
+    page.wait_for_function("!document.getElementById('run').disabled")
+    page.click("#run")
+    page.wait_for_function(
+        "document.getElementById('progress-text').textContent.startsWith('year ')",
+        timeout=120_000)
+    assert " of 20 (day " in page.inner_text("#progress-text")
+    page.wait_for_function(
+        "document.getElementById('progress-text').textContent.startsWith('finished')",
+        timeout=600_000)
+    assert "(20 years)" in page.inner_text("#progress-text")
+
+    # Charts by year: people alive, births and deaths, and any column by year.
+    assert page.is_visible("#decades")
+    alive = page.evaluate("document.getElementById('chart-population').data[0]")
+    assert alive["x"] == list(range(1, 21)) and min(alive["y"]) > 1000
+    births = page.evaluate("document.getElementById('chart-life').data[0]")
+    total = page.evaluate("state.rows.reduce((s, r) => s + r.births, 0)")
+    assert births["name"] == "births" and sum(births["y"]) == total > 0
+    page.select_option("#yearly-column", "listed")
+    assert "at each year's end" in page.evaluate(
+        "document.getElementById('chart-yearly').layout.title.text")
+
+    # Follow a family: three generations, each member's score on one chart; click one.
+    page.click('[data-tab="person"]')
+    page.locator('#pick [data-family="three_generations"] [data-person]').first.click()
+    page.wait_for_selector('#family-tree [data-generation="2"] .member')
+    grandparent = page.input_value("#person-id")
+    assert page.locator("#family-tree .member.self").count() == 1
+    lines = page.evaluate("document.getElementById('chart-family').data.map((t) => t.name)")
+    assert any(n.startswith(f"#{grandparent} ") for n in lines) and "births" in lines
+    child = page.locator('#family-tree [data-generation="1"] .member').first
+    child_id = child.get_attribute("data-member")
+    child.click()
+    page.wait_for_function(f"document.getElementById('person-id').value === '{child_id}'")
+    page.wait_for_selector(f'#family-tree [data-generation="-1"] [data-member="{grandparent}"]')
+    assert page.errors == []

@@ -231,7 +231,8 @@ function yearsControl() {
   };
   range.addEventListener("input", () => set(Number(range.value)));
   input.addEventListener("change", () => { if (/^[0-9]+$/.test(input.value.trim())) set(Number(input.value)); });
-  wrap.append(el("div", { class: "row" }, range, input));
+  // A lever's box has a message line, which validation fills (none is ever for years).
+  wrap.append(el("div", { class: "row" }, range, input), el("div", { class: "msg" }));
   setTimeout(showYears);
   return wrap;
 }
@@ -442,11 +443,12 @@ function drawYears(rows, cols) {
   $("decades").hidden = !on;
   if (!on) return;
   const xaxis = { title: { text: "year" }, dtick: rows.length > 20 * YEAR ? 5 : 1 };
+  const legend = { orientation: "h", y: -0.32 };  // below the axis title
   const alive = ["people_alive", "adults_alive"].filter((c) => cols.includes(c));
   plot("chart-population", alive.map((c) => ({ ...yearly(rows, c), name: columnLabel(c).replace(" at the end of a given day", ""), mode: "lines+markers" })),
-    { title: { text: "Population alive at each year's end" }, xaxis, yaxis: { title: { text: "people" }, rangemode: "tozero" } });
+    { title: { text: "Population alive at each year's end" }, xaxis, legend, yaxis: { title: { text: "people" }, rangemode: "tozero" } });
   plot("chart-life", LIFE.filter((c) => cols.includes(c)).map((c) => ({ type: "bar", ...yearly(rows, c), name: c.replace(/_/g, " ") })),
-    { title: { text: "Births, deaths and coming of age per year" }, barmode: "group", xaxis, yaxis: { title: { text: "people per year" } } });
+    { title: { text: "Births, deaths and coming of age per year" }, barmode: "group", xaxis, legend, yaxis: { title: { text: "people per year" } } });
   const select = $("yearly-column");
   const choices = cols.filter((c) => c !== "day");
   if (select.options.length !== choices.length) {
@@ -582,7 +584,7 @@ function renderPickers(r) {
   const div = el("div", { class: "pickers" });
   for (const [key, title] of lists) {
     const ids = (r.candidates[key] || (r.families || {})[key]) || [];
-    div.append(el("div", {}, el("h3", { text: title }),
+    div.append(el("div", { "data-family": r.families && key in r.families ? key : null }, el("h3", { text: title }),
       ...(ids.length ? ids.map((id) => el("button", { type: "button", "data-person": id, onclick: () => lookup(id), text: "#" + id }))
         : [el("span", { class: "muted", text: "nobody in this run" })])));
   }
