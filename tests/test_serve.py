@@ -309,6 +309,12 @@ def test_ratings_are_shown_in_stars(server):
     assert ratings and all(1 <= e["shown"] <= 5 for e in ratings)
     assert all(e["shown"] == e["value"] / 100 and e["change"].endswith(" stars")
                for e in ratings)
+    # The family's lines are in stars too, as the people table holds ratings at the end.
+    family = client.get(f"/api/jobs/{job['id']}/family/{pid}").json()
+    assert family["kind"] == "rating" and family["unit"] == "stars"
+    line = family["lines"][str(pid)]
+    assert line["value"][1:-1] == [e["shown"] for e in ratings]
+    assert line["value"][-1] == ratings[-1]["shown"] and line["day"][-1] == 59
 
 
 def test_no_server_folder_is_shown(server, finished):

@@ -16,10 +16,12 @@ from credsim.errors import InputError
 YEAR = 365.25  # days, as demography counts them
 MAX_PER_RELATION = 12  # members shown of each relation; the rest are counted
 CANDIDATES = 12  # families offered in each list
-SCORE_KINDS = ("score", "composite", "rating")  # ledger kinds of a held score, preferred first
+# Ledger kinds of a held score, preferred first, and the people column holding it at the end
+# (a rating in stars; the ledger keeps it in hundredths).
+SCORE_KINDS = {"score": "score", "composite": "composite", "rating": "rating"}
 # Columns of the people table shown for each member, where the run has them.
 MEMBER_COLUMNS = ("sex", "birth_day", "alive", "age_band", "school", "household", "grade",
-                  "score", "composite_score", "rating", "listings", "ever_listed",
+                  "score", "composite", "rating", "listings", "ever_listed",
                   "sanctioned", "sanctioned_wrongful")
 ID_RANGE = (0, 2**31 - 1)  # people ids are int32
 
@@ -45,7 +47,9 @@ def family(folder: Path, pid: int) -> dict[str, Any]:
     last = int(manifest["days"]) - 1
     scenario = manifest.get("scenario", {})
     adult_age = (scenario.get("demography") or {}).get("adult_age", 18)
-    kind = next((k for k in SCORE_KINDS if any(r["kind"] == k for r in ledger)), None)
+    # The score the ledger changed, else the one the people table holds (held all along).
+    kind = next((k for k in SCORE_KINDS if any(r["kind"] == k for r in ledger)), None) or next(
+        (k for k, column in SCORE_KINDS.items() if column in columns), None)
     events = [{"id": int(r["id"]), "day": int(r["day"]), "cause": r["cause"]}
               for r in ledger if r["kind"] == "life"]
     died = {e["id"]: e["day"] for e in events if e["cause"] == "death"}
@@ -203,9 +207,9 @@ def _score_line(member: dict[str, Any], rows: list[dict], kind: str, last: int,
     if rows:
         first = (rows[0]["value"] - rows[0]["delta"]) / scale
     else:
-        held = member.get("rating" if kind == "rating" else "score")
-        if held is None or start > end:
-            return None
+        held = member.get(SCORE_KINDS[kind])
+        if held is None or start > end or (kind == "composite" and held < 0):
+            return None  # none held (a composite of -1: not a participant)
         first = float(held)
     days, values, false = [start], [first], {"day": [], "value": []}
     for r in rows:

@@ -680,7 +680,8 @@ function memberCard(m) {
   const cls = ["member", m.relation === "self" ? "self" : "", listed ? "listed" : "", dead ? "dead" : ""].filter(Boolean).join(" ");
   const who = [m.sex, m.age === null || m.age === undefined ? m.age_band : `${num(m.age, 3)} years${dead ? " at death" : ""}`].filter(Boolean).join(", ");
   const standing = [m.grade ? "grade " + m.grade : "", m.score !== null && m.score !== undefined ? "score " + m.score : "",
-    m.rating !== null && m.rating !== undefined ? "rating " + num(m.rating / 100, 3) : ""].filter(Boolean).join(" · ");
+    m.composite !== null && m.composite !== undefined && m.composite >= 0 ? "composite " + m.composite : "",
+    m.rating !== null && m.rating !== undefined ? `rating ${num(m.rating, 3)} stars` : ""].filter(Boolean).join(" · ");
   const born = m.birth_day !== null && m.birth_day !== undefined && m.birth_day >= 0 ? `born on day ${num(m.birth_day)}` : "";
   return el("button", { type: "button", class: cls, "data-member": m.id, title: "follow #" + m.id,
     onclick: () => lookup(m.id) },
