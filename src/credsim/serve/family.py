@@ -55,17 +55,26 @@ def family(folder: Path, pid: int) -> dict[str, Any]:
     died = {e["id"]: e["day"] for e in events if e["cause"] == "death"}
     for m in members:
         m["age"] = _age(m, died.get(m["id"], last))
-    lines = {}
-    if kind is not None:
-        for m in members:
-            line = _score_line(m, [r for r in ledger if r["id"] == m["id"] and
-                                   r["kind"] == kind], kind, last, died.get(m["id"]),
-                               adult_age)
-            if line:
-                lines[str(m["id"])] = line
+    lines = {} if kind is None else _lines(members, ledger, kind, last, died, adult_age)
     return {"person": pid, "days": last + 1, "kind": kind,
             "unit": "stars" if kind == "rating" else kind, "members": members,
             "more": more, "lines": lines, "events": events}
+
+
+def _lines(members: list[dict], ledger: list[dict], kind: str, last: int,
+           died: dict[int, int], adult_age: int) -> dict[str, dict]:
+    """Each member's score line, by id (as text, a JSON object's key)."""
+    changes: dict[int, list[dict]] = {}
+    for r in ledger:
+        if r["kind"] == kind:
+            changes.setdefault(int(r["id"]), []).append(r)
+    out = {}
+    for m in members:
+        line = _score_line(m, changes.get(m["id"], []), kind, last, died.get(m["id"]),
+                           adult_age)
+        if line:
+            out[str(m["id"])] = line
+    return out
 
 
 def _columns(con, table: str) -> list[str]:

@@ -330,9 +330,17 @@ function showShare(id, share) {
   history.replaceState(null, "", "/?job=" + encodeURIComponent(id) + "&share=" + encodeURIComponent(share));
 }
 
+// A run over decades streams thousands of rows: its charts are redrawn at most once a
+// second, a short run's at every event.
+function drawSoon() {
+  const wait = state.rows.length > 2000 ? 1000 - (Date.now() - (state.drawnAt || 0)) : 0;
+  if (wait <= 0) { clearTimeout(state.drawTimer); state.drawTimer = null; state.drawnAt = Date.now(); drawLive(); }
+  else if (!state.drawTimer) state.drawTimer = setTimeout(() => { state.drawTimer = null; drawSoon(); }, wait);
+}
+
 function onProgress(p) {
   if (p.columns) state.columns = p.columns;
-  if (p.rows && p.rows.length) { state.rows.push(...p.rows); drawLive(); }
+  if (p.rows && p.rows.length) { state.rows.push(...p.rows); drawSoon(); }
   const frac = p.days ? p.done / p.days : 0;
   $("bar").style.width = (100 * frac).toFixed(1) + "%";
   let text = `${p.state}: ${p.phase}`;
@@ -599,7 +607,8 @@ async function lookup(id) {
   try { data = await api(jobPath(state.job, "/person/" + encodeURIComponent(id))); }
   catch (e) { $("person-error").textContent = e.message; return; }
   const rec = data.record, p = data.person;
-  const facts = [["person", "#" + rec.id], ["age", rec.age_band], ["audit group", rec.group],
+  // A slot whose person has died has no age band (demography).
+  const facts = [["person", "#" + rec.id], ["age", rec.age_band ?? "died during the run"], ["audit group", rec.group],
     ["region", rec.region + (rec.urban ? " (urban)" : " (rural)")]];
   if (rec.score !== null && rec.score !== undefined) {
     facts.push(["score", `${rec.score} (true ${rec.score_true})`], ["grade", `${rec.grade} (true ${rec.grade_true})`]);
