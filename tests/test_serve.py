@@ -847,6 +847,13 @@ def test_follow_a_family_matches_the_people_table(server, decades):
             assert m["alive"] == people[m["id"]]["alive"]
         assert sorted((e["id"], e["day"], e["cause"]) for e in f["events"]) == sorted(
             (r["id"], r["day"], r["cause"]) for r in life if r["id"] in members)
+    # Each family offered once: a couple shares its grandchildren, so one of the two.
+    def grandchildren_of(g: int) -> frozenset[int]:
+        kids = {i for i, p in people.items() if g in (p["parent1"], p["parent2"])}
+        return frozenset(i for i, p in people.items() if kids & {p["parent1"], p["parent2"]})
+
+    offered = [grandchildren_of(g) for g in fams["three_generations"]]
+    assert all(offered) and len(set(offered)) == len(offered)
     grandparent = client.get(
         f"/api/jobs/{decades['id']}/family/{fams['three_generations'][0]}").json()
     assert {m["generation"] for m in grandparent["members"]} >= {0, 1, 2}

@@ -245,10 +245,18 @@ def candidates(run) -> dict[str, list[int]]:
 
     edges = ("(SELECT parent1 AS parent, id AS child FROM people WHERE parent1 >= 0 "
              "UNION ALL SELECT parent2, id FROM people WHERE parent2 >= 0)")
-    out = {"listed_parents": [], "three_generations": ids(
-        f"SELECT a.parent AS id FROM {edges} a JOIN {edges} b ON b.parent = a.child "
-        f"GROUP BY a.parent ORDER BY count(DISTINCT b.child) DESC, a.parent "
-        f"LIMIT {CANDIDATES}")}
+    # Both grandparents of a couple share their grandchildren: one of them is offered.
+    grandparents = run.sql(
+        f"SELECT a.parent AS id, list(DISTINCT b.child ORDER BY b.child) AS grandchildren "
+        f"FROM {edges} a JOIN {edges} b ON b.parent = a.child GROUP BY a.parent "
+        f"ORDER BY count(DISTINCT b.child) DESC, a.parent LIMIT {4 * CANDIDATES}").to_pylist()
+    seen: set[tuple[int, ...]] = set()
+    three = []
+    for r in grandparents:
+        if tuple(r["grandchildren"]) not in seen:
+            seen.add(tuple(r["grandchildren"]))
+            three.append(int(r["id"]))
+    out = {"listed_parents": [], "three_generations": three[:CANDIDATES]}
     if "ever_listed" in people:
         out["listed_parents"] = ids(
             f"SELECT e.parent AS id FROM {edges} e JOIN people p ON p.id = e.parent "
