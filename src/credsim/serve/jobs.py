@@ -131,8 +131,8 @@ class Jobs:
                        if j.session == session and j.state in (QUEUED, RUNNING))
             if mine >= self.limits.max_per_session:
                 raise LimitError(f"this browser already has {mine} jobs queued or running "
-                                 f"(at most {self.limits.max_per_session}); cancel one or "
-                                 "wait for it to finish")
+                                 f"(at most {self.limits.max_per_session}: credsim serve "
+                                 "--max-per-browser); cancel one or wait for it to finish")
             if len(self.waiting) >= self.limits.max_queued:
                 raise LimitError(f"the queue is full ({self.limits.max_queued} jobs waiting); "
                                  "try again later")
