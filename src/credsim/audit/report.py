@@ -633,6 +633,12 @@ def _fig_grade_flows(d: _RunData, figs: _Figures) -> str:
     return "".join(drawn)
 
 
+def _generations(d: _RunData, figs: _Figures) -> list[str]:
+    """Cohorts and generations, where the population changes (demography)."""
+    drawn = _drawn("generations", d, figs)
+    return ["<h2>Generations</h2>", *drawn] if drawn else []
+
+
 def _drawn(section: str, d: _RunData, figs: _Figures) -> list[str]:
     """What the modules the run ran draw in report section `section`, in build order."""
     return [html for inst in d.instances
@@ -1030,6 +1036,7 @@ def _run_report(path: Path, baseline: Path | None = None) -> str:
         "<h2>Disparate impact</h2>", _fig_impact(d, m, figs),
         "<h2>Chilling</h2>", _fig_chilling(d, m, figs),
         "<h2>Spirals</h2>", _fig_spirals(d, m, figs),
+        *_generations(d, figs),
         "<h2>EU AI Act Art. 5(1)(c): what was measured</h2>", _eu_section(d, m),
         *_module_sections(d, m, figs),
         "<h2>Measures</h2>", _measures_table(m),
