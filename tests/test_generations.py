@@ -306,3 +306,64 @@ def test_decades_measures_have_intervals_across_replicates(tmp_path):
                for r in cohorts)
     series = set(pq.read_table(folder / "series.parquet").column("series").to_pylist())
     assert {"gini_income", "gini_savings", "people_alive"} <= series
+
+
+def test_run_report_draws_the_generations(decade, tmp_path):
+    """The run report has a Generations section with the cohort and generation charts;
+    a run without demography has none."""
+    from credsim.audit.report import write_report
+
+    _, out = decade
+    page = write_report(out, tmp_path / "report.html").read_text("utf-8")
+    section = page[page.index("<h2>Generations</h2>"):]
+    section = section[:section.index("<h2>", 4)]
+    for caption in ("People alive at the start of each year", "Births (blue), deaths",
+                    "The Gini coefficient of income", "Mean voice of the people alive",
+                    "Where the children who came of age", "no top schools"):
+        assert caption in section, caption
+    assert section.count("<svg") == 5
+
+
+def test_run_report_without_demography_has_no_generations(simulate, tmp_path):
+    from credsim.audit.report import write_report
+
+    run = simulate(tmp_path / "run", people=2000, days=30)
+    assert "<h2>Generations</h2>" not in write_report(
+        run.path, tmp_path / "report.html").read_text("utf-8")
+
+
+def test_voice_by_cohort_against_a_baseline_run(decade, tmp_path):
+    """`compute(run, baseline)` with the same society without the system: each cohort's
+    voice over the baseline's (1 without trait inheritance: the traits of the born do
+    not depend on the system)."""
+    from credsim.audit.measures import compute
+    from credsim.results import run_dir
+
+    _, out = decade
+    s = load_scenario("baseline")
+    s.run.people, s.run.days = 3000, 3653
+    s.demography = Demography(enabled=True)
+    base = tmp_path / "base"
+    tmp = run_dir.prepare(base)
+    run_dir.simulate(s, tmp)
+    run_dir.commit(tmp, base)
+    m = compute(out, base)
+    ratios = [x for x in m if x.measure == "voice_by_cohort_vs_baseline"]
+    cohorts = [x for x in m if x.measure == "voice_by_cohort"]
+    assert len(ratios) == len(cohorts) > 10
+    assert all(x.value == pytest.approx(1.0) for x in ratios)
+
+
+def test_a_baseline_with_other_demography_is_refused(decade):
+    from credsim.audit.measures import society_differences
+    from credsim.results.run_dir import open_run
+
+    _, out = decade
+    manifest = open_run(out)
+    base = {**manifest, "scenario": {**manifest["scenario"],
+                                     "demography": {"enabled": False}}}
+    base["scenario"] = {**base["scenario"], "points": {"enabled": False},
+                        "court_list": {"enabled": False}, "gates": {}}
+    diffs = society_differences(manifest, base)
+    assert any(d.startswith("demography.enabled: False in the baseline") for d in diffs)
+    assert not any("runs a system" in d for d in diffs)
