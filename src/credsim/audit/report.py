@@ -7,7 +7,8 @@ descriptions, gate names, the scenario file) is escaped.
 
 A run folder gets a plain-language summary, then figures (score, band or
 rating distributions over time, grade flows, sanctions per gate, wrongful
-share and disparate-impact ratios by group, chilling, spirals), then what was
+share and disparate-impact ratios by group, chilling, spirals; with demography, the
+cohorts and generations), then what was
 measured for the two points of the EU AI Act's social-scoring test
 (Art. 5(1)(c)), then every measure. Measures come from
 `credsim.audit.measures.compute`; if the folder holds a `measures.parquet`

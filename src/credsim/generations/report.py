@@ -82,16 +82,17 @@ def births_and_deaths(ts: dict, figs: Any) -> str:
         return ""
     year = ts["day"] // GINI_EVERY
     n = int(year.max()) + 1
-    births = np.bincount(year, weights=ts["births"], minlength=n)
-    deaths = np.bincount(year, weights=ts["deaths"], minlength=n)
-    came = np.bincount(year, weights=ts["came_of_age"], minlength=n)
+    if n > 1 and np.count_nonzero(year == n - 1) < GINI_EVERY // 2:
+        n -= 1  # a last part-year of under half a year would read as a fall: not drawn
+    births, deaths, came = (np.bincount(year, weights=ts[c], minlength=n + 1)[:n]
+                            for c in ("births", "deaths", "came_of_age"))
     fig, ax = figs.new(1, height=3.0, width=7.5)
     a = ax[0][0]
     x = np.arange(n)
     a.bar(x - 0.27, births, width=0.27, color=BLUE, label="births")
     a.bar(x, deaths, width=0.27, color=VERMILION, label="deaths")
     a.bar(x + 0.27, came, width=0.27, color=GREY, label="came of age")
-    a.set_xlabel("year of the run (a last part-year counts its days only)")
+    a.set_xlabel("year of the run (a last part-year of over half a year counts its days)")
     a.set_ylabel("people per year")
     a.set_title("births, deaths and coming of age per year")
     a.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
