@@ -367,3 +367,19 @@ def test_a_baseline_with_other_demography_is_refused(decade):
     diffs = society_differences(manifest, base)
     assert any(d.startswith("demography.enabled: False in the baseline") for d in diffs)
     assert not any("runs a system" in d for d in diffs)
+
+
+def test_summary_figures_agree_with_the_audit(decade):
+    """`credsim summary` counts the living as the audit does."""
+    from credsim.audit.measures import compute
+    from credsim.results.summary import summarize
+
+    _, out = decade
+    audit = {(x.measure, x.key): x.value for x in compute(out)}
+    _, figures = summarize(out)
+    compared = 0
+    for f in figures:
+        if (f.measure, f.key) in audit and f.value is not None:
+            assert f.value == pytest.approx(audit[f.measure, f.key], rel=1e-9), f.measure
+            compared += 1
+    assert compared >= 5
