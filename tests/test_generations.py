@@ -89,13 +89,14 @@ GRADES = ("AAA", "AA", "A", "B", "C", "D")
 
 def _tiny_run(tmp_path: Path, schools: bool = True) -> RunTables:
     """Eight people: four grown children (came of age in the run, alive), one grown child
-    who died, two minors at the end and one adult of the first generation."""
+    who died, two minors at the end and one adult of the first generation. The grown
+    children are born in years -20 (days -7000) and -19 (day -6600)."""
     rows = [
         # income, parents_income, score, parents_score, grade, parents_grade, parents_at,
         # age_band, school, birth_day, voice
         (100.0, 10.0, 1000.0, 900.0, "A", "A", "coming_of_age", "adult", "none", -7000, 0.1),
         (300.0, 20.0, 1030.0, 990.0, "A", "A", "coming_of_age", "adult", "none", -7000, 0.3),
-        (200.0, 30.0, 960.0, 1000.0, "B", "C", "coming_of_age", "adult", "none", -6600, 0.2),
+        (200.0, 30.0, 960.0, 1000.0, "B", "C", "coming_of_age", "adult", "none", -7000, 0.2),
         (400.0, 40.0, 1100.0, 1010.0, "AA", "C", "coming_of_age", "adult", "none", -6600, 0.4),
         (999.0, 50.0, 999.0, 999.0, "A", "A", "coming_of_age", None, "none", -7000, 0.9),
         (0.0, 15.0, None, 950.0, None, "A", "end", "child", "top", -700, 0.5),
@@ -122,16 +123,32 @@ def _by_key(measures) -> dict[tuple[str, str], float | None]:
     return {(m.measure, m.key): m.value for m in measures}
 
 
+def test_rank_rank_slope_ranks_within_cohorts_by_hand():
+    """Two birth years. Year 0: parents 1, 2, 3 rank 1/3, 2/3, 1, their children 5, 6, 4
+    rank 2/3, 1, 1/3. Year 1: parents 7, 8 rank 1/2, 1, their children 9, 8 rank 1, 1/2.
+    Pooled, both means are 7/10; in thirtieths the parents' deviations are -11, -1, 9,
+    -6, 9 and the children's -1, 9, -11, 9, -6: covariance -205 over variance 320, a
+    slope of -41/64. Ranked all together (parents .2 .. 1, children .4, .6, .2, 1, .8)
+    the slope is 0.24 / 0.4 = 0.6."""
+    child = np.array([5.0, 6.0, 4.0, 9.0, 8.0])
+    parents = np.array([1.0, 2.0, 3.0, 7.0, 8.0])
+    cohort = np.array([0, 0, 0, 1, 1])
+    assert rank_rank_slope(child, parents, cohort) == pytest.approx(-41 / 64)
+    assert rank_rank_slope(child, parents) == pytest.approx(0.6)
+
+
 def test_mobility_of_a_tiny_table_by_hand(tmp_path):
-    """Grown children alive at the end: the first four. Parents' incomes 10..40 rank
-    1/4..1; the children's incomes 100, 300, 200, 400 rank 1/4, 3/4, 1/2, 1: the slope is
-    0.8 (test_rank_rank_slope_by_hand). Scores: parents 900, 990, 1000, 1010 rank in
-    order, the children's 1000, 1030, 960, 1100 rank 1/2, 3/4, 1/4, 1: covariance
-    (-.375*-.125 + -.125*.125 + .125*-.375 + .375*.375) / 4 = 0.03125 over a variance of
-    0.078125, a slope of 0.4."""
+    """Grown children alive at the end: the first four, three born in year -20, one in
+    year -19 (alone: rank 1 as child and as parents). Year -20: parents' incomes 10, 20,
+    30 rank 1/3, 2/3, 1, the children's 100, 300, 200 rank 1/3, 1, 2/3. Pooled, in
+    twelfths: parents 4, 8, 12, 12 and children 4, 12, 8, 12, both of mean 9; deviations
+    -5, -1, 3, 3 and -5, 3, -1, 3: covariance 28 over variance 44, a slope of 7/11.
+    Scores: parents 900, 990, 1000 (and 1010 alone) rank as the incomes; the children's
+    1000, 1030, 960 rank 8, 12, 4 (and 12): deviations -1, 3, -5, 3, covariance
+    5 - 3 - 15 + 9 = -4, a slope of -1/11."""
     m = _by_key(gen_audit.audit(_tiny_run(tmp_path), "generations", None))
-    assert m["rank_rank_slope_income", ""] == pytest.approx(0.8)
-    assert m["rank_rank_slope_score", ""] == pytest.approx(0.4)
+    assert m["rank_rank_slope_income", ""] == pytest.approx(7 / 11)
+    assert m["rank_rank_slope_score", ""] == pytest.approx(-1 / 11)
     assert m["rank_rank_n", "of=income"] == 4
     assert m["rank_rank_n", "of=score"] == 4
 

@@ -36,18 +36,22 @@ def audit(run: RunTables, part: str, instance: Instance) -> list[Measured]:
 
 
 def mobility(run: RunTables, cols: set[str]) -> list[Measured]:
-    """Rank-rank slopes of the grown children's income, and score, on their parents'."""
+    """Rank-rank slopes of the grown children's income, and score, on their parents',
+    ranked within birth years: pooled over cohorts, ranks would mix the time each child
+    has had as an adult with the parents' standing."""
     score = "score" if "score" in cols else "NULL::DOUBLE"
-    g = run.numpy(f"SELECT income, parents_income, {score} AS score, parents_score "
+    g = run.numpy(f"SELECT income, parents_income, {score} AS score, parents_score, "
+                  f"floor(birth_day / {YEAR}) AS cohort "
                   f"FROM people WHERE {GROWN} AND parents_income IS NOT NULL")
     g = {k: _floats(v) for k, v in g.items()}
     n = len(g["income"])
-    out = [Measured("rank_rank_slope_income", rank_rank_slope(g["income"], g["parents_income"])),
+    out = [Measured("rank_rank_slope_income", rank_rank_slope(g["income"], g["parents_income"],
+                                                              g["cohort"])),
            Measured("rank_rank_n", float(n), "of=income")]
     if "score" in cols:
         both = np.isfinite(g["score"]) & np.isfinite(g["parents_score"])
-        out += [Measured("rank_rank_slope_score", rank_rank_slope(g["score"],
-                                                                  g["parents_score"])),
+        out += [Measured("rank_rank_slope_score", rank_rank_slope(
+                    g["score"], g["parents_score"], g["cohort"])),
                 Measured("rank_rank_n", float(both.sum()), "of=score")]
     return out
 

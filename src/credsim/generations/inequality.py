@@ -44,16 +44,23 @@ def percentile_ranks(x: np.ndarray) -> np.ndarray:
     return ranks / n
 
 
-def rank_rank_slope(child: np.ndarray, parents: np.ndarray) -> float | None:
-    """The OLS slope of the children's percentile rank on their parents' percentile rank,
-    each ranked among the pairs given (Chetty, Hendren, Kline and Saez 2014). None with
+def rank_rank_slope(child: np.ndarray, parents: np.ndarray,
+                    cohort: np.ndarray | None = None) -> float | None:
+    """The OLS slope of the children's percentile rank on their parents' percentile rank
+    (Chetty, Hendren, Kline and Saez 2014): each child ranked among the children of the
+    same `cohort` (birth year), each parent value among those of the same cohort's
+    children, the pairs then pooled; all in one cohort if `cohort` is None. None with
     fewer than two pairs or when the parents' ranks do not vary."""
     child, parents = np.asarray(child, np.float64), np.asarray(parents, np.float64)
+    cohort = np.zeros(len(child)) if cohort is None else np.asarray(cohort)
     keep = np.isfinite(child) & np.isfinite(parents)
-    child, parents = child[keep], parents[keep]
+    child, parents, cohort = child[keep], parents[keep], cohort[keep]
     if len(child) < 2:
         return None
-    rc, rp = percentile_ranks(child), percentile_ranks(parents)
+    rc, rp = np.empty(len(child)), np.empty(len(child))
+    for k in np.unique(cohort):
+        mine = cohort == k
+        rc[mine], rp[mine] = percentile_ranks(child[mine]), percentile_ranks(parents[mine])
     var = float(np.var(rp))
     if var <= 0:
         return None
