@@ -20,7 +20,7 @@ import pyarrow as pa
 from credsim.generations.inequality import gini
 from credsim.modules import Day, Module, PeopleChange, Result, lazy_hook
 from credsim.modules.columns import category
-from credsim.population.people import CHILD, is_adult
+from credsim.population.people import CHILD, NO_BIRTH_DAY, is_adult
 
 GINI_EVERY = 365  # days between the yearly Gini values of the time series
 NO_GRADE = -1
@@ -51,14 +51,11 @@ class Generations(Module):
         self.parents_score = np.full(n, np.nan, dtype=np.float32)
         self.parents_grade = np.full(n, NO_GRADE, dtype=np.int8)
         self.parents_listed = np.zeros(n, dtype=bool)
-        self.parents_known = np.zeros(n, dtype=bool)  # some parent was alive to count
         self.snapshot_at = np.full(n, NOT_TAKEN, dtype=np.int8)
         self.gini_income = self.gini_savings = float("nan")
-        # The days each person lived, and lived as an adult, during the run: the
-        # denominators of the audit's rates (person-days of the living, of living adults).
-        start = np.arange(n) < sim.scenario.run.people
-        self.alive_from = np.where(start, 0, NEVER).astype(np.int32)
-        self.adult_from = np.where(start & is_adult(sim.people.age), 0, NEVER).astype(np.int32)
+        # The days each person lived (from the day of birth or 0), and lived as an adult,
+        # during the run: the denominators of the audit's rates.
+        self.adult_from = np.where(is_adult(sim.people.age), 0, NEVER).astype(np.int32)
         self.died_on = np.full(n, NEVER, dtype=np.int32)
         self.end = 0
 
@@ -72,7 +69,6 @@ class Generations(Module):
     # Snapshots of the parents -------------------------------------------------------------
     def people_changed(self, d: Day, change: PeopleChange) -> None:
         self.snapshot(change.came_of_age, SNAPSHOT_AT.index("coming_of_age"))
-        self.alive_from[change.born] = d.day
         self.adult_from[change.came_of_age] = d.day
         self.died_on[change.died] = d.day
 
@@ -92,7 +88,6 @@ class Generations(Module):
         living = parents >= 0
         living[living] = people.alive[parents[living]]
         who = np.where(living, parents, 0)  # a stand-in slot where there is no parent
-        self.parents_known[children] = living.any(axis=0)
         self.snapshot_at[children] = at
         self.parents_income[children] = _mean_where(people.income[who], living)
         score = self._scores(who)
@@ -131,7 +126,7 @@ class Generations(Module):
 
     def people_columns(self, part: slice) -> dict:
         taken = self.snapshot_at[part] != NOT_TAKEN
-        known = self.parents_known[part] & taken
+        known = taken & ~np.isnan(self.parents_income[part])  # a parent was alive then
         cols = {
             "parents_at": category(np.maximum(self.snapshot_at[part], 0), SNAPSHOT_AT,
                                    mask=~taken),
@@ -140,7 +135,9 @@ class Generations(Module):
                                       mask=~known | np.isnan(self.parents_score[part])),
         }
         last = np.minimum(self.died_on[part], self.end).astype(np.int64)
-        cols["days_alive"] = np.maximum(last - self.alive_from[part], 0).astype(np.int32)
+        born = self.sim.people.birth_day[part].astype(np.int64)
+        first = np.where(born == NO_BIRTH_DAY, NEVER, np.maximum(born, 0))
+        cols["days_alive"] = np.maximum(last - first, 0).astype(np.int32)
         cols["days_adult"] = np.maximum(last - self.adult_from[part], 0).astype(np.int32)
         if self.graded is not None:
             cols["parents_grade"] = category(np.maximum(self.parents_grade[part], 0),
