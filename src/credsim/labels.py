@@ -93,6 +93,10 @@ COLUMNS: dict[str, Label] = {
     "births": _l("people born on a given day", PEOPLE, "count"),
     "deaths": _l("people who died on a given day", PEOPLE, "count"),
     "came_of_age": _l("children who came of age on a given day", PEOPLE, "count"),
+    "gini_income": _l("inequality of living adults' incomes (Gini), taken once a year",
+                      "Gini coefficient", "score"),
+    "gini_savings": _l("inequality of living adults' savings (Gini), taken once a year",
+                       "Gini coefficient", "score"),
     "events_true": _l("things people and firms actually did on a given day, recorded or not",
                       "events", "count"),
     "events_observed": _l("true events recorded on a given day", "events", "count"),
@@ -279,7 +283,29 @@ MEASURES: dict[str, Label] = {
                           "true events per 1000 adult person-days", "rate"),
     "true_events_vs_baseline": _l("true events relative to the same society without the "
                                   "system (below 1: the system deters)", VS_BASELINE, "ratio"),
-    # headline figures of `credsim summary` only
+    # generations (with demography)
+    "rank_rank_slope_income": _l("how much a child's adult income rank follows the parents' "
+                                 "(rank-rank slope; 0: not at all, 1: fully)",
+                                 "slope of percentile ranks", "score"),
+    "rank_rank_slope_score": _l("how much a child's adult score rank follows the parents' "
+                                "(rank-rank slope; 0: not at all, 1: fully)",
+                                "slope of percentile ranks", "score"),
+    "rank_rank_n": _l("grown children counted for the rank-rank slope", PEOPLE, "count"),
+    "class_persistence": _l("share of grown children holding a grade, by their parents' "
+                            "worst grade when they came of age",
+                            "share of grown children of parents of that grade", "share"),
+    "class_persistence_n": _l("grown children whose parents held a grade when they came of "
+                              "age", PEOPLE, "count"),
+    "top_school_share_by_parents_grade": _l(
+        "share of children in a top school, by their parents' worst grade",
+        "share of children of parents of that grade", "share"),
+    "voice_by_cohort": _l("mean voice (inclination to speak out) of the living, by birth "
+                          "cohort", "voice trait (0 to 1)", "score"),
+    "voice_by_cohort_vs_baseline": _l("mean voice of a birth cohort, relative to the same "
+                                      "society without the system", VS_BASELINE, "ratio"),
+    "cohort_people": _l("people of a birth cohort alive at the end", PEOPLE, "count"),
+    "gini_income": _l("inequality of incomes of living adults (Gini)", "Gini coefficient",
+                      "score"),
     "false_records_per_million_person_days": _l(
         "false records created (mix-ups) per million person-days", PER_M_PERSON_DAYS, "rate"),
 }
@@ -296,6 +322,8 @@ def key_phrase(key: str) -> str:
     if "->" in key:
         start, end = key.split("->", 1)
         return f"from grade {start} to grade {end}"
+    if ";" in key:  # several parts: 'parents=C;child=A'
+        return "; ".join(key_phrase(k) for k in key.split(";"))
     what, _, name = key.partition("=")
     return {
         "group": group_label(name),
@@ -305,7 +333,20 @@ def key_phrase(key: str) -> str:
         "domain": f"{name} domain",
         "parent": f"first parent's standing {name}",
         "system": f"{name} score",
+        "parents": f"parents' worst grade {name}",
+        "child": f"own grade {name}",
+        "cohort": f"born in years {name} to {_int_or(name, 4)} of the run (0: its first)",
+        "at": f"at the {name}",
+        "of": f"of {name}",
     }.get(what, key)
+
+
+def _int_or(name: str, add: int) -> str:
+    """`name` + `add` if `name` is a whole number, else `name`."""
+    try:
+        return str(int(name) + add)
+    except ValueError:
+        return name
 
 
 def measure_label(measure: str, key: str = "") -> Label:

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from credsim.errors import InputError
+from credsim.generations.inequality import gini
 from credsim.labels import measure_label
 from credsim.modules.plan import module_classes, module_instances
 from credsim.results.query import connect, ident
@@ -104,6 +105,7 @@ def _compute(run: Path, manifest: dict, s: Scenario, baseline: Path | None,
         a.manipulation()
         a.cross_context()
         a.benefits()
+        a.own("generations")
         a.modules()
         if baseline is not None:
             check_baseline(run, manifest, baseline, open_run(baseline))
@@ -129,11 +131,12 @@ def society_differences(manifest: dict, base: dict) -> list[str]:
     s, b = manifest["scenario"], base["scenario"]
     if b["run"]["seed"] != s["run"]["seed"]:
         diffs.append(f"seed: {b['run']['seed']} in the baseline, {s['run']['seed']} in the run")
-    for section in ("population", "graph"):
-        changed = sorted(k for k in set(s[section]) | set(b[section])
-                         if s[section].get(k) != b[section].get(k))
-        diffs += [f"{section}.{k}: {b[section].get(k)} in the baseline, "
-                  f"{s[section].get(k)} in the run" for k in changed]
+    for section in ("population", "graph", "demography"):
+        run_part, base_part = s.get(section) or {}, b.get(section) or {}
+        changed = sorted(k for k in set(run_part) | set(base_part)
+                         if run_part.get(k) != base_part.get(k))
+        diffs += [f"{section}.{k}: {base_part.get(k)} in the baseline, "
+                  f"{run_part.get(k)} in the run" for k in changed]
     running = [x for x in SYSTEMS if b.get(x, {}).get("enabled")]
     running += [f"systems.{name}" for name in b.get("systems", {})]  # from packages
     if b.get("gates"):
@@ -183,21 +186,6 @@ def four_fifths_verdict(low: float | None, high: float | None) -> float | None:
 def ratio(num: float, den: float) -> float | None:
     """num / den, or None (undefined) when den is 0."""
     return num / den if den else None
-
-
-def gini(x: np.ndarray) -> float | None:
-    """Gini coefficient of non-negative values (shifted to start at 0 if any is negative,
-    since scores and savings can be negative)."""
-    x = np.sort(np.asarray(x, dtype=np.float64))
-    if len(x) == 0:
-        return None
-    if x[0] < 0:
-        x = x - x[0]
-    total = x.sum()
-    if total <= 0:
-        return 0.0
-    n = len(x)
-    return float((2 * np.arange(1, n + 1) - n - 1) @ x / (n * total))
 
 
 class RunTables:
@@ -270,6 +258,30 @@ class _Audit:
             raise InputError(f"{run / 'manifest.json'}: adults is {self.adults:,} but "
                              f"people.parquet has {counted:,} adults")
         self.out: list[Measure] = []
+        self._denominators()
+
+    def _denominators(self) -> None:
+        """The person-days of the run, of everyone and of adults, overall and per audit
+        group. On a fixed population: people (or adults at the end) x days. Where the
+        population changes (demography), the days each person lived, and lived as an
+        adult, during the run (people.parquet `days_alive`, `days_adult`): the dead and
+        the not yet born count only for the days they were alive."""
+        self.changing = {"days_alive", "days_adult"} <= self.people_cols
+        if not self.changing:
+            self.person_days, self.adult_days = self.n * self.days, self.adults * self.days
+            self.mean_people = self.n
+            people = self.q('SELECT "group", count(*) FROM people GROUP BY 1')
+            adults = self.q('SELECT "group", count(*) FROM people WHERE age_band != \'child\' '
+                            'GROUP BY 1')
+            self.group_days = {g: c * self.days for g, c in people}
+            self.group_adult_days = {g: c * self.days for g, c in adults}
+            return
+        rows = self.q('SELECT "group", sum(days_alive), sum(days_adult) FROM people GROUP BY 1')
+        self.group_days = {g: int(a) for g, a, _ in rows}
+        self.group_adult_days = {g: int(b) for g, _, b in rows if b}
+        self.person_days = sum(self.group_days.values())
+        self.adult_days = sum(self.group_adult_days.values())
+        self.mean_people = self.person_days / self.days  # alive on an average day
 
     def add(self, measure: str, value, key: str = "", unit: str | None = None) -> None:
         """Add a measure; its label and unit come from credsim.labels (`unit` only makes
@@ -295,7 +307,7 @@ class _Audit:
     # Listings and sanctions -------------------------------------------------------
     def sanctions(self) -> None:
         s = self.s
-        per_m = 1e6 / self.n
+        per_m = 1e6 / self.mean_people
         if s.court_list.enabled:
             self.add("listed_per_million", self.ts_sum("listed") / self.days * per_m)
             self.add("new_listings_per_million",
@@ -306,18 +318,17 @@ class _Audit:
             what = "perks_per_million" if g.effect == "perk" else "sanctions_per_million"
             self.add(what, self.ts_sum(f"gate_{name}") * self.year * per_m, f"gate={name}")
         sanctioned = self.ts_sum("sanctioned")
-        self.add("sanctioned_person_days_per_million", sanctioned / (self.n * self.days) * 1e6)
+        self.add("sanctioned_person_days_per_million", sanctioned / self.person_days * 1e6)
 
     # Wrongful sanctions and disparate impact ------------------------------------
     def wrongful_and_disparity(self) -> None:
         """The rate of wrongful sanctioned person-days comes before their share: a share
         rises when a safeguard removes rightful sanctions, with no fewer wrongful ones."""
         sanctioned, wrongful = self.ts_sum("sanctioned"), self.ts_sum("sanctioned_wrongful")
-        self.add("wrongful_person_days_per_million", wrongful / (self.n * self.days) * 1e6)
+        self.add("wrongful_person_days_per_million", wrongful / self.person_days * 1e6)
         self.add("wrongful_share", ratio(wrongful, sanctioned))
-        adults = dict(self.q('SELECT "group", count(*) FROM people WHERE age_band != \'child\' '
-                             'GROUP BY 1'))
-        people = dict(self.q('SELECT "group", count(*) FROM people GROUP BY 1'))
+        # Adults of each group: on an average day (on a fixed population, those there are).
+        adults = {g: d / self.days for g, d in self.group_adult_days.items()}
         burden: dict[int, tuple[float, float]] = {}  # group: (count, adults)
         for g in sorted(adults):
             col = f"sanctioned_group{g}"
@@ -326,9 +337,9 @@ class _Audit:
             sg, wg = self.ts_sum(col), self.ts_sum(f"sanctioned_wrongful_group{g}")
             key = f"group={g}"
             self.add("wrongful_person_days_per_million",
-                     ratio(wg * 1e6, people[g] * self.days), key)
+                     ratio(wg * 1e6, self.group_days[g]), key)
             self.add("wrongful_share", ratio(wg, sg), key)
-            self.add("sanction_rate", sg / (adults[g] * self.days), key)
+            self.add("sanction_rate", sg / self.group_adult_days[g], key)
             # As a proportion of people: the mean number sanctioned on a day, of the adults.
             burden[g] = (sg / self.days, adults[g])
         self._disparate("sanction", burden)
@@ -389,9 +400,9 @@ class _Audit:
 
     # Chilling -------------------------------------------------------------------
     def chilling(self) -> None:
-        pd = self.n * self.days
+        pd = self.person_days
         self.add("voice_per_1000_person_days", self.ts_sum("voice_events") / pd * 1e3)
-        self.add("ties_dropped_per_1000", self.ts_sum("ties_dropped") / self.n * 1e3)
+        self.add("ties_dropped_per_1000", self.ts_sum("ties_dropped") / self.mean_people * 1e3)
         if "contacts" in self.people_cols:
             (cut,) = self.q("SELECT quantile_cont(voice, ?) FROM people WHERE age_band != "
                             "'child'", [CRITIC_QUANTILE])[0]
@@ -432,7 +443,7 @@ class _Audit:
 
     # Claimed benefits -------------------------------------------------------------
     def benefits(self) -> None:
-        pd = self.adults * self.days
+        pd = self.adult_days
         for d in BENEFIT_DOMAINS:
             col = f"events_{d}"
             if col in self.ts_cols:
@@ -455,6 +466,18 @@ class _Audit:
             for name in declared:
                 self.add(name, _number(values.get(name), f"module {cls.kind}: {name}"))
 
+    def _cohorts_vs_baseline(self, bcon) -> None:
+        """Each birth cohort's mean voice over the baseline's (where the population
+        changes: the generations' measures)."""
+        from credsim.generations.audit import COHORT_VOICE
+
+        own = {m.key: m.value for m in self.out if m.measure == "voice_by_cohort"}
+        if not own:
+            return
+        base = {f"cohort={c}": v for c, v, _ in bcon.execute(COHORT_VOICE).fetchall()}
+        for key, v in own.items():
+            self.add("voice_by_cohort_vs_baseline", ratio(v, base.get(key) or 0.0), key)
+
     def against_baseline(self, bcon) -> None:
         bcols = {r[0] for r in bcon.execute("DESCRIBE timeseries").fetchall()}
 
@@ -463,6 +486,7 @@ class _Audit:
                          .fetchall()[0][0])
 
         self.add("voice_vs_baseline", ratio(self.ts_sum("voice_events"), bsum("voice_events")))
+        self._cohorts_vs_baseline(bcon)
         for d in BENEFIT_DOMAINS:
             col = f"events_{d}"
             if col in self.ts_cols and col in bcols:

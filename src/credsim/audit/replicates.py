@@ -73,7 +73,8 @@ RUN_SCHEMA = pa.schema([
 ])
 # The daily series a worker returns with the measures (columns of the run's time series
 # that exist in it), and their schema in runs/<run_id>.series.parquet.
-SERIES = ("sanctioned", "sanctioned_wrongful", "listed")
+SERIES = ("sanctioned", "sanctioned_wrongful", "listed", "people_alive", "gini_income",
+          "gini_savings")
 SERIES_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("point", pa.int32()), ("replicate", pa.int32()),
     ("seed", pa.int64()), ("series", pa.string()), ("day", pa.int32()),
@@ -415,6 +416,7 @@ KIND_RANGES: dict[str, tuple[float, float]] = {
 RANGE_OF_MEASURE: dict[str, tuple[float, float]] = {
     "sanction_impact_ratio": (0.0, 1.0), "listing_impact_ratio": (0.0, 1.0),
     "gini_score": (0.0, 1.0), "gini_composite": (0.0, 1.0), "gini_savings": (0.0, 1.0),
+    "gini_income": (0.0, 1.0), "voice_by_cohort": (0.0, 1.0),
 }
 INTERVAL_METHOD = {"bounded": "logit t (delta method)", "positive": "log t (delta method)",
                    "flag": "Wilson score", "t": "Student t"}

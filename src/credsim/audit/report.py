@@ -7,7 +7,8 @@ descriptions, gate names, the scenario file) is escaped.
 
 A run folder gets a plain-language summary, then figures (score, band or
 rating distributions over time, grade flows, sanctions per gate, wrongful
-share and disparate-impact ratios by group, chilling, spirals), then what was
+share and disparate-impact ratios by group, chilling, spirals; with demography, the
+cohorts and generations), then what was
 measured for the two points of the EU AI Act's social-scoring test
 (Art. 5(1)(c)), then every measure. Measures come from
 `credsim.audit.measures.compute`; if the folder holds a `measures.parquet`
@@ -496,6 +497,16 @@ def _ts_sum(d: _RunData, col: str) -> float:
     return float(d.ts[col].sum()) if col in d.ts else 0.0
 
 
+def _people_words(d: _RunData) -> str:
+    mf = d.manifest
+    if "people_alive" not in d.ts:
+        return f"{num(mf['people'])} synthetic people ({num(mf['adults'])} adults)"
+    alive = d.ts["people_alive"]
+    return (f"a changing population of synthetic people ({num(int(alive[0]))} at the start, "
+            f"{num(int(alive[-1]))} alive at the end, {num(mf['adults'])} of them adults; "
+            f"{num(mf['people'])} lived in the run)")
+
+
 def _run_summary(d: _RunData, m: _M) -> str:
     mf, s = d.manifest, d.scenario
     items = []
@@ -504,8 +515,8 @@ def _run_summary(d: _RunData, m: _M) -> str:
     n_sanction = sum(1 for g in gates.values() if g.get("effect", "deny") != "perk")
     items.append(
         f"<b>What was run.</b> The scenario <b>{e(mf['scenario_name'])}</b> "
-        f"({e(s.get('description', ''))}) on {num(mf['people'])} synthetic people "
-        f"({num(mf['adults'])} adults) for {num(mf['days'])} days, seed "
+        f"({e(s.get('description', ''))}) on {_people_words(d)} for {num(mf['days'])} "
+        "days, seed "
         f"{num(s['run']['seed'])}. Systems: {e(', '.join(systems) or 'none (a baseline)')}; "
         f"{_plural(len(gates), 'gate')} ({_plural(n_sanction, 'sanction')}, "
         f"{_plural(len(gates) - n_sanction, 'perk')}).")
@@ -633,16 +644,30 @@ def _fig_grade_flows(d: _RunData, figs: _Figures) -> str:
     return "".join(drawn)
 
 
+def _generations(d: _RunData, figs: _Figures) -> list[str]:
+    """Cohorts and generations, where the population changes (demography)."""
+    drawn = _drawn("generations", d, figs)
+    return ["<h2>Generations</h2>", *drawn] if drawn else []
+
+
 def _drawn(section: str, d: _RunData, figs: _Figures) -> list[str]:
     """What the modules the run ran draw in report section `section`, in build order."""
     return [html for inst in d.instances
             for html in inst.cls.report_figures(section, d, figs, inst)]
 
 
+def _mean_people(d: _RunData) -> float:
+    """The people of the run: where the population changes, those alive on an average
+    day (as the audit counts them)."""
+    if "people_alive" in d.ts:
+        return float(d.ts["people_alive"].mean())
+    return d.manifest["people"]
+
+
 def _fig_gates(d: _RunData, m: _M, figs: _Figures) -> str:
     if not d.gates:
         return '<p class="note">No gate was applied in this run.</p>'
-    per_m = 1e6 / d.manifest["people"] * 365.0 / d.manifest["days"]
+    per_m = 1e6 / _mean_people(d) * 365.0 / d.manifest["days"]
     sanctions = [g for g in d.gates if g[1] == "sanction"]
     perks = [g for g in d.gates if g[1] == "perk"]
     html_out = ""
@@ -814,7 +839,7 @@ def _fig_chilling(d: _RunData, m: _M, figs: _Figures) -> str:
     ts = d.ts
     fig, ax = figs.new(2, height=3.0)
     day = ts["day"]
-    n = d.manifest["people"]
+    n = ts.get("people_alive", d.manifest["people"])  # where it changes, each day's
     ax[0][0].plot(day, _rolling(ts["voice_events"]) / n * 1e3, color=BLUE)
     ax[0][0].set_title("voice events per 1000 people a day (7-day mean)")
     ax[0][0].set_xlabel("day of the run")
@@ -851,8 +876,9 @@ def _fig_spirals(d: _RunData, m: _M, figs: _Figures) -> str:
                 "is no fall in grade to measure.</p>")
     fig, ax = figs.new(2, height=3.0)
     if "grade_C" in ts:
-        adults = d.manifest["adults"]
-        ax[0][0].plot(ts["day"], (ts["grade_C"] + ts["grade_D"]) / adults, color=VERMILION)
+        adults = ts.get("adults_alive", d.manifest["adults"])  # each day's, where it changes
+        ax[0][0].plot(ts["day"], (ts["grade_C"] + ts["grade_D"]) / np.maximum(adults, 1),
+                      color=VERMILION)
         ax[0][0].set_title("share of adults at grade C or D")
         ax[0][0].set_xlabel("day of the run")
         ax[0][0].set_ylabel("share of adults")
@@ -1030,6 +1056,7 @@ def _run_report(path: Path, baseline: Path | None = None) -> str:
         "<h2>Disparate impact</h2>", _fig_impact(d, m, figs),
         "<h2>Chilling</h2>", _fig_chilling(d, m, figs),
         "<h2>Spirals</h2>", _fig_spirals(d, m, figs),
+        *_generations(d, figs),
         "<h2>EU AI Act Art. 5(1)(c): what was measured</h2>", _eu_section(d, m),
         *_module_sections(d, m, figs),
         "<h2>Measures</h2>", _measures_table(m),

@@ -72,8 +72,8 @@ if TYPE_CHECKING:
 
 # The parts of the audit (credsim.audit.measures) where a module's own measures go, in
 # the order of measures.parquet, and the sections of the run report where its figures go.
-AUDIT_PARTS = ("distributions", "spirals", "stratification")
-REPORT_SECTIONS = ("scores", "flows")
+AUDIT_PARTS = ("distributions", "spirals", "stratification", "generations")
+REPORT_SECTIONS = ("scores", "flows", "generations")
 
 # "life": births, deaths and ageing (only a module that changes the population runs
 # there); then the day of everyone alive.

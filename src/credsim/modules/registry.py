@@ -36,6 +36,7 @@ BUILTIN = (
     "credsim.threats:Threats",
     "credsim.consequences:Consequences",
     "credsim.adaptation:Adapt",
+    "credsim.generations.module:Generations",
 )
 
 

@@ -38,8 +38,12 @@ def summarize(run: Path, baseline: Path | None = None) -> tuple[dict, list[Figur
         ts = pq.read_table(run / "timeseries.parquet").to_pydict()
     n, days = manifest["people"], manifest["days"]
     person_days = n * days
-    per_m, year = 1e6 / n, 365.0 / days
     last = {k: v[-1] for k, v in ts.items()} if ts["day"] else {}
+    n_last = n
+    if "people_alive" in ts:  # a population that changes: only the living count
+        person_days = sum(ts["people_alive"])
+        n, n_last = person_days / days, last["people_alive"]
+    per_m, year = 1e6 / n, 365.0 / days
     sanctioned, wrongful = sum(ts["sanctioned"]), sum(ts["sanctioned_wrongful"])
     figs = [
         _figure("wrongful_person_days_per_million", wrongful / person_days * 1e6),
@@ -48,7 +52,7 @@ def summarize(run: Path, baseline: Path | None = None) -> tuple[dict, list[Figur
     ]
     if "listed" in ts:
         figs += [
-            _figure("listed_per_million_last_day", last["listed"] * per_m),
+            _figure("listed_per_million_last_day", last["listed"] * (1e6 / n_last)),
             _figure("listed_per_million", sum(ts["listed"]) / days * per_m),
             _figure("new_listings_per_million", sum(ts["new_listings"]) * year * per_m),
         ]
