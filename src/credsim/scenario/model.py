@@ -342,6 +342,23 @@ class PointsSystem(Strict):
         return self.grades.index(grade)
 
 
+class CourtListPeriod(Strict):
+    """From day `from_day` on (until the next period), the court list's inflow and
+    outflow scaled: a list whose growth and restorations change over the years."""
+
+    from_day: int = Field(ge=0, le=18_263, description="First day of the period [day].")
+    filing: float = Field(
+        1.0, ge=0, le=1,
+        description="Share of the triggering judgment defaults that open an enforcement "
+        "case in this period.",
+    )
+    end_factor: float = Field(
+        1.0, ge=0, le=20,
+        description="Multiplier of the daily hazards by which cases end in this period "
+        "(payment, settlement, termination for no assets).",
+    )
+
+
 class CourtList(Strict):
     enabled: bool = Field(False, description="Run the dishonest-persons list.")
     triggers: list[Name] = Field(
@@ -423,7 +440,13 @@ class CourtList(Strict):
     death_hazard: float = Field(
         2e-5, ge=0, le=1,
         description="Daily probability that an unable debtor dies, which terminates "
-        "enforcement (no estate); person cases only [1/day].",
+        "enforcement (no estate); person cases only; not applied when demography runs "
+        "(real deaths end the cases then) [1/day].",
+    )
+    schedule: list[CourtListPeriod] = Field(
+        default_factory=list, max_length=ENTRIES_MAX,
+        description="Periods from which filing and the ending of cases change (before "
+        "the first: filing 1, end_factor 1); from_day increasing.",
     )
 
     @model_validator(mode="after")
@@ -432,6 +455,9 @@ class CourtList(Strict):
         if ends > 1:
             raise ValueError("no_assets_hazard + settlement_hazard + death_hazard: a daily "
                              f"probability, need a sum of at most 1, got {ends:g}")
+        starts = [period.from_day for period in self.schedule]
+        if any(b <= a for a, b in zip(starts, starts[1:], strict=False)):
+            raise ValueError(f"schedule: from_day must increase, got {starts}")
         for key, (lo, hi), top in (("delist_days", self.delist_days, 365),
                                    ("extension_years", self.extension_years, 10)):
             if not 1 <= lo <= hi <= top:

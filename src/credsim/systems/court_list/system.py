@@ -78,7 +78,7 @@ class CourtList(Module):
                      "delisting_settlement", "delisting_no_assets", "delisting_death")
     random_streams = tuple(Stream(f"court.{k}", "counter", "case") for k in (
         "pay", "ground", "contest", "success", "appeal", "appeal_success", "delay", "extend",
-        "extension", "end"))
+        "extension", "end", "file"))
 
     @classmethod
     def present(cls, scenario) -> bool:
@@ -116,6 +116,9 @@ class CourtList(Module):
         # Cases of unable debtors ended today without payment, by cause (C_DEATH, ...).
         self.ends_today = dict.fromkeys((C_DEATH, C_SETTLEMENT, C_NO_ASSETS), 0)
         self.person_listings_today = self.firm_listings_today = 0
+        # Real deaths end cases when demography runs: the list's own hazard is then off.
+        self.death_hazard = 0.0 if people.alive is not None else params.death_hazard
+        self.filing, self.end_factor = 1.0, 1.0  # of today's period of the schedule
 
     # Hooks -------------------------------------------------------------------
     def list_debtors(self, d: Day) -> None:
@@ -171,6 +174,7 @@ class CourtList(Module):
         """Run one day. Return (listed, lifted): (person, on_false_case, ledger row,
         cause) for each case listing that reaches a person, and (person, cause, the listing's ledger
         row) for each listing of a false case lifted by correction or appeal."""
+        self._set_period(day)
         self._open(records, day)
         self.payments_today = self.person_listings_today = self.firm_listings_today = 0
         self.ends_today = dict.fromkeys(self.ends_today, 0)
@@ -224,7 +228,7 @@ class CourtList(Module):
         compliance = np.where(
             c["is_firm"], self._firm_compliance(c), self.people.compliance[self._person(c)]
         )
-        hazard = hazard * 2.0 * compliance
+        hazard = hazard * 2.0 * compliance * self.end_factor
         pays = ~closed & (c["delist_at"] < 0) & (u_pay < hazard)
         # A fulfilled settlement is a payment too (of the agreed part of the debt).
         self.payments_today = int(pays.sum()) + self.ends_today[C_SETTLEMENT]
@@ -254,13 +258,14 @@ class CourtList(Module):
         after a termination."""
         c, p = self.cases, self.p
         u = counter_uniform(self.keys["end"], day, c["key"])
-        death = np.where(c["is_firm"], 0.0, p.death_hazard)  # firms do not die
-        settle = death + p.settlement_hazard
+        death = np.where(c["is_firm"], 0.0, self.death_hazard)  # firms do not die
+        settle = death + p.settlement_hazard * self.end_factor
         unable = ~c["listable"] | c["has_term"]
         at_risk = ~closed & unable & (c["delist_at"] < 0)
         dies = at_risk & (u < death)
         settles = at_risk & ~dies & (u < settle)
-        no_assets = at_risk & ~dies & ~settles & (u < settle + p.no_assets_hazard)
+        no_assets = at_risk & ~dies & ~settles & (
+            u < settle + p.no_assets_hazard * self.end_factor)
         settled_persons = settles & ~c["is_firm"]
         self.economy.charge(c["who"][settled_persons],
                             p.settlement_share * c["debt"][settled_persons].astype(np.float64),
@@ -272,6 +277,13 @@ class CourtList(Module):
             c["delist_at"][later] = day + (lag[later] if np.ndim(lag) else lag)
             c["end_cause"][later] = cause
         return (dies | settles | no_assets) & ~listed
+
+    def _set_period(self, day: int) -> None:
+        """Filing and the ending of cases from the schedule's period of `day`."""
+        for period in self.p.schedule:
+            if period.from_day > day:
+                break
+            self.filing, self.end_factor = period.filing, period.end_factor
 
     def _person(self, c: dict) -> np.ndarray:
         return np.where(c["is_firm"], 0, c["who"])
@@ -286,12 +298,17 @@ class CourtList(Module):
         if not mask.any():
             return
         r = records.subset(mask)
-        k = len(r)
         key = (np.uint64(day) << np.uint64(33)) | (
             r.is_firm.astype(np.uint64) << np.uint64(32)) | r.who.astype(np.uint64)
         # Two cases opened on one day against one debtor draw apart: the second and
         # later carry their ordinal above the day's bits.
         key |= occurrence(key) << np.uint64(50)
+        if self.filing < 1.0:  # only a share of the judgments opens a case this period
+            filed = counter_uniform(self.keys["file"], day, key) < self.filing
+            r, key = r.subset(filed), key[filed]
+            if not len(key):
+                return
+        k = len(r)
 
         def u(name: str) -> np.ndarray:
             return counter_uniform(self.keys[name], day, key)
