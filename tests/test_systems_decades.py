@@ -1,0 +1,100 @@
+"""The systems over years of births and deaths: composite participation and peer ratings
+follow who comes of age and who dies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from credsim.population.people import ADULT, CHILD, ELDER
+from credsim.results.query import connect
+
+DEMOGRAPHY = ("demography.enabled=true",)
+
+
+def _people(run) -> dict[str, np.ndarray]:
+    con = connect(run.path)
+    try:
+        t = con.execute("SELECT * FROM people ORDER BY id").arrow()
+    finally:
+        con.close()
+    return {c: t.column(c).to_numpy(zero_copy_only=False) for c in t.column_names}
+
+
+@pytest.fixture(scope="module")
+def sesame(tmp_path_factory, simulate):
+    """Sesame (opt-in composite, monthly refresh) with demography: 3,000 people, 2 years."""
+    out = tmp_path_factory.mktemp("sesame") / "run"
+    return simulate(out, "sesame", DEMOGRAPHY, people=3000, days=730, seed=3)
+
+
+def test_composite_participants_are_living_adults_who_opted(sesame):
+    sim, comp = sesame.sim, sesame.sim.get("composite")
+    people = sim.people
+    alive = people.alive
+    assert not comp.opted[~alive].any()  # the dead take no part
+    assert not comp.opted[people.age == CHILD].any()
+    # the count kept day by day is the count of living participants
+    assert comp.participants == int(comp.opted.sum())
+    con = connect(sesame.path)
+    try:
+        last = con.execute("SELECT composite_participants FROM timeseries ORDER BY day DESC "
+                           "LIMIT 1").fetchone()[0]
+    finally:
+        con.close()
+    # people may come of age after the last refresh: they take part from the next one
+    assert last == comp.participants
+    # band counts are of living participants' scores
+    assert int(comp.band_counts.sum()) == comp.participants
+    assert (comp.score[~alive] == -1).all()
+
+
+def test_who_comes_of_age_joins_by_the_opt_in_rule(sesame):
+    sim, comp = sesame.sim, sesame.sim.get("composite")
+    p = sim.people
+    n0 = sim.scenario.run.people
+    started_child = np.zeros(p.n, dtype=bool)
+    # children at the start who are adults (or elders) at the end came of age in the run
+    started_child[:n0] = p.birth_day[:n0] > -18 * 365.25
+    came = np.flatnonzero(started_child & p.alive & np.isin(p.age, (ADULT, ELDER)))
+    assert len(came) > 40
+    joined = came[comp.opted[came] | np.isin(came, comp.joining)]
+    share = len(joined) / len(came)
+    # young adults' incomes are drawn as everyone's: about the share of the people at the
+    # start who are adults under 60 and take part (binomial tolerance, 4 sd)
+    start_adults = np.flatnonzero(p.age[:n0] == ADULT)
+    base = comp.opted[start_adults][p.alive[start_adults]].mean()
+    sd = np.sqrt(base * (1 - base) / len(came))
+    assert abs(share - base) < 4 * sd + 0.02, (share, base)
+    # a participant who came of age before the last refresh has a score
+    scored = joined[~np.isin(joined, comp.joining)]
+    assert (comp.score[scored] >= sim.scenario.composite.low).all()
+
+
+def test_newborns_parents_hold_the_parent_bonus(sesame):
+    sim, comp = sesame.sim, sesame.sim.get("composite")
+    p = sim.people
+    born = np.flatnonzero(p.birth_day >= 0)
+    assert len(born) > 20
+    assert comp.is_parent[p.parent1[born]].all()
+
+
+@pytest.fixture(scope="module")
+def nosedive(tmp_path_factory, simulate):
+    out = tmp_path_factory.mktemp("nosedive") / "run"
+    return simulate(out, "nosedive", DEMOGRAPHY, people=3000, days=730, seed=3)
+
+
+def test_peer_ratings_follow_births_and_deaths(nosedive):
+    sim, r = nosedive.sim, nosedive.sim.get("rating")
+    p = sim.people
+    adult = np.isin(p.age, (ADULT, ELDER))
+    assert np.isnan(r.rating[~p.alive]).all()  # the dead hold no rating
+    assert not np.isnan(r.rating[adult]).any()  # every living adult holds one
+    assert np.isnan(r.rating[p.age == CHILD]).all()
+    assert r.adults == int(adult.sum())
+    n0 = sim.scenario.run.people
+    came = np.flatnonzero((p.birth_day[:n0] > -18 * 365.25) & adult[:n0])
+    assert len(came) > 50
+    lo, hi = 1.0, 5.0
+    assert ((r.rating[came] >= lo) & (r.rating[came] <= hi)).all()
