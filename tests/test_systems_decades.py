@@ -98,3 +98,38 @@ def test_peer_ratings_follow_births_and_deaths(nosedive):
     assert len(came) > 50
     lo, hi = 1.0, 5.0
     assert ((r.rating[came] >= lo) & (r.rating[came] <= hi)).all()
+
+
+def test_a_dead_representatives_firm_names_a_new_one_and_its_listing_follows(simulate,
+                                                                              tmp_path):
+    """Many firm cases, long listings, four years of deaths: every firm's representative is
+    alive at the end, and every person's count of active listings is the number of open
+    listed cases that reach them."""
+    over = (*DEMOGRAPHY, "behaviours.firm_judgment_default.rate=2e-3",
+            "court_list.grace_days=10", "court_list.pay_hazard=0.0001",
+            "court_list.no_assets_hazard=0.0", "court_list.term_days=3000",
+            "population.firms_per_thousand=200")
+    run = simulate(tmp_path / "cb", "court-blacklist", over, people=3000, days=1460, seed=2)
+    sim = run.sim
+    firms, people, court = sim.firms, sim.people, sim.get("court_list")
+    succession = sim.get("firm_succession")
+    assert succession.replaced > 5
+    assert people.alive[firms.legal_rep].all()
+    c = court.cases
+    listed = c["listed_day"] >= 0
+    assert not np.isin(c["rep"][listed & c["is_firm"]], np.flatnonzero(~people.alive)).any()
+    reached = np.bincount(c["rep"][listed], minlength=people.n)
+    held = court.n_list_true.astype(int) + court.n_list_false
+    assert (held == reached).all()
+    assert court.listed_count == int((held > 0).sum())
+    assert (c["rep"][listed & c["is_firm"]] == firms.legal_rep[c["who"][listed & c["is_firm"]]]
+            ).all()
+    con = connect(run.path)
+    try:
+        passed = con.execute(
+            "SELECT count(*) FROM ledger WHERE kind = 'list' AND entity = 'person' AND "
+            "cause = 'delisting_death' AND ref IN (SELECT file_row_number FROM ledger "
+            "WHERE cause = 'legal_rep_of_listed_firm')").fetchone()[0]
+    finally:
+        con.close()
+    assert passed > 0  # some listings left a dead representative

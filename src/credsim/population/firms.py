@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from credsim.modules import Module
 from credsim.population.people import People, is_adult
-from credsim.rng import Streams
+from credsim.rng import Stream, Streams
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_VALUE = {c: i for i, c in enumerate(USCC_ALPHABET)}
@@ -98,3 +99,43 @@ def build_firms(n_firms: int, people: People, beta: tuple[float, float], streams
         compliance=rng.beta(*beta, size=n_firms).astype(np.float32),
         uscc=uscc,
     )
+
+
+class FirmSuccession(Module):
+    """Firms whose legal representative dies name a new one (with demography): a living
+    adult of the firm's region (of anywhere if the region has none), the richer likelier,
+    as at the start. A listed firm's listing then reaches the new representative
+    (credsim.systems.court_list)."""
+
+    kind = "firm_succession"
+    build_order = -5  # before the systems: they read the new representatives
+    random_streams = (Stream("firms.succession", "numpy",
+                             "day: the successors of the day's dead representatives"),)
+
+    @classmethod
+    def present(cls, scenario) -> bool:
+        return scenario.demography.enabled and scenario.population.firms_per_thousand > 0
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        self.replaced = 0  # representatives replaced so far
+
+    def people_changed(self, d, change) -> None:
+        firms = self.sim.firms
+        if not len(change.died) or firms.n == 0:
+            return
+        orphaned = np.flatnonzero(np.isin(firms.legal_rep, change.died))
+        if len(orphaned) == 0:
+            return
+        people = self.sim.people
+        adults = np.flatnonzero(people.alive & is_adult(people.age))
+        if len(adults) == 0:
+            return
+        rng = self.sim.streams.get("firms.succession", d.day)
+        region = people.region[adults]
+        for f in orphaned:
+            pool = adults[region == firms.region[f]]
+            pool = pool if len(pool) else adults
+            w = people.income[pool].astype(np.float64)
+            firms.legal_rep[f] = rng.choice(pool, p=w / w.sum() if w.sum() > 0 else None)
+        self.replaced += len(orphaned)

@@ -51,6 +51,8 @@ CASE_COLUMNS = {
     # Ledger rows of the listing, which the delisting refers to: the person's row (the
     # debtor's, or a firm's legal representative's) and the firm's.
     "person_row": np.int64, "firm_row": np.int64,
+    # The person the listing reached: the debtor, or the firm's legal representative then.
+    "rep": np.int32,
 }
 
 
@@ -132,6 +134,7 @@ class CourtList(Module):
         c = self.cases
         if not len(change.died) or not len(c["who"]):
             return
+        self._pass_on(d.day, change.died)
         mine = ~c["is_firm"] & np.isin(c["who"], change.died) & (c["delist_at"] < 0)
         listed = c["listed_day"] >= 0
         later = mine & listed
@@ -140,6 +143,19 @@ class CourtList(Module):
         keep = ~(mine & ~listed)
         if not keep.all():
             self.cases = {k: v[keep] for k, v in c.items()}
+
+    def _pass_on(self, day: int, died: np.ndarray) -> None:
+        """A listed firm whose legal representative died: its listing leaves the dead
+        (delisting_death) and reaches the firm's new representative (named before this
+        hook runs, credsim.population.firms.FirmSuccession)."""
+        c, ledger = self.cases, self.sim.ledger
+        moved = c["is_firm"] & (c["listed_day"] >= 0) & np.isin(c["rep"], died)
+        for i in np.flatnonzero(moved):
+            successor = int(self.firms.legal_rep[c["who"][i]])
+            if successor == c["rep"][i]:
+                continue
+            self._release(i, day, ledger, C_DEATH)
+            self._reach(i, successor, day, ledger, C_LEGAL_REP)
 
     def reviewed_behaviours(self) -> np.ndarray:
         """Behaviours whose records open cases: review checks them."""
@@ -338,6 +354,7 @@ class CourtList(Module):
             "end_cause": np.full(k, -1),
             "extension": np.zeros(k),
             "person_row": np.full(k, NO_REF), "firm_row": np.full(k, NO_REF),
+            "rep": np.full(k, -1),
         }
         self.cases = {
             col: np.concatenate([self.cases[col], np.asarray(new[col]).astype(t)])
@@ -366,15 +383,23 @@ class CourtList(Module):
             person, cause = int(self.firms.legal_rep[who]), C_LEGAL_REP
         else:
             person, cause = who, C_LISTING
+        row = self._reach(i, person, day, ledger, cause)
+        return person, false, row, cause
+
+    def _reach(self, i: int, person: int, day: int, ledger: Ledger, cause: int) -> int:
+        """Case i's listing reaches `person`; return the person's listing row."""
+        c = self.cases
+        false = bool(c["is_false"][i])
         counts = self.n_list_false if false else self.n_list_true
         counts[person] += 1
         self.ever_listed[person] = True
         total = int(self.n_list_true[person]) + int(self.n_list_false[person])
         row = ledger.append(day=day, entity=0, id=person, kind=K_LIST, cause=cause,
-                            record=rec, delta=1, value=total, ref=int(c["firm_row"][i]))
-        c["person_row"][i] = row
+                            record=R_FALSE if false else R_TRUE, delta=1, value=total,
+                            ref=int(c["firm_row"][i]))
+        c["person_row"][i], c["rep"][i] = row, person
         self.listed_count += total == 1
-        return person, false, row, cause
+        return row
 
     def _delist(self, i: int, day: int, ledger: Ledger, cause: int) -> int:
         """End case i's listing (each delisting row refers to its listing row); return the
@@ -388,13 +413,18 @@ class CourtList(Module):
             ledger.append(day=day, entity=1, id=who, kind=K_LIST, cause=cause, record=rec,
                           delta=-1, value=int(self.firm_listed[who]),
                           ref=int(c["firm_row"][i]))
-            person = int(self.firms.legal_rep[who])
-        else:
-            person = who
+        self._release(i, day, ledger, cause)
+        return int(c["rep"][i])
+
+    def _release(self, i: int, day: int, ledger: Ledger, cause: int) -> None:
+        """Case i's listing no longer reaches the person it reached."""
+        c = self.cases
+        false = bool(c["is_false"][i])
+        rec = R_FALSE if false else R_TRUE
+        person = int(c["rep"][i])
         counts = self.n_list_false if false else self.n_list_true
         counts[person] -= 1
         total = int(self.n_list_true[person]) + int(self.n_list_false[person])
         ledger.append(day=day, entity=0, id=person, kind=K_LIST, cause=cause, record=rec,
                       delta=-1, value=total, ref=int(c["person_row"][i]))
         self.listed_count -= total == 0
-        return person
