@@ -133,3 +133,30 @@ def test_a_dead_representatives_firm_names_a_new_one_and_its_listing_follows(sim
     finally:
         con.close()
     assert passed > 0  # some listings left a dead representative
+
+
+def test_a_listed_parents_child_born_in_the_run_loses_a_private_place(simulate, tmp_path):
+    """The private-school gate reaches children born during the run (their slots lie after
+    the households of the start), as it reaches the children of the start."""
+    from credsim.population.people import SCHOOL_LOST, SCHOOL_PRIVATE
+
+    run = simulate(tmp_path / "cb", "court-blacklist", DEMOGRAPHY, people=3000, days=400,
+                   seed=4)
+    sim = run.sim
+    p, gates = sim.people, sim.gates
+    n0 = int(p.household_start[-1])
+    assert n0 == sim.scenario.run.people
+    born = np.flatnonzero(p.alive & (p.birth_day >= 0))
+    assert len(born) > 5
+    child = int(born[0])
+    mother = int(p.parent1[child])
+    p.school[child] = SCHOOL_PRIVATE
+    # a child of the start in another household with a private place
+    first = np.flatnonzero((p.school[:n0] == SCHOOL_PRIVATE) & (p.parent1[:n0] >= 0))
+    assert len(first) > 0
+    old = int(first[0])
+    parents = np.array([mother, int(p.parent1[old])])
+    kids, _, payers = gates._private_school_children(parents, np.zeros(2, dtype=bool))
+    assert child in kids.tolist() and old in kids.tolist()
+    assert payers[kids.tolist().index(child)] == mother
+    assert p.school[child] == SCHOOL_LOST and p.school[old] == SCHOOL_LOST
