@@ -160,3 +160,21 @@ def test_a_listed_parents_child_born_in_the_run_loses_a_private_place(simulate, 
     assert child in kids.tolist() and old in kids.tolist()
     assert payers[kids.tolist().index(child)] == mother
     assert p.school[child] == SCHOOL_LOST and p.school[old] == SCHOOL_LOST
+
+
+def test_a_blacklisted_firms_successor_takes_over_its_blacklisting(simulate, tmp_path):
+    """Credit China's blacklist over four years of deaths: each person's count of
+    blacklisted firms represented is that of the firms whose representative they are
+    now; nobody dead holds one."""
+    over = (*DEMOGRAPHY, "population.firms_per_thousand=200",
+            "behaviours.firm_judgment_default.rate=3e-3")
+    run = simulate(tmp_path / "cc", "credit-china", over, people=3000, days=1460, seed=2)
+    sim = run.sim
+    fl, firms, people = sim.get("firm_lists"), sim.firms, sim.people
+    assert sim.get("firm_succession").replaced > 5
+    assert (fl.rep == firms.legal_rep).all() and people.alive[fl.rep].all()
+    true = fl.black[0] > 0
+    held = fl.black.sum(axis=0) > 0
+    assert held.sum() > 50
+    assert (fl.rep_true == np.bincount(fl.rep[true], minlength=people.n)).all()
+    assert (fl.rep_false == np.bincount(fl.rep[held & ~true], minlength=people.n)).all()
