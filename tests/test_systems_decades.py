@@ -112,7 +112,7 @@ def test_a_dead_representatives_firm_names_a_new_one_and_its_listing_follows(sim
     run = simulate(tmp_path / "cb", "court-blacklist", over, people=3000, days=1460, seed=2)
     sim = run.sim
     firms, people, court = sim.firms, sim.people, sim.get("court_list")
-    succession = sim.get("firm_succession")
+    succession = sim.get("firm_dynamics")
     assert succession.replaced > 5
     assert people.alive[firms.legal_rep].all()
     c = court.cases
@@ -171,10 +171,52 @@ def test_a_blacklisted_firms_successor_takes_over_its_blacklisting(simulate, tmp
     run = simulate(tmp_path / "cc", "credit-china", over, people=3000, days=1460, seed=2)
     sim = run.sim
     fl, firms, people = sim.get("firm_lists"), sim.firms, sim.people
-    assert sim.get("firm_succession").replaced > 5
+    assert sim.get("firm_dynamics").replaced > 5
     assert (fl.rep == firms.legal_rep).all() and people.alive[fl.rep].all()
     true = fl.black[0] > 0
     held = fl.black.sum(axis=0) > 0
     assert held.sum() > 50
     assert (fl.rep_true == np.bincount(fl.rep[true], minlength=people.n)).all()
     assert (fl.rep_false == np.bincount(fl.rep[held & ~true], minlength=people.n)).all()
+
+
+def test_firms_close_at_the_exit_rate_and_are_replaced(simulate, tmp_path):
+    """No system holds any firm: closures over two years are Binomial(firm-days, daily
+    hazard), within 4 standard deviations; every firm stays valid and represented."""
+    from credsim.population.firms import validate_uscc
+
+    over = (*DEMOGRAPHY, "population.firms_per_thousand=200", "firms.exit_rate=0.1")
+    days = 730
+    run = simulate(tmp_path / "b", "baseline", over, people=3000, days=days, seed=5)
+    sim, dyn = run.sim, run.sim.get("firm_dynamics")
+    n = sim.firms.n
+    assert n == 600
+    h = -np.expm1(np.log1p(-0.1) / 365.25)
+    expected, sd = n * days * h, np.sqrt(n * days * h * (1 - h))
+    assert abs(dyn.closed - expected) < 4 * sd, (dyn.closed, expected)
+    assert all(validate_uscc(u) is None for u in sim.firms.uscc)
+    assert sim.people.alive[sim.firms.legal_rep].all()
+    assert ((sim.firms.compliance > 0) & (sim.firms.compliance < 1)).all()
+
+
+def test_a_firm_with_an_open_case_or_record_does_not_close(simulate, tmp_path):
+    """With an exit rate of 1 every firm free to close closes each day: those with an
+    open court case or an item on display keep their code and representative, the
+    others are founded anew (and start with a clean record)."""
+    from credsim.modules import Day
+
+    over = (*DEMOGRAPHY, "population.firms_per_thousand=100", "firms.exit_rate=1.0",
+            "behaviours.firm_judgment_default.rate=2e-3", "court_list.enabled=true")
+    run = simulate(tmp_path / "c", "credit-china", over, people=2000, days=60, seed=6)
+    sim, dyn = run.sim, run.sim.get("firm_dynamics")
+    firms, court, lists = sim.firms, sim.get("court_list"), sim.get("firm_lists")
+    held = np.zeros(firms.n, dtype=bool)
+    held[court.cases["who"][court.cases["is_firm"]]] = True
+    held |= lists.items > 0
+    assert 0 < held.sum() < firms.n
+    before = firms.uscc.copy(), firms.legal_rep.copy()
+    dyn.turn_over(Day(day=60, since=0))
+    same = firms.uscc == before[0]
+    assert same[held].all() and (firms.legal_rep[held] == before[1][held]).all()
+    assert not same[~held].any()
+    assert (lists.clean_since[~held] == 60).all() and (lists.rep == firms.legal_rep).all()

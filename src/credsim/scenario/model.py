@@ -979,6 +979,17 @@ def _check_systems(s: Scenario) -> None:
                              f"scenario's main one; set {kind}.enabled = true first")
 
 
+class FirmTurnover(Strict):
+    """Firms that close and are founded, over the years of a run with demography."""
+
+    exit_rate: float = Field(
+        0.1, ge=0, le=1,
+        description="Annual probability that a firm closes, with demography on; a new firm "
+        "is founded in its place (same region), so the number of firms stays; a firm with "
+        "an open court case or a public record item on display does not close [per year].",
+    )
+
+
 class Scenario(Strict):
     name: ShortText = Field(
         "custom", description="Short name of the scenario; free text."
@@ -1002,6 +1013,7 @@ class Scenario(Strict):
     safeguards: Safeguards = Field(default_factory=Safeguards)
     threats: Threats = Field(default_factory=Threats)
     demography: Demography = Field(default_factory=Demography)
+    firms: FirmTurnover = Field(default_factory=FirmTurnover)
     systems: dict[Name, SystemEntry] = Field(
         default_factory=dict, max_length=ENTRIES_MAX,
         description="Systems from installed packages: [systems.<name>] with kind = the "

@@ -147,7 +147,7 @@ class CourtList(Module):
     def _pass_on(self, day: int, died: np.ndarray) -> None:
         """A listed firm whose legal representative died: its listing leaves the dead
         (delisting_death) and reaches the firm's new representative (named before this
-        hook runs, credsim.population.firms.FirmSuccession)."""
+        hook runs, credsim.population.firms.FirmDynamics)."""
         c, ledger = self.cases, self.sim.ledger
         moved = c["is_firm"] & (c["listed_day"] >= 0) & np.isin(c["rep"], died)
         for i in np.flatnonzero(moved):

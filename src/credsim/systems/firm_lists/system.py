@@ -99,7 +99,7 @@ class FirmLists(Module):
 
     def people_changed(self, d: Day, change) -> None:
         """A blacklisted firm whose legal representative died (and who has a successor,
-        credsim.population.firms.FirmSuccession): the blacklisting leaves the dead and
+        credsim.population.firms.FirmDynamics): the blacklisting leaves the dead and
         reaches the successor."""
         moved = np.flatnonzero(self.rep != self.firms.legal_rep)
         touched: list[int] = []
@@ -112,6 +112,11 @@ class FirmLists(Module):
                 self._reach_rep(f, true, +1, d.day, self.sim.ledger, touched)
         if touched:
             d.touched.append(np.asarray(touched, dtype=np.int64))
+
+    def firms_founded(self, d: Day, firms: np.ndarray) -> None:
+        """A new firm starts with a clean record, from today, and its representative."""
+        self.clean_since[firms] = d.day
+        self.rep[firms] = self.firms.legal_rep[firms]
 
     def _reach_rep(self, f: int, true: bool, step: int, day: int, ledger: Ledger,
                    touched: list[int]) -> None:
