@@ -12,8 +12,8 @@ from credsim.errors import InputError, RunsFailed, Stopped
 
 __version__ = "0.1.0"
 
-_API = ("Audit", "Comparison", "Record", "Run", "compare", "load", "open", "plan",
-        "presets", "run", "sweep")
+_API = ("Audit", "Calibration", "Comparison", "Record", "Run", "compare", "load", "open",
+        "plan", "presets", "run", "sweep")
 __all__ = ["InputError", "RunsFailed", "Scenario", "Stopped", "__version__", *_API]
 
 

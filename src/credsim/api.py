@@ -34,7 +34,7 @@ from credsim.scenario.values import set_value, toml_value
 
 Source = str | Path | Scenario
 
-__all__ = ["Audit", "Comparison", "Record", "Run", "compare", "load", "open", "plan",
+__all__ = ["Audit", "Calibration", "Comparison", "Record", "Run", "compare", "load", "open", "plan",
            "presets", "run", "sweep"]
 
 
@@ -179,6 +179,15 @@ class Run(_Folder):
 
         return write_report(self.path, Path(out) if out is not None else None)
 
+    def calibrate(self) -> Calibration:
+        """The run's court list against the published national figures, as `credsim
+        calibrate` compares them (docs/presets.md, Calibration)."""
+        from credsim.audit import calibrate as cal
+        from credsim.audit import series as ser
+
+        return Calibration(cal.calibrate(self.path), ser.calibrate_series(self.path),
+                           self.path)
+
     def summary(self) -> list[tuple[str, float | None, str]]:
         """The headline figures: (name, value, unit)."""
         from credsim.results.summary import summarize
@@ -307,6 +316,50 @@ class Audit(_Frames):
         from credsim.notebook import audit_html
 
         return audit_html(self)
+
+
+class Calibration(_Frames):
+    """A run's court list against published figures: `targets` (per-capita rates), `points`
+    (the published series, point by point, from the list's opening on 1 October 2013) and
+    `years` (the points' distance per calendar year)."""
+
+    def __init__(self, targets: list, points: list, path: Path):
+        from credsim.audit.series import by_year
+
+        self.targets, self.points, self.path = targets, points, path
+        self.years = by_year(points)
+
+    def table(self) -> pa.Table:
+        """The series: date, year, metric, bound, published, run, unit, log_ratio, within,
+        note, source (one row per published point)."""
+        return pa.Table.from_pylist([
+            {"date": p.date, "year": p.year, "metric": p.metric, "bound": p.bound,
+             "published": p.published, "run": p.run, "unit": p.unit,
+             "log_ratio": p.log_ratio, "within": p.within, "note": p.note,
+             "source": p.source} for p in self.points])
+
+    def targets_table(self) -> pa.Table:
+        """The per-capita targets: target, run, published, unit, log_ratio, within, note,
+        source."""
+        return pa.Table.from_pylist([
+            {"target": r.key, "run": r.run, "published": r.published, "unit": r.unit,
+             "log_ratio": r.log_ratio, "within": r.within, "note": r.note,
+             "source": r.source} for r in self.targets])
+
+    def years_table(self) -> pa.Table:
+        """year, points, judged, within, mean_abs_log_ratio, max_abs_log_ratio."""
+        return pa.Table.from_pylist([vars(y) for y in self.years])
+
+    @property
+    def within_range(self) -> bool:
+        """Whether every judged point of the series lies within its published range."""
+        return all(p.within for p in self.points if p.within is not None)
+
+    def __repr__(self) -> str:
+        judged = [p for p in self.points if p.within is not None]
+        inside = sum(1 for p in judged if p.within)
+        return (f"<credsim.Calibration of {self.path}: {inside} of {len(judged)} judged "
+                "points of the published series within range>")
 
 
 class Record:

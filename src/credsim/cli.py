@@ -544,17 +544,36 @@ def report(
 def calibrate(
     run_path: _RunDir,
     fmt: _Format = "table",
+    by_year: Annotated[bool, typer.Option(
+        "--by-year", help="Only the published series, point by point and year by year "
+        "(in any format).")] = False,
 ) -> None:
-    """Compare a run's per-capita listing and travel-ban rates with published aggregates."""
+    """Compare a run's court list with published national figures: per-capita rates, and
+    year by year the published series since the list opened (day 0: 1 October 2013)."""
     from credsim.audit import calibrate as cal
+    from credsim.audit import series as ser
     from credsim.results.run_dir import open_run
 
     fmt = _check_format(fmt)
     try:
-        rows = cal.calibrate(run_path)
         manifest = open_run(run_path)
+        rows = [] if by_year else cal.calibrate(run_path)
+        points = (ser.calibrate_series(run_path)
+                  if by_year or (fmt == "table" and ser.reaches_series(int(manifest["days"])))
+                  else None)
     except InputError as exc:
         _fail(str(exc))
+    if not by_year:
+        _calibration_targets(run_path, manifest, rows, fmt)
+    if points is not None:
+        if not by_year:
+            out.print()
+        _calibration_series(run_path, manifest, points, fmt)
+
+
+def _calibration_targets(run_path: Path, manifest: dict, rows: list, fmt: str) -> None:
+    from credsim.audit import calibrate as cal
+
     o = fm.Output(f"calibration of {run_path}: {manifest['people']:,} people, "
                   f"{manifest['days']:,} days, against published figures", [
                       fm.Column("target"), fm.Column("run", numeric=True),
@@ -578,6 +597,59 @@ def calibrate(
               f"person: {fm.number(cal.LISTED_2018)} listed (end 2018). Within range: "
               f"within a factor of {cal.RANGE_FACTOR:g} either way.", highlight=False,
               soft_wrap=True)
+
+
+def _log_ratio_cell(log_ratio: float | None) -> str:
+    if log_ratio is None:
+        return fm.NOT_AVAILABLE
+    return "-inf" if log_ratio == float("-inf") else fm.fixed(log_ratio, 2)
+
+
+def _within_cell(within: bool | None) -> str:
+    return fm.NOT_AVAILABLE if within is None else ("yes" if within else "NO")
+
+
+def _calibration_series(run_path: Path, manifest: dict, points: list, fmt: str) -> None:
+    from credsim.audit import series as ser
+
+    o = fm.Output(f"the published series against {run_path} (day 0 = 2013-10-01; the run "
+                  f"scaled to {ser.POPULATION / 1e9:g} billion people)", [
+                      fm.Column("date"), fm.Column("metric"), fm.Column("bound"),
+                      fm.Column("published", numeric=True), fm.Column("run", numeric=True),
+                      fm.Column("unit"), fm.Column("ln(run/pub)", numeric=True),
+                      fm.Column("within")])
+    for p in points:
+        o.add([p.date.isoformat(), p.metric, p.bound, fm.number(p.published),
+               fm.number(p.run), p.unit, _log_ratio_cell(p.log_ratio), _within_cell(p.within)],
+              {"date": p.date.isoformat(), "year": p.year, "metric": p.metric,
+               "bound": p.bound, "published": p.published, "run": p.run, "unit": p.unit,
+               "log_ratio": p.log_ratio, "within": p.within, "note": p.note,
+               "source": p.source})
+    fm.emit(o, fmt, out)
+    if fmt != "table":
+        return
+    years = fm.Output("distance per year", [
+        fm.Column("year"), fm.Column("points", numeric=True), fm.Column("judged", numeric=True),
+        fm.Column("within", numeric=True), fm.Column("mean |ln|", numeric=True),
+        fm.Column("max |ln|", numeric=True)])
+    for y in ser.by_year(points):
+        years.add([str(y.year), str(y.points), str(y.judged), str(y.within),
+                   _abs_cell(y.mean_abs_log_ratio), _abs_cell(y.max_abs_log_ratio)])
+    fm.emit(years, fmt, out)
+    for p in points:
+        if p.note:
+            out.print(escape(f"{p.date} {p.metric}: {p.note}"), highlight=False,
+                      soft_wrap=True)
+    judged = [p for p in points if p.within is not None]
+    out.print(f"{sum(1 for p in judged if p.within)} of {len(judged)} judged points within "
+              f"range ({len(points) - len(judged)} not judged). Within range: within a "
+              f"factor of {ser.RANGE_FACTOR:g} either way; for a lower bound (\"more "
+              f"than\"), at least the figure / {ser.RANGE_FACTOR:g}. Sources: the source "
+              "column of --by-year --format csv.", highlight=False, soft_wrap=True)
+
+
+def _abs_cell(v: float | None) -> str:
+    return fm.NOT_AVAILABLE if v is None else ("inf" if v == float("inf") else fm.fixed(v, 2))
 
 
 @app.command(name="warmup", cls=_Command)

@@ -311,6 +311,11 @@ class Module:
         retirement), before anyone acts that day: update what this module counts (only
         runs where a module changes the population)."""
 
+    def firms_founded(self, d: Day, firms: np.ndarray) -> None:
+        """New firms in the slots `firms` (each closed today and founded anew, with a new
+        legal representative, credsim.population.firms.FirmDynamics): reset what this
+        module holds about them (a firm that closes has no open case or record item)."""
+
     def setup(self) -> None:
         """Once every module is built (in build order): read what the others declare."""
 

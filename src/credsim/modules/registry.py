@@ -25,6 +25,7 @@ PRESETS_GROUP = "credsim.presets"
 # credsim's own modules, as "module:Class".
 BUILTIN = (
     "credsim.demography:Demography",
+    "credsim.population.firms:FirmDynamics",
     "credsim.economy:Economy",
     "credsim.society:Society",
     "credsim.systems.points:Points",

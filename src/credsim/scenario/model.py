@@ -342,6 +342,23 @@ class PointsSystem(Strict):
         return self.grades.index(grade)
 
 
+class CourtListPeriod(Strict):
+    """From day `from_day` on (until the next period), the court list's inflow and
+    outflow scaled: a list whose growth and restorations change over the years."""
+
+    from_day: int = Field(ge=0, le=18_263, description="First day of the period [day].")
+    filing: float = Field(
+        1.0, ge=0, le=1,
+        description="Share of the triggering judgment defaults that open an enforcement "
+        "case in this period.",
+    )
+    end_factor: float = Field(
+        1.0, ge=0, le=20,
+        description="Multiplier of the daily hazards by which cases end in this period "
+        "(payment, settlement, termination for no assets).",
+    )
+
+
 class CourtList(Strict):
     enabled: bool = Field(False, description="Run the dishonest-persons list.")
     triggers: list[Name] = Field(
@@ -423,7 +440,13 @@ class CourtList(Strict):
     death_hazard: float = Field(
         2e-5, ge=0, le=1,
         description="Daily probability that an unable debtor dies, which terminates "
-        "enforcement (no estate); person cases only [1/day].",
+        "enforcement (no estate); person cases only; not applied when demography runs "
+        "(real deaths end the cases then) [1/day].",
+    )
+    schedule: list[CourtListPeriod] = Field(
+        default_factory=list, max_length=ENTRIES_MAX,
+        description="Periods from which filing and the ending of cases change (before "
+        "the first: filing 1, end_factor 1); from_day increasing.",
     )
 
     @model_validator(mode="after")
@@ -432,6 +455,9 @@ class CourtList(Strict):
         if ends > 1:
             raise ValueError("no_assets_hazard + settlement_hazard + death_hazard: a daily "
                              f"probability, need a sum of at most 1, got {ends:g}")
+        starts = [period.from_day for period in self.schedule]
+        if any(b <= a for a, b in zip(starts, starts[1:], strict=False)):
+            raise ValueError(f"schedule: from_day must increase, got {starts}")
         for key, (lo, hi), top in (("delist_days", self.delist_days, 365),
                                    ("extension_years", self.extension_years, 10)):
             if not 1 <= lo <= hi <= top:
@@ -953,6 +979,17 @@ def _check_systems(s: Scenario) -> None:
                              f"scenario's main one; set {kind}.enabled = true first")
 
 
+class FirmTurnover(Strict):
+    """Firms that close and are founded, over the years of a run with demography."""
+
+    exit_rate: float = Field(
+        0.1, ge=0, le=1,
+        description="Annual probability that a firm closes, with demography on; a new firm "
+        "is founded in its place (same region), so the number of firms stays; a firm with "
+        "an open court case or a public record item on display does not close [per year].",
+    )
+
+
 class Scenario(Strict):
     name: ShortText = Field(
         "custom", description="Short name of the scenario; free text."
@@ -976,6 +1013,7 @@ class Scenario(Strict):
     safeguards: Safeguards = Field(default_factory=Safeguards)
     threats: Threats = Field(default_factory=Threats)
     demography: Demography = Field(default_factory=Demography)
+    firms: FirmTurnover = Field(default_factory=FirmTurnover)
     systems: dict[Name, SystemEntry] = Field(
         default_factory=dict, max_length=ENTRIES_MAX,
         description="Systems from installed packages: [systems.<name>] with kind = the "

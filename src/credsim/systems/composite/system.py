@@ -97,6 +97,10 @@ class Composite(Module):
         self.weights = w / w.sum()
         self.opted = _opt_in(params, people, streams)
         self.participants = int(self.opted.sum())
+        # Those who came of age and take part from the next refresh on (people_changed).
+        self.joining = np.zeros(0, dtype=np.int32)
+        adult_income = people.income[is_adult(people.age)]
+        self.median_income = float(np.median(adult_income)) if len(adult_income) else 1.0
         # Identity completeness in [0, 1], fixed per person (stored in 1 byte).
         u = counter_uniform(streams.key("composite.identity"), 0, np.arange(n))
         self.identity = (u * 256).astype(np.uint8)
@@ -158,6 +162,33 @@ class Composite(Module):
             d.fallen.append((self.fallen, self.params.prune_prob))
             self.fallen = self.fallen[:0]
 
+    def people_changed(self, d: Day, change) -> None:
+        """Who comes of age takes part by the opt-in rule of the people at the start and
+        holds the marks expected from their traits, as the people at the start did; they
+        are scored, and count, from the next refresh. The dead leave: no score, no
+        count. A newborn's parents hold the parent bonus from then on."""
+        p = self.people
+        for par in (p.parent1[change.born], p.parent2[change.born]):
+            self.is_parent[par[par >= 0]] = True
+        came = change.came_of_age
+        if len(came):
+            joins = came[_opt_in_of(self.params, p, self.sim.streams, came,
+                                    self.median_income)]
+            marks = _expected_marks(self.h_mark, self.sim.cat, p, self.params, joins), \
+                _expected_marks(self.b_mark, self.sim.cat, p, self.params, joins)
+            self.acc[0, joins], self.acc[1, joins] = marks
+            self.joining = np.concatenate([self.joining, joins.astype(np.int32)])
+        died = change.died
+        if len(died):
+            gone = died[self.opted[died]]
+            self.opted[died] = False
+            self.participants -= len(gone)
+            scored = gone[self.score[gone] != NOT_SCORED]
+            bands = np.searchsorted(self.floors, self.score[scored], side="right")
+            self.band_counts -= np.bincount(bands, minlength=len(self.band_counts))
+            self.score[died] = self.score_true[died] = NOT_SCORED
+            self.joining = self.joining[~np.isin(self.joining, died)]
+
     def watch_lines(self, standing: str, lines: np.ndarray) -> None:
         self.lines = np.asarray(lines, dtype=np.float64)
 
@@ -217,6 +248,10 @@ class Composite(Module):
         `pending` for the ledger (written at the end of the day, in chunks: a refresh
         can move most scores). Returns the people whose held or true score crossed one
         of `thresholds` (the score gates' lines): only their sanction status can move."""
+        if len(self.joining):  # those who came of age since the last refresh
+            self.opted[self.joining] = True
+            self.participants += len(self.joining)
+            self.joining = self.joining[:0]
         fade = np.float32(math.exp(-self.params.refresh_days / self.params.memory_days))
         self.acc *= fade
         self.true_acc *= fade
@@ -303,16 +338,18 @@ class Composite(Module):
 
 
 def _expected_marks(marks: np.ndarray, cat: Catalogue, p: People,
-                    c: CompositeSystem) -> np.ndarray:
+                    c: CompositeSystem, ids: np.ndarray | None = None) -> np.ndarray:
     """Marks a person would hold in the steady state: memory x sum over behaviours of
-    mark x base rate x detection x trait multiplier (no stress, no adaptation)."""
-    out = np.zeros(p.n, dtype=np.float32)
-    traits = {D_NONCOMPLIANCE: 2 * (1 - p.compliance), D_VOICE: 2 * p.voice,
-              D_GENEROSITY: 2 * p.generosity}
+    mark x base rate x detection x trait multiplier (no stress, no adaptation); of
+    everyone, or of the people `ids`."""
+    sel = slice(None) if ids is None else ids
+    out = np.zeros(p.n if ids is None else len(ids), dtype=np.float32)
+    traits = {D_NONCOMPLIANCE: 2 * (1 - p.compliance[sel]), D_VOICE: 2 * p.voice[sel],
+              D_GENEROSITY: 2 * p.generosity[sel]}
     for b in np.flatnonzero(marks):
         k = c.memory_days * marks[b] * cat.rate[b] * cat.detection[cat.channel[b]]
         out += np.float32(k) * traits.get(int(cat.driver[b]), np.float32(1.0))
-    out[~is_adult(p.age)] = 0
+    out[~is_adult(p.age[sel])] = 0
     return out
 
 
@@ -329,6 +366,22 @@ def _opt_in(c: CompositeSystem, p: People, streams: Streams) -> np.ndarray:
     logit = logit + np.where(p.age == ELDER, math.log(max(c.opt_in_elder_factor, 1e-9)), 0.0)
     u = counter_uniform(streams.key("composite.opt_in"), 0, np.arange(p.n))
     return adult & (u < 1 / (1 + np.exp(-logit)))
+
+
+def _opt_in_of(c: CompositeSystem, p: People, streams: Streams, ids: np.ndarray,
+               median_income: float) -> np.ndarray:
+    """Whether each of the adults `ids` takes part, by the rule of _opt_in (the median
+    income of the adults at the start, the uniform of the slot)."""
+    if c.opt_in >= 1.0:
+        return np.ones(len(ids), dtype=bool)
+    if c.opt_in <= 0.0:
+        return np.zeros(len(ids), dtype=bool)
+    logit = math.log(c.opt_in / (1 - c.opt_in)) + c.opt_in_income_elasticity * np.log(
+        np.maximum(p.income[ids], 1e-6) / median_income)
+    logit = logit + np.where(p.age[ids] == ELDER,
+                             math.log(max(c.opt_in_elder_factor, 1e-9)), 0.0)
+    u = counter_uniform(streams.key("composite.opt_in"), 0, ids)
+    return u < 1 / (1 + np.exp(-logit))
 
 
 @njit(cache=True, parallel=True)

@@ -51,6 +51,8 @@ CASE_COLUMNS = {
     # Ledger rows of the listing, which the delisting refers to: the person's row (the
     # debtor's, or a firm's legal representative's) and the firm's.
     "person_row": np.int64, "firm_row": np.int64,
+    # The person the listing reached: the debtor, or the firm's legal representative then.
+    "rep": np.int32,
 }
 
 
@@ -78,7 +80,7 @@ class CourtList(Module):
                      "delisting_settlement", "delisting_no_assets", "delisting_death")
     random_streams = tuple(Stream(f"court.{k}", "counter", "case") for k in (
         "pay", "ground", "contest", "success", "appeal", "appeal_success", "delay", "extend",
-        "extension", "end"))
+        "extension", "end", "file"))
 
     @classmethod
     def present(cls, scenario) -> bool:
@@ -116,6 +118,9 @@ class CourtList(Module):
         # Cases of unable debtors ended today without payment, by cause (C_DEATH, ...).
         self.ends_today = dict.fromkeys((C_DEATH, C_SETTLEMENT, C_NO_ASSETS), 0)
         self.person_listings_today = self.firm_listings_today = 0
+        # Real deaths end cases when demography runs: the list's own hazard is then off.
+        self.death_hazard = 0.0 if people.alive is not None else params.death_hazard
+        self.filing, self.end_factor = 1.0, 1.0  # of today's period of the schedule
 
     # Hooks -------------------------------------------------------------------
     def list_debtors(self, d: Day) -> None:
@@ -129,6 +134,7 @@ class CourtList(Module):
         c = self.cases
         if not len(change.died) or not len(c["who"]):
             return
+        self._pass_on(d.day, change.died)
         mine = ~c["is_firm"] & np.isin(c["who"], change.died) & (c["delist_at"] < 0)
         listed = c["listed_day"] >= 0
         later = mine & listed
@@ -137,6 +143,19 @@ class CourtList(Module):
         keep = ~(mine & ~listed)
         if not keep.all():
             self.cases = {k: v[keep] for k, v in c.items()}
+
+    def _pass_on(self, day: int, died: np.ndarray) -> None:
+        """A listed firm whose legal representative died: its listing leaves the dead
+        (delisting_death) and reaches the firm's new representative (named before this
+        hook runs, credsim.population.firms.FirmDynamics)."""
+        c, ledger = self.cases, self.sim.ledger
+        moved = c["is_firm"] & (c["listed_day"] >= 0) & np.isin(c["rep"], died)
+        for i in np.flatnonzero(moved):
+            successor = int(self.firms.legal_rep[c["who"][i]])
+            if successor == c["rep"][i]:
+                continue
+            self._release(i, day, ledger, C_DEATH)
+            self._reach(i, successor, day, ledger, C_LEGAL_REP)
 
     def reviewed_behaviours(self) -> np.ndarray:
         """Behaviours whose records open cases: review checks them."""
@@ -171,6 +190,7 @@ class CourtList(Module):
         """Run one day. Return (listed, lifted): (person, on_false_case, ledger row,
         cause) for each case listing that reaches a person, and (person, cause, the listing's ledger
         row) for each listing of a false case lifted by correction or appeal."""
+        self._set_period(day)
         self._open(records, day)
         self.payments_today = self.person_listings_today = self.firm_listings_today = 0
         self.ends_today = dict.fromkeys(self.ends_today, 0)
@@ -224,7 +244,7 @@ class CourtList(Module):
         compliance = np.where(
             c["is_firm"], self._firm_compliance(c), self.people.compliance[self._person(c)]
         )
-        hazard = hazard * 2.0 * compliance
+        hazard = hazard * 2.0 * compliance * self.end_factor
         pays = ~closed & (c["delist_at"] < 0) & (u_pay < hazard)
         # A fulfilled settlement is a payment too (of the agreed part of the debt).
         self.payments_today = int(pays.sum()) + self.ends_today[C_SETTLEMENT]
@@ -254,13 +274,14 @@ class CourtList(Module):
         after a termination."""
         c, p = self.cases, self.p
         u = counter_uniform(self.keys["end"], day, c["key"])
-        death = np.where(c["is_firm"], 0.0, p.death_hazard)  # firms do not die
-        settle = death + p.settlement_hazard
+        death = np.where(c["is_firm"], 0.0, self.death_hazard)  # firms do not die
+        settle = death + p.settlement_hazard * self.end_factor
         unable = ~c["listable"] | c["has_term"]
         at_risk = ~closed & unable & (c["delist_at"] < 0)
         dies = at_risk & (u < death)
         settles = at_risk & ~dies & (u < settle)
-        no_assets = at_risk & ~dies & ~settles & (u < settle + p.no_assets_hazard)
+        no_assets = at_risk & ~dies & ~settles & (
+            u < settle + p.no_assets_hazard * self.end_factor)
         settled_persons = settles & ~c["is_firm"]
         self.economy.charge(c["who"][settled_persons],
                             p.settlement_share * c["debt"][settled_persons].astype(np.float64),
@@ -272,6 +293,13 @@ class CourtList(Module):
             c["delist_at"][later] = day + (lag[later] if np.ndim(lag) else lag)
             c["end_cause"][later] = cause
         return (dies | settles | no_assets) & ~listed
+
+    def _set_period(self, day: int) -> None:
+        """Filing and the ending of cases from the schedule's period of `day`."""
+        for period in self.p.schedule:
+            if period.from_day > day:
+                break
+            self.filing, self.end_factor = period.filing, period.end_factor
 
     def _person(self, c: dict) -> np.ndarray:
         return np.where(c["is_firm"], 0, c["who"])
@@ -286,12 +314,17 @@ class CourtList(Module):
         if not mask.any():
             return
         r = records.subset(mask)
-        k = len(r)
         key = (np.uint64(day) << np.uint64(33)) | (
             r.is_firm.astype(np.uint64) << np.uint64(32)) | r.who.astype(np.uint64)
         # Two cases opened on one day against one debtor draw apart: the second and
         # later carry their ordinal above the day's bits.
         key |= occurrence(key) << np.uint64(50)
+        if self.filing < 1.0:  # only a share of the judgments opens a case this period
+            filed = counter_uniform(self.keys["file"], day, key) < self.filing
+            r, key = r.subset(filed), key[filed]
+            if not len(key):
+                return
+        k = len(r)
 
         def u(name: str) -> np.ndarray:
             return counter_uniform(self.keys[name], day, key)
@@ -321,6 +354,7 @@ class CourtList(Module):
             "end_cause": np.full(k, -1),
             "extension": np.zeros(k),
             "person_row": np.full(k, NO_REF), "firm_row": np.full(k, NO_REF),
+            "rep": np.full(k, -1),
         }
         self.cases = {
             col: np.concatenate([self.cases[col], np.asarray(new[col]).astype(t)])
@@ -349,15 +383,23 @@ class CourtList(Module):
             person, cause = int(self.firms.legal_rep[who]), C_LEGAL_REP
         else:
             person, cause = who, C_LISTING
+        row = self._reach(i, person, day, ledger, cause)
+        return person, false, row, cause
+
+    def _reach(self, i: int, person: int, day: int, ledger: Ledger, cause: int) -> int:
+        """Case i's listing reaches `person`; return the person's listing row."""
+        c = self.cases
+        false = bool(c["is_false"][i])
         counts = self.n_list_false if false else self.n_list_true
         counts[person] += 1
         self.ever_listed[person] = True
         total = int(self.n_list_true[person]) + int(self.n_list_false[person])
         row = ledger.append(day=day, entity=0, id=person, kind=K_LIST, cause=cause,
-                            record=rec, delta=1, value=total, ref=int(c["firm_row"][i]))
-        c["person_row"][i] = row
+                            record=R_FALSE if false else R_TRUE, delta=1, value=total,
+                            ref=int(c["firm_row"][i]))
+        c["person_row"][i], c["rep"][i] = row, person
         self.listed_count += total == 1
-        return person, false, row, cause
+        return row
 
     def _delist(self, i: int, day: int, ledger: Ledger, cause: int) -> int:
         """End case i's listing (each delisting row refers to its listing row); return the
@@ -371,13 +413,18 @@ class CourtList(Module):
             ledger.append(day=day, entity=1, id=who, kind=K_LIST, cause=cause, record=rec,
                           delta=-1, value=int(self.firm_listed[who]),
                           ref=int(c["firm_row"][i]))
-            person = int(self.firms.legal_rep[who])
-        else:
-            person = who
+        self._release(i, day, ledger, cause)
+        return int(c["rep"][i])
+
+    def _release(self, i: int, day: int, ledger: Ledger, cause: int) -> None:
+        """Case i's listing no longer reaches the person it reached."""
+        c = self.cases
+        false = bool(c["is_false"][i])
+        rec = R_FALSE if false else R_TRUE
+        person = int(c["rep"][i])
         counts = self.n_list_false if false else self.n_list_true
         counts[person] -= 1
         total = int(self.n_list_true[person]) + int(self.n_list_false[person])
         ledger.append(day=day, entity=0, id=person, kind=K_LIST, cause=cause, record=rec,
                       delta=-1, value=total, ref=int(c["person_row"][i]))
         self.listed_count -= total == 0
-        return person

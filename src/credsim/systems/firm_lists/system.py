@@ -86,6 +86,9 @@ class FirmLists(Module):
         # Items by the day their display ends: (firm, severity, false, ledger row).
         self.expiring: dict[int, list[tuple[int, int, bool, int]]] = {}
         self.items_today = 0
+        # The representative each firm's blacklisting reaches (a successor takes it over
+        # when one dies: people_changed).
+        self.rep = firms.legal_rep.copy()
 
     # Hooks -------------------------------------------------------------------
     def list_firms(self, d: Day) -> None:
@@ -93,6 +96,42 @@ class FirmLists(Module):
         sim = self.sim
         reps = self.step(d.records, channel_codes(sim.cat, d.records), d.day, sim.ledger)
         d.touched.append(np.asarray(reps, dtype=np.int64))
+
+    def people_changed(self, d: Day, change) -> None:
+        """A blacklisted firm whose legal representative died (and who has a successor,
+        credsim.population.firms.FirmDynamics): the blacklisting leaves the dead and
+        reaches the successor."""
+        moved = np.flatnonzero(self.rep != self.firms.legal_rep)
+        touched: list[int] = []
+        for f in moved.tolist():
+            held, true = bool(self.black[:, f].sum() > 0), bool(self.black[0, f] > 0)
+            if held:
+                self._reach_rep(f, true, -1, d.day, self.sim.ledger, touched)
+            self.rep[f] = self.firms.legal_rep[f]
+            if held:
+                self._reach_rep(f, true, +1, d.day, self.sim.ledger, touched)
+        if touched:
+            d.touched.append(np.asarray(touched, dtype=np.int64))
+
+    def firms_founded(self, d: Day, firms: np.ndarray) -> None:
+        """A new firm starts with a clean record, from today, and its representative."""
+        self.clean_since[firms] = d.day
+        self.rep[firms] = self.firms.legal_rep[firms]
+
+    def _reach_rep(self, f: int, true: bool, step: int, day: int, ledger: Ledger,
+                   touched: list[int]) -> None:
+        """Firm f's blacklisting (on a true item or only on false ones) reaches (+1) or
+        leaves (-1) its representative."""
+        rep = int(self.rep[f])
+        before = int(self.rep_true[rep]) + int(self.rep_false[rep])
+        counts = self.rep_true if true else self.rep_false
+        counts[rep] = int(counts[rep]) + step
+        after = int(self.rep_true[rep]) + int(self.rep_false[rep])
+        touched.append(rep)
+        if after != before:
+            ledger.append(day=day, entity=0, id=rep, kind=K_BLACKLIST, cause=C_BLACKLIST_REP,
+                          record=R_TRUE if true else R_FALSE, delta=after - before,
+                          value=after)
 
     def record(self, d: Day, row: dict) -> None:
         row.update(self.daily(d.day))
@@ -183,7 +222,7 @@ class FirmLists(Module):
         held1, true1 = self.black[:, f].sum() > 0, self.black[0, f] > 0
         if (held0, true0) == (held1, true1):
             return row
-        rep = int(self.firms.legal_rep[f])
+        rep = int(self.rep[f])
         before = int(self.rep_true[rep]) + int(self.rep_false[rep])
         self.rep_true[rep] = int(self.rep_true[rep]) + int(true1) - int(true0)
         self.rep_false[rep] = (int(self.rep_false[rep]) + int(held1 and not true1)

@@ -116,6 +116,21 @@ class PeerRatings(Module):
             d.fallen.append((self.fallen, self.p.prune_prob))
             self.fallen = self.fallen[:0]
 
+    def people_changed(self, d: Day, change) -> None:
+        """Who comes of age starts as everyone did, from `prior_weight` ratings of
+        `initial`; the dead are rated no more and hold no rating (NaN: no condition)."""
+        came, died = change.came_of_age, change.died
+        p = self.p
+        w0 = np.float32(p.prior_weight * p.initial)
+        self.sums[0, came] = self.sums[2, came] = w0
+        self.sums[1, came] = self.sums[3, came] = w0 * np.float32(p.initial)
+        self.last[came] = d.day
+        self.rating[came] = self.rating_true[came] = np.float32(p.initial)
+        self.shown[came] = _shown(self.rating[came])
+        self.rating[died] = self.rating_true[died] = np.float32(np.nan)
+        self.shown[died] = 0
+        self.adults += len(came) - len(change.adults_out())
+
     def record(self, d: Day, row: dict) -> None:
         row.update(self.daily())
 

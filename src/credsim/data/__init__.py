@@ -1,0 +1,1 @@
+"""Published data credsim compares runs with (each row carries its source)."""
