@@ -408,11 +408,15 @@ class Consequences(Module):
     def _private_school_children(self, parents: np.ndarray, wrongful: np.ndarray):
         """Children in a parent's household who hold a private-school place lose it."""
         p = self.people
+        # Where people are born and move, households are no longer the slot ranges of
+        # the start: a parent's children are found through demography's kin.
+        kin = getattr(self.sim.get("demography"), "kin", None)
         kids, flags, payers = [], [], []
         for parent, w in zip(parents.tolist(), wrongful.tolist(), strict=True):
             h = p.household[parent]
-            for c in range(p.household_start[h], p.household_start[h + 1]):
-                if (p.age[c] == CHILD and p.school[c] == SCHOOL_PRIVATE
+            for c in (range(p.household_start[h], p.household_start[h + 1]) if kin is None
+                      else kin.children(np.array([parent]))[0].tolist()):
+                if (p.age[c] == CHILD and p.school[c] == SCHOOL_PRIVATE and p.household[c] == h
                         and (p.parent1[c] == parent or p.parent2[c] == parent)):
                     p.school[c] = SCHOOL_LOST
                     kids.append(c)
