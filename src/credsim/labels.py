@@ -298,8 +298,9 @@ MEASURES: dict[str, Label] = {
                                   "system (below 1: the system deters)", VS_BASELINE, "ratio"),
     # couples (partnering: credsim.families)
     "couple_score_correlation": _l(
-        "how alike partners' scores are: the correlation of the two scores across couples "
-        "at the end (composite score, else points score)", "correlation across couples",
+        "how alike partners' scores are: the correlation of the two scores across the "
+        "couples formed in the run (composite score, else points score)",
+        "correlation across couples",
         "correlation"),
     "couple_homophily_share": _l("share of the couples formed in the run whose partners "
                                  "share a trait (region, audit group, school type)",

@@ -18,8 +18,10 @@ def audit(run: RunTables, part: str, instance: Instance) -> list[Measured]:
 
 
 def couple_score_correlation(run: RunTables) -> float | None:
-    """Pearson's correlation of the two partners' scores across the couples alive at the
-    end where both are scored: the composite score where it runs, else the points score."""
+    """Pearson's correlation of the two partners' scores across the couples formed in the
+    run and alive at the end where both are scored (the couples of the start are paired
+    by assumption, not by meeting): the composite score where it runs, else the points
+    score."""
     s = run.scenario
     if s.composite.enabled:
         score, scored = "composite", "{t}.composite_participant"
@@ -30,7 +32,7 @@ def couple_score_correlation(run: RunTables) -> float | None:
     both = " AND ".join(scored.format(t=t) for t in ("w", "m"))
     rows = run.sql(f"SELECT corr(w.{score}, m.{score}), count(*) FROM people w "
                    f"JOIN people m ON m.id = w.partner WHERE w.sex = 'female' AND w.alive "
-                   f"AND m.alive AND {both}")
+                   f"AND m.alive AND w.met_partner != 'never' AND {both}")
     r, n = rows[0]
     return None if n < 3 or r is None else float(r)
 

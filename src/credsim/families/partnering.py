@@ -232,8 +232,8 @@ class Partnering(Module):
             ident = (base[left, None] // 4 * TRIES + tries[None, :]).ravel()
             u = counter_uniform(self.keys["choose"], 0, ident).reshape(len(left), CHUNK)
             cand = pool[np.minimum((u * len(pool)).astype(np.int64), len(pool) - 1)]
-            ok = np.ones(cand.shape, dtype=bool)
             w = women[left]
+            ok = ~self._kin(w[:, None], cand)
             for k, arr in zip(keep, traits, strict=True):
                 ok &= ~k[left, None] | (arr[cand] == arr[w][:, None])
             found = ok.any(axis=1)
@@ -284,7 +284,15 @@ class Partnering(Module):
         shown = pool[np.minimum((u * len(pool)).astype(np.int64), len(pool) - 1)]
         gap = np.abs(self._rank(shown.ravel(), day).reshape(shown.shape)
                      - self._rank(women, day)[:, None])
-        return shown[np.arange(len(women)), np.argmin(gap, axis=1)].astype(np.int64)
+        gap[self._kin(women[:, None], shown)] = np.inf  # (-1 if she is shown only kin)
+        best = shown[np.arange(len(women)), np.argmin(gap, axis=1)].astype(np.int64)
+        return np.where(np.isfinite(gap).any(axis=1), best, -1)
+
+    def _kin(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether a and b (broadcast) are parent and child or siblings: never a couple."""
+        p1, p2 = self.people.parent1, self.people.parent2
+        return ((p1[a] == b) | (p2[a] == b) | (p1[b] == a) | (p2[b] == a)
+                | ((p1[a] >= 0) & (p1[a] == p1[b])) | ((p2[a] >= 0) & (p2[a] == p2[b])))
 
     # Couples and households -------------------------------------------------------------
     def _form(self, women: np.ndarray, men: np.ndarray, how: np.ndarray, day: int) -> None:
