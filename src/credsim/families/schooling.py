@@ -81,7 +81,10 @@ class Schooling(Module):
         age = -people.birth_day.astype(np.int64) / YEAR
         people.school[(people.age == CHILD) & (age < self.p.entry_age)] = SCHOOL_NONE
         self.today = dict.fromkeys((r.name for r in self.results), 0)
-        self.refusals: list[tuple[int, np.ndarray, str]] = []  # (day, children, 'top'|...)
+        # Each entry day's cohort and refusals (day, children, 'top' or 'private'), for
+        # replays.
+        self.entered: dict[int, np.ndarray] = {}
+        self.refusals: list[tuple[int, np.ndarray, str]] = []
 
     def setup(self) -> None:
         """The conditions that refuse places (the gates' own are read at the first entry,
@@ -132,6 +135,7 @@ class Schooling(Module):
         self._ledger(cohort, self.c_entry, p.school[cohort], d.day)
         for refused, school in ((refused_top, SCHOOL_TOP), (refused_private, SCHOOL_PRIVATE)):
             self._ledger(refused, self.c_refused, np.full(len(refused), school), d.day)
+        self.entered[d.day] = cohort
         self.refusals += [(d.day, refused_top, "top"), (d.day, refused_private, "private")]
         self.today.update(school_entries=len(cohort), school_entries_top=len(top),
                           school_entries_private=len(private),
