@@ -231,3 +231,26 @@ def test_partnering_needs_demography_and_the_platform_a_score():
     data["partnering"].update(enabled=True, platform={"enabled": True})
     with pytest.raises(ValueError, match="needs composite.enabled or points.enabled"):
         Scenario.model_validate(data)
+
+
+def test_families_from_the_command_line_and_python(one_error, cli, tmp_path):
+    """A bad families setting is one message, exit code 2; the sesame-dating preset runs
+    from Python and its audit gives the couples' measures."""
+    import credsim
+
+    msg = one_error(cli("show", "rongcheng", "--set", "schooling.enabled=true"))
+    assert "schooling.enabled: needs demography.enabled" in msg
+    msg = one_error(cli("show", "sesame-dating", "--set", "schooling.top_condition=grade<=C"))
+    assert "schooling.top_condition" in msg and "points.enabled" in msg
+    with pytest.raises(credsim.InputError, match="partnering.enabled: needs demography"):
+        credsim.load("rongcheng", set={"partnering.enabled": True})
+    run = credsim.run(credsim.load("sesame-dating", people=2_000, days=400), progress=False)
+    audit = run.audit()
+    corr = audit.value("couple_score_correlation")
+    assert corr is None or -1 <= corr <= 1
+    share = audit.value("couple_homophily_share", "trait=region")
+    assert share is not None and 0 <= share <= 1
+    assert audit.value("couple_platform_share") is not None
+    people = run.table("people")
+    assert {"ever_partnered", "met_partner", "platform_user"} <= set(people.column_names)
+    assert "top" in people.column("school").combine_chunks().dictionary.to_pylist()

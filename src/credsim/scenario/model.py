@@ -881,7 +881,7 @@ class Partnering(Strict):
         "beyond chance (assumed).")
     divorce_rate: float = Field(
         0.01, ge=0, le=1, description="Rate at which a couple splits [per couple per year]; "
-        "from China's crude divorce rate of 3.4 per 1,000 people in 2019 over about 0.33 "
+        "from China's crude divorce rate of 3.2 per 1,000 people in 2017 over about 0.33 "
         "couples per person.")
     platform: DatingPlatform = Field(default_factory=DatingPlatform)
 
