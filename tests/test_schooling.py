@@ -74,8 +74,7 @@ def test_refusals_replay_the_parents_scores_that_day(gated):
     refusals = {(day, kind): ids for day, ids, kind in school.refusals}
     checked = {"top": 0, "private": 0}
     for day, score, states in seen[1:]:
-        for kind, line, state in (("top", TOP_LINE, SCHOOL_TOP),
-                                  ("private", PRIVATE_LINE, SCHOOL_PRIVATE)):
+        for kind, line in (("top", TOP_LINE), ("private", PRIVATE_LINE)):
             refused = refusals[(day, kind)]
             assert _parent_below(sim, score, refused, line).all()
             checked[kind] += len(refused)
