@@ -146,7 +146,7 @@ def test_platform_leaves_demography_draws_unchanged(tmp_path):
     same days, and a woman whose union is the same in both runs throughout has her
     children on the same days."""
     runs = []
-    for name, extra in (("off", {}), ("on", _platform(user_share=0.6))):
+    for name, extra in (("off", {}), ("on", _platform(user_share=1.0))):
         tmp = tmp_path / name
         tmp.mkdir()
         runs.append(run_dir.simulate(_scenario(days=730, **extra), tmp))
@@ -178,8 +178,42 @@ def test_platform_leaves_demography_draws_unchanged(tmp_path):
     mine = [{b for b in bs if b[0] in steady} for bs in births]
     assert len(mine[0]) > 20
     assert mine[0] == mine[1]
+    _same_children(runs)
     # The platform did change who partnered with whom.
     assert _total(runs[1], "couples_formed_platform") > 0
+
+
+def _same_children(runs: list[Simulation], at_least: int = 50) -> int:
+    """A child born in both runs (the same mother, the same day) has the same sex and
+    is alive at the end in both, whichever slot it took; the number who took another
+    slot."""
+    p0, p1 = runs[0].people, runs[1].people
+    n0 = runs[0].scenario.run.people
+    slot = []
+    for sim in runs:
+        p = sim.people
+        born = np.arange(n0, sim.people_rows)
+        slot.append({(int(m), int(d)): int(c) for m, d, c in
+                     zip(p.parent1[born], p.birth_day[born], born, strict=True)})
+    common = slot[0].keys() & slot[1].keys()
+    assert len(common) > at_least
+    a = np.array([slot[0][k] for k in sorted(common)])
+    b = np.array([slot[1][k] for k in sorted(common)])
+    np.testing.assert_array_equal(p0.sex[a], p1.sex[b])
+    np.testing.assert_array_equal(p0.alive[a], p1.alive[b])
+    return int(np.count_nonzero(a != b))
+
+
+def test_a_child_born_in_both_runs_lives_the_same_life_in_another_slot():
+    """More splits change who bears (births need a partner), so the born take other
+    slots; the people at the start die as they did, and a child born in both runs to
+    the same mother on the same day lives the same life (one year: the birth rates are
+    rescaled at its end)."""
+    runs = [_run(_scenario(people=8_000, days=365, divorce_rate=rate))
+            for rate in (0.01, 0.5)]
+    n0 = runs[0].scenario.run.people
+    np.testing.assert_array_equal(runs[0].people.alive[:n0], runs[1].people.alive[:n0])
+    assert _same_children(runs, at_least=20) > 5
 
 
 @pytest.fixture(scope="module")

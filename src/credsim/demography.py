@@ -14,8 +14,10 @@ event under piecewise-constant hazards by age:
 
 Events wait in a calendar by day, so a day costs time in proportion to its events,
 not to the population. Every draw is a counter-based uniform keyed by the person's
-slot (and the woman's number of births), so each person's life depends only on the
-seed and the slot: common random numbers across scenarios.
+person's identity (and the woman's number of births): the slot for the people at the
+start, a hash of the mother's identity and her number of births for the born. Each
+person's life then depends only on the seed and who they are, not on which slot they
+take: common random numbers across scenarios.
 
 People are slots in arrays of a capacity fixed at the start (the people at the start
 plus room for the births the run can have): the born take the next free slot; the
@@ -128,9 +130,9 @@ class Demography(Module):
     hooks = (Hook("life", "live"),)
     random_streams = (
         Stream("demography.ages", "numpy", "once: ages of the people at the start"),
-        Stream("demography.sex", "counter", "slot: a person's sex"),
-        Stream("demography.death", "counter", "slot: a person's age at death"),
-        Stream("demography.birth", "counter", "slot and the woman's number of births"),
+        Stream("demography.sex", "counter", "person (slot; the born: mother and parity): sex"),
+        Stream("demography.death", "counter", "person: a person's age at death"),
+        Stream("demography.birth", "counter", "person and the woman's number of births"),
         Stream("demography.newborn", "numpy", "day: the traits of the day's born"),
         Stream("demography.income", "numpy", "day: the income of those who come of age"),
     )
@@ -167,6 +169,11 @@ class Demography(Module):
         n0 = sim.scenario.run.people
         self.used = n0  # slots taken so far: the born take the next
         self.parity = np.zeros(people.n, dtype=np.uint8)  # births so far, per woman
+        # Whom a person's draws are keyed by: the slot for the people at the start, the
+        # mother's identity and number of births for the born, so that a child born to
+        # the same mother at the same parity in two scenarios lives the same life
+        # whichever slot it takes.
+        self.identity = np.arange(people.n, dtype=np.uint64)
         # Where births need a partner (partnering runs), a woman's due birth happens only
         # if she has one; otherwise it is skipped and her next one drawn (a fresh draw).
         self.need_partner = sim.scenario.partnering.enabled
@@ -204,7 +211,7 @@ class Demography(Module):
         self._schedule(ids, day=0)
 
     def _sex(self, ids: np.ndarray) -> np.ndarray:
-        girl = counter_uniform(self.k_sex, 0, ids) < self.p.female_share_at_birth
+        girl = counter_uniform(self.k_sex, 0, self.identity[ids]) < self.p.female_share_at_birth
         return np.where(girl, FEMALE, MALE).astype(np.uint8)
 
     def _schedule(self, ids: np.ndarray, day: int) -> None:
@@ -214,7 +221,7 @@ class Demography(Module):
         born = people.birth_day[ids].astype(np.int64)
         age = (day - born) / YEAR
         # Death: H(age at death) = H(age now) + an exponential draw.
-        e = -np.log1p(-counter_uniform(self.k_death, 0, ids))
+        e = -np.log1p(-counter_uniform(self.k_death, 0, self.identity[ids]))
         at = self.deaths_table.age_at(self.deaths_table.H(age) + e)
         self.deaths_cal.add(_day_of(born, np.minimum(at, OPEN_AGE), day), ids, self.horizon)
         self._schedule_birth(ids[people.sex[ids] == FEMALE], day, earliest=day)
@@ -236,9 +243,9 @@ class Demography(Module):
             return
         born = self.sim.people.birth_day[women].astype(np.int64)
         age = (day - born) / YEAR
-        identity = women.astype(np.int64) * 256 + self.parity[women]
+        identity = self.identity[women] * np.uint64(256) + self.parity[women]
         if self.skips is not None:
-            identity += self.skips[women].astype(np.int64) << SKIP_SHIFT
+            identity += self.skips[women].astype(np.uint64) << np.uint64(SKIP_SHIFT)
         e = -np.log1p(-counter_uniform(self.k_birth, 0, identity))
         at = self.births_table.age_at(self.births_table.H(age) + e)
         self.births_cal.add(_day_of(born, at, earliest), women, self.horizon)
@@ -312,6 +319,7 @@ class Demography(Module):
         born = np.arange(self.used, self.used + k, dtype=np.int32)
         self.used += k
         self.kin.add(born, mothers, people.partner[mothers])
+        self.identity[born] = child_identity(self.identity[mothers], self.parity[mothers])
         for name in ("household", "region", "group"):
             getattr(people, name)[born] = getattr(people, name)[mothers]
         people.age[born] = CHILD
@@ -387,6 +395,18 @@ class Demography(Module):
         return {"birth_day": p.birth_day[part], "alive": p.alive[part],
                 "sex": category(p.sex[part], ("female", "male")),
                 "partner": p.partner[part]}
+
+
+def child_identity(mother: np.ndarray, parity: np.ndarray) -> np.ndarray:
+    """The identity a child's draws are keyed by: a hash (splitmix64) of its mother's
+    identity and her births before it, with the top bit set (apart from any slot)."""
+    with np.errstate(over="ignore"):
+        z = mother.astype(np.uint64) * np.uint64(256) + parity.astype(np.uint64)
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return z | np.uint64(1 << 63)
 
 
 def _day_of(born: np.ndarray, age: np.ndarray, day: int) -> np.ndarray:
