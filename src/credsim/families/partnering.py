@@ -195,21 +195,16 @@ class Partnering(Module):
                   & (p.partner[due] < 0)]
         if len(due) == 0:
             return
-        on = self._platform_women(due)
+        # Users meet on the platform while a single man uses it; the others offline.
+        on = self._uses_platform(due) & (len(self.men_users) > 0)
         men = np.full(len(due), -1, dtype=np.int64)
         if on.any():
             men[on] = self._platform_choice(due[on], d.day)
-        off = ~on | (men < 0) & (len(self.men_users) == 0)
-        men[off] = self._offline_choice(due[off])
+        men[~on] = self._offline_choice(due[~on])
         men = _first_claim(men)
         met = men >= 0
         self._form(due[met], men[met], np.where(on[met], MET_ON_PLATFORM, MET_OFFLINE), d.day)
         self._schedule_meeting(due[~met], d.day)
-
-    def _platform_women(self, women: np.ndarray) -> np.ndarray:
-        if self.platform is None:
-            return np.zeros(len(women), dtype=bool)
-        return self._uses_platform(women)
 
     def _offline_choice(self, women: np.ndarray) -> np.ndarray:
         """For each woman, a single man drawn uniformly from those sharing every trait
