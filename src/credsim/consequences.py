@@ -406,15 +406,16 @@ class Consequences(Module):
         return enter
 
     def _private_school_children(self, parents: np.ndarray, wrongful: np.ndarray):
-        """Children in a parent's household, or born to the parent during the run, who
-        hold a private-school place lose it."""
+        """A parent's children who hold a private-school place lose it."""
         p = self.people
+        # Where people are born and move, households are no longer the slot ranges of
+        # the start: a parent's children are found through demography's kin.
+        kin = getattr(self.sim.get("demography"), "kin", None)
         kids, flags, payers = [], [], []
-        born = self._born_to(parents)
         for parent, w in zip(parents.tolist(), wrongful.tolist(), strict=True):
             h = p.household[parent]
-            for c in (*range(p.household_start[h], p.household_start[h + 1]),
-                      *born.get(parent, ())):
+            for c in (range(p.household_start[h], p.household_start[h + 1]) if kin is None
+                      else kin.children(np.array([parent]))[0].tolist()):
                 if (p.age[c] == CHILD and p.school[c] == SCHOOL_PRIVATE
                         and (p.parent1[c] == parent or p.parent2[c] == parent)):
                     p.school[c] = SCHOOL_LOST
@@ -423,19 +424,6 @@ class Consequences(Module):
                     payers.append(parent)
         return (np.asarray(kids, dtype=np.int64), np.asarray(flags, dtype=bool),
                 np.asarray(payers, dtype=np.int64))
-
-    def _born_to(self, parents: np.ndarray) -> dict[int, list[int]]:
-        """The children born during the run (slots after the households of the start) to
-        each of `parents`."""
-        p, start = self.people, int(self.people.household_start[-1])
-        rows = self.sim.people_rows
-        if rows <= start:
-            return {}
-        out: dict[int, list[int]] = {}
-        for links in (p.parent1[start:rows], p.parent2[start:rows]):
-            for c in (start + np.flatnonzero(np.isin(links, parents))).tolist():
-                out.setdefault(int(links[c - start]), []).append(c)
-        return out
 
     def _record(self, gi: int, g: GateSpec, who: np.ndarray, wrongful: np.ndarray,
                 day: int, payer: np.ndarray | None = None, distinct: bool = False) -> None:

@@ -14,8 +14,10 @@ event under piecewise-constant hazards by age:
 
 Events wait in a calendar by day, so a day costs time in proportion to its events,
 not to the population. Every draw is a counter-based uniform keyed by the person's
-slot (and the woman's number of births), so each person's life depends only on the
-seed and the slot: common random numbers across scenarios.
+person's identity (and the woman's number of births): the slot for the people at the
+start, a hash of the mother's identity and her number of births for the born. Each
+person's life then depends only on the seed and who they are, not on which slot they
+take: common random numbers across scenarios.
 
 People are slots in arrays of a capacity fixed at the start (the people at the start
 plus room for the births the run can have): the born take the next free slot; the
@@ -29,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from credsim.families.kin import Kin
 from credsim.ledger import NO_REF, R_NONE
 from credsim.modules import Day, Hook, Module, PeopleChange, Result
 from credsim.modules.columns import category
@@ -51,6 +54,9 @@ YEAR = 365.25  # days
 OPEN_AGE = 130.0  # the life table's last group is open; nobody outlives this age [years]
 NEVER = np.iinfo(np.int32).max  # the day of an event that does not happen
 MARGIN_SD = 8  # births beyond their expectation the capacity makes room for [sd]
+PARTNERED_MARGIN = 1.25  # more room when births need a partner (rates rescaled yearly)
+MIN_PARTNERED = 0.05  # the partnered share below which fertility is not scaled up further
+SKIP_SHIFT = 40  # a woman's skipped birth draws are keyed above her births (slot * 256)
 
 
 class LifeTable:
@@ -124,9 +130,9 @@ class Demography(Module):
     hooks = (Hook("life", "live"),)
     random_streams = (
         Stream("demography.ages", "numpy", "once: ages of the people at the start"),
-        Stream("demography.sex", "counter", "slot: a person's sex"),
-        Stream("demography.death", "counter", "slot: a person's age at death"),
-        Stream("demography.birth", "counter", "slot and the woman's number of births"),
+        Stream("demography.sex", "counter", "person (slot; the born: mother and parity): sex"),
+        Stream("demography.death", "counter", "person: a person's age at death"),
+        Stream("demography.birth", "counter", "person and the woman's number of births"),
         Stream("demography.newborn", "numpy", "day: the traits of the day's born"),
         Stream("demography.income", "numpy", "day: the income of those who come of age"),
     )
@@ -143,7 +149,10 @@ class Demography(Module):
     def extra_slots(cls, scenario, people: int) -> int:
         """Room for the births: a bound from the fertility table and the years
         (expected_births_bound)."""
-        return expected_births_bound(scenario.demography, people, scenario.run.days)
+        bound = expected_births_bound(scenario.demography, people, scenario.run.days)
+        # Births to partnered women run ahead of the tables while the partnered shares
+        # they are rescaled by catch up (see _rescaled_births).
+        return int(bound * PARTNERED_MARGIN) if scenario.partnering.enabled else bound
 
     def __init__(self, sim) -> None:
         super().__init__(sim)
@@ -160,6 +169,15 @@ class Demography(Module):
         n0 = sim.scenario.run.people
         self.used = n0  # slots taken so far: the born take the next
         self.parity = np.zeros(people.n, dtype=np.uint8)  # births so far, per woman
+        # Whom a person's draws are keyed by: the slot for the people at the start, the
+        # mother's identity and number of births for the born, so that a child born to
+        # the same mother at the same parity in two scenarios lives the same life
+        # whichever slot it takes.
+        self.identity = np.arange(people.n, dtype=np.uint64)
+        # Where births need a partner (partnering runs), a woman's due birth happens only
+        # if she has one; otherwise it is skipped and her next one drawn (a fresh draw).
+        self.need_partner = sim.scenario.partnering.enabled
+        self.skips = np.zeros(people.n, dtype=np.uint16) if self.need_partner else None
         self.deaths_cal, self.births_cal, self.ageing_cal = Calendar(), Calendar(), Calendar()
         self.today = {"births": 0, "deaths": 0, "came_of_age": 0}
         self.alive_count = n0
@@ -187,10 +205,13 @@ class Demography(Module):
         a, b = a[couple], b[couple]
         people.sex[b] = 1 - people.sex[a]
         people.partner[a], people.partner[b] = b, a
+        self.kin = Kin(people.parent1, people.parent2, people.n)
+        if self.need_partner:
+            self.births_table = self._rescaled_births(0)
         self._schedule(ids, day=0)
 
     def _sex(self, ids: np.ndarray) -> np.ndarray:
-        girl = counter_uniform(self.k_sex, 0, ids) < self.p.female_share_at_birth
+        girl = counter_uniform(self.k_sex, 0, self.identity[ids]) < self.p.female_share_at_birth
         return np.where(girl, FEMALE, MALE).astype(np.uint8)
 
     def _schedule(self, ids: np.ndarray, day: int) -> None:
@@ -200,7 +221,7 @@ class Demography(Module):
         born = people.birth_day[ids].astype(np.int64)
         age = (day - born) / YEAR
         # Death: H(age at death) = H(age now) + an exponential draw.
-        e = -np.log1p(-counter_uniform(self.k_death, 0, ids))
+        e = -np.log1p(-counter_uniform(self.k_death, 0, self.identity[ids]))
         at = self.deaths_table.age_at(self.deaths_table.H(age) + e)
         self.deaths_cal.add(_day_of(born, np.minimum(at, OPEN_AGE), day), ids, self.horizon)
         self._schedule_birth(ids[people.sex[ids] == FEMALE], day, earliest=day)
@@ -222,7 +243,9 @@ class Demography(Module):
             return
         born = self.sim.people.birth_day[women].astype(np.int64)
         age = (day - born) / YEAR
-        identity = women.astype(np.int64) * 256 + self.parity[women]
+        identity = self.identity[women] * np.uint64(256) + self.parity[women]
+        if self.skips is not None:
+            identity += self.skips[women].astype(np.uint64) << np.uint64(SKIP_SHIFT)
         e = -np.log1p(-counter_uniform(self.k_birth, 0, identity))
         at = self.births_table.age_at(self.births_table.H(age) + e)
         self.births_cal.add(_day_of(born, at, earliest), women, self.horizon)
@@ -234,11 +257,13 @@ class Demography(Module):
         day = d.day
         mothers = self.births_cal.take(day)
         mothers = mothers[people.alive[mothers]]
+        if self.need_partner:
+            mothers = self._partnered(mothers, day)
         born = self._births(mothers, day)
         died = self.deaths_cal.take(day)
         died = died[people.alive[died]]
         died_band = people.age[died].copy()
-        self._deaths(died, day)
+        widowed = self._deaths(died, day)
         ageing = self.ageing_cal.take(day)
         ageing = ageing[people.alive[ageing]]
         came = ageing[people.age[ageing] == CHILD]
@@ -250,7 +275,38 @@ class Demography(Module):
         self.today = {"births": len(born), "deaths": len(died), "came_of_age": len(came)}
         self.alive_count += len(born) - len(died)
         if len(born) or len(died) or len(ageing):
-            self.sim.people_changed(d, PeopleChange(born, died, died_band, came, retired))
+            self.sim.people_changed(d, PeopleChange(born, died, died_band, came, retired,
+                                                    widowed))
+
+    def _partnered(self, mothers: np.ndarray, day: int) -> np.ndarray:
+        """The women due to give birth today who have a partner; the others' births are
+        skipped and their next drawn. Once a year, the fertility of partnered women is
+        rescaled to the partnered shares of the day."""
+        if day > 0 and day % 365 == 0:
+            self.births_table = self._rescaled_births(day)
+        single = self.sim.people.partner[mothers] < 0
+        skipped = mothers[single]
+        self.skips[skipped] += 1
+        self._schedule_birth(skipped, day, earliest=day + 1)
+        return mothers[~single]
+
+    def _rescaled_births(self, day: int) -> LifeTable:
+        """Fertility of partnered women: the table's rate in each age group over the
+        share of living women of that group who have a partner (at least MIN_PARTNERED),
+        so that the births per woman stay those of the table (few births in China are
+        outside marriage)."""
+        people = self.sim.people
+        women = np.flatnonzero(people.alive & (people.sex == FEMALE))
+        age = (day - people.birth_day[women].astype(np.int64)) / YEAR
+        group = np.searchsorted(FERTILITY_AGES, age, side="right") - 1
+        inside = (group >= 0) & (age < FERTILITY_AGES[-1] + 5)
+        k = len(FERTILITY_AGES)
+        all_ = np.bincount(group[inside], minlength=k)
+        has = (people.partner[women][inside] >= 0).astype(np.float64)
+        partnered = np.bincount(group[inside], weights=has, minlength=k)
+        share = np.maximum(partnered / np.maximum(all_, 1), MIN_PARTNERED)
+        self.partnered_share = share
+        return LifeTable.births(list(np.asarray(self.p.fertility) / share))
 
     def _births(self, mothers: np.ndarray, day: int) -> np.ndarray:
         people = self.sim.people
@@ -262,6 +318,8 @@ class Demography(Module):
                                f"of {people.n:,} (raise MARGIN_SD)")
         born = np.arange(self.used, self.used + k, dtype=np.int32)
         self.used += k
+        self.kin.add(born, mothers, people.partner[mothers])
+        self.identity[born] = child_identity(self.identity[mothers], self.parity[mothers])
         for name in ("household", "region", "group"):
             getattr(people, name)[born] = getattr(people, name)[mothers]
         people.age[born] = CHILD
@@ -279,8 +337,9 @@ class Demography(Module):
         return born
 
     def _newborn_traits(self, born: np.ndarray, day: int) -> None:
-        """Traits from the population's distributions (their passing from parents and
-        peers is not modelled yet)."""
+        """Traits from the population's distributions (where inheritance runs, its module
+        then passes voice and compliance from the parents and peers: these draws are made
+        all the same, so that every other draw stays as it is)."""
         people, pop = self.sim.people, self.sim.scenario.population
         rng = self.sim.streams.get("demography.newborn", day)
         for name in ("compliance", "voice", "sociability", "generosity"):
@@ -292,7 +351,8 @@ class Demography(Module):
 
     def _come_of_age(self, came: np.ndarray, day: int) -> None:
         """A child who comes of age earns an income from the population's distribution
-        (schooling does not feed into it yet) and starts with no savings."""
+        and starts with no savings (where schooling runs, its module then scales the
+        income by the school's factor)."""
         if len(came) == 0:
             return
         people, pop = self.sim.people, self.sim.scenario.population
@@ -304,10 +364,11 @@ class Demography(Module):
         people.income[came] = np.exp(log).astype(np.float32)
         people.savings[came] = 0.0
 
-    def _deaths(self, died: np.ndarray, day: int) -> None:
+    def _deaths(self, died: np.ndarray, day: int) -> np.ndarray:
+        """The dead leave; their partners, widowed, are returned."""
         people = self.sim.people
         if len(died) == 0:
-            return
+            return np.zeros(0, np.int32)
         people.age[died] = ABSENT
         people.alive[died] = False
         partner = people.partner[died]
@@ -315,6 +376,7 @@ class Demography(Module):
         people.partner[widowed] = -1
         people.partner[died] = -1
         self._ledger(died, self.c_death, day, day - people.birth_day[died])
+        return widowed[people.alive[widowed]].astype(np.int32)
 
     def _ledger(self, who: np.ndarray, cause: int, day: int, value: np.ndarray) -> None:
         """One `life` row per birth (delta +1, value: the mother's id) or death (delta
@@ -333,6 +395,18 @@ class Demography(Module):
         return {"birth_day": p.birth_day[part], "alive": p.alive[part],
                 "sex": category(p.sex[part], ("female", "male")),
                 "partner": p.partner[part]}
+
+
+def child_identity(mother: np.ndarray, parity: np.ndarray) -> np.ndarray:
+    """The identity a child's draws are keyed by: a hash (splitmix64) of its mother's
+    identity and her births before it, with the top bit set (apart from any slot)."""
+    with np.errstate(over="ignore"):
+        z = mother.astype(np.uint64) * np.uint64(256) + parity.astype(np.uint64)
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return z | np.uint64(1 << 63)
 
 
 def _day_of(born: np.ndarray, age: np.ndarray, day: int) -> np.ndarray:

@@ -97,6 +97,23 @@ COLUMNS: dict[str, Label] = {
                       "Gini coefficient", "score"),
     "gini_savings": _l("inequality of living adults' savings (Gini), taken once a year",
                        "Gini coefficient", "score"),
+    # families (credsim.families)
+    "couples": _l("couples at the end of a given day", "couples", "count"),
+    "couples_formed": _l("couples formed on a given day", "couples", "count"),
+    "couples_formed_platform": _l("couples formed on a given day who met on the dating "
+                                  "platform", "couples", "count"),
+    "couples_split": _l("couples who split on a given day", "couples", "count"),
+    "single_women": _l("single adult women at the end of a given day", PEOPLE, "count"),
+    "single_men": _l("single adult men at the end of a given day", PEOPLE, "count"),
+    "school_entries": _l("children who entered school on a given day", PEOPLE, "count"),
+    "school_entries_top": _l("children who entered a top school on a given day", PEOPLE,
+                             "count"),
+    "school_entries_private": _l("children who entered a private school on a given day",
+                                 PEOPLE, "count"),
+    "school_refused_top": _l("children refused a top-school place because of a parent's "
+                             "standing on a given day", PEOPLE, "count"),
+    "school_refused_private": _l("children refused a private-school place because of a "
+                                 "parent's standing on a given day", PEOPLE, "count"),
     "events_true": _l("things people and firms actually did on a given day, recorded or not",
                       "events", "count"),
     "events_observed": _l("true events recorded on a given day", "events", "count"),
@@ -306,6 +323,21 @@ MEASURES: dict[str, Label] = {
     "cohort_people": _l("people of a birth cohort alive at the end", PEOPLE, "count"),
     "gini_income": _l("inequality of incomes of living adults (Gini)", "Gini coefficient",
                       "score"),
+    # couples (partnering: credsim.families)
+    "couple_score_correlation": _l(
+        "how alike partners' scores are: the correlation of the two scores across the "
+        "couples formed in the run (composite score, else points score)",
+        "correlation across couples",
+        "correlation"),
+    "couple_homophily_share": _l("share of the couples formed in the run whose partners "
+                                 "share a trait (region, audit group, school type)",
+                                 "share of new couples", "share"),
+    "couple_platform_share": _l("share of the couples formed in the run who met on the "
+                                "dating platform", "share of new couples", "share"),
+    "never_partnered_share": _l("share never partnered of those who came of age in the run "
+                                "and are 40 or over at the end", "share of people aged 40+",
+                                "share"),
+    # headline figures of `credsim summary` only
     "false_records_per_million_person_days": _l(
         "false records created (mix-ups) per million person-days", PER_M_PERSON_DAYS, "rate"),
 }
@@ -338,6 +370,7 @@ def key_phrase(key: str) -> str:
         "cohort": f"born in years {name} to {_int_or(name, 4)} of the run (0: its first)",
         "at": f"at the {name}",
         "of": f"of {name}",
+        "trait": f"same {name}",
     }.get(what, key)
 
 

@@ -19,9 +19,10 @@ import pyarrow.parquet as pq
 # mark: a record entering a composite (delta in hundredths of log-odds); rating: a peer
 # rating (value in hundredths of a star); warning: a deduction replaced by a warning;
 # blacklist: a firm's public record items and blacklist status; life: a birth or a death
-# (demography).
+# (demography); union: a couple formed or split (partnering); school: a child's entry or
+# refusal (schooling).
 KINDS = ("score", "grade", "list", "composite", "mark", "rating", "warning", "blacklist",
-         "life")
+         "life", "union", "school")
 (K_SCORE, K_GRADE, K_LIST, K_COMPOSITE, K_MARK, K_RATING, K_WARNING, K_BLACKLIST,
  K_LIFE) = range(9)
 ENTITIES = ("person", "firm")
@@ -47,6 +48,11 @@ SPECIAL_CAUSES = (
     "delisting_death",  # enforcement terminated: the debtor died with no estate
     "birth",  # a person is born (demography)
     "death",  # a person dies (demography)
+    "union_offline",  # a couple formed after meeting offline (partnering)
+    "union_platform",  # a couple formed after meeting on the dating platform
+    "split",  # a couple split
+    "school_entry",  # a child entered school (schooling)
+    "school_refused",  # a child was refused a top or private place
 )
 (C_LISTING, C_LEGAL_REP, C_PAID, C_EXPIRY, C_CORRECTION, C_CAP_EXPIRY, C_APPEAL,
  C_MARK_EXPIRY, C_AUDIT, C_REFRESH, C_RATINGS, C_DISPLAY_EXPIRY,

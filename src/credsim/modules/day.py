@@ -38,13 +38,16 @@ class PeopleChange:
     """A day's changes of the population, by slot (int32 arrays). Age bands are already
     updated: the born hold CHILD, the dead ABSENT, those who came of age ADULT, the
     retired ELDER. `died_band`: the band each of the dead held (so a module can tell a
-    child's death from an adult's)."""
+    child's death from an adult's); `widowed`: the partners of the dead, single from
+    today."""
 
     born: np.ndarray
     died: np.ndarray
     died_band: np.ndarray
     came_of_age: np.ndarray
     retired: np.ndarray
+    # The partners of the day's dead, single from today (empty where nobody partners).
+    widowed: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
 
     def adults_out(self) -> np.ndarray:
         """Adults and elders who died today."""

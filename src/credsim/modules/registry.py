@@ -25,6 +25,9 @@ PRESETS_GROUP = "credsim.presets"
 # credsim's own modules, as "module:Class".
 BUILTIN = (
     "credsim.demography:Demography",
+    "credsim.families.partnering:Partnering",
+    "credsim.families.inheritance:Inheritance",
+    "credsim.families.schooling:Schooling",
     "credsim.population.firms:FirmDynamics",
     "credsim.economy:Economy",
     "credsim.society:Society",

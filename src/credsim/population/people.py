@@ -21,8 +21,11 @@ AGE_BANDS = ("child", "adult", "elder")
 FEMALE, MALE = 0, 1
 NO_BIRTH_DAY = np.iinfo(np.int32).min  # birth_day of a slot not yet born
 SCHOOL_NONE, SCHOOL_PUBLIC, SCHOOL_PRIVATE, SCHOOL_LOST = 0, 1, 2, 3
-SCHOOL_TOP = 4  # a place at one of the top schools (schooling)
-SCHOOL_STATES = ("none", "public", "private", "lost_private_place", "top")
+SCHOOL_STATES = ("none", "public", "private", "lost_private_place")
+# A top school: only where schooling runs (credsim.families.schooling), whose column of
+# people.parquet then names the five states.
+SCHOOL_TOP = 4
+SCHOOLING_STATES = (*SCHOOL_STATES, "top")
 MAX_HOUSEHOLD = 8
 
 

@@ -43,6 +43,7 @@ from credsim.errors import InputError
 from credsim.modules.base import Explaining, Instance
 from credsim.modules.plan import module_instances
 from credsim.population.firms import validate_uscc
+from credsim.population.people import SCHOOLING_STATES
 from credsim.results.query import connect, ident
 from credsim.results.run_dir import open_run, reading
 from credsim.scenario.model import (
@@ -110,6 +111,13 @@ class LedgerEntry:
         if self.kind == "life":  # value: the mother (a birth), the age in days (a death)
             return (f"born (mother: person {self.value})" if self.delta > 0
                     else f"died aged {self.value / 365.25:.1f}")
+        if self.kind == "union":  # a woman's row; value: her partner
+            return (f"partnered with person {self.value}" if self.delta > 0
+                    else f"split from person {self.value}")
+        if self.kind == "school":  # value: the school state
+            state = dict(enumerate(SCHOOLING_STATES)).get(self.value, str(self.value))
+            return (f"entered school: {state}" if self.cause == "school_entry"
+                    else f"refused a place: {state}")
         what = "listed" if self.delta > 0 else "delisted"
         return f"{what} ({self.value} active)"
 

@@ -28,7 +28,7 @@ from credsim.modules.columns import category
 from credsim.modules.plan import builds_graph, module_classes
 from credsim.modules.registry import kinds
 from credsim.population.firms import SECTORS
-from credsim.population.people import ABSENT, AGE_BANDS, SCHOOL_STATES
+from credsim.population.people import ABSENT, AGE_BANDS, SCHOOL_STATES, SCHOOLING_STATES
 from credsim.results import outdir
 from credsim.scenario.load import scenario_to_toml
 from credsim.scenario.model import DOMAINS, Scenario
@@ -214,7 +214,10 @@ def _people_table(sim: Simulation, part: slice) -> pa.Table:
         "savings": sim.economy.savings[part], "compliance": p.compliance[part],
         "voice": p.voice[part],
         "sociability": None if p.sociability is None else p.sociability[part],
-        "generosity": p.generosity[part], "school": _cat(p.school[part], SCHOOL_STATES),
+        "generosity": p.generosity[part],
+        # Top schools are a state only where schooling runs.
+        "school": _cat(p.school[part], SCHOOLING_STATES if sim.get("schooling")
+                       else SCHOOL_STATES),
     }
     if p.sociability is None:
         del cols["sociability"]  # no graph: nothing read it

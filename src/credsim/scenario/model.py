@@ -866,6 +866,118 @@ class Demography(Strict):
         60, ge=31, le=100, description="Age at which an adult becomes an elder [years].")
 
 
+class DatingPlatform(Strict):
+    """A dating platform that shows scores on profiles and ranks them by score."""
+
+    enabled: bool = Field(
+        False, description="Run the platform: its users meet through it (off: every single "
+        "meets offline, as without the platform).")
+    user_share: float = Field(
+        0.3, ge=0, le=1, description="Share of people who use the platform when single "
+        "(assumed).")
+    display_share: float = Field(
+        0.5, ge=0, le=1, description="Share of scored users who opt in to show their score "
+        "on their profile (assumed).")
+    ranking_strength: float = Field(
+        0.8, ge=0, le=1, description="Weight of the shown score in a profile's rank, against "
+        "the person's other appeal (0: scores play no part; assumed).")
+    profiles_seen: int = Field(
+        30, ge=1, le=1000, description="Profiles a user looking for a partner is shown at a "
+        "meeting (assumed).")
+
+
+class Partnering(Strict):
+    """Singles who meet and form couples, couples who split (needs demography)."""
+
+    enabled: bool = Field(
+        False, description="Run partnering and divorce, with births to partnered women only "
+        "(needs demography.enabled).")
+    meeting_rate: float = Field(
+        0.1, ge=0, le=10, description="Rate at which a single adult woman meets a partner "
+        "[per year]; 0.1 gives a mean age at first union near 28 (assumed, from China's "
+        "2020 census mean age at first marriage, 28.7).")
+    homophily_region: float = Field(
+        0.8, ge=0, le=1, description="Share of meetings among people of the same region "
+        "beyond chance (assumed).")
+    homophily_group: float = Field(
+        0.7, ge=0, le=1, description="Share of meetings among people of the same audit group "
+        "beyond chance (assumed).")
+    homophily_school: float = Field(
+        0.4, ge=0, le=1, description="Share of meetings among people of the same school type "
+        "beyond chance (assumed).")
+    divorce_rate: float = Field(
+        0.01, ge=0, le=1, description="Rate at which a couple splits [per couple per year]; "
+        "from China's crude divorce rate of 3.2 per 1,000 people in 2017 over about 0.33 "
+        "couples per person.")
+    platform: DatingPlatform = Field(default_factory=DatingPlatform)
+
+
+class Schooling(Strict):
+    """Children's schools (public, private, top), gated on the parents' standing, and
+    their effect on adult income (needs demography)."""
+
+    enabled: bool = Field(
+        False, description="Children enter school at entry_age; the school sets the adult's "
+        "income (needs demography.enabled).")
+    entry_age: int = Field(
+        6, ge=3, le=10, description="Age of entering school [years] (China's compulsory "
+        "education law: 6).")
+    top_share: float = Field(
+        0.05, ge=0, le=1, description="Places in top schools per entering cohort [share of "
+        "the cohort] (assumed).")
+    top_income_weight: float = Field(
+        0.5, ge=0, le=10, description="Weight of the parents' log income (in standard "
+        "deviations) beside a merit draw in the rank for top places (assumed).")
+    top_condition: str = Field(
+        "", max_length=CONDITION_MAX, description="A child is refused a top place when a "
+        "parent meets this condition (gate syntax, e.g. 'listed or grade<=C'; '' = no "
+        "gate).")
+    private_condition: str = Field(
+        "", max_length=CONDITION_MAX, description="A child is refused a private place when a "
+        "parent meets this condition, beside the gates that reach children ('' = only "
+        "those).")
+    income_factor_private: float = Field(
+        1.15, gt=0, le=10, description="Adult income of a private-school pupil relative to a "
+        "public-school one (assumed).")
+    income_factor_top: float = Field(
+        1.4, gt=0, le=10, description="Adult income of a top-school pupil relative to a "
+        "public-school one (assumed).")
+    _parsed: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def parsed(self, which: str) -> Any:
+        """The condition `which` ('top' or 'private') as a tree, or None if empty."""
+        text = getattr(self, f"{which}_condition")
+        if not text:
+            return None
+        if self._parsed.get(which, (None, ""))[1] != text:
+            self._parsed[which] = (parse_condition(text), text)
+        return self._parsed[which][0]
+
+
+class Inheritance(Strict):
+    """A newborn's voice and compliance passed from the parents and peers (needs
+    demography)."""
+
+    enabled: bool = Field(
+        False, description="Newborns take voice and compliance from their parents and peers "
+        "(off: from the population's distributions).")
+    heritability: float = Field(
+        0.4, ge=0, le=1, description="Weight of the parents' mean trait (personality and "
+        "political attitudes: about 0.4 in twin studies).")
+    peer_weight: float = Field(
+        0.2, ge=0, le=1, description="Weight of the mean trait of the adults of the child's "
+        "region (assumed).")
+    chilled_voice: bool = Field(
+        True, description="The voice a child takes is the parents' expressed voice: their "
+        "voice times their chilling.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Inheritance:
+        if self.heritability + self.peer_weight > 1 + 1e-12:
+            raise ValueError("inheritance: heritability + peer_weight must be at most 1")
+        return self
+
+
 class Threats(Strict):
     """Manipulation of the system's records: insiders, informants, colluders."""
 
@@ -1013,6 +1125,9 @@ class Scenario(Strict):
     safeguards: Safeguards = Field(default_factory=Safeguards)
     threats: Threats = Field(default_factory=Threats)
     demography: Demography = Field(default_factory=Demography)
+    partnering: Partnering = Field(default_factory=Partnering)
+    schooling: Schooling = Field(default_factory=Schooling)
+    inheritance: Inheritance = Field(default_factory=Inheritance)
     firms: FirmTurnover = Field(default_factory=FirmTurnover)
     systems: dict[Name, SystemEntry] = Field(
         default_factory=dict, max_length=ENTRIES_MAX,
@@ -1117,6 +1232,7 @@ class Scenario(Strict):
             _check_provided(gname, g, running)
         _check_columns(self)
         _check_score_range(self)
+        _check_families(self, known, running)
         return self
 
     def to_toml(self) -> str:
@@ -1228,3 +1344,33 @@ def _check_columns(s: Scenario) -> None:
 
 def _known(s: Scenario) -> str:
     return "defined behaviours: " + (", ".join(sorted(s.behaviours)) or "none")
+
+
+def _check_families(s: Scenario, known: dict[str, Any], running: dict[str, Any]) -> None:
+    """Partnering, schooling and inheritance change a population that changes: they need
+    demography; the platform ranks by a score; school conditions parse like gates'."""
+    for key in ("partnering", "schooling", "inheritance"):
+        if getattr(s, key).enabled and not s.demography.enabled:
+            raise ValueError(f"{key}.enabled: needs demography.enabled (a population that "
+                             "is born and ages)")
+    pl = s.partnering.platform
+    if pl.enabled and not s.partnering.enabled:
+        raise ValueError("partnering.platform.enabled: needs partnering.enabled")
+    if pl.enabled and not (s.composite.enabled or s.points.enabled):
+        raise ValueError("partnering.platform.enabled: profiles show a score, so it needs "
+                         "composite.enabled or points.enabled")
+    sc = s.schooling
+    for which in ("top", "private"):
+        text = getattr(sc, f"{which}_condition")
+        if not text:
+            continue
+        # Checked as a sanction gate's condition (applied at school entry, so any
+        # standing will do: a use rate stands for that).
+        gate = Gate(domain="education", condition=text, use_rate=1.0)
+        try:
+            _check_gate("_", gate, known)
+            _check_provided("_", gate, running)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("gates._.condition", f"schooling.{which}_"
+                                              "condition")) from None
+        sc._parsed[which] = (gate.parsed, text)
