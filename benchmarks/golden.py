@@ -1,7 +1,8 @@
 """Regenerate the golden figures of every preset: `python benchmarks/golden.py`.
 
 tests/golden/presets.json holds, for each shipped preset run small (GOLDEN_PEOPLE
-people, GOLDEN_DAYS days, seed 1), a content hash of every table of its run folder and
+people, GOLDEN_DAYS days, seed 1; a preset whose population changes GOLDEN_DECADES_DAYS,
+long enough for school years, comings of age and couples), a content hash of every table of its run folder and
 the value of every measure of its harm audit. tests/test_golden.py runs the presets
 again and fails on any difference, so a change to any preset's numbers is never an
 accident. A change that is intended is made by running this script and committing
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 
 GOLDEN_PEOPLE = 2000
 GOLDEN_DAYS = 120
+GOLDEN_DECADES_DAYS = 1461  # 4 years: a demography preset's yearly events happen
 GOLDEN_FILE = Path(__file__).parents[1] / "tests" / "golden" / "presets.json"
 TABLES = ("timeseries", "ledger", "people", "firms", "sanctions")
 
@@ -72,6 +74,8 @@ def preset_figures(name: str, work: Path) -> dict:
     from credsim.scenario.load import load_scenario
 
     s = load_scenario(name, people=GOLDEN_PEOPLE, days=GOLDEN_DAYS, seed=1)
+    if s.demography.enabled:
+        s = load_scenario(name, people=GOLDEN_PEOPLE, days=GOLDEN_DECADES_DAYS, seed=1)
     out = work / name
     tmp = run_dir.prepare(out)
     run_dir.simulate(s, tmp)
@@ -116,7 +120,8 @@ def main() -> int:
         return 1 if drift else 0
     GOLDEN_FILE.parent.mkdir(parents=True, exist_ok=True)
     GOLDEN_FILE.write_text(json.dumps(
-        {"people": GOLDEN_PEOPLE, "days": GOLDEN_DAYS, "seed": 1, "presets": figures},
+        {"people": GOLDEN_PEOPLE, "days": GOLDEN_DAYS, "decades_days": GOLDEN_DECADES_DAYS,
+         "seed": 1, "presets": figures},
         indent=1, sort_keys=True) + "\n")
     print(f"wrote {GOLDEN_FILE}")
     return 0

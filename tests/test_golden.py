@@ -22,8 +22,8 @@ GOLDEN = json.loads(golden.GOLDEN_FILE.read_text())
 
 def test_the_golden_file_covers_every_preset_at_its_stated_size():
     assert sorted(GOLDEN["presets"]) == preset_names()
-    assert (GOLDEN["people"], GOLDEN["days"], GOLDEN["seed"]) == (
-        golden.GOLDEN_PEOPLE, golden.GOLDEN_DAYS, 1)
+    assert (GOLDEN["people"], GOLDEN["days"], GOLDEN["decades_days"], GOLDEN["seed"]) == (
+        golden.GOLDEN_PEOPLE, golden.GOLDEN_DAYS, golden.GOLDEN_DECADES_DAYS, 1)
 
 
 @pytest.mark.parametrize("name", preset_names())
