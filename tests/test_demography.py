@@ -203,3 +203,26 @@ def test_demography_off_leaves_the_population_and_the_streams_as_they_were():
         np.testing.assert_array_equal(getattr(on.people, name)[:3_000],
                                       getattr(off.people, name))
     np.testing.assert_array_equal(is_adult(on.people.age[:3_000]), is_adult(off.people.age))
+
+
+def test_ages_at_the_start_fit_the_families(tmp_path):
+    """Parents at the start are older than their children by at least the earliest age
+    of the fertility table, and couples' ages go together."""
+    import duckdb
+
+    from credsim.api import run
+
+    r = run("rongcheng", people=3000, days=2, seed=5, out=tmp_path / "r",
+            set={"demography.enabled": True})
+    con = duckdb.connect()
+    people = str(r.path / "people.parquet")
+    gaps = con.execute(
+        "SELECT (c.birth_day - p.birth_day) / 365.25 FROM read_parquet(?) c "
+        "JOIN read_parquet(?) p ON p.id IN (c.parent1, c.parent2)", [people, people]
+    ).fetchnumpy()
+    gap = next(iter(gaps.values()))
+    assert len(gap) > 500 and gap.min() >= 15 - 1 / YEAR
+    corr = con.execute(
+        "SELECT corr(a.birth_day, b.birth_day) FROM read_parquet(?) a "
+        "JOIN read_parquet(?) b ON a.partner = b.id", [people, people]).fetchone()[0]
+    assert corr > 0.5

@@ -53,6 +53,7 @@ from credsim.scenario.model import Demography as DemographyParams
 YEAR = 365.25  # days
 OPEN_AGE = 130.0  # the life table's last group is open; nobody outlives this age [years]
 NEVER = np.iinfo(np.int32).max  # the day of an event that does not happen
+COUPLE_AGE_SD = 3.0  # spread of the age gap of a couple at the start [years] (assumed)
 MARGIN_SD = 8  # births beyond their expectation the capacity makes room for [sd]
 PARTNERED_MARGIN = 1.25  # more room when births need a partner (rates rescaled yearly)
 MIN_PARTNERED = 0.05  # the partnered share below which fertility is not scaled up further
@@ -187,8 +188,9 @@ class Demography(Module):
     def _start(self, people, n0: int) -> None:
         p = self.p
         ids = np.arange(n0, dtype=np.int32)
-        age = initial_ages(people.age[:n0], self.deaths_table, p,
-                           self.sim.streams.get("demography.ages"))
+        rng = self.sim.streams.get("demography.ages")
+        age = initial_ages(people.age[:n0], self.deaths_table, p, rng)
+        family_ages(age, people, n0, p, rng)
         people.birth_day = np.full(people.n, NO_BIRTH_DAY, dtype=np.int32)
         people.birth_day[:n0] = -np.floor(age * YEAR).astype(np.int32)
         people.alive = np.zeros(people.n, dtype=bool)
@@ -434,6 +436,40 @@ def initial_ages(band: np.ndarray, table: LifeTable, p: DemographyParams,
         k = np.minimum(np.searchsorted(cdf, u, side="right"), len(grid) - 1)
         out[sel] = grid[k] + rng.random(len(sel)) / 12
     return out
+
+
+def family_ages(age: np.ndarray, people, n0: int, p: DemographyParams,
+                rng: np.random.Generator) -> None:
+    """Make the ages of each household at the start fit its family (in place): a parent is
+    the oldest child's age plus an age at birth drawn from the fertility table (uniform
+    within its group), and the other member of the couple within a few years of that
+    (normal, sd COUPLE_AGE_SD, assumed) but no less than the earliest age at birth older
+    than the oldest child; a couple without children are within those years of each
+    other. Each age is then kept within its person's band, so a parent who
+    is an elder with young children stays an elder. Others keep their stationary ages."""
+    first = people.household_start[:-1].astype(np.int64)
+    size = np.diff(people.household_start)
+    kids = np.flatnonzero((people.parent1[:n0] >= 0) & (people.age[:n0] == CHILD))
+    oldest = np.full(len(first), -1.0)
+    np.maximum.at(oldest, people.household[kids], age[kids])
+    f = np.asarray(p.fertility, dtype=np.float64)
+    group = rng.choice(len(f), size=len(first), p=f / f.sum())
+    at_birth = np.asarray(FERTILITY_AGES)[group] + 5.0 * rng.random(len(first))
+    gap = COUPLE_AGE_SD * rng.standard_normal(len(first))
+    bands = ((CHILD, 0.0, p.adult_age), (ADULT, p.adult_age, p.retirement_age),
+             (ELDER, p.retirement_age, OPEN_AGE - 1.0))
+
+    def settle(who: np.ndarray, target: np.ndarray) -> None:
+        for b, lo, hi in bands:
+            sel = people.age[who] == b
+            age[who[sel]] = np.clip(target[sel], lo, hi - 1e-3)
+
+    with_kids = oldest >= 0
+    settle(first[with_kids], oldest[with_kids] + at_birth[with_kids])
+    second = (size >= 2) & is_adult(people.age[np.minimum(first + 1, n0 - 1)])
+    youngest_parent = np.where(with_kids, oldest + FERTILITY_AGES[0], 0.0)
+    settle(first[second] + 1,
+           np.maximum(age[first[second]] + gap[second], youngest_parent[second]))
 
 
 def expected_births_bound(p: DemographyParams, people: int, days: int) -> int:
