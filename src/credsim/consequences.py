@@ -243,7 +243,7 @@ class Consequences(Module):
             _refresh(dead, none, none, none, self.status, self.by_group, self.people.group,
                      self.members, self.pos, self.size)
             if self.met is not None:
-                self.met.update(dead, np.zeros(len(dead), dtype=self.met.bits.dtype))
+                self.met.update(dead, np.zeros(len(dead), dtype=np.int64))
             persons = persons[alive[persons]]
             if not len(persons):
                 return
@@ -380,17 +380,24 @@ class Consequences(Module):
         self._seek(gi, g, day, idx, meets_true, factor)
 
     def _use_gate_met(self, gi: int, g: GateSpec, day: int, met: dict) -> None:
-        """As _use_gate over the members, on those of them MetSets lists as adults who
-        meet the condition (the same people in the same order), found once a day per
-        condition (in `met`)."""
+        """As _use_gate over the members, on those of them MetSets finds to be adults who
+        meet the condition (found once a day per condition, in `met`): the same draws,
+        and the same people recorded in the same order (that of the members)."""
         bit = self.met_bit[gi]
         if bit not in met:
-            idx = self.met.ordered(bit, self.members, self.pos, int(self.size[0]))
-            idx = idx.astype(np.int64)
-            _, meets_true = self.meets(g, idx)
-            factor = np.minimum(self.people.income[idx] / self.median_income, 3.0)
-            met[bit] = idx, meets_true, factor
-        self._seek(gi, g, day, *met[bit])
+            met[bit] = [self.met.meeting_now(bit), None]  # who, and their income factor
+        idx, factor = met[bit]
+        if g.income_driven:
+            if factor is None:
+                factor = met[bit][1] = np.minimum(
+                    self.people.income[idx] / self.median_income, 3.0)
+            threshold = -np.expm1(-(g.use_rate * factor))
+        else:
+            threshold = -np.expm1(-g.use_rate)
+        who = idx[counter_uniform(self.keys[gi], day, idx) < threshold].astype(np.int64)
+        who = self.members[np.sort(self.pos[who])].astype(np.int64)  # the members' order
+        _, meets_true = self.meets(g, who)
+        self._record(gi, g, who, ~meets_true, day, distinct=True)
 
     def _seek(self, gi: int, g: GateSpec, day: int, idx: np.ndarray, meets_true: np.ndarray,
               factor: np.ndarray) -> None:
@@ -547,15 +554,23 @@ class Applications:
 
     def _pass_on(self) -> None:
         """A full buffer to the sink, or kept."""
+        part = {k: v[: self.n] for k, v in self.cols.items()}
         if self.sink is not None:
-            self.sink(self.cols)  # written now: the buffer is reused
+            self.sink(part)  # written now: the buffer is reused
         else:
-            self.full.append(self.cols)
+            self.full.append(part)
             self.cols = self._buffers(self.group_rows)
         self.n = 0
 
-    def stream_to(self, sink: Callable[[dict[str, np.ndarray]], None]) -> None:
-        """Pass every full buffer of `group_rows` rows to `sink` (those kept so far, now)."""
+    def stream_to(self, sink: Callable[[dict[str, np.ndarray]], None],
+                  group_rows: int | None = None) -> None:
+        """Pass every full buffer of `group_rows` rows to `sink` (those kept so far, now);
+        `group_rows` may be set while no row is kept."""
+        if group_rows is not None and group_rows != self.group_rows:
+            if self.rows:
+                raise ValueError("the size of a part changes only before the first row")
+            self.group_rows = group_rows
+            self.cols = self._buffers(min(self.FIRST, group_rows))
         for part in self.full:
             sink(part)
         self.full = []
@@ -580,68 +595,83 @@ class MetSets:
     whose standing moves, so that a use gate costs in proportion to those it can
     reach, not to the members.
 
-    A bit per person and condition says whether the person meets it; each condition's
-    list holds who met it when it was last read, plus those who have met it since
-    (some may no longer). Read once a day in the members' order (the order the gates
-    sample in): a short list is sorted by position among the members, a long one is
-    read off the members in one pass."""
+    Per person and condition two bits: meets it, and is on its list. A person who comes
+    to meet a condition joins its list (once); the list is compacted when read, once a
+    day, dropping those who no longer meet it. The list is in no particular order."""
 
-    MAX_CONDITIONS = 64  # bits of a uint64
-    WALK = 64  # a list longer than 1/WALK of the members is read off the members
+    MAX_CONDITIONS = 32  # two bits each in a uint64
 
     def __init__(self, conditions: list[tuple[Condition, int]], n: int) -> None:
         self.conditions = conditions  # (condition, gate domain under separation or -1)
-        width = next(b for b in (8, 16, 32, 64) if len(conditions) <= b)
+        width = next(b for b in (8, 16, 32, 64) if 2 * len(conditions) <= b)
         self.bits = np.zeros(n, dtype=f"uint{width}")
-        self.lists: list[list[np.ndarray]] = [[] for _ in conditions]
+        self.lists = [np.zeros(64, dtype=np.int32) for _ in conditions]
+        self.sizes = np.zeros(len(conditions), dtype=np.int64)
 
     def meeting(self, ev: Evaluation, adult: np.ndarray) -> np.ndarray:
-        """The bits of the people of `ev` (adult: whether each is one)."""
-        out = np.zeros(len(adult), dtype=self.bits.dtype)
+        """Which conditions each person of `ev` meets as an adult: bit 2c for condition
+        c (adult: whether each is one)."""
+        out = np.zeros(len(adult), dtype=np.int64)
         for c, (cond, domain) in enumerate(self.conditions):
             held, _ = ev.meets(cond, domain, sanction=domain >= 0)
-            out |= (held & adult).astype(self.bits.dtype) << self.bits.dtype.type(c)
+            out |= (held & adult).astype(np.int64) << (2 * c)
         return out
 
-    def update(self, persons: np.ndarray, bits: np.ndarray) -> None:
-        """Set the bits of `persons`; those who now meet a condition join its list."""
-        joined = bits & ~self.bits[persons]
-        self.bits[persons] = bits
-        for c in range(len(self.conditions)):
-            mask = self.bits.dtype.type(1 << c)
-            who = persons[(joined & mask) != 0]
-            if len(who):
-                self.lists[c].append(who.astype(np.int32))
+    def update(self, persons: np.ndarray, meets: np.ndarray) -> None:
+        """Set which conditions `persons` meet (bits as from `meeting`); those who come
+        to meet one join its list."""
+        joined = _set_met(persons, meets, self.bits, len(self.conditions))
+        for c in np.flatnonzero(joined.any(axis=0)):
+            who = persons[joined[:, c]].astype(np.int32)
+            n = int(self.sizes[c])
+            if n + len(who) > len(self.lists[c]):
+                grown = np.zeros(max(2 * len(self.lists[c]), n + len(who)), dtype=np.int32)
+                grown[:n] = self.lists[c][:n]
+                self.lists[c] = grown
+            self.lists[c][n: n + len(who)] = who
+            self.sizes[c] = n + len(who)
 
-    def ordered(self, c: int, members: np.ndarray, pos: np.ndarray, size: int
-                ) -> np.ndarray:
-        """Who meets condition c, in the order of the members (int32)."""
-        mask = self.bits.dtype.type(1 << c)
-        listed = sum(len(x) for x in self.lists[c])
-        if listed * self.WALK >= size:
-            out = _members_with(members[:size], self.bits, mask)
-        else:
-            lst = np.concatenate(self.lists[c]) if listed else np.zeros(0, np.int32)
-            lst = lst[(self.bits[lst] & mask) != 0]
-            # Distinct positions, in order: each person once, in the members' order.
-            out = members[np.unique(pos[lst])]
-        self.lists[c] = [out]
-        return out
+    def meeting_now(self, c: int) -> np.ndarray:
+        """Who meets condition c now (a view, valid until the next update)."""
+        self.sizes[c] = _compact(self.lists[c], int(self.sizes[c]), self.bits, c)
+        return self.lists[c][: self.sizes[c]]
 
 
 @njit(cache=True)
-def _members_with(members, bits, mask):  # pragma: no cover
-    """The members whose bits include `mask`, in order."""
+def _set_met(persons, meets, bits, n_conditions):  # pragma: no cover
+    """Set the meets bits (2c) of persons; return who joins each list (list bit 2c + 1
+    not yet set, and now set). Persons in order, so a person given twice joins once."""
+    joined = np.zeros((len(persons), n_conditions), dtype=np.bool_)
+    for r in range(len(persons)):
+        p = persons[r]
+        b = np.int64(bits[p])
+        for c in range(n_conditions):
+            meet, listed = np.int64(1) << (2 * c), np.int64(2) << (2 * c)
+            if meets[r] & meet:
+                b |= meet
+                if not b & listed:
+                    b |= listed
+                    joined[r, c] = True
+            else:
+                b &= ~meet
+        bits[p] = b
+    return joined
+
+
+@njit(cache=True)
+def _compact(lst, n, bits, c):  # pragma: no cover
+    """Keep, in place, the people of lst[:n] who meet condition c; those dropped leave
+    the list (their list bit cleared). Returns how many are kept."""
+    meet, listed = np.int64(1) << (2 * c), np.int64(2) << (2 * c)
     k = 0
-    for p in members:
-        k += (bits[p] & mask) != 0
-    out = np.empty(k, dtype=np.int32)
-    k = 0
-    for p in members:
-        if (bits[p] & mask) != 0:
-            out[k] = p
+    for i in range(n):
+        p = lst[i]
+        if np.int64(bits[p]) & meet:
+            lst[k] = p
             k += 1
-    return out
+        else:
+            bits[p] = np.int64(bits[p]) & ~listed
+    return k
 
 
 @njit(cache=True)

@@ -170,7 +170,8 @@ def stream_sanctions(sim: Simulation, path: Path) -> None:
     """Write sanctions.parquet as the run goes, a row group each time the gates have
     applied SANCTIONS_ROW_GROUP times, so that their applications are not all kept in
     memory (the file is the same as written at the end)."""
-    sim.gates.applied.stream_to(_GroupWriter(path, _sanctions_table(sim)))
+    sim.gates.applied.stream_to(_GroupWriter(path, _sanctions_table(sim)),
+                                group_rows=SANCTIONS_ROW_GROUP)
 
 
 class _GroupWriter:
