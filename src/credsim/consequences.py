@@ -394,7 +394,9 @@ class Consequences(Module):
             threshold = -np.expm1(-(g.use_rate * factor))
         else:
             threshold = -np.expm1(-g.use_rate)
-        who = idx[counter_uniform(self.keys[gi], day, idx) < threshold].astype(np.int64)
+        who = _seekers(idx, day_key(self.keys[gi], day), np.atleast_1d(threshold))
+        if not len(who):
+            return
         who = self.members[np.sort(self.pos[who])].astype(np.int64)  # the members' order
         _, meets_true = self.meets(g, who)
         self._record(gi, g, who, ~meets_true, day, distinct=True)
@@ -635,6 +637,21 @@ class MetSets:
         """Who meets condition c now (a view, valid until the next update)."""
         self.sizes[c] = _compact(self.lists[c], int(self.sizes[c]), self.bits, c)
         return self.lists[c][: self.sizes[c]]
+
+
+@njit(cache=True)
+def _seekers(idx, dkey, threshold):  # pragma: no cover
+    """Those of idx who seek the service today: counter_uniform(key, day, idx) <
+    threshold (one for all, or one each), in one pass."""
+    each = len(threshold) > 1
+    out = np.empty(len(idx), dtype=np.int64)
+    k = 0
+    for r in range(len(idx)):
+        p = idx[r]
+        if counter_uniform_one(dkey, p) < threshold[r if each else 0]:
+            out[k] = p
+            k += 1
+    return out[:k]
 
 
 @njit(cache=True)
