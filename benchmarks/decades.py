@@ -2,10 +2,10 @@
 people, as `credsim run` does it (results folder written, ledger and sanctions streamed).
 
 Prints person-days per second for the whole run (set-up, daily loop and writing) and
-for the loop alone, seconds per phase in each decade, resident memory at the end of
-each decade, the peak, and the estimate of credsim.memory the peak is held to. Person-
-days are the days lived by the people alive on each day. Each size runs in its own
-process, so that its peak is its own. Usage:
+for the loop alone, seconds per phase in each decade, the highest resident memory
+sampled after a day in each decade, the peak, and the estimate of credsim.memory the
+peak is held to. Person-days are the days lived by the people alive on each day. Each
+size runs in its own process, so that its peak is its own. Usage:
 
     python benchmarks/decades.py                          # 200,000 and 1e6 people, 30 years
     python benchmarks/decades.py --people 2e5 --years 10
@@ -44,8 +44,10 @@ def one(people: int, years: float, scenario: str, overrides: list[str]) -> dict:
     s = load_scenario(scenario, sets, people=people, days=days)
     # Compile (or load cached) kernels on a tiny run so they are not timed.
     Simulation(load_scenario(scenario, sets, people=1000, days=30)).run()
-    decade_days = int(round(10 * YEAR))
+    ends = {min(int(round(10 * k * YEAR)), days) for k in range(1, int(years // 10) + 1)}
+    ends.add(days)  # a last part decade, if any
     decades: list[dict] = []
+    high = 0  # the highest resident memory sampled in the current decade
     with tempfile.TemporaryDirectory() as d, kernel_threads(people):
         t0 = time.perf_counter()
         sim = Simulation(s, ledger_path=Path(d) / "ledger.parquet")
@@ -54,12 +56,13 @@ def one(people: int, years: float, scenario: str, overrides: list[str]) -> dict:
         last = dict(sim.timings)
 
         def on_day(done: int) -> None:
-            nonlocal last
-            if done % decade_days == 0 or done == days:
+            nonlocal last, high
+            high = max(high, _rss_bytes())
+            if done in ends:
                 now = dict(sim.timings)
-                decades.append({"days": done, "rss_bytes": _rss_bytes(),
+                decades.append({"days": done, "rss_bytes": high,
                                 "phases": {k: now[k] - last[k] for k in now}})
-                last = now
+                last, high = now, 0
 
         t1 = time.perf_counter()
         sim.run(on_day=on_day)
@@ -124,7 +127,7 @@ def _report(r: dict) -> None:
     phases = [k for k in r["decades"][0]["phases"]
               if any(dec["phases"][k] >= 0.05 for dec in r["decades"])]
     print("  seconds per phase, by decade:")
-    print("    " + "".join(f"{k:>13}" for k in ["to day", *phases, "RSS (GiB)"]))
+    print("    " + "".join(f"{k:>13}" for k in ["to day", *phases, "max RSS (GiB)"]))
     for dec in r["decades"]:
         cells = [f"{dec['days']:>13,}", *(f"{dec['phases'][k]:13.1f}" for k in phases),
                  f"{dec['rss_bytes'] / gib:13.2f}"]
