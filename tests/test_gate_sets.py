@@ -171,5 +171,6 @@ def test_daily_rows_kept_in_column_blocks_read_back_as_the_rows(monkeypatch):
     assert ts.table().equals(pa.Table.from_pylist(rows))
     assert ts[-1] == rows[10] and ts[1] == rows[1] and ts[-11] == rows[0]
     assert [r["day"] for r in ts] == list(range(11)) and ts[2:4] == rows[2:4]
+    assert ts == rows and ts != rows[:-1] and ts != [*rows[:-1], {"day": 10}]
     with pytest.raises(IndexError):
         ts[11]

@@ -242,6 +242,15 @@ class Timeseries(Sequence[dict]):
             return self.tail[j]
         return self.blocks[b].slice(j, 1).to_pylist()[0]
 
+    def __eq__(self, other: object) -> bool:
+        """Equal to a sequence of the same rows (another Timeseries, or a list of dicts)."""
+        if not isinstance(other, Timeseries | list):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other,
+                                                                      strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a list
+
     def __iter__(self) -> Iterator[dict]:
         for block in self.blocks:
             yield from block.to_pylist()
