@@ -601,7 +601,7 @@ class MetSets:
     to meet a condition joins its list (once); the list is compacted when read, once a
     day, dropping those who no longer meet it. The list is in no particular order."""
 
-    MAX_CONDITIONS = 32  # two bits each in a uint64
+    MAX_CONDITIONS = 31  # two bits each in a uint64, clear of its sign bit in int64
 
     def __init__(self, conditions: list[tuple[Condition, int]], n: int) -> None:
         self.conditions = conditions  # (condition, gate domain under separation or -1)
