@@ -15,6 +15,7 @@ to evaluate.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,6 +163,7 @@ class Consequences(Module):
         self.seen = np.zeros(people.n, dtype=np.bool_)  # scratch for _first_of_each
         self.score_candidates: dict[int, np.ndarray] = {}
         self.score_pools: dict[int, np.ndarray] = {}
+        self._track_met(people.n)
         # The lines of score conditions, whose crossing at a refresh moves a status.
         # The lines of conditions on standings refreshed on a cadence: their holders
         # report who crossed one at a refresh (only their status can move).
@@ -179,7 +181,7 @@ class Consequences(Module):
         self.median_income = float(np.median(adults)) if len(adults) else 1.0
         self.applied_today = np.zeros(len(self.gates), dtype=np.int64)
         self.wrongful_today = np.zeros(len(self.gates), dtype=np.int64)
-        self._rows: list[dict[str, np.ndarray]] = []
+        self.applied = Applications()
         self.update_score_candidates()
 
     # Hooks -------------------------------------------------------------------
@@ -222,12 +224,15 @@ class Consequences(Module):
 
     def people_changed(self, d: Day, change) -> None:
         """The dead are sanctioned no longer: they leave the counts of sanctioned
-        people (and so accrue no sanctioned person-days)."""
-        self.refresh(change.died)
+        people (and so accrue no sanctioned person-days). Members who come of age may
+        now meet a use gate (which reaches adults only)."""
+        came = change.came_of_age
+        self.refresh(np.concatenate([change.died, came[self.pos[came] >= 0]]))
 
     def refresh(self, persons: np.ndarray) -> None:
         """Recompute sanctioned / wrongful status of persons whose state moved (the dead
-        hold none)."""
+        hold none), whether they are out of the initial state, and which use gates
+        sampled among those out of it they meet."""
         if not len(persons):
             return
         persons = persons.astype(np.int64)
@@ -237,6 +242,8 @@ class Consequences(Module):
             none = np.zeros(len(dead), dtype=np.bool_)
             _refresh(dead, none, none, none, self.status, self.by_group, self.people.group,
                      self.members, self.pos, self.size)
+            if self.met is not None:
+                self.met.update(dead, np.zeros(len(dead), dtype=np.int64))
             persons = persons[alive[persons]]
             if not len(persons):
                 return
@@ -252,6 +259,35 @@ class Consequences(Module):
             out |= ev.values(name)[0] != x
         _refresh(persons, held, true, out, self.status, self.by_group, self.people.group,
                  self.members, self.pos, self.size)
+        if self.met is not None:
+            self.met.update(persons, self.met.meeting(ev, is_adult(self.people.age[persons])))
+
+    def _track_met(self, n: int) -> None:
+        """The use gates sampled among the people out of the initial state (conditions
+        that exclude it, on standings that move at any time), and a bit per person for
+        each of their conditions (MetSets)."""
+        self.met_bit: dict[int, int] = {}  # gate -> its condition's bit
+        keys: dict[tuple[str, int], int] = {}
+        conditions: list[tuple[Condition, int]] = []
+        for gi, g in enumerate(self.gates):
+            if (g.use_rate <= 0 or self.initially_met[gi] or self._samples_refreshed(g)):
+                continue
+            # Domain separation makes a sanction's condition depend on the gate's domain.
+            domain = g.domain if self.separate and g.sanction else -1
+            key = (str(g.condition), domain)
+            if key not in keys and len(keys) == MetSets.MAX_CONDITIONS:
+                continue  # so many conditions: this gate evaluates every member daily
+            if key not in keys:
+                keys[key] = len(conditions)
+                conditions.append((g.condition, domain))
+            self.met_bit[gi] = keys[key]
+        self.met = MetSets(conditions, n) if conditions else None
+
+    def _samples_refreshed(self, g: GateSpec) -> bool:
+        """A use gate on one term of a standing that moves only at refreshes: sampled
+        among those update_score_candidates lists."""
+        t = g.condition
+        return isinstance(t, Term) and self._listable(t.standing)
 
     def step(self, ledger: Ledger, since: int, day: int) -> None:
         self.applied_today[:] = 0
@@ -259,6 +295,7 @@ class Consequences(Module):
         rows = ledger.rows(since)
         person = rows["entity"] == 0
         shared: dict = {}  # the members meeting each condition today
+        met: dict = {}  # the same, of the conditions whose bit the members keep
         for gi, g in enumerate(self.gates):
             cands = self.score_candidates.get(gi)
             if cands is not None:
@@ -267,6 +304,8 @@ class Consequences(Module):
                 self._use_gate_thinned(gi, g, day, self.score_pools[gi])
             elif g.use_rate > 0 and self.initially_met[gi]:
                 self._use_gate_thinned(gi, g, day)
+            elif gi in self.met_bit:
+                self._use_gate_met(gi, g, day, met)
             elif g.use_rate > 0:
                 self._use_gate(gi, g, day, self.members[: self.size[0]], shared)
             else:
@@ -338,6 +377,33 @@ class Consequences(Module):
             factor = np.minimum(p.income[idx] / self.median_income, 3.0)
             if shared is not None and not self.separate:
                 shared[key] = idx, meets_true, factor
+        self._seek(gi, g, day, idx, meets_true, factor)
+
+    def _use_gate_met(self, gi: int, g: GateSpec, day: int, met: dict) -> None:
+        """As _use_gate over the members, on those of them MetSets finds to be adults who
+        meet the condition (found once a day per condition, in `met`): the same draws,
+        and the same people recorded in the same order (that of the members)."""
+        bit = self.met_bit[gi]
+        if bit not in met:
+            met[bit] = [self.met.meeting_now(bit), None]  # who, and their income factor
+        idx, factor = met[bit]
+        if g.income_driven:
+            if factor is None:
+                factor = met[bit][1] = np.minimum(
+                    self.people.income[idx] / self.median_income, 3.0)
+            threshold = -np.expm1(-(g.use_rate * factor))
+        else:
+            threshold = -np.expm1(-g.use_rate)
+        who = _seekers(idx, day_key(self.keys[gi], day), np.atleast_1d(threshold))
+        if not len(who):
+            return
+        who = self.members[np.sort(self.pos[who])].astype(np.int64)  # the members' order
+        _, meets_true = self.meets(g, who)
+        self._record(gi, g, who, ~meets_true, day, distinct=True)
+
+    def _seek(self, gi: int, g: GateSpec, day: int, idx: np.ndarray, meets_true: np.ndarray,
+              factor: np.ndarray) -> None:
+        """Which of `idx` (adults who meet the condition) seek the service today."""
         rate = g.use_rate * factor if g.income_driven else g.use_rate
         # P(at least one use today) = 1 - exp(-rate), as in the thinning path below.
         seeks = counter_uniform(self.keys[gi], day, idx) < -np.expm1(-rate)
@@ -439,23 +505,194 @@ class Consequences(Module):
                                 distinct=distinct)
         trigger = self.evaluation(payer.astype(np.int64)).trigger(
             g.condition, g.domain, g.sanction)
-        self._rows.append({
-            "day": np.full(len(who), day, dtype=np.int32),
-            "id": who.astype(np.int32),
-            "gate": np.full(len(who), gi, dtype=np.int16),
-            "wrongful": wrongful.astype(bool),
-            "trigger_domain": trigger.astype(np.uint8),
-        })
+        self.applied.append(day=day, id=who, gate=gi, wrongful=wrongful, trigger_domain=trigger)
 
     def applications(self) -> dict[str, np.ndarray]:
-        cols = ("day", "id", "gate", "wrongful", "trigger_domain")
-        if not self._rows:
-            return {
-                "day": np.zeros(0, np.int32), "id": np.zeros(0, np.int32),
-                "gate": np.zeros(0, np.int16), "wrongful": np.zeros(0, bool),
-                "trigger_domain": np.zeros(0, np.uint8),
-            }
-        return {c: np.concatenate([r[c] for r in self._rows]) for c in cols}
+        """Every application of a gate so far, in order (those kept in memory: none have
+        been streamed to a file)."""
+        return self.applied.arrays()
+
+
+class Applications:
+    """The gates' applications (one row each), in column buffers of `group_rows` rows.
+
+    A full buffer goes to the sink, when one is set (a results file, written as the run
+    goes: a decades run applies gates hundreds of millions of times), or is kept. Rows
+    are 12 bytes, kept in whole buffers, not in a day's small arrays."""
+
+    COLUMNS = {"day": np.int32, "id": np.int32, "gate": np.int16, "wrongful": np.bool_,
+               "trigger_domain": np.uint8}
+    FIRST = 1 << 12  # a buffer's first capacity: it doubles up to group_rows
+
+    def __init__(self, group_rows: int = 1 << 20) -> None:
+        self.group_rows = group_rows
+        self.cols = self._buffers(min(self.FIRST, group_rows))
+        self.n = 0  # rows in the buffers
+        self.full: list[dict[str, np.ndarray]] = []  # full buffers kept (no sink)
+        self.sink: Callable[[dict[str, np.ndarray]], None] | None = None
+        self.rows = 0  # rows appended in all
+
+    def _buffers(self, cap: int) -> dict[str, np.ndarray]:
+        return {k: np.empty(cap, dtype=t) for k, t in self.COLUMNS.items()}
+
+    def append(self, **values) -> None:
+        """Rows from arrays (or scalars broadcast to them) of the COLUMNS."""
+        m = len(values["id"])
+        lo = 0
+        while lo < m:
+            hi = min(m, lo + self.group_rows - self.n)
+            self._reserve(self.n + hi - lo)
+            for k, v in values.items():
+                self.cols[k][self.n: self.n + hi - lo] = v[lo:hi] if np.ndim(v) else v
+            self.n += hi - lo
+            self.rows += hi - lo
+            lo = hi
+            if self.n == self.group_rows:
+                self._pass_on()
+
+    def _reserve(self, need: int) -> None:
+        cap = len(self.cols["id"])
+        if need > cap:
+            grown = self._buffers(min(max(need, 2 * cap), self.group_rows))
+            for k, v in self.cols.items():
+                grown[k][: self.n] = v[: self.n]
+            self.cols = grown
+
+    def _pass_on(self) -> None:
+        """A full buffer to the sink, or kept."""
+        part = {k: v[: self.n] for k, v in self.cols.items()}
+        if self.sink is not None:
+            self.sink(part)  # written now: the buffer is reused
+        else:
+            self.full.append(part)
+            self.cols = self._buffers(self.group_rows)
+        self.n = 0
+
+    def stream_to(self, sink: Callable[[dict[str, np.ndarray]], None],
+                  group_rows: int | None = None) -> None:
+        """Pass every full buffer of `group_rows` rows to `sink` (those kept so far, now);
+        `group_rows` may be set while no row is kept."""
+        if group_rows is not None and group_rows != self.group_rows:
+            if self.rows:
+                raise ValueError("the size of a part changes only before the first row")
+            self.group_rows = group_rows
+            self.cols = self._buffers(min(self.FIRST, group_rows))
+        for part in self.full:
+            sink(part)
+        self.full = []
+        self.sink = sink
+
+    def close(self) -> None:
+        """Pass the last rows to the sink (at least one part: a file with no row still
+        has its schema)."""
+        if self.sink is not None and (self.n or not self.rows):
+            self.sink({k: v[: self.n] for k, v in self.cols.items()})
+            self.n = 0
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The rows kept (all of them, unless a sink took some), in order."""
+        parts = [*self.full, {k: v[: self.n] for k, v in self.cols.items()}]
+        return {k: np.concatenate([p[k] for p in parts]) for k in self.COLUMNS}
+
+
+class MetSets:
+    """The adults who meet each of some conditions under the held state, among the
+    people out of the initial state (the members), kept up to date from the people
+    whose standing moves, so that a use gate costs in proportion to those it can
+    reach, not to the members.
+
+    Per person and condition two bits: meets it, and is on its list. A person who comes
+    to meet a condition joins its list (once); the list is compacted when read, once a
+    day, dropping those who no longer meet it. The list is in no particular order."""
+
+    MAX_CONDITIONS = 31  # two bits each in a uint64, clear of its sign bit in int64
+
+    def __init__(self, conditions: list[tuple[Condition, int]], n: int) -> None:
+        self.conditions = conditions  # (condition, gate domain under separation or -1)
+        width = next(b for b in (8, 16, 32, 64) if 2 * len(conditions) <= b)
+        self.bits = np.zeros(n, dtype=f"uint{width}")
+        self.lists = [np.zeros(64, dtype=np.int32) for _ in conditions]
+        self.sizes = np.zeros(len(conditions), dtype=np.int64)
+
+    def meeting(self, ev: Evaluation, adult: np.ndarray) -> np.ndarray:
+        """Which conditions each person of `ev` meets as an adult: bit 2c for condition
+        c (adult: whether each is one)."""
+        out = np.zeros(len(adult), dtype=np.int64)
+        for c, (cond, domain) in enumerate(self.conditions):
+            held, _ = ev.meets(cond, domain, sanction=domain >= 0)
+            out |= (held & adult).astype(np.int64) << (2 * c)
+        return out
+
+    def update(self, persons: np.ndarray, meets: np.ndarray) -> None:
+        """Set which conditions `persons` meet (bits as from `meeting`); those who come
+        to meet one join its list."""
+        joined = _set_met(persons, meets, self.bits, len(self.conditions))
+        for c in np.flatnonzero(joined.any(axis=0)):
+            who = persons[joined[:, c]].astype(np.int32)
+            n = int(self.sizes[c])
+            if n + len(who) > len(self.lists[c]):
+                grown = np.zeros(max(2 * len(self.lists[c]), n + len(who)), dtype=np.int32)
+                grown[:n] = self.lists[c][:n]
+                self.lists[c] = grown
+            self.lists[c][n: n + len(who)] = who
+            self.sizes[c] = n + len(who)
+
+    def meeting_now(self, c: int) -> np.ndarray:
+        """Who meets condition c now (a view, valid until the next update)."""
+        self.sizes[c] = _compact(self.lists[c], int(self.sizes[c]), self.bits, c)
+        return self.lists[c][: self.sizes[c]]
+
+
+@njit(cache=True)
+def _seekers(idx, dkey, threshold):  # pragma: no cover
+    """Those of idx who seek the service today: counter_uniform(key, day, idx) <
+    threshold (one for all, or one each), in one pass."""
+    each = len(threshold) > 1
+    out = np.empty(len(idx), dtype=np.int64)
+    k = 0
+    for r in range(len(idx)):
+        p = idx[r]
+        if counter_uniform_one(dkey, p) < threshold[r if each else 0]:
+            out[k] = p
+            k += 1
+    return out[:k]
+
+
+@njit(cache=True)
+def _set_met(persons, meets, bits, n_conditions):  # pragma: no cover
+    """Set the meets bits (2c) of persons; return who joins each list (list bit 2c + 1
+    not yet set, and now set). Persons in order, so a person given twice joins once."""
+    joined = np.zeros((len(persons), n_conditions), dtype=np.bool_)
+    for r in range(len(persons)):
+        p = persons[r]
+        b = np.int64(bits[p])
+        for c in range(n_conditions):
+            meet, listed = np.int64(1) << (2 * c), np.int64(2) << (2 * c)
+            if meets[r] & meet:
+                b |= meet
+                if not b & listed:
+                    b |= listed
+                    joined[r, c] = True
+            else:
+                b &= ~meet
+        bits[p] = b
+    return joined
+
+
+@njit(cache=True)
+def _compact(lst, n, bits, c):  # pragma: no cover
+    """Keep, in place, the people of lst[:n] who meet condition c; those dropped leave
+    the list (their list bit cleared). Returns how many are kept."""
+    meet, listed = np.int64(1) << (2 * c), np.int64(2) << (2 * c)
+    k = 0
+    for i in range(n):
+        p = lst[i]
+        if np.int64(bits[p]) & meet:
+            lst[k] = p
+            k += 1
+        else:
+            bits[p] = np.int64(bits[p]) & ~listed
+    return k
 
 
 @njit(cache=True)

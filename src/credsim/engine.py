@@ -15,11 +15,12 @@ scenario asks of everyone (none of the shipped presets do).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from credsim.behaviour import compile_catalogue
 from credsim.ledger import KINDS, SPECIAL_CAUSES, Ledger
@@ -99,7 +100,7 @@ class Simulation:
         self._recorders = sorted(self.modules.values(), key=lambda m: m.record_order)
         self._listeners = [m for m in self.modules.values()
                            if type(m).people_changed is not Module.people_changed]
-        self.rows: list[dict] = []
+        self.rows = Timeseries()
         self.day = 0
         # The slots anyone has lived in: the people at the start and those born so far.
         self.people_rows = n
@@ -197,3 +198,68 @@ class Simulation:
         if self.graph is not None:
             out["graph"] = self.graph.nbytes()
         return out
+
+
+class Timeseries(Sequence[dict]):
+    """The daily rows of the results: a sequence of dicts (one per day, column ->
+    value), kept as columns in blocks of CHUNK days, so that decades of days do not
+    hold a Python dict each."""
+
+    CHUNK = 1024
+
+    def __init__(self) -> None:
+        self.blocks: list[pa.Table] = []
+        self.tail: list[dict] = []  # the rows since the last block
+        self.columns: list[str] | None = None  # the first row's keys, as for the table
+
+    def append(self, row: dict) -> None:
+        if self.columns is None:
+            self.columns = list(row)
+        self.tail.append(row)
+        if len(self.tail) == self.CHUNK:
+            self.blocks.append(self._block(self.tail))
+            self.tail = []
+
+    def _block(self, rows: list[dict]) -> pa.Table:
+        # The columns of pa.Table.from_pylist(rows): the first row's keys, a missing key
+        # read as null, each column's type inferred from its values.
+        assert self.columns is not None
+        return pa.table({k: [r.get(k) for r in rows] for k in self.columns})
+
+    def __len__(self) -> int:
+        return self.CHUNK * len(self.blocks) + len(self.tail)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("timeseries index out of range")
+        b, j = divmod(i, self.CHUNK)
+        if b == len(self.blocks):
+            return self.tail[j]
+        return self.blocks[b].slice(j, 1).to_pylist()[0]
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a sequence of the same rows (another Timeseries, or a list of dicts)."""
+        if not isinstance(other, Timeseries | list):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other,
+                                                                      strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a list
+
+    def __iter__(self) -> Iterator[dict]:
+        for block in self.blocks:
+            yield from block.to_pylist()
+        yield from self.tail
+
+    def table(self) -> pa.Table:
+        """Every row, as pa.Table.from_pylist would make it of them (a column's type
+        widened where blocks differ: whole numbers in one, fractions in another)."""
+        parts = [*self.blocks, *([self._block(self.tail)] if self.tail else [])]
+        if not parts:
+            return pa.table({})
+        return pa.concat_tables(parts, promote_options="permissive").combine_chunks()

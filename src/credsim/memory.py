@@ -1,8 +1,11 @@
 """Will a run fit in memory? An estimate made before anything is allocated.
 
 The figures are the memory budget that docs/performance.md measures against:
-150 bytes per person and 10 bytes per tie (both directions of the CSR graph),
-plus the Python runtime with NumPy, Numba, pyarrow and DuckDB. Measured peaks
+150 bytes per person slot (the people at the start and room for the births) and 10
+bytes per tie (both directions of the CSR graph), plus the Python runtime with NumPy,
+Numba, pyarrow and DuckDB and the buffers that stream the ledger and the gates'
+applications to their files (row groups of 2^20 rows, filled within a few years of a
+decades run whatever its size). Measured peaks
 lie below the budget (1.94 GiB of 2.09 GiB at 10 million people), so the
 estimate errs on the safe side; a run that is refused can still be started
 with --force.
@@ -18,7 +21,9 @@ from credsim.scenario.model import Scenario
 
 BYTES_PER_PERSON = 150
 BYTES_PER_TIE = 10
-RUNTIME_BYTES = 300 * 2**20  # the interpreter and its libraries, measured at about 0.24 GiB
+# The interpreter and its libraries (about 0.24 GiB) and the streaming buffers (about
+# 0.05 GiB: the ledger's 31-byte and the applications' 12-byte rows, 2^20 of each).
+RUNTIME_BYTES = 320 * 2**20
 GIB = 2**30
 
 

@@ -98,6 +98,7 @@ def simulate(scenario: Scenario, tmp: Path,
     t0 = time.perf_counter()
     with kernel_threads(scenario.run.people):
         sim = Simulation(scenario, ledger_path=tmp / "ledger.parquet")
+        stream_sanctions(sim, tmp / "sanctions.parquet")
         sim.run(on_day=on_day)
     write_results(sim, tmp, time.perf_counter() - t0)
     return sim
@@ -106,7 +107,7 @@ def simulate(scenario: Scenario, tmp: Path,
 def write_results(sim: Simulation, tmp: Path, wall_seconds: float) -> None:
     """Write the tables of a finished simulation and, last, its manifest."""
     t0 = time.perf_counter()
-    _write(pa.Table.from_pylist(sim.rows), tmp / "timeseries.parquet")
+    _write(sim.rows.table(), tmp / "timeseries.parquet")
     _write_people(sim, tmp / "people.parquet")
     f = sim.firms
     firm_cols = {
@@ -152,26 +153,66 @@ SANCTIONS_ROW_GROUP = 1 << 20
 
 
 def _write_sanctions(sim: Simulation, path: Path) -> None:
-    """sanctions.parquet in row groups: a national run applies gates millions of times."""
-    a = sim.gates.applications()
+    """sanctions.parquet in row groups: a national run applies gates millions of times
+    (written as the run went if stream_sanctions set it up)."""
+    applied = sim.gates.applied
+    if applied.sink is not None:
+        applied.close()
+        applied.sink.close()
+        return
+    a = applied.arrays()
+    table_of = _sanctions_table(sim)
+    _write_in_groups(path, len(a["id"]), SANCTIONS_ROW_GROUP,
+                     lambda part: table_of({k: v[part] for k, v in a.items()}))
+
+
+def stream_sanctions(sim: Simulation, path: Path) -> None:
+    """Write sanctions.parquet as the run goes, a row group each time the gates have
+    applied SANCTIONS_ROW_GROUP times, so that their applications are not all kept in
+    memory (the file is the same as written at the end)."""
+    sim.gates.applied.stream_to(_GroupWriter(path, _sanctions_table(sim)),
+                                group_rows=SANCTIONS_ROW_GROUP)
+
+
+class _GroupWriter:
+    """Writes each part it is called with as a row group of a Parquet file."""
+
+    def __init__(self, path: Path, table_of: Callable[[dict], pa.Table]) -> None:
+        self.path, self.table_of = path, table_of
+        self.writer: pq.ParquetWriter | None = None
+
+    def __call__(self, part: dict[str, np.ndarray]) -> None:
+        table = self.table_of(part)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _sanctions_table(sim: Simulation) -> Callable[[dict], pa.Table]:
+    """The table of sanctions.parquet for some applications (columns as the gates keep
+    them)."""
     gates = sim.gates.gates
     gate_domain = np.array([g.domain for g in gates], dtype=np.int16)
     effect = np.array([g.sanction for g in gates], dtype=np.int16)  # EFFECTS codes
     names = [g.name for g in gates]
 
-    def table_of(part: slice) -> pa.Table:
-        gate = a["gate"][part]
-        trig = a["trigger_domain"][part].astype(np.int16)
+    def table_of(a: dict) -> pa.Table:
+        gate = a["gate"]
+        trig = a["trigger_domain"].astype(np.int16)
         return pa.table({
-            "day": a["day"][part], "id": a["id"][part], "gate": _cat(gate, names),
+            "day": a["day"], "id": a["id"], "gate": _cat(gate, names),
             "effect": _cat(effect[gate] if gates else gate, EFFECTS),
             "gate_domain": _cat(gate_domain[gate] if gates else gate, DOMAINS),
             "trigger_domain": _cat(np.where(trig < len(DOMAINS), trig, len(DOMAINS)),
                                    list(DOMAINS) + ["none"]),
-            "wrongful": a["wrongful"][part],
+            "wrongful": a["wrongful"],
         })
 
-    _write_in_groups(path, len(a["id"]), SANCTIONS_ROW_GROUP, table_of)
+    return table_of
 
 
 def _write_people(sim: Simulation, path: Path) -> None:
