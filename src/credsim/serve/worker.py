@@ -100,6 +100,7 @@ def _run_job(spec: dict[str, Any], folder: Path, events) -> None:
         t0 = time.perf_counter()
         with kernel_threads(scenario.run.people):
             sim = Simulation(scenario, ledger_path=tmp / "ledger.parquet")
+            run_dir.stream_sanctions(sim, tmp / "sanctions.parquet")
             events.put({"type": "started", "setup_seconds": time.perf_counter() - t0})
 
             def on_day(done: int) -> None:
