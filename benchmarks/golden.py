@@ -2,11 +2,11 @@
 
 tests/golden/presets.json holds, for each shipped preset run small (GOLDEN_PEOPLE
 people, GOLDEN_DAYS days, seed 1; a preset whose population changes GOLDEN_DECADES_DAYS,
-long enough for school years, comings of age and couples), a content hash of every
-table of its run folder and the value of every measure of its harm audit. tests/test_golden.py runs the presets
-again and fails on any difference, so a change to any preset's numbers is never an
-accident. A change that is intended is made by running this script and committing
-the new file with a message that says what changed and why.
+long enough for school years, comings of age and couples), a content hash of every table
+of its run folder and the value of every measure of its harm audit. tests/test_golden.py
+runs the presets again and fails on any difference, so a change to any preset's numbers
+is never an accident. A change that is intended is made by running this script and
+committing the new file with a message that says what changed and why.
 """
 
 from __future__ import annotations
