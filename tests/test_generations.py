@@ -295,14 +295,14 @@ def _summary(folder: Path) -> dict[tuple, dict]:
 
 
 def test_decades_measures_have_intervals_across_replicates(tmp_path):
-    """25 years of 5,000 people, 2 replicates of the Rongcheng points system and of its
+    """20 years of 2,000 people, 2 replicates of the Rongcheng points system and of its
     baseline (no system), both with demography: every generations measure is there,
     finite, with an interval that holds its mean; and the comparison with the baseline
     gives each birth cohort's paired difference in mean voice (without trait
     inheritance the traits of the born do not depend on the system: exactly 0)."""
     folder = rep.compare_command(["baseline", "rongcheng"], replicates=2, out=tmp_path / "c",
                                  overrides=["demography.enabled=true"], seed=1,
-                                 days=25 * 365, people=5000, workers=2,
+                                 days=20 * 365, people=2000, workers=2,
                                  console=Console(quiet=True))
     summary = _summary(folder)
     for measure in ("rank_rank_slope_income", "rank_rank_slope_score", "gini_income"):
@@ -316,7 +316,7 @@ def test_decades_measures_have_intervals_across_replicates(tmp_path):
                    and m == "class_persistence"]
     assert persistence and all(0 <= r["ci_low"] <= r["ci_high"] <= 1 for r in persistence)
     cohorts = [r for (p, m, k), r in summary.items() if p == 1 and m == "voice_by_cohort"]
-    assert len(cohorts) >= 15  # 25 years of births and the cohorts before them
+    assert len(cohorts) >= 15  # 20 years of births and the cohorts before them
     assert all(0 <= r["ci_low"] <= r["mean"] <= r["ci_high"] <= 1 for r in cohorts
                if r["n"] == 2)
     assert all(r["versus"] == "baseline" and r["diff_n"] == 2 and r["diff_mean"] == 0
