@@ -88,6 +88,15 @@ def test_false_court_cases_lead_to_wrongful_sanctions_in_both_groups(tour):
     assert all(wrongful > 0 for wrongful, _ in rows.values()), out
 
 
+def test_the_decades_audit_has_couples_mobility_and_cohorts(tour):
+    out = _output_of(tour, "credsim audit runs/dating")
+    for key in ("[couple_score_correlation]", "[rank_rank_slope_income]",
+                "[voice_by_cohort cohort=0]"):
+        assert key in out, key
+    report = _output_of(tour, "credsim report runs/dating")
+    assert "report" in report.lower(), report
+
+
 def test_the_firm_lookup_shows_a_blacklisted_firm(tour):
     out = _output_of(tour, "credsim lookup runs/cc")
     assert "Firm" in out and "blacklist" in out.lower(), out
