@@ -54,6 +54,7 @@ YEAR = 365.25  # days
 OPEN_AGE = 130.0  # the life table's last group is open; nobody outlives this age [years]
 NEVER = np.iinfo(np.int32).max  # the day of an event that does not happen
 COUPLE_AGE_SD = 3.0  # spread of the age gap of a couple at the start [years] (assumed)
+REDRAWS = 20  # draws of a partner's age at the start before keeping their own
 MARGIN_SD = 8  # births beyond their expectation the capacity makes room for [sd]
 PARTNERED_MARGIN = 1.25  # more room when births need a partner (rates rescaled yearly)
 MIN_PARTNERED = 0.05  # the partnered share below which fertility is not scaled up further
@@ -440,36 +441,51 @@ def initial_ages(band: np.ndarray, table: LifeTable, p: DemographyParams,
 
 def family_ages(age: np.ndarray, people, n0: int, p: DemographyParams,
                 rng: np.random.Generator) -> None:
-    """Make the ages of each household at the start fit its family (in place): a parent is
-    the oldest child's age plus an age at birth drawn from the fertility table (uniform
-    within its group), and the other member of the couple within a few years of that
-    (normal, sd COUPLE_AGE_SD, assumed) but no less than the earliest age at birth older
-    than the oldest child; a couple without children are within those years of each
-    other. Each age is then kept within its person's band, so a parent who
-    is an elder with young children stays an elder. Others keep their stationary ages."""
+    """Make the ages of each household at the start fit its family (in place). The
+    children keep their stationary ages; the first member, their parent, is the oldest
+    child's age plus an age at birth drawn from the fertility table, and the other member
+    of a couple is within a few years of the first (normal, sd COUPLE_AGE_SD, assumed)
+    and older than the oldest child by the earliest age at birth. Each is redrawn until
+    the age lies within the person's band, so that no age is clipped to a band's edge;
+    after REDRAWS the person keeps their own age, raised to the earliest age at birth
+    over the oldest child if need be (an elder with young children, as the population's
+    households have them, stays an elder)."""
+    table = LifeTable.births(list(p.fertility))
+    earliest = float(FERTILITY_AGES[0])
     first = people.household_start[:-1].astype(np.int64)
     size = np.diff(people.household_start)
     kids = np.flatnonzero((people.parent1[:n0] >= 0) & (people.age[:n0] == CHILD))
-    oldest = np.full(len(first), -1.0)
+    oldest = np.full(len(first), -np.inf)
     np.maximum.at(oldest, people.household[kids], age[kids])
-    f = np.asarray(p.fertility, dtype=np.float64)
-    group = rng.choice(len(f), size=len(first), p=f / f.sum())
-    at_birth = np.asarray(FERTILITY_AGES)[group] + 5.0 * rng.random(len(first))
-    gap = COUPLE_AGE_SD * rng.standard_normal(len(first))
-    bands = ((CHILD, 0.0, p.adult_age), (ADULT, p.adult_age, p.retirement_age),
-             (ELDER, p.retirement_age, OPEN_AGE - 1.0))
+    band_lo = np.array([0.0, p.adult_age, p.retirement_age, 0.0])
+    band_hi = np.array([p.adult_age, p.retirement_age, OPEN_AGE, 0.0])
+    total = float(table.H(np.array([OPEN_AGE]))[0])
 
-    def settle(who: np.ndarray, target: np.ndarray) -> None:
-        for b, lo, hi in bands:
-            sel = people.age[who] == b
-            age[who[sel]] = np.clip(target[sel], lo, hi - 1e-3)
+    def redraw(who: np.ndarray, floor: np.ndarray, draw) -> None:
+        """Give each of `who` the first of `draw(k)`'s ages within their band and at
+        least `floor`; else their own age, raised to `floor`."""
+        lo = np.maximum(band_lo[people.age[who]], floor)
+        hi = band_hi[people.age[who]]
+        todo = np.ones(len(who), dtype=bool)
+        for _ in range(REDRAWS):
+            if not todo.any():
+                break
+            idx = np.flatnonzero(todo)
+            want = draw(idx)
+            ok = (want >= lo[idx]) & (want < hi[idx])
+            age[who[idx[ok]]] = want[ok]
+            todo[idx[ok]] = False
+        rest = who[todo]
+        age[rest] = np.maximum(age[rest], floor[todo])
 
-    with_kids = oldest >= 0
-    settle(first[with_kids], oldest[with_kids] + at_birth[with_kids])
-    second = (size >= 2) & is_adult(people.age[np.minimum(first + 1, n0 - 1)])
-    youngest_parent = np.where(with_kids, oldest + FERTILITY_AGES[0], 0.0)
-    settle(first[second] + 1,
-           np.maximum(age[first[second]] + gap[second], youngest_parent[second]))
+    parents = np.flatnonzero(oldest > -np.inf)
+    redraw(first[parents], oldest[parents] + earliest,
+           lambda idx: oldest[parents[idx]] + table.age_at(total * rng.random(len(idx))))
+    couple = np.flatnonzero((size >= 2)
+                            & is_adult(people.age[np.minimum(first + 1, n0 - 1)]))
+    redraw(first[couple] + 1, np.maximum(oldest[couple] + earliest, 0.0),
+           lambda idx: age[first[couple[idx]]]
+           + COUPLE_AGE_SD * rng.standard_normal(len(idx)))
 
 
 def expected_births_bound(p: DemographyParams, people: int, days: int) -> int:
