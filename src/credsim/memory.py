@@ -90,8 +90,13 @@ def check_fits(scenario: Scenario, *, runs_at_once: int = 1, force: bool = False
     if have is None or need <= have:
         return
     side = f" × {runs_at_once} runs at once" if runs_at_once > 1 else ""
+    # Where births add slots, they may be most of the need (a high fertility over decades):
+    # say so, or the message would blame the people at the start alone.
+    births = person_slots(scenario) - scenario.run.people
+    room = (f" and room for {births:,} births (demography.fertility over run.days)"
+            if births > 0 else "")
     raise InputError(
-        f"run.people: {scenario.run.people:,} people with mean degree "
+        f"run.people: {scenario.run.people:,} people{room} with mean degree "
         f"{scenario.graph.mean_degree:g} need about {need / GIB:.1f} GiB of memory{side} "
         f"({BYTES_PER_PERSON} B per person + {BYTES_PER_TIE} B per tie + "
         f"{RUNTIME_BYTES / GIB:.1f} GiB; see docs/performance.md), and "
