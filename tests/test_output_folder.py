@@ -203,3 +203,11 @@ def test_a_refusal_names_the_room_for_births_when_they_are_most_of_the_need(monk
     with pytest.raises(InputError) as exc:  # without demography: as before
         memory.check_fits(load_scenario("rongcheng", people=200_000_000))
     assert str(exc.value).startswith("run.people: 200,000,000 people with mean degree")
+
+
+def test_more_person_slots_than_ids_are_refused_even_when_forced():
+    s = load_scenario("rongcheng-decades", ["run.people=1000000", "run.days=18263",
+                                            "demography.fertility=[1,1,1,1,1,1,1]"])
+    assert memory.person_slots(s) > memory.MAX_SLOTS
+    with pytest.raises(InputError, match=r"person ids, past the 2,147,483,647"):
+        memory.check_fits(s, force=True)
