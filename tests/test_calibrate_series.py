@@ -8,6 +8,7 @@ import csv
 import math
 import os
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,6 +171,19 @@ def test_distance_per_year():
 BUSY_COURT = ("behaviours.judgment_default.rate=2e-3",
               "behaviours.firm_judgment_default.rate=3e-3",
               "court_list.grace_days=10", "court_list.term_days=40")
+
+
+def test_within_range_is_none_when_no_point_is_judged():
+    """A run too small for any point is not reported as within range (a vacuous True)."""
+    from credsim.api import Calibration
+
+    d = _daily(listed=np.full(DAYS, 10.0))  # 4,570 cases to 2014-12-31
+    inside, outside, unjudged = (ser.compare_point(_point("2014-12-31", "listed_cumulative",
+                                                          v), d) for v in (4.57e7, 1e9, 9e4))
+    assert (inside.within, outside.within, unjudged.within) == (True, False, None)
+    for points, expected in (([inside, unjudged], True), ([inside, outside], False),
+                             ([unjudged], None), ([], None)):
+        assert Calibration([], points, Path(".")).within_range is expected
 
 
 def test_daily_counts_read_from_a_run(simulate, tmp_path):

@@ -185,3 +185,29 @@ def test_the_command_line_refuses_a_run_too_big_for_this_machine(one_error, cli,
                          str(tmp_path / "big")))
     assert "GiB" in line and "--force" in line
     assert _listing(tmp_path) == set()
+
+
+def test_a_refusal_names_the_room_for_births_when_they_are_most_of_the_need(monkeypatch):
+    """Decades of a high fertility need far more slots than the people at the start: the
+    message says how many births it makes room for, and which keys set them."""
+    s = load_scenario("rongcheng-decades", ["run.people=100000", "run.days=18263",
+                                            "demography.fertility=[1,1,1,1,1,1,1]"])
+    births = memory.person_slots(s) - s.run.people
+    assert births > 10 * s.run.people
+    monkeypatch.setattr(memory, "available_bytes", lambda: 8 * memory.GIB)
+    with pytest.raises(InputError) as exc:
+        memory.check_fits(s)
+    msg = str(exc.value)
+    assert msg.startswith(f"run.people: 100,000 people and room for {births:,} births "
+                          "(demography.fertility over run.days) with mean degree")
+    with pytest.raises(InputError) as exc:  # without demography: as before
+        memory.check_fits(load_scenario("rongcheng", people=200_000_000))
+    assert str(exc.value).startswith("run.people: 200,000,000 people with mean degree")
+
+
+def test_more_person_slots_than_ids_are_refused_even_when_forced():
+    s = load_scenario("rongcheng-decades", ["run.people=1000000", "run.days=18263",
+                                            "demography.fertility=[1,1,1,1,1,1,1]"])
+    assert memory.person_slots(s) > memory.MAX_SLOTS
+    with pytest.raises(InputError, match=r"person ids, past the 2,147,483,647"):
+        memory.check_fits(s, force=True)

@@ -282,3 +282,22 @@ def test_round_trip_is_exact_for_any_valid_values(tmp_path_factory, days, seed, 
     f: Path = tmp_path_factory.mktemp("rt") / "s.toml"
     f.write_text(scenario_to_toml(s))
     assert load_scenario(str(f)) == s
+
+
+@settings(max_examples=60, deadline=None)
+@given(heritability=st.floats(0, 1), peer_weight=st.floats(0, 1))
+def test_inheritance_weights_sum_to_at_most_one_or_the_key_is_named(heritability,
+                                                                     peer_weight):
+    """Weights of a mean: accepted up to a sum of 1, else refused naming the dotted key
+    once (not inheritance.inheritance)."""
+    overrides = ["demography.enabled=true", "inheritance.enabled=true",
+                 f"inheritance.heritability={heritability!r}",
+                 f"inheritance.peer_weight={peer_weight!r}"]
+    if heritability + peer_weight <= 1 + 1e-12:  # the model's tolerance for rounding
+        s = load_scenario("rongcheng", overrides=overrides)
+        assert (s.inheritance.heritability, s.inheritance.peer_weight) == (
+            heritability, peer_weight)
+        return
+    msg = _error("rongcheng", overrides)
+    assert msg.startswith("preset rongcheng: inheritance.heritability: ")
+    assert "peer_weight" in msg and "inheritance.inheritance" not in msg

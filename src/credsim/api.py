@@ -351,9 +351,12 @@ class Calibration(_Frames):
         return pa.Table.from_pylist([vars(y) for y in self.years])
 
     @property
-    def within_range(self) -> bool:
-        """Whether every judged point of the series lies within its published range."""
-        return all(p.within for p in self.points if p.within is not None)
+    def within_range(self) -> bool | None:
+        """Whether every judged point of the series lies within its published range;
+        None when no point is judged (a run too small or too short), rather than a
+        True that would read as a calibrated run."""
+        judged = [p.within for p in self.points if p.within is not None]
+        return all(judged) if judged else None
 
     def __repr__(self) -> str:
         judged = [p for p in self.points if p.within is not None]

@@ -148,6 +148,13 @@ class Demography(Module):
         return scenario.demography.enabled
 
     @classmethod
+    def required_columns(cls, scenario) -> dict[str, set[str]]:
+        # The audit and calibration divide by the people alive each day: a folder without
+        # these columns must be refused, not read as a fixed population.
+        return {"timeseries": {r.name for r in cls.results},
+                "people": {"birth_day", "alive", "sex", "partner"}}
+
+    @classmethod
     def extra_slots(cls, scenario, people: int) -> int:
         """Room for the births: a bound from the fertility table and the years
         (expected_births_bound)."""

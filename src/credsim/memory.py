@@ -25,6 +25,7 @@ BYTES_PER_TIE = 10
 # 0.05 GiB: the ledger's 31-byte and the applications' 12-byte rows, 2^20 of each).
 RUNTIME_BYTES = 320 * 2**20
 GIB = 2**30
+MAX_SLOTS = 2**31 - 1  # person ids are 32-bit integers
 
 
 def estimate_peak_bytes(scenario: Scenario) -> int:
@@ -82,7 +83,15 @@ def _cgroup_room() -> int | None:
 
 def check_fits(scenario: Scenario, *, runs_at_once: int = 1, force: bool = False) -> None:
     """Refuse, with the estimate and what is available, a scenario that will not fit in
-    memory (`runs_at_once` runs side by side); --force skips the check."""
+    memory (`runs_at_once` runs side by side); --force skips the check, but not that of
+    the person ids, which no memory can lift."""
+    slots = person_slots(scenario)
+    if slots > MAX_SLOTS:
+        raise InputError(
+            f"run.people: {scenario.run.people:,} people and room for "
+            f"{slots - scenario.run.people:,} births (demography.fertility over run.days) "
+            f"need {slots:,} person ids, past the {MAX_SLOTS:,} a run can hold; use fewer "
+            "people, fewer days or a lower fertility")
     if force:
         return
     need = estimate_peak_bytes(scenario) * runs_at_once
@@ -90,8 +99,13 @@ def check_fits(scenario: Scenario, *, runs_at_once: int = 1, force: bool = False
     if have is None or need <= have:
         return
     side = f" × {runs_at_once} runs at once" if runs_at_once > 1 else ""
+    # Where births add slots, they may be most of the need (a high fertility over decades):
+    # say so, or the message would blame the people at the start alone.
+    births = person_slots(scenario) - scenario.run.people
+    room = (f" and room for {births:,} births (demography.fertility over run.days)"
+            if births > 0 else "")
     raise InputError(
-        f"run.people: {scenario.run.people:,} people with mean degree "
+        f"run.people: {scenario.run.people:,} people{room} with mean degree "
         f"{scenario.graph.mean_degree:g} need about {need / GIB:.1f} GiB of memory{side} "
         f"({BYTES_PER_PERSON} B per person + {BYTES_PER_TIE} B per tie + "
         f"{RUNTIME_BYTES / GIB:.1f} GiB; see docs/performance.md), and "

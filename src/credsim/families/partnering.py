@@ -78,6 +78,11 @@ class Partnering(Module):
     def present(cls, scenario) -> bool:
         return scenario.demography.enabled and scenario.partnering.enabled
 
+    @classmethod
+    def required_columns(cls, scenario) -> dict[str, set[str]]:
+        return {"timeseries": {r.name for r in cls.results},
+                "people": {"ever_partnered", "met_partner", "platform_user"}}
+
     def __init__(self, sim) -> None:
         super().__init__(sim)
         self.p: PartneringParams = sim.scenario.partnering

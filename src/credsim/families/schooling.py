@@ -64,6 +64,10 @@ class Schooling(Module):
     def present(cls, scenario) -> bool:
         return scenario.demography.enabled and scenario.schooling.enabled
 
+    @classmethod
+    def required_columns(cls, scenario) -> dict[str, set[str]]:
+        return {"timeseries": {r.name for r in cls.results}}
+
     def __init__(self, sim) -> None:
         super().__init__(sim)
         self.p: SchoolingParams = sim.scenario.schooling

@@ -44,6 +44,12 @@ class Generations(Module):
     def present(cls, scenario) -> bool:
         return scenario.demography.enabled
 
+    @classmethod
+    def required_columns(cls, scenario) -> dict[str, set[str]]:
+        return {"timeseries": {r.name for r in cls.results},
+                "people": {"parents_at", "parents_income", "parents_score", "days_alive",
+                           "days_adult"}}
+
     def __init__(self, sim) -> None:
         super().__init__(sim)
         n = sim.people.n

@@ -395,9 +395,10 @@ BASE_COLUMNS: dict[str, tuple[str, ...]] = {
 # The required columns that hold labels or flags; every other one holds numbers.
 TEXT_COLUMNS = {"entity", "kind", "cause", "channel", "record", "age_band", "school", "grade",
                 "grade_true", "uscc", "sector", "gate", "effect", "gate_domain",
-                "trigger_domain"}
+                "trigger_domain", "sex", "met_partner", "parents_at"}
 FLAG_COLUMNS = {"sanctioned", "sanctioned_wrongful", "ever_listed", "wrongful",
-                "composite_participant", "blacklisted", "blacklisted_true", "red_listed"}
+                "composite_participant", "blacklisted", "blacklisted_true", "red_listed",
+                "alive", "ever_partnered", "platform_user"}
 
 
 def _type_ok(column: str, t: pa.DataType) -> bool:

@@ -974,7 +974,10 @@ class Inheritance(Strict):
     @model_validator(mode="after")
     def _check(self) -> Inheritance:
         if self.heritability + self.peer_weight > 1 + 1e-12:
-            raise ValueError("inheritance: heritability + peer_weight must be at most 1")
+            total = self.heritability + self.peer_weight
+            # The key first (no spaces), so that the message names inheritance.heritability.
+            raise ValueError("heritability: heritability + peer_weight are weights of a mean "
+                             f"and must sum to at most 1, got {total:g}")
         return self
 
 
