@@ -42,6 +42,7 @@ from credsim.population.people import (
     SCHOOL_PRIVATE,
     is_adult,
 )
+from credsim.population.sets import put
 from credsim.rng import Stream, counter_uniform, counter_uniform_one, day_key
 
 S_SANCTIONED, S_WRONGFUL = 1, 2
@@ -703,16 +704,7 @@ def _refresh(persons, held, true, out, status, counts, group, members, pos,
     of members those `out` of the initial state and drop the others."""
     for r in range(len(persons)):
         p = persons[r]
-        if out[r] and pos[p] < 0:
-            pos[p] = size[0]
-            members[size[0]] = p
-            size[0] += 1
-        elif not out[r] and pos[p] >= 0:
-            last = members[size[0] - 1]
-            members[pos[p]] = last
-            pos[last] = pos[p]
-            pos[p] = -1
-            size[0] -= 1
+        put(members, pos, size, p, out[r])
         s, t = held[r], true[r]
         new = (S_SANCTIONED if s else 0) | (S_WRONGFUL if (s and not t) else 0)
         old = status[p]

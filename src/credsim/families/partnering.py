@@ -37,10 +37,9 @@ from credsim.ledger import NO_REF, R_NONE
 from credsim.modules import Day, Hook, Module, PeopleChange, Result, lazy_hook
 from credsim.modules.columns import category
 from credsim.population.people import ADULT, CHILD, FEMALE
+from credsim.population.sets import PeopleSet
 from credsim.rng import Stream, counter_uniform
 from credsim.scenario.model import Partnering as PartneringParams
-
-from .sets import PeopleSet
 
 TRIES = 1024  # draws a woman makes from the single men to find one sharing her traits
 CHUNK = 32  # tries drawn at once

@@ -1,5 +1,6 @@
-"""A set of people with O(1) membership changes and a dense list of its members, for
-drawing a member at random (the singles a woman may meet)."""
+"""A set of people with O(1) membership changes and a dense list of its members: for
+drawing a member at random (the singles a woman may meet), or for visiting only the
+members each day (those out of a gate's starting state)."""
 
 from __future__ import annotations
 
@@ -29,14 +30,21 @@ class PeopleSet:
 @njit(cache=True)
 def _update(lst, pos, size, ids, inside):  # pragma: no cover
     for r in range(len(ids)):
-        i = ids[r]
-        if inside[r] and pos[i] < 0:
-            pos[i] = size[0]
-            lst[size[0]] = i
-            size[0] += 1
-        elif not inside[r] and pos[i] >= 0:
-            last = lst[size[0] - 1]
-            lst[pos[i]] = last
-            pos[last] = pos[i]
-            pos[i] = -1
-            size[0] -= 1
+        put(lst, pos, size, ids[r], inside[r])
+
+
+@njit(cache=True)
+def put(lst, pos, size, i, inside):  # pragma: no cover
+    """Put person `i` in the set (`lst`: its members, `pos`: each person's place in it or
+    -1, `size[0]`: its size) or out of it, as `inside` says; the last member takes the
+    place of one who leaves."""
+    if inside and pos[i] < 0:
+        pos[i] = size[0]
+        lst[size[0]] = i
+        size[0] += 1
+    elif not inside and pos[i] >= 0:
+        last = lst[size[0] - 1]
+        lst[pos[i]] = last
+        pos[last] = pos[i]
+        pos[i] = -1
+        size[0] -= 1
