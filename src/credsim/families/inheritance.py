@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from credsim.families.kin import living_parents, mean_where
 from credsim.modules import Day, Module, PeopleChange
 from credsim.population.people import is_adult
 from credsim.scenario.model import Inheritance as InheritanceParams
@@ -78,13 +79,7 @@ class Inheritance(Module):
     def parents_mean(self, trait: str, born: np.ndarray) -> np.ndarray:
         """The mean expressed trait of each newborn's living parents (the peers' mean for
         a child with none)."""
-        p = self.people
-        total = np.zeros(len(born))
-        count = np.zeros(len(born))
-        for parent in (p.parent1[born], p.parent2[born]):
-            has = parent >= 0
-            has[has] = p.alive[parent[has]]
-            total[has] += self.expressed(trait, parent[has])
-            count[has] += 1
-        peers = self.peers[trait][p.region[born]]
-        return np.where(count > 0, total / np.maximum(count, 1), peers)
+        who, living = living_parents(self.people, born)
+        mean = mean_where(self.expressed(trait, who.ravel()).reshape(who.shape), living)
+        peers = self.peers[trait][self.people.region[born]]
+        return np.where(np.isnan(mean), peers, mean)

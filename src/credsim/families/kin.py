@@ -48,3 +48,20 @@ class Kin:
         if not kids:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(kids).astype(np.int64), np.concatenate(of).astype(np.int64)
+
+
+def living_parents(people, children: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(who, living), each 2 x len(children): the two parents of each child (slot 0 as a
+    stand-in where there is none) and whether that parent exists and is alive."""
+    parents = np.stack([people.parent1[children], people.parent2[children]])
+    living = parents >= 0
+    living[living] = people.alive[parents[living]]
+    return np.where(living, parents, 0), living
+
+
+def mean_where(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The mean over axis 0 of `values` where `keep` (NaN where none is kept)."""
+    values = np.where(keep, values, 0.0)
+    count = keep.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, values.sum(axis=0) / count, np.nan)

@@ -29,6 +29,7 @@ import numpy as np
 
 from credsim.conditions import domain_code
 from credsim.demography import YEAR
+from credsim.families.kin import living_parents, mean_where
 from credsim.ledger import NO_REF, R_NONE
 from credsim.modules import Day, Hook, Module, PeopleChange, Result
 from credsim.population.people import (
@@ -148,15 +149,9 @@ class Schooling(Module):
 
     def parents_income(self, children: np.ndarray) -> np.ndarray:
         """The mean income of each child's living parents (0: none)."""
-        p = self.people
-        total = np.zeros(len(children))
-        count = np.zeros(len(children))
-        for parent in (p.parent1[children], p.parent2[children]):
-            has = parent >= 0
-            has[has] = p.alive[parent[has]]
-            total[has] += p.income[parent[has]]
-            count[has] += 1
-        return total / np.maximum(count, 1)
+        who, living = living_parents(self.people, children)
+        income = self.people.income[who].astype(np.float64)
+        return np.nan_to_num(mean_where(income, living), nan=0.0)
 
     def refused_by(self, cond, children: np.ndarray) -> np.ndarray:
         """Whether a living parent of each child meets condition `cond` today."""

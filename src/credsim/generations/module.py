@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from credsim.families.kin import living_parents, mean_where
 from credsim.generations.inequality import gini
 from credsim.modules import Day, Module, PeopleChange, Result, lazy_hook
 from credsim.modules.columns import category
@@ -90,15 +91,12 @@ class Generations(Module):
         if len(children) == 0:
             return
         people = self.sim.people
-        parents = np.stack([people.parent1[children], people.parent2[children]])
-        living = parents >= 0
-        living[living] = people.alive[parents[living]]
-        who = np.where(living, parents, 0)  # a stand-in slot where there is no parent
+        who, living = living_parents(people, children)
         self.snapshot_at[children] = at
-        self.parents_income[children] = _mean_where(people.income[who], living)
+        self.parents_income[children] = mean_where(people.income[who], living)
         score = self._scores(who)
         if score is not None:
-            self.parents_score[children] = _mean_where(score, living)
+            self.parents_score[children] = mean_where(score, living)
         if self.graded is not None:
             held, _ = self.graded.standing_values("grade", who.ravel())
             worst = np.where(living, held.reshape(who.shape).astype(np.int16), NO_GRADE)
@@ -153,9 +151,3 @@ class Generations(Module):
         return cols
 
 
-def _mean_where(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """The mean over axis 0 of `values` where `keep` (NaN where none is kept)."""
-    values = np.where(keep, values, 0.0)
-    count = keep.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, values.sum(axis=0) / count, np.nan)

@@ -78,7 +78,10 @@ def _lines(members: list[dict], ledger: list[dict], kind: str, last: int,
 
 
 def _columns(con, table: str) -> list[str]:
-    return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+    """The column names of one of the run's tables (a name from this module, quoted)."""
+    from credsim.results.query import ident
+
+    return [r[0] for r in con.execute(f"DESCRIBE {ident(table)}").fetchall()]
 
 
 def _select(columns: set[str]) -> str:
@@ -102,7 +105,8 @@ def _row(con, columns: set[str], pid: int) -> dict[str, Any] | None:
 
 
 def _where(con, columns: set[str], condition: str, values: list[Any]) -> list[dict]:
-    """People matching a fixed `condition` with bound `values`, oldest first."""
+    """People matching `condition`, one of this module's fixed texts (never a user's),
+    with bound `values`, oldest first."""
     order = "birth_day, id" if "birth_day" in columns else "id"
     return _dicts(con.execute(
         f"SELECT {_select(columns)} FROM people WHERE {condition} ORDER BY {order}", values))
